@@ -1,0 +1,146 @@
+//! Builds a [`Func`] one instruction at a time, inferring result types.
+
+use super::{verify::infer, BinaryOp, CmpOp, DType, Dim, Func, Inst, Op, Shape, Type, UnaryOp, Value};
+
+pub struct Builder {
+    func: Func,
+}
+
+impl Builder {
+    pub fn new(name: impl Into<String>) -> Builder {
+        Builder {
+            func: Func {
+                name: name.into(),
+                param_names: vec![],
+                params: vec![],
+                insts: vec![],
+                results: vec![],
+                types: vec![],
+            },
+        }
+    }
+
+    /// Continue building onto an existing function (e.g. to append the
+    /// backward pass and the optimizer update to a forward function).
+    pub fn from_func(func: Func) -> Builder {
+        Builder { func }
+    }
+
+    pub fn param(&mut self, name: impl Into<String>, ty: Type) -> Value {
+        let v = Value(self.func.types.len() as u32);
+        self.func.types.push(ty);
+        self.func.params.push(v);
+        self.func.param_names.push(name.into());
+        v
+    }
+
+    pub fn ty(&self, v: Value) -> &Type {
+        self.func.ty(v)
+    }
+
+    pub fn shape(&self, v: Value) -> Shape {
+        self.func.ty(v).shape.clone()
+    }
+
+    /// Append an instruction. Panics on ill-typed input: callers (sema-checked
+    /// lowering, autodiff) only build valid IR, so this is an internal error.
+    pub fn push(&mut self, op: Op, args: &[Value]) -> Value {
+        let tys: Vec<&Type> = args.iter().map(|&a| self.func.ty(a)).collect();
+        let ty = match infer(&op, &tys) {
+            Ok(t) => t,
+            Err(e) => panic!("internal error: ill-typed IR built: {e}"),
+        };
+        let v = Value(self.func.types.len() as u32);
+        self.func.types.push(ty);
+        self.func.insts.push(Inst { result: v, op, args: args.to_vec() });
+        v
+    }
+
+    pub fn finish(mut self, results: &[Value]) -> Func {
+        self.func.results = results.to_vec();
+        self.func
+    }
+
+    pub fn func(&self) -> &Func {
+        &self.func
+    }
+
+    // ---- conveniences used by lowering and autodiff ----
+
+    pub fn constant(&mut self, x: f64) -> Value {
+        self.push(Op::Const(x), &[])
+    }
+    /// A constant broadcast to `shape`.
+    pub fn fill(&mut self, x: f64, shape: &[Dim]) -> Value {
+        let c = self.constant(x);
+        self.broadcast(c, shape)
+    }
+    pub fn unary(&mut self, op: UnaryOp, a: Value) -> Value {
+        self.push(Op::Unary(op), &[a])
+    }
+    pub fn binary(&mut self, op: BinaryOp, a: Value, b: Value) -> Value {
+        self.push(Op::Binary(op), &[a, b])
+    }
+    pub fn compare(&mut self, op: CmpOp, a: Value, b: Value) -> Value {
+        self.push(Op::Compare(op), &[a, b])
+    }
+    pub fn add(&mut self, a: Value, b: Value) -> Value {
+        self.binary(BinaryOp::Add, a, b)
+    }
+    pub fn sub(&mut self, a: Value, b: Value) -> Value {
+        self.binary(BinaryOp::Sub, a, b)
+    }
+    pub fn mul(&mut self, a: Value, b: Value) -> Value {
+        self.binary(BinaryOp::Mul, a, b)
+    }
+    pub fn div(&mut self, a: Value, b: Value) -> Value {
+        self.binary(BinaryOp::Div, a, b)
+    }
+    pub fn neg(&mut self, a: Value) -> Value {
+        self.unary(UnaryOp::Neg, a)
+    }
+    pub fn select(&mut self, c: Value, a: Value, b: Value) -> Value {
+        self.push(Op::Select, &[c, a, b])
+    }
+    /// Broadcast to `shape`; a no-op when the shape already matches.
+    pub fn broadcast(&mut self, a: Value, shape: &[Dim]) -> Value {
+        if self.func.ty(a).shape == shape {
+            return a;
+        }
+        self.push(Op::Broadcast { shape: shape.to_vec() }, &[a])
+    }
+    pub fn reduce_sum(&mut self, a: Value, axes: Vec<usize>, keep: bool) -> Value {
+        if axes.is_empty() {
+            return a;
+        }
+        self.push(Op::ReduceSum { axes, keep }, &[a])
+    }
+    pub fn reduce_max(&mut self, a: Value, axes: Vec<usize>, keep: bool) -> Value {
+        if axes.is_empty() {
+            return a;
+        }
+        self.push(Op::ReduceMax { axes, keep }, &[a])
+    }
+    /// Reshape; a no-op when the shape already matches.
+    pub fn reshape(&mut self, a: Value, shape: &[Dim]) -> Value {
+        if self.func.ty(a).shape == shape {
+            return a;
+        }
+        self.push(Op::Reshape { shape: shape.to_vec() }, &[a])
+    }
+    pub fn transpose(&mut self, a: Value, perm: Vec<usize>) -> Value {
+        if perm.iter().enumerate().all(|(i, &p)| i == p) {
+            return a;
+        }
+        self.push(Op::Transpose { perm }, &[a])
+    }
+    pub fn matmul(&mut self, a: Value, b: Value) -> Value {
+        self.push(Op::MatMul, &[a, b])
+    }
+    pub fn cast(&mut self, a: Value, to: DType) -> Value {
+        if self.func.ty(a).dtype == to {
+            return a;
+        }
+        self.push(Op::Cast { to }, &[a])
+    }
+}
