@@ -1,1 +1,154 @@
-//! driver
+//! The pure façade over the pipeline: source in; diagnostics, IR and the
+//! compiled training step out. No files, no printing.
+
+use crate::base::{FileId, SourceDb};
+use crate::diag::{Diagnostic, Diagnostics};
+use crate::ir::{self, Builder, Func};
+use crate::sema::{self, Analysis, TrainPlan};
+use crate::syntax::{self, ast::Module};
+
+/// One checked file with everything derived from it.
+pub struct Compilation {
+    pub db: SourceDb,
+    pub root: FileId,
+    pub module: Module,
+    pub analysis: Analysis,
+}
+
+impl Compilation {
+    pub fn diagnostics(&self) -> &[Diagnostic] {
+        &self.analysis.diags.items
+    }
+    pub fn has_errors(&self) -> bool {
+        self.analysis.diags.has_errors()
+    }
+}
+
+/// Add the stdlib to `db` and parse it.
+fn load_stdlib(db: &mut SourceDb) -> Vec<(FileId, Module)> {
+    sema::STDLIB
+        .iter()
+        .map(|(name, text)| {
+            let id = db.add(format!("<stdlib>/{name}.nn"), *text, true);
+            let (m, diags) = syntax::parse(id, text);
+            debug_assert!(diags.is_empty(), "stdlib {name} has syntax errors: {diags:?}");
+            (id, m)
+        })
+        .collect()
+}
+
+/// Check a file given as raw bytes (non-UTF-8 input is a diagnostic).
+pub fn compile_bytes(name: &str, bytes: &[u8]) -> Compilation {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => compile(name, text),
+        Err(e) => {
+            let valid = e.valid_up_to();
+            let text = String::from_utf8_lossy(bytes).into_owned();
+            let mut c = compile(name, "");
+            c.db = SourceDb::new();
+            let _ = load_stdlib(&mut c.db);
+            // Keep the text (lossily) so the label can point at the byte.
+            c.root = c.db.add(name, text.clone(), false);
+            let mut diags = Diagnostics::default();
+            let at = text.char_indices().map(|(i, _)| i).find(|&i| i >= valid).unwrap_or(text.len());
+            let end = text[at..].chars().next().map_or(at, |ch| at + ch.len_utf8());
+            diags.push(Diagnostic::error(
+                "E0004",
+                "the file is not valid UTF-8",
+                crate::base::Span::new(c.root, at, end),
+                format!("invalid byte at offset {valid}"),
+            ));
+            c.analysis = Analysis {
+                diags,
+                ..Default::default()
+            };
+            c.module = Module::default();
+            c
+        }
+    }
+}
+
+/// Parse and check `text`; lower its train blocks.
+pub fn compile(name: &str, text: &str) -> Compilation {
+    let mut db = SourceDb::new();
+    let stdlib = load_stdlib(&mut db);
+    let root = db.add(name, text, false);
+    let (module, parse_diags) = syntax::parse(root, text);
+    let mut analysis = sema::analyze(&db, root, &module, &stdlib);
+    if module.items.is_empty() && parse_diags.is_empty() {
+        let span = crate::base::Span::new(root, 0, text.len().min(1));
+        analysis.diags.push(
+            Diagnostic::error("E0003", "the file declares nothing", span, "empty file")
+                .with_help("declare a model, e.g. `model Linear(x: [batch, 4]) -> [batch, 3] = x |> Dense(4 -> 3)`"),
+        );
+    }
+    // Syntax errors come first, in source order.
+    let mut all = Diagnostics::default();
+    for d in parse_diags {
+        all.push(d);
+    }
+    all.extend(std::mem::take(&mut analysis.diags));
+    all.items.sort_by_key(|d| (d.primary.span.file != root, d.primary.span.start));
+    analysis.diags = all;
+    Compilation {
+        db,
+        root,
+        module,
+        analysis,
+    }
+}
+
+/// The names of a training step's inputs and outputs, in order.
+#[derive(Clone, Debug)]
+pub struct StepLayout {
+    /// `x`, `y`, `step`, then every parameter, then every optimizer state.
+    pub inputs: Vec<String>,
+    /// `loss`, `output`, then new parameters, then new states (same order).
+    pub outputs: Vec<String>,
+}
+
+/// Compose the whole training step as one IR function: forward and loss,
+/// the backward pass, and the optimizer update of every parameter.
+///
+/// `step(x, y, step, params..., states...) -> (loss, output, params'..., states'...)`
+pub fn training_step(plan: &TrainPlan) -> (Func, StepLayout) {
+    let mut b = Builder::new("train_step");
+    let x = b.param("x", plan.input.clone());
+    let y = b.param("y", plan.label.clone());
+    let step = b.param("step", ir::Type::scalar());
+    let params: Vec<ir::Value> = plan.params.iter().map(|p| b.param(p.name.clone(), p.ty.clone())).collect();
+    let mut states: Vec<Vec<ir::Value>> = vec![];
+    for (_, names) in &plan.states {
+        states.push(names.iter().map(|(n, t)| b.param(n.clone(), t.clone())).collect());
+    }
+    let mut loss_args = vec![x, y];
+    loss_args.extend(&params);
+    let lo = b.inline(&plan.loss, &loss_args);
+    let (loss, output) = (lo[0], lo[1]);
+    let trainable: Vec<usize> = plan.states.iter().map(|(i, _)| *i).collect();
+    let wrt: Vec<ir::Value> = trainable.iter().map(|&i| params[i]).collect();
+    let grads = crate::autodiff::grad(&mut b, loss, &wrt);
+    let mut new_params = params.clone();
+    let mut new_states = states.clone();
+    for (k, (pi, update)) in plan.updates.iter().enumerate() {
+        let mut args = vec![params[*pi], grads[k], step];
+        args.extend(&states[k]);
+        let out = b.inline(update, &args);
+        new_params[*pi] = out[0];
+        new_states[k] = out[1..].to_vec();
+    }
+    let mut results = vec![loss, output];
+    results.extend(&new_params);
+    for s in &new_states {
+        results.extend(s);
+    }
+    let f = b.finish(&results);
+    let mut inputs: Vec<String> = f.param_names.clone();
+    inputs.truncate(f.params.len());
+    let mut outputs = vec!["loss".to_string(), "output".to_string()];
+    outputs.extend(plan.params.iter().map(|p| p.name.clone()));
+    for (_, names) in &plan.states {
+        outputs.extend(names.iter().map(|(n, _)| n.clone()));
+    }
+    (f, StepLayout { inputs, outputs })
+}

@@ -1,1 +1,3 @@
+//! The one integration-test binary (one link keeps test builds fast).
 
+mod ui;
