@@ -47,6 +47,15 @@ enum Stage {
     Grad,
 }
 
+/// Print to stdout, ignoring a closed pipe (`nnc ir ... | head`).
+macro_rules! say {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+pub(crate) use say;
+
 pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
@@ -61,7 +70,7 @@ pub fn main() -> i32 {
         Command::Ir { file, stage } => ir(&file, stage),
         Command::Explain { code } => match diag::explain(&code) {
             Some(text) => {
-                print!("{text}");
+                say!("{}", text.trim_end());
                 0
             }
             None => {
@@ -106,7 +115,7 @@ fn check(files: &[PathBuf]) -> i32 {
         }
     }
     if errors == 0 {
-        println!("checked {} file{}: no errors", files.len(), if files.len() == 1 { "" } else { "s" });
+        say!("checked {} file{}: no errors", files.len(), if files.len() == 1 { "" } else { "s" });
         0
     } else {
         eprintln!("{errors} error{} found", if errors == 1 { "" } else { "s" });
@@ -123,7 +132,7 @@ fn ir(file: &Path, stage: Stage) -> i32 {
         }
     };
     if stage == Stage::Ast {
-        println!("{:#?}", c.module);
+        say!("{:#?}", c.module);
         return 0;
     }
     if report(&c) > 0 {
@@ -138,21 +147,21 @@ fn ir(file: &Path, stage: Stage) -> i32 {
             for (span, ty) in types {
                 let (line, col) = c.db.line_col(span.file, span.start as usize);
                 let text: String = c.db.text(span).split_whitespace().collect::<Vec<_>>().join(" ");
-                println!("{line}:{col}  {text}  : {ty}");
+                say!("{line}:{col}  {text}  : {ty}");
             }
         }
         Stage::Ir => {
             for (_, f) in &c.analysis.model_funcs {
-                println!("{}", crate::ir::print_func(f));
+                say!("{}", crate::ir::print_func(f));
             }
             for p in &c.analysis.plans {
-                println!("{}", crate::ir::print_func(&p.loss));
+                say!("{}", crate::ir::print_func(&p.loss));
             }
         }
         Stage::Grad => {
             for p in &c.analysis.plans {
                 let (f, _) = driver::training_step(p);
-                println!("{}", crate::ir::print_func(&f));
+                say!("{}", crate::ir::print_func(&f));
             }
         }
     }

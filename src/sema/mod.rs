@@ -210,3 +210,54 @@ fn check_uses(db: &SourceDb, root: FileId, m: &Module, diags: &mut Diagnostics) 
         }
     }
 }
+
+/// Lower the function `name` of a checked file for concrete argument
+/// types: `(args...) -> result`. Used by tests (gradient checks of stdlib
+/// functions) and tools.
+pub fn lower_function(
+    db: &SourceDb,
+    root: FileId,
+    module: &Module,
+    stdlib: &[(FileId, Module)],
+    name: &str,
+    args: &[crate::ir::Type],
+) -> Result<crate::ir::Func, Diagnostics> {
+    let mut diags = Diagnostics::default();
+    let mut globals = Globals::default();
+    for (_, m) in stdlib {
+        globals.add_module(m, false, &mut diags);
+    }
+    globals.add_module(module, true, &mut diags);
+    let mut e = Elab::new(db, &globals, root, name);
+    let f = e.lookup(
+        &crate::syntax::ast::Ident {
+            name: name.into(),
+            span: Span::new(root, 0, 0),
+        },
+        &Env::default(),
+    );
+    let argv: Vec<ArgVal> = args
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let v = e.b.param(format!("a{i}"), t.clone());
+            ArgVal {
+                name: None,
+                val: Val::Tensor(Tensor {
+                    ty: TensorTy {
+                        dtype: t.dtype,
+                        shape: Some(t.shape.clone()),
+                    },
+                    ir: Some(v),
+                }),
+                span: Span::new(root, 0, 0),
+            }
+        })
+        .collect();
+    let out = e.call(f, argv, Span::new(root, 0, 0), Span::new(root, 0, 0));
+    diags.extend(std::mem::take(&mut e.diags));
+    match out {
+        Val::Tensor(Tensor { ir: Some(v), .. }) if !diags.has_errors() => Ok(e.b.finish(&[v])),
+        _ => Err(diags),
+    }
+}

@@ -1,4 +1,7 @@
 //! The one integration-test binary (one link keeps test builds fast).
 
+mod examples;
 mod gradcheck;
+mod stdlib_grad;
+mod tidy;
 mod ui;
