@@ -20,9 +20,11 @@
 
 use super::{BinaryOp, CmpOp, DType, Dim, Func, Inst, Op, Type, UnaryOp};
 use ndarray::linalg::general_mat_mul;
-use ndarray::{ArrayD, ArrayView2, Axis, IxDyn, Zip};
+use ndarray::{ArrayD, ArrayView2, Axis, IxDyn};
 use std::borrow::Cow;
 use std::collections::HashMap;
+
+mod kernels;
 
 pub type Tensor = ArrayD<f64>;
 
@@ -174,21 +176,16 @@ fn check_shape(t: &Tensor, ty: &Type, bind: &Bindings) -> Result<(), String> {
 fn eval(inst: &Inst, x: &[&Tensor], bind: &Bindings) -> Result<Tensor, String> {
     Ok(match &inst.op {
         Op::Const(c) => ArrayD::from_elem(IxDyn(&[]), *c),
-        Op::Unary(u) => x[0].mapv(unary_fn(*u)),
+        Op::Unary(u) => kernels::map1(x[0], unary_fn(*u)),
         Op::Binary(op) => zip2(x[0], x[1], binary_fn(*op))?,
         Op::Compare(op) => {
             let cmp = compare_fn(*op);
             zip2(x[0], x[1], move |a, b| if cmp(a, b) { 1.0 } else { 0.0 })?
         }
         Op::Select => select(x[0], x[1], x[2])?,
-        Op::Broadcast { shape } => {
-            let shape = resolve(shape, bind)?;
-            let view = x[0].broadcast(IxDyn(&shape));
-            view.ok_or_else(|| format!("cannot broadcast {:?} to {shape:?}", x[0].shape()))?
-                .to_owned()
-        }
-        Op::ReduceSum { axes, keep } => reduce(x[0], axes, *keep, 0.0, |acc, v| acc + v),
-        Op::ReduceMax { axes, keep } => reduce(x[0], axes, *keep, f64::NEG_INFINITY, nan_max),
+        Op::Broadcast { shape } => broadcast(x[0], &resolve(shape, bind)?)?,
+        Op::ReduceSum { axes, keep } => reduce(x[0], axes, *keep, 0.0, |acc, v| acc + v)?,
+        Op::ReduceMax { axes, keep } => reduce(x[0], axes, *keep, f64::NEG_INFINITY, nan_max)?,
         Op::Reshape { shape } => {
             let shape = resolve(shape, bind)?;
             let view = x[0]
@@ -200,7 +197,7 @@ fn eval(inst: &Inst, x: &[&Tensor], bind: &Bindings) -> Result<Tensor, String> {
         Op::Transpose { perm } => x[0].clone().permuted_axes(IxDyn(perm)),
         Op::MatMul => matmul(x[0], x[1])?,
         Op::OneHot { depth } => one_hot(x[0], *depth),
-        Op::Cast { to: DType::I32 } => x[0].mapv(|v| (v as i32) as f64),
+        Op::Cast { to: DType::I32 } => kernels::map1(x[0], |v| (v as i32) as f64),
         Op::Cast { to: DType::F32 } => x[0].clone(),
         Op::RandomUniform { shape, seed } => {
             random(&resolve(shape, bind)?, *seed, super::random_uniform)
@@ -284,32 +281,37 @@ fn same_shape(a: &Tensor, b: &Tensor) -> Result<(), String> {
 
 fn zip2(a: &Tensor, b: &Tensor, f: impl Fn(f64, f64) -> f64) -> Result<Tensor, String> {
     same_shape(a, b)?;
-    Ok(Zip::from(a).and(b).map_collect(|&x, &y| f(x, y)))
+    Ok(kernels::map2(a, b, f))
 }
 
 fn select(c: &Tensor, a: &Tensor, b: &Tensor) -> Result<Tensor, String> {
     same_shape(c, a)?;
     same_shape(a, b)?;
-    Ok(Zip::from(c)
-        .and(a)
-        .and(b)
-        .map_collect(|&c, &a, &b| if c != 0.0 { a } else { b }))
+    Ok(kernels::select(c, a, b))
 }
 
-/// Fold `axes` away one at a time (highest first, so lower axis numbers stay
-/// valid), then restore them as size 1 when `keep`.
-fn reduce(x: &Tensor, axes: &[usize], keep: bool, init: f64, f: fn(f64, f64) -> f64) -> Tensor {
-    let mut out = Cow::Borrowed(x);
-    for &ax in axes.iter().rev() {
-        out = Cow::Owned(out.fold_axis(Axis(ax), init, |&acc, &v| f(acc, v)));
+fn broadcast(x: &Tensor, shape: &[usize]) -> Result<Tensor, String> {
+    // ndarray's check implements exactly the NumPy rule the IR uses.
+    if x.broadcast(IxDyn(shape)).is_none() {
+        return Err(format!("cannot broadcast {:?} to {shape:?}", x.shape()));
     }
-    let mut out = out.into_owned();
-    if keep {
-        for &ax in axes {
-            out.insert_axis_inplace(Axis(ax));
-        }
+    Ok(kernels::broadcast(x, shape))
+}
+
+fn reduce(
+    x: &Tensor,
+    axes: &[usize],
+    keep: bool,
+    init: f64,
+    f: fn(f64, f64) -> f64,
+) -> Result<Tensor, String> {
+    if axes.windows(2).any(|w| w[0] >= w[1]) || axes.iter().any(|&a| a >= x.ndim()) {
+        return Err(format!(
+            "bad reduce axes {axes:?} for shape {:?}",
+            x.shape()
+        ));
     }
-    out
+    Ok(kernels::reduce(x, axes, keep, init, f))
 }
 
 /// `[..., m, k] @ [..., k, n]`: one GEMM per leading index. Rank 2 goes
