@@ -20,7 +20,7 @@
 
 use super::{BinaryOp, CmpOp, DType, Dim, Func, Inst, Op, Type, UnaryOp};
 use ndarray::linalg::general_mat_mul;
-use ndarray::{ArrayD, ArrayView2, Axis, IxDyn};
+use ndarray::{ArrayD, ArrayView2, Axis, Ix2, IxDyn};
 use std::borrow::Cow;
 use std::collections::HashMap;
 
@@ -73,17 +73,31 @@ pub fn run(f: &Func, args: &[Tensor]) -> Result<Vec<Tensor>, String> {
             }
         }
     }
-    f.results
-        .iter()
-        .map(|r| {
-            let t = env[r.index()]
-                .as_deref()
-                .ok_or_else(|| format!("@{}: result {r} has no value", f.name))?;
-            // Callers expect plain row-major arrays (e.g. to use `as_slice`),
-            // even when the value is a lazily transposed view of memory.
-            Ok(t.as_standard_layout().into_owned())
-        })
-        .collect()
+    take_results(f, env)
+}
+
+/// Move the results out of `env` (cloning only a value returned twice or a
+/// borrowed argument), in row-major layout: callers expect plain arrays
+/// (e.g. for `as_slice`), even when a value is a lazily transposed view.
+fn take_results(f: &Func, mut env: Vec<Option<Cow<'_, Tensor>>>) -> Result<Vec<Tensor>, String> {
+    let mut out = Vec::with_capacity(f.results.len());
+    for (j, r) in f.results.iter().enumerate() {
+        let slot = &mut env[r.index()];
+        let value = if f.results[j + 1..].contains(r) {
+            slot.clone()
+        } else {
+            slot.take()
+        };
+        let t = value
+            .ok_or_else(|| format!("@{}: result {r} has no value", f.name))?
+            .into_owned();
+        out.push(if t.is_standard_layout() {
+            t
+        } else {
+            t.as_standard_layout().into_owned()
+        });
+    }
+    Ok(out)
 }
 
 /// Check every argument against its param's type and bind the symbols.
@@ -328,6 +342,19 @@ fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor, String> {
             a.shape(),
             b.shape()
         ));
+    }
+    if r == 2 {
+        // Views, not copies: a lazily transposed operand (the backward
+        // pass's aᵀ @ g) goes to the GEMM as strides.
+        let a2 = a
+            .view()
+            .into_dimensionality::<Ix2>()
+            .map_err(|e| e.to_string())?;
+        let b2 = b
+            .view()
+            .into_dimensionality::<Ix2>()
+            .map_err(|e| e.to_string())?;
+        return Ok(a2.dot(&b2).into_dyn());
     }
     let (m, k, n) = (a.shape()[r - 2], a.shape()[r - 1], b.shape()[r - 1]);
     let batch: usize = a.shape()[..r - 2].iter().product();

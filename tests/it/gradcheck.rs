@@ -390,6 +390,7 @@ fn grad_reduce_sum() {
     check_reduce(false, &[2, 3, 4], vec![0, 2], true, 51);
     check_reduce(false, &[2, 3, 4], vec![0, 1, 2], false, 52);
     check_reduce(false, &[2, 3, 4], vec![2], true, 53);
+    check_reduce(false, &[2, 3, 4], vec![0, 1], false, 58);
 }
 
 #[test]
@@ -399,6 +400,7 @@ fn grad_reduce_max() {
     check_reduce(true, &[2, 3, 4], vec![0, 2], true, 55);
     check_reduce(true, &[2, 3, 4], vec![0, 1, 2], false, 56);
     check_reduce(true, &[2, 3, 4], vec![2], true, 57);
+    check_reduce(true, &[2, 3, 4], vec![0, 1], false, 59);
 }
 
 #[test]
@@ -1048,4 +1050,17 @@ fn interp_elementwise_on_transposed_operand() {
         out[2],
         array![[1.0, 9.0], [9.0, 5.0], [3.0, 6.0]].into_dyn()
     );
+}
+
+#[test]
+fn interp_results_may_repeat_and_include_params() {
+    let mut b = Builder::new("dup");
+    let p = b.param("x", f32t(&[2, 3]));
+    let t = b.transpose(p, vec![1, 0]);
+    let f = b.finish(&[t, p, t]);
+    let x = array![[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]].into_dyn();
+    let out = run(&f, std::slice::from_ref(&x)).unwrap();
+    let xt = array![[1.0, 4.0], [2.0, 5.0], [3.0, 6.0]].into_dyn();
+    assert_eq!(out, vec![xt.clone(), x, xt]);
+    assert!(out.iter().all(|t| t.is_standard_layout()));
 }
