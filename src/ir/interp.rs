@@ -42,6 +42,9 @@ pub fn run(f: &Func, args: &[Tensor]) -> Result<Vec<Tensor>, String> {
             args.len()
         ));
     }
+    // Checking types first means `eval` can index operands without fear:
+    // malformed IR is an `Err`, never a panic.
+    super::verify(f).map_err(|e| format!("@{}: invalid IR: {e}", f.name))?;
     let bind = bind_params(f, args)?;
     // Parameters are borrowed, instruction results owned: no copy of the
     // (possibly large) inputs.

@@ -1064,3 +1064,11 @@ fn interp_results_may_repeat_and_include_params() {
     assert_eq!(out, vec![xt.clone(), x, xt]);
     assert!(out.iter().all(|t| t.is_standard_layout()));
 }
+
+#[test]
+fn interp_rejects_invalid_ir() {
+    let mut f = single(Op::Unary(UnaryOp::Exp), &[f32t(&[2])]);
+    f.insts[0].args.clear();
+    let e = run(&f, &[array![1.0, 2.0].into_dyn()]).unwrap_err();
+    assert!(e.contains("invalid IR"), "{e}");
+}
