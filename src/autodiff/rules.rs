@@ -158,9 +158,10 @@ fn unbroadcast(cx: &mut Ctx, g: Value, to: &[Dim]) -> Value {
 }
 
 /// `g` reshaped so the reduced `axes` are present as size-1 dims, ready to
-/// broadcast back over the operand.
+/// broadcast back over the operand. Reduced leading axes need no reshape:
+/// broadcasting aligns dims to the right and adds them back by itself.
 fn keep_dims(cx: &mut Ctx, g: Value, axes: &[usize], keep: bool) -> Value {
-    if keep {
+    if keep || axes.iter().enumerate().all(|(i, &ax)| i == ax) {
         return g;
     }
     let mut shape: Shape = cx.b.shape(g);

@@ -20,9 +20,11 @@
 
 use super::{BinaryOp, CmpOp, DType, Dim, Func, Inst, Op, Type, UnaryOp};
 use ndarray::linalg::general_mat_mul;
-use ndarray::{ArrayD, ArrayView2, Axis, IxDyn, Zip};
+use ndarray::{ArrayD, ArrayView2, Axis, Ix2, IxDyn};
 use std::borrow::Cow;
 use std::collections::HashMap;
+
+mod kernels;
 
 pub type Tensor = ArrayD<f64>;
 
@@ -35,6 +37,9 @@ pub fn run(f: &Func, args: &[Tensor]) -> Result<Vec<Tensor>, String> {
     if args.len() != f.params.len() {
         return Err(format!("@{} takes {} arguments, got {}", f.name, f.params.len(), args.len()));
     }
+    // Checking types first means `eval` can index operands without fear:
+    // malformed IR is an `Err`, never a panic.
+    super::verify(f).map_err(|e| format!("@{}: invalid IR: {e}", f.name))?;
     let bind = bind_params(f, args)?;
     // Parameters are borrowed, instruction results owned: no copy of the
     // (possibly large) inputs.
@@ -64,17 +69,29 @@ pub fn run(f: &Func, args: &[Tensor]) -> Result<Vec<Tensor>, String> {
             }
         }
     }
-    f.results
-        .iter()
-        .map(|r| {
-            let t = env[r.index()]
-                .as_deref()
-                .ok_or_else(|| format!("@{}: result {r} has no value", f.name))?;
-            // Callers expect plain row-major arrays (e.g. to use `as_slice`),
-            // even when the value is a lazily transposed view of memory.
-            Ok(t.as_standard_layout().into_owned())
-        })
-        .collect()
+    take_results(f, env)
+}
+
+/// Move the results out of `env` (cloning only a value returned twice or a
+/// borrowed argument), in row-major layout: callers expect plain arrays
+/// (e.g. for `as_slice`), even when a value is a lazily transposed view.
+fn take_results(f: &Func, mut env: Vec<Option<Cow<'_, Tensor>>>) -> Result<Vec<Tensor>, String> {
+    let mut out = Vec::with_capacity(f.results.len());
+    for (j, r) in f.results.iter().enumerate() {
+        let slot = &mut env[r.index()];
+        let value = if f.results[j + 1..].contains(r) {
+            slot.clone()
+        } else {
+            slot.take()
+        };
+        let t = value.ok_or_else(|| format!("@{}: result {r} has no value", f.name))?.into_owned();
+        out.push(if t.is_standard_layout() {
+            t
+        } else {
+            t.as_standard_layout().into_owned()
+        });
+    }
+    Ok(out)
 }
 
 /// Check every argument against its param's type and bind the symbols.
@@ -147,21 +164,16 @@ fn check_shape(t: &Tensor, ty: &Type, bind: &Bindings) -> Result<(), String> {
 fn eval(inst: &Inst, x: &[&Tensor], bind: &Bindings) -> Result<Tensor, String> {
     Ok(match &inst.op {
         Op::Const(c) => ArrayD::from_elem(IxDyn(&[]), *c),
-        Op::Unary(u) => x[0].mapv(unary_fn(*u)),
+        Op::Unary(u) => kernels::map1(x[0], unary_fn(*u)),
         Op::Binary(op) => zip2(x[0], x[1], binary_fn(*op))?,
         Op::Compare(op) => {
             let cmp = compare_fn(*op);
             zip2(x[0], x[1], move |a, b| if cmp(a, b) { 1.0 } else { 0.0 })?
         }
         Op::Select => select(x[0], x[1], x[2])?,
-        Op::Broadcast { shape } => {
-            let shape = resolve(shape, bind)?;
-            let view = x[0].broadcast(IxDyn(&shape));
-            view.ok_or_else(|| format!("cannot broadcast {:?} to {shape:?}", x[0].shape()))?
-                .to_owned()
-        }
-        Op::ReduceSum { axes, keep } => reduce(x[0], axes, *keep, 0.0, |acc, v| acc + v),
-        Op::ReduceMax { axes, keep } => reduce(x[0], axes, *keep, f64::NEG_INFINITY, nan_max),
+        Op::Broadcast { shape } => broadcast(x[0], &resolve(shape, bind)?)?,
+        Op::ReduceSum { axes, keep } => reduce(x[0], axes, *keep, 0.0, |acc, v| acc + v)?,
+        Op::ReduceMax { axes, keep } => reduce(x[0], axes, *keep, f64::NEG_INFINITY, nan_max)?,
         Op::Reshape { shape } => {
             let shape = resolve(shape, bind)?;
             let view = x[0].to_shape(IxDyn(&shape)).map_err(|e| format!("reshape: {e}"))?;
@@ -171,7 +183,7 @@ fn eval(inst: &Inst, x: &[&Tensor], bind: &Bindings) -> Result<Tensor, String> {
         Op::Transpose { perm } => x[0].clone().permuted_axes(IxDyn(perm)),
         Op::MatMul => matmul(x[0], x[1])?,
         Op::OneHot { depth } => one_hot(x[0], *depth),
-        Op::Cast { to: DType::I32 } => x[0].mapv(|v| (v as i32) as f64),
+        Op::Cast { to: DType::I32 } => kernels::map1(x[0], |v| (v as i32) as f64),
         Op::Cast { to: DType::F32 } => x[0].clone(),
         Op::RandomUniform { shape, seed } => random(&resolve(shape, bind)?, *seed, super::random_uniform),
         Op::RandomNormal { shape, seed } => random(&resolve(shape, bind)?, *seed, super::random_normal),
@@ -247,29 +259,28 @@ fn same_shape(a: &Tensor, b: &Tensor) -> Result<(), String> {
 
 fn zip2(a: &Tensor, b: &Tensor, f: impl Fn(f64, f64) -> f64) -> Result<Tensor, String> {
     same_shape(a, b)?;
-    Ok(Zip::from(a).and(b).map_collect(|&x, &y| f(x, y)))
+    Ok(kernels::map2(a, b, f))
 }
 
 fn select(c: &Tensor, a: &Tensor, b: &Tensor) -> Result<Tensor, String> {
     same_shape(c, a)?;
     same_shape(a, b)?;
-    Ok(Zip::from(c).and(a).and(b).map_collect(|&c, &a, &b| if c != 0.0 { a } else { b }))
+    Ok(kernels::select(c, a, b))
 }
 
-/// Fold `axes` away one at a time (highest first, so lower axis numbers stay
-/// valid), then restore them as size 1 when `keep`.
-fn reduce(x: &Tensor, axes: &[usize], keep: bool, init: f64, f: fn(f64, f64) -> f64) -> Tensor {
-    let mut out = Cow::Borrowed(x);
-    for &ax in axes.iter().rev() {
-        out = Cow::Owned(out.fold_axis(Axis(ax), init, |&acc, &v| f(acc, v)));
+fn broadcast(x: &Tensor, shape: &[usize]) -> Result<Tensor, String> {
+    // ndarray's check implements exactly the NumPy rule the IR uses.
+    if x.broadcast(IxDyn(shape)).is_none() {
+        return Err(format!("cannot broadcast {:?} to {shape:?}", x.shape()));
     }
-    let mut out = out.into_owned();
-    if keep {
-        for &ax in axes {
-            out.insert_axis_inplace(Axis(ax));
-        }
+    Ok(kernels::broadcast(x, shape))
+}
+
+fn reduce(x: &Tensor, axes: &[usize], keep: bool, init: f64, f: fn(f64, f64) -> f64) -> Result<Tensor, String> {
+    if axes.windows(2).any(|w| w[0] >= w[1]) || axes.iter().any(|&a| a >= x.ndim()) {
+        return Err(format!("bad reduce axes {axes:?} for shape {:?}", x.shape()));
     }
-    out
+    Ok(kernels::reduce(x, axes, keep, init, f))
 }
 
 /// `[..., m, k] @ [..., k, n]`: one GEMM per leading index. Rank 2 goes
@@ -278,6 +289,13 @@ fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor, String> {
     let r = a.ndim();
     if r < 2 || b.ndim() != r || a.shape()[..r - 2] != b.shape()[..r - 2] || a.shape()[r - 1] != b.shape()[r - 2] {
         return Err(format!("matmul of incompatible shapes {:?} and {:?}", a.shape(), b.shape()));
+    }
+    if r == 2 {
+        // Views, not copies: a lazily transposed operand (the backward
+        // pass's aᵀ @ g) goes to the GEMM as strides.
+        let a2 = a.view().into_dimensionality::<Ix2>().map_err(|e| e.to_string())?;
+        let b2 = b.view().into_dimensionality::<Ix2>().map_err(|e| e.to_string())?;
+        return Ok(a2.dot(&b2).into_dyn());
     }
     let (m, k, n) = (a.shape()[r - 2], a.shape()[r - 1], b.shape()[r - 1]);
     let batch: usize = a.shape()[..r - 2].iter().product();

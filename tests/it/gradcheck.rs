@@ -345,6 +345,7 @@ fn grad_reduce_sum() {
     check_reduce(false, &[2, 3, 4], vec![0, 2], true, 51);
     check_reduce(false, &[2, 3, 4], vec![0, 1, 2], false, 52);
     check_reduce(false, &[2, 3, 4], vec![2], true, 53);
+    check_reduce(false, &[2, 3, 4], vec![0, 1], false, 58);
 }
 
 #[test]
@@ -354,6 +355,7 @@ fn grad_reduce_max() {
     check_reduce(true, &[2, 3, 4], vec![0, 2], true, 55);
     check_reduce(true, &[2, 3, 4], vec![0, 1, 2], false, 56);
     check_reduce(true, &[2, 3, 4], vec![2], true, 57);
+    check_reduce(true, &[2, 3, 4], vec![0, 1], false, 59);
 }
 
 #[test]
@@ -807,4 +809,114 @@ fn interp_binds_symbols_and_reports_bad_args() {
     assert!(e.contains("`labels`") && e.contains("`B`, already bound to 3"), "{e}");
     let e = err(&[normal(&[3, 2], 1), array![0.0, 1.5, 2.0].into_dyn()]);
     assert!(e.contains("`labels`") && e.contains("non-integer"), "{e}");
+}
+
+/// The interpreter's broadcast loops against ndarray's own broadcasting.
+#[test]
+fn interp_broadcast_matches_ndarray() {
+    // The last two cases need three non-stretched outer dims for the
+    // odometer to carry across more than one dim.
+    let cases: [(&[usize], &[usize]); 10] = [
+        (&[3], &[4, 3]),
+        (&[2, 1], &[2, 5]),
+        (&[2, 1, 3], &[4, 2, 5, 3]),
+        (&[1, 3, 1], &[2, 3, 4]),
+        (&[], &[2, 3]),
+        (&[1], &[1]),
+        (&[3, 1, 1], &[2, 3, 2, 2]),
+        (&[1, 4], &[0, 4]),
+        (&[2, 2, 2, 1], &[2, 2, 2, 3]),
+        (&[2, 2, 1, 3], &[2, 2, 2, 3]),
+    ];
+    for (seed, (from, to)) in cases.into_iter().enumerate() {
+        let x = normal(from, 150 + seed as u64);
+        let f = single(Op::Broadcast { shape: k(to) }, &[f32t(from)]);
+        let want = x.broadcast(IxDyn(to)).unwrap().to_owned();
+        assert_eq!(run1(&f, &[x]), want, "broadcast {from:?} -> {to:?}");
+    }
+}
+
+/// Sum and max over every subset of axes, with and without `keep`, on a
+/// row-major and on a transposed (strided) operand, against ndarray folds.
+#[test]
+fn interp_reduce_matches_ndarray() {
+    let dims = [2, 3, 4, 5];
+    let x = normal(&dims, 160);
+    for mask in 1..16u32 {
+        let axes: Vec<usize> = (0..4).filter(|a| mask & (1 << a) != 0).collect();
+        for keep in [false, true] {
+            for max in [false, true] {
+                let mut want = x.clone();
+                for &ax in axes.iter().rev() {
+                    want = if max {
+                        want.fold_axis(ndarray::Axis(ax), f64::NEG_INFINITY, |a, &v| a.max(v))
+                    } else {
+                        want.sum_axis(ndarray::Axis(ax))
+                    };
+                }
+                if keep {
+                    for &ax in &axes {
+                        want.insert_axis_inplace(ndarray::Axis(ax));
+                    }
+                }
+                let op = if max {
+                    Op::ReduceMax { axes: axes.clone(), keep }
+                } else {
+                    Op::ReduceSum { axes: axes.clone(), keep }
+                };
+                let got = run1(&single(op.clone(), &[f32t(&dims)]), std::slice::from_ref(&x));
+                assert_eq!(got.shape(), want.shape());
+                let close = |g: &Tensor| g.iter().zip(&want).all(|(a, b)| (a - b).abs() < 1e-12);
+                assert!(close(&got), "{op:?}");
+                // The same reduction reading a transposed operand.
+                let mut b = Builder::new("t");
+                let p = b.param("x", f32t(&[5, 4, 3, 2]));
+                let t = b.transpose(p, vec![3, 2, 1, 0]);
+                let r = b.push(op.clone(), &[t]);
+                let f = b.finish(&[r]);
+                let xt = x.clone().permuted_axes(IxDyn(&[3, 2, 1, 0])).as_standard_layout().into_owned();
+                assert!(close(&run1(&f, &[xt])), "{op:?} of a transposed value");
+            }
+        }
+    }
+}
+
+#[test]
+fn interp_elementwise_on_transposed_operand() {
+    let mut b = Builder::new("t");
+    let p = b.param("x", f32t(&[2, 3]));
+    let q = b.param("y", f32t(&[3, 2]));
+    let t = b.transpose(p, vec![1, 0]);
+    let s = b.sub(t, q);
+    let e = b.unary(UnaryOp::Neg, t);
+    let c = b.compare(CmpOp::Gt, t, q);
+    let sel = b.select(c, t, q);
+    let f = b.finish(&[s, e, sel]);
+    let x = array![[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]].into_dyn();
+    let y = array![[0.0, 9.0], [9.0, 0.0], [0.0, 0.0]].into_dyn();
+    let out = run(&f, &[x, y]).unwrap();
+    assert_eq!(out[0], array![[1.0, -5.0], [-7.0, 5.0], [3.0, 6.0]].into_dyn());
+    assert_eq!(out[1], array![[-1.0, -4.0], [-2.0, -5.0], [-3.0, -6.0]].into_dyn());
+    assert_eq!(out[2], array![[1.0, 9.0], [9.0, 5.0], [3.0, 6.0]].into_dyn());
+}
+
+#[test]
+fn interp_results_may_repeat_and_include_params() {
+    let mut b = Builder::new("dup");
+    let p = b.param("x", f32t(&[2, 3]));
+    let t = b.transpose(p, vec![1, 0]);
+    let f = b.finish(&[t, p, t]);
+    let x = array![[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]].into_dyn();
+    let out = run(&f, std::slice::from_ref(&x)).unwrap();
+    let xt = array![[1.0, 4.0], [2.0, 5.0], [3.0, 6.0]].into_dyn();
+    assert_eq!(out, vec![xt.clone(), x, xt]);
+    assert!(out.iter().all(|t| t.is_standard_layout()));
+}
+
+#[test]
+fn interp_rejects_invalid_ir() {
+    let mut f = single(Op::Unary(UnaryOp::Exp), &[f32t(&[2])]);
+    f.insts[0].args.clear();
+    let e = run(&f, &[array![1.0, 2.0].into_dyn()]).unwrap_err();
+    assert!(e.contains("invalid IR"), "{e}");
 }

@@ -2,6 +2,7 @@
 
 mod examples;
 mod gradcheck;
+mod ir_snap;
 mod stdlib_grad;
 mod tidy;
 mod ui;
