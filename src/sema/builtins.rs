@@ -465,9 +465,9 @@ pub fn call(e: &mut Elab, name: &'static str, args: Vec<ArgVal>, span: Span, _ca
             let Some(shape) = shape.map(concrete) else {
                 return e.tensor(TensorTy::unknown(), None);
             };
-            let (d1, d2) = if name == "uniform" { (0.0, 1.0) } else { (0.0, 1.0) };
-            let p1 = number(e, a.get(1), d1);
-            let p2 = number(e, a.get(2), d2);
+            // uniform(low = 0, high = 1); normal(mean = 0, std = 1).
+            let p1 = number(e, a.get(1), 0.0);
+            let p2 = number(e, a.get(2), 1.0);
             let (Some(p1), Some(p2)) = (p1, p2) else { return Val::Error };
             e.seed += 1;
             let seed = e.seed;

@@ -10,7 +10,7 @@
 
 use super::scope::{Global, Globals};
 use super::shape;
-use super::value::{Callable, Env, LayerInst, OptimizerInst, Tensor, TensorTy, Val};
+use super::value::{Callable, Env, LayerInst, LayerRecord, OptimizerInst, Tensor, TensorTy, Val};
 use crate::base::{FileId, SourceDb, Span};
 use crate::diag::{suggest, Diagnostic, Diagnostics};
 use crate::ir::{self, BinaryOp, Builder, CmpOp, DType, Dim, UnaryOp};
@@ -80,7 +80,7 @@ pub struct Elab<'a> {
     /// Whether params get IR values (false while checking a definition alone).
     pub lowering: bool,
     /// Layer instances created, by name (for `nnc summary` and hover).
-    pub layers: Vec<(String, Span, Vec<(String, ir::Type)>)>,
+    pub layers: Vec<LayerRecord>,
     model_memo: HashMap<(String, Vec<ir::Value>), Val>,
 }
 
@@ -285,7 +285,8 @@ impl<'a> Elab<'a> {
             return self.matmul(&a, &b, sl, sr);
         }
         let is_cmp = matches!(op, BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge | BinOp::Eq | BinOp::Ne);
-        if !is_cmp && !(self.require_f32(&a, sl, &format!("`{sym}`")) && self.require_f32(&b, sr, &format!("`{sym}`"))) {
+        let f32_operands = is_cmp || (self.require_f32(&a, sl, &format!("`{sym}`")) && self.require_f32(&b, sr, &format!("`{sym}`")));
+        if !f32_operands {
             return Val::Error;
         }
         if is_cmp && a.ty.dtype != b.ty.dtype {
@@ -1052,8 +1053,8 @@ impl<'a> Elab<'a> {
             match s {
                 Stmt::Let { name, ty, value, .. } => {
                     let v = self.eval_let(name, value, env);
-                    if let (Some(ty), Val::Tensor(t)) = (ty, &v) {
-                        if let TypeExpr::Tensor { dims, span, .. } = ty {
+                    if let (Some(TypeExpr::Tensor { dims, span, .. }), Val::Tensor(t)) = (ty, &v) {
+                        {
                             if let Err(m) = self.match_pattern(dims, &t.ty, env) {
                                 let d = Diagnostic::error(
                                     "E0301",
@@ -1174,7 +1175,11 @@ impl<'a> Elab<'a> {
             call_span: span,
             arg_spans,
         });
-        self.layers.push((name, span, created));
+        self.layers.push(LayerRecord {
+            name,
+            span,
+            params: created,
+        });
         self.layer_cache.insert(key, inst.clone());
         Val::Layer(inst)
     }

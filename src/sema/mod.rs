@@ -34,7 +34,7 @@ pub struct Analysis {
     pub plans: Vec<TrainPlan>,
     pub globals: Globals,
     /// Layers of each model: (model, [(layer name, span, [(param, type)])]).
-    pub model_layers: Vec<(String, Vec<(String, Span, Vec<(String, crate::ir::Type)>)>)>,
+    pub model_layers: Vec<(String, Vec<value::LayerRecord>)>,
     /// Each model's forward function (x, params...) -> output, with symbolic batch.
     pub model_funcs: Vec<(String, crate::ir::Func)>,
 }

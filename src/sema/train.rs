@@ -522,14 +522,12 @@ fn init_param(e: &mut Elab, info: &ParamInfo) -> Option<ir::Value> {
     t.ir
 }
 
+/// Names and types of an optimizer's states for one parameter, and their initial values.
+type StateInit = (Vec<(String, ir::Type)>, Vec<ir::Value>);
+
 /// The optimizer's `state` declarations for one parameter, evaluated in the
 /// init function with `param` bound to the parameter's initial value.
-fn optimizer_states(
-    e: &mut Elab,
-    opt: &OptimizerInst,
-    ty: &ir::Type,
-    param: ir::Value,
-) -> Option<(Vec<(String, ir::Type)>, Vec<ir::Value>)> {
+fn optimizer_states(e: &mut Elab, opt: &OptimizerInst, ty: &ir::Type, param: ir::Value) -> Option<StateInit> {
     let mut env = opt_env(opt);
     env.vars.insert(
         "param".into(),

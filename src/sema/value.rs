@@ -77,6 +77,14 @@ pub struct LayerInst {
     pub arg_spans: HashMap<String, crate::base::Span>,
 }
 
+/// A layer created while elaborating a model (for summaries and hover).
+#[derive(Clone, Debug)]
+pub struct LayerRecord {
+    pub name: String,
+    pub span: crate::base::Span,
+    pub params: Vec<(String, crate::ir::Type)>,
+}
+
 /// An optimizer with its hyperparameters bound.
 #[derive(Debug)]
 pub struct OptimizerInst {
