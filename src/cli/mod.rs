@@ -1,6 +1,8 @@
 //! The command line: parses arguments, reads files, prints. The only module
 //! besides `lsp` that touches files, stdout or the process.
 
+mod fmt;
+mod lsp;
 mod run;
 
 use crate::diag;
@@ -33,6 +35,10 @@ enum Command {
     },
     /// Explain a diagnostic code, e.g. `nnc explain E0301`.
     Explain { code: String },
+    /// Format files in place (`--check`: only list the ones that would change).
+    Fmt(fmt::FmtArgs),
+    /// Run the language server on stdin/stdout (for editors).
+    Lsp,
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -68,6 +74,8 @@ pub fn main() -> i32 {
         Command::Check { files } => check(&files),
         Command::Run(args) => run::run(&args),
         Command::Ir { file, stage } => ir(&file, stage),
+        Command::Fmt(args) => fmt::fmt(&args),
+        Command::Lsp => lsp::lsp(),
         Command::Explain { code } => match diag::explain(&code) {
             Some(text) => {
                 say!("{}", text.trim_end());

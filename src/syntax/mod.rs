@@ -2,6 +2,8 @@
 //! logos token stream and the formatter.
 
 pub mod ast;
+pub mod format;
+pub mod lexer;
 mod parser;
 
 pub use parser::parse;

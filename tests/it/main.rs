@@ -1,8 +1,10 @@
 //! The one integration-test binary (one link keeps test builds fast).
 
 mod examples;
+mod format;
 mod gradcheck;
 mod ir_snap;
+mod lsp;
 mod stdlib_grad;
 mod tidy;
 mod ui;

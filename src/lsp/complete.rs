@@ -1,0 +1,123 @@
+//! Completion: layer, function, model and optimizer names with their
+//! signatures; inside a call, that callee's keyword arguments first; names
+//! bound in the enclosing declaration; keywords.
+
+use super::document::Snapshot;
+use super::info::{builtin_info, global_info, NameInfo};
+use super::walk::{binders, item_at};
+use crate::sema::builtins::BUILTINS;
+use crate::sema::scope::Global;
+use crate::syntax::lexer::{Tok, Token, KEYWORDS};
+use lsp_types::{CompletionItem, CompletionItemKind, CompletionItemLabelDetails, Documentation, MarkupContent, MarkupKind};
+
+/// `current` gives the cursor's context (the text being typed); `good` the
+/// names (the last text that parsed).
+pub fn complete(current: &Snapshot, good: &Snapshot, offset: usize) -> Vec<CompletionItem> {
+    let mut items = vec![];
+    if let Some(callee) = enclosing_callee(&current.tokens, &current.text, offset) {
+        let info = match good.comp.analysis.globals.get(&callee) {
+            Some(g) => Some(global_info(&good.comp.db, g)),
+            None => builtin_info(&callee),
+        };
+        for p in info.map(|i| i.params).unwrap_or_default() {
+            items.push(CompletionItem {
+                label: format!("{p}:"),
+                kind: Some(CompletionItemKind::FIELD),
+                detail: Some(format!("keyword argument of {callee}")),
+                insert_text: Some(format!("{p}: ")),
+                sort_text: Some(format!("0{p}")),
+                ..Default::default()
+            });
+        }
+    }
+    let mut globals: Vec<(&String, &Global)> = good.comp.analysis.globals.iter().map(|(n, g, _)| (n, g)).collect();
+    globals.sort_by(|a, b| a.0.cmp(b.0));
+    for (name, g) in globals {
+        let kind = match g {
+            Global::Fn(_) => CompletionItemKind::FUNCTION,
+            Global::Layer(_) => CompletionItemKind::CLASS,
+            Global::Model(_) => CompletionItemKind::MODULE,
+            Global::Optimizer(_) => CompletionItemKind::CONSTRUCTOR,
+        };
+        items.push(name_item(name, kind, global_info(&good.comp.db, g)));
+    }
+    for (name, _, _) in BUILTINS {
+        if good.comp.analysis.globals.get(name).is_none() {
+            if let Some(info) = builtin_info(name) {
+                items.push(name_item(name, CompletionItemKind::FUNCTION, info));
+            }
+        }
+    }
+    if let Some(item) = item_at(&good.comp.module, offset) {
+        let mut seen = vec![];
+        for b in binders(item) {
+            if !seen.contains(&b.name.name) {
+                seen.push(b.name.name.clone());
+                items.push(CompletionItem {
+                    label: b.name.name.clone(),
+                    kind: Some(CompletionItemKind::VARIABLE),
+                    detail: super::info::type_of_span(good, b.name.span),
+                    sort_text: Some(format!("1{}", b.name.name)),
+                    ..Default::default()
+                });
+            }
+        }
+    }
+    for k in KEYWORDS {
+        items.push(CompletionItem {
+            label: k.to_string(),
+            kind: Some(CompletionItemKind::KEYWORD),
+            sort_text: Some(format!("3{k}")),
+            ..Default::default()
+        });
+    }
+    items
+}
+
+fn name_item(name: &str, kind: CompletionItemKind, info: NameInfo) -> CompletionItem {
+    CompletionItem {
+        label: name.to_string(),
+        kind: Some(kind),
+        label_details: Some(CompletionItemLabelDetails {
+            detail: Some(info.signature.split_once('(').map_or(String::new(), |(_, rest)| format!("({rest}"))),
+            description: Some(info.kind.to_string()),
+        }),
+        detail: Some(info.signature),
+        documentation: info.doc.map(|d| {
+            Documentation::MarkupContent(MarkupContent {
+                kind: MarkupKind::Markdown,
+                value: d,
+            })
+        }),
+        sort_text: Some(format!("2{name}")),
+        ..Default::default()
+    }
+}
+
+/// The name of the call whose parentheses enclose `offset`: scan back over
+/// balanced brackets to an unclosed `(` right after a name.
+pub fn enclosing_callee(tokens: &[Token], text: &str, offset: usize) -> Option<String> {
+    let end = tokens.partition_point(|t| t.end <= offset);
+    let sig: Vec<&Token> = tokens[..end].iter().filter(|t| !t.kind.is_trivia()).collect();
+    let mut depth = 0usize;
+    for (i, t) in sig.iter().enumerate().rev() {
+        if t.kind.is_close() {
+            depth += 1;
+        } else if t.kind.is_open() {
+            if depth == 0 {
+                if t.kind != Tok::LParen {
+                    return None;
+                }
+                let prev = sig.get(i.checked_sub(1)?)?;
+                // `fn f(` declares parameters; it calls nothing.
+                let declares = i >= 2 && matches!(sig[i - 2].kind, Tok::Fn | Tok::Layer | Tok::Model | Tok::Optimizer);
+                if declares {
+                    return None;
+                }
+                return (prev.kind == Tok::Ident || prev.kind.is_contextual()).then(|| prev.text(text).to_string());
+            }
+            depth -= 1;
+        }
+    }
+    None
+}

@@ -1,0 +1,107 @@
+//! What the language knows about a name or a position, shared by hover,
+//! completion and inlay hints: signatures, doc comments, types.
+
+use super::document::Snapshot;
+use crate::base::{SourceDb, Span};
+use crate::sema::builtins::BUILTINS;
+use crate::sema::scope::Global;
+use crate::syntax::ast::Param;
+
+/// What a name refers to at the top level.
+pub struct NameInfo {
+    pub signature: String,
+    pub doc: Option<String>,
+    pub params: Vec<String>,
+    pub kind: &'static str,
+}
+
+fn params_text(db: &SourceDb, params: &[Param]) -> String {
+    params.iter().map(|p| compact(db.text(p.span))).collect::<Vec<_>>().join(", ")
+}
+
+/// Source text on one line with single spaces (a parameter may span lines).
+fn compact(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn ret_text(db: &SourceDb, ret: Option<&crate::syntax::ast::TypeExpr>) -> String {
+    ret.map_or(String::new(), |t| format!(" -> {}", compact(db.text(t.span()))))
+}
+
+pub fn global_info(db: &SourceDb, g: &Global) -> NameInfo {
+    let names = |ps: &[Param]| ps.iter().map(|p| p.name.name.clone()).collect::<Vec<_>>();
+    match g {
+        Global::Fn(d) => NameInfo {
+            signature: format!("fn {}({}){}", d.name.name, params_text(db, &d.params), ret_text(db, d.ret.as_ref())),
+            doc: d.doc.clone(),
+            params: names(&d.params),
+            kind: "function",
+        },
+        Global::Layer(d) => NameInfo {
+            signature: format!("layer {}({})", d.name.name, params_text(db, &d.params)),
+            doc: d.doc.clone(),
+            params: names(&d.params),
+            kind: "layer",
+        },
+        Global::Model(d) => NameInfo {
+            signature: format!(
+                "model {}({}){}",
+                d.name.name,
+                params_text(db, &d.inputs),
+                ret_text(db, d.ret.as_ref())
+            ),
+            doc: d.doc.clone(),
+            params: names(&d.inputs),
+            kind: "model",
+        },
+        Global::Optimizer(d) => NameInfo {
+            signature: format!("optimizer {}({})", d.name.name, params_text(db, &d.params)),
+            doc: d.doc.clone(),
+            params: names(&d.params),
+            kind: "optimizer",
+        },
+    }
+}
+
+pub fn builtin_info(name: &str) -> Option<NameInfo> {
+    let (n, params, doc) = BUILTINS.iter().find(|(n, _, _)| *n == name)?;
+    Some(NameInfo {
+        signature: format!("fn {n}({}) (primitive)", params.join(", ")),
+        doc: Some(doc.to_string()),
+        params: params.iter().map(|p| p.to_string()).collect(),
+        kind: "primitive",
+    })
+}
+
+/// A top-level name of the file or the stdlib, or a primitive.
+pub fn name_info(snap: &Snapshot, name: &str) -> Option<NameInfo> {
+    match snap.comp.analysis.globals.get(name) {
+        Some(g) => Some(global_info(&snap.comp.db, g)),
+        None => builtin_info(name),
+    }
+}
+
+/// The distinct types recorded for exactly `span` (a definition checked
+/// in several contexts has several), joined with ` | `.
+pub fn type_of_span(snap: &Snapshot, span: Span) -> Option<String> {
+    let mut tys: Vec<&str> = vec![];
+    for (s, t) in &snap.comp.analysis.types {
+        if s.start == span.start && s.end == span.end && !tys.contains(&t.as_str()) {
+            tys.push(t);
+        }
+    }
+    (!tys.is_empty()).then(|| tys.join(" | "))
+}
+
+/// The smallest typed span containing `offset`, with its type(s).
+pub fn type_at(snap: &Snapshot, offset: usize) -> Option<(Span, String)> {
+    let best = snap
+        .comp
+        .analysis
+        .types
+        .iter()
+        .filter(|(s, _)| s.file == snap.comp.root && s.start as usize <= offset && offset <= s.end as usize)
+        .min_by_key(|(s, _)| s.len())?
+        .0;
+    Some((best, type_of_span(snap, best)?))
+}
