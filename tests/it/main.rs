@@ -5,6 +5,7 @@ mod format;
 mod gradcheck;
 mod ir_snap;
 mod lsp;
+mod lsp_e2e;
 mod stdlib_grad;
 mod tidy;
 mod ui;
