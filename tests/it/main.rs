@@ -6,6 +6,7 @@ mod gradcheck;
 mod ir_snap;
 mod lsp;
 mod lsp_e2e;
+mod lsp_editors;
 mod stdlib_grad;
 mod tidy;
 mod ui;

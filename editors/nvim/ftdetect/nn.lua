@@ -1,0 +1,2 @@
+-- `.nn` files are nnc models.
+vim.filetype.add({ extension = { nn = "nn" } })
