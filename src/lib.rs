@@ -46,6 +46,16 @@
 //! function; `runtime::step` composes loss, `autodiff::grad` and the
 //! updates into a single step function, which the runtime calls with the
 //! parameters and optimizer state as inputs and outputs.
+//!
+//! ## Tools
+//!
+//! `nnc fmt` and `nnc lsp` work from `syntax::lexer` (logos tokens that keep
+//! comments and whitespace) and `driver::compile`. The formatter never moves
+//! a token to another line; it normalises indentation and spacing within
+//! lines, and refuses text that does not parse. The language server is
+//! synchronous — a compile of a 300-line file takes milliseconds — and
+//! answers from immutable snapshots, keeping the last one that parsed for
+//! hover, definitions and hints while the text is broken.
 
 pub mod autodiff;
 pub mod base;

@@ -3,6 +3,7 @@
 
 use super::document::Snapshot;
 use super::info::{name_info, type_at};
+use super::walk;
 use crate::syntax::lexer::{word_at, Tok};
 use lsp_types::{Hover, HoverContents, MarkupContent, MarkupKind};
 
@@ -19,6 +20,12 @@ pub fn hover(snap: &Snapshot, offset: usize) -> Option<Hover> {
         };
         parts.push(format!("```nn\n{text} : {ty}\n```"));
         range = Some(snap.lines.range(&snap.text, span.start as usize, span.end as usize));
+    }
+    if range.is_none() {
+        if let Some((text, span)) = declared(snap, offset) {
+            parts.push(format!("```nn\n{text}\n```"));
+            range = Some(snap.lines.range(&snap.text, span.start as usize, span.end as usize));
+        }
     }
     if let Some(w) = word.filter(|w| w.kind == Tok::Ident || w.kind.is_contextual()) {
         if let Some(info) = name_info(snap, w.text(&snap.text)) {
@@ -39,4 +46,16 @@ pub fn hover(snap: &Snapshot, offset: usize) -> Option<Hover> {
         }),
         range,
     })
+}
+
+/// A parameter under the cursor, where no expression was typed: its
+/// declaration as written (`x: [batch, 28, 28]`, `lr = 0.001`).
+fn declared(snap: &Snapshot, offset: usize) -> Option<(String, crate::base::Span)> {
+    let w = word_at(&snap.tokens, offset)?;
+    let item = walk::item_at(&snap.comp.module, offset)?;
+    let b = walk::binders(item)
+        .into_iter()
+        .find(|b| b.kind == walk::BinderKind::Param && b.name.span.start as usize == w.start)?;
+    let text = snap.text[b.span.range()].split_whitespace().collect::<Vec<_>>().join(" ");
+    Some((text, b.name.span))
 }

@@ -90,7 +90,16 @@ pub fn type_of_span(snap: &Snapshot, span: Span) -> Option<String> {
             tys.push(t);
         }
     }
+    // A definition checked on its own has unknown shapes (`[...]`); once
+    // a model has used it, the concrete shapes say more.
+    if tys.iter().any(|t| !is_unknown(t)) {
+        tys.retain(|t| !is_unknown(t));
+    }
     (!tys.is_empty()).then(|| tys.join(" | "))
+}
+
+fn is_unknown(ty: &str) -> bool {
+    ty.trim_start_matches(|c: char| c.is_ascii_alphanumeric()) == "[...]"
 }
 
 /// The smallest typed span containing `offset`, with its type(s).

@@ -23,4 +23,4 @@ mod server;
 pub mod stdlib;
 mod walk;
 
-pub use server::{capabilities, serve, serve_stdio, Locator};
+pub use server::{capabilities, serve, serve_stdio, Locator, STACK_SIZE};

@@ -60,10 +60,23 @@ pub fn capabilities() -> ServerCapabilities {
     }
 }
 
+/// Stack for the thread that compiles: parsing and checking recurse over
+/// the expression tree, and a generated file with thousands of nested
+/// operators would overflow the main thread's 8 MiB (an abort no
+/// `catch_unwind` can catch). Only the pages used are committed.
+pub const STACK_SIZE: usize = 1 << 30;
+
 /// Serve on stdin/stdout until the client says `exit`.
 pub fn serve_stdio() -> Result<(), Error> {
     let (connection, io) = Connection::stdio();
-    serve(connection)?;
+    let server = std::thread::Builder::new()
+        .name("nnc-lsp".into())
+        .stack_size(STACK_SIZE)
+        .spawn(move || {
+            // The error is not `Send`; carry its text out of the thread.
+            serve(connection).map_err(|e| e.to_string())
+        })?;
+    server.join().map_err(|_| "the server thread panicked")??;
     io.join()?;
     Ok(())
 }

@@ -28,7 +28,10 @@ pub struct Client {
 impl Client {
     pub fn start() -> Client {
         let (server, conn) = Connection::memory();
-        let handle = std::thread::spawn(move || nnc::lsp::serve(server).expect("server loop"));
+        let handle = std::thread::Builder::new()
+            .stack_size(nnc::lsp::STACK_SIZE)
+            .spawn(move || nnc::lsp::serve(server).expect("server loop"))
+            .expect("spawn the server");
         let mut c = Client {
             conn,
             server: Some(handle),
@@ -421,6 +424,14 @@ fn lsp_survives_random_edits_and_requests() {
             "textDocument/formatting",
             json!({ "textDocument": { "uri": URI }, "options": { "tabSize": 4, "insertSpaces": true } }),
         );
+    }
+    // Deeply nested expressions (generated code) must not overflow.
+    for deep in [
+        "fn f(x) = x".to_string() + &" + x".repeat(20_000),
+        "fn f(x) = ".to_string() + &"-".repeat(20_000) + "x",
+    ] {
+        c.change(1000, &deep);
+        c.at("textDocument/hover", &deep, "x", 0);
     }
     // Requests about unknown documents are errors, not crashes.
     let r = c.request_raw(
