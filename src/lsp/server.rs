@@ -64,7 +64,7 @@ pub fn capabilities() -> ServerCapabilities {
 /// the expression tree, and a generated file with thousands of nested
 /// operators would overflow the main thread's 8 MiB (an abort no
 /// `catch_unwind` can catch). Only the pages used are committed.
-pub const STACK_SIZE: usize = 1 << 30;
+pub const STACK_SIZE: usize = 256 << 20;
 
 /// Serve on stdin/stdout until the client says `exit`.
 pub fn serve_stdio() -> Result<(), Error> {
