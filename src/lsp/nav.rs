@@ -22,6 +22,11 @@ pub fn definition(snap: &Snapshot, uri: &Url, loc: &Locator, offset: usize) -> O
             return loc.location(snap, uri, b.name.span);
         }
     }
+    // Inside `train M { ... }`, `model` is M.
+    let name = match item_at(&snap.comp.module, offset) {
+        Some(Item::Train(t)) if name == "model" => t.model.name.as_str(),
+        _ => name,
+    };
     let span = snap.comp.analysis.globals.def_span(name)?;
     loc.location(snap, uri, span)
 }

@@ -214,6 +214,13 @@ fn lsp_definition_finds_locals_the_file_and_the_stdlib() {
     );
     let file = c.at("textDocument/definition", text, "twice(x) |>", 0);
     assert_eq!(file["range"], range_of(text, 3, 8));
+    let train = format!("{text}train M {{\n    loss = mse(model(x), y)\n}}\n");
+    c.change(2, &train);
+    let model = c.at("textDocument/definition", &train, "model(x)", 1);
+    assert_eq!(
+        model["range"],
+        range_of(&train, train.find("M(").expect("M"), train.find("M(").expect("M") + 1)
+    );
     let std = c.at("textDocument/definition", text, "Dense", 0);
     let uri = std["uri"].as_str().expect("uri");
     assert!(uri.starts_with("file://") && uri.ends_with("/layers.nn"), "{uri}");
