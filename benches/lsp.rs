@@ -102,6 +102,39 @@ fn main() {
         server_times.push(t.elapsed());
         assert_eq!(n > 0, k % 2 == 0, "round {k}: the edit's diagnostics");
     }
+    // Requests an editor sends after each change, on the same file.
+    let requests = [
+        (
+            "textDocument/hover",
+            json!({ "textDocument": { "uri": uri }, "position": { "line": 60, "character": 14 } }),
+        ),
+        (
+            "textDocument/inlayHint",
+            json!({ "textDocument": { "uri": uri }, "range": { "start": { "line": 0, "character": 0 }, "end": { "line": 400, "character": 0 } } }),
+        ),
+        ("textDocument/semanticTokens/full", json!({ "textDocument": { "uri": uri } })),
+        (
+            "textDocument/completion",
+            json!({ "textDocument": { "uri": uri }, "position": { "line": 61, "character": 20 } }),
+        ),
+    ];
+    let mut request_times = vec![];
+    for (i, (method, params)) in requests.iter().enumerate() {
+        let mut times = vec![];
+        for k in 0..50 {
+            let id = RequestId::from(100 + (i * 50 + k) as i32);
+            let t = Instant::now();
+            send(Message::Request(Request::new(id.clone(), method.to_string(), params.clone())));
+            loop {
+                if let Message::Response(r) = client.receiver.recv().expect("message") {
+                    assert!(r.error.is_none() && r.id == id, "{method}: {r:?}");
+                    break;
+                }
+            }
+            times.push(t.elapsed());
+        }
+        request_times.push((method, times));
+    }
     send(Message::Request(Request::new(RequestId::from(2), "shutdown".into(), json!(null))));
     let _ = client.receiver.recv();
     send(Message::Notification(Notification::new("exit".into(), json!(null))));
@@ -116,6 +149,10 @@ fn main() {
         ms(p95),
         ms(max)
     );
+    for (method, times) in request_times {
+        let (m, p95, max) = percentiles(times);
+        println!("{method:<33} median {}  p95 {}  max {}", ms(m), ms(p95), ms(max));
+    }
     if p95 > Duration::from_millis(20) {
         println!("FAIL: p95 above the 20 ms target");
         std::process::exit(1);

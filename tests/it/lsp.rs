@@ -416,7 +416,14 @@ fn lsp_survives_random_edits_and_requests() {
                 }
             }
         }
-        c.change(version, &text);
+        let lines = text.split('\n').count() as u64;
+        for d in c.change(version, &text) {
+            let (start, end) = (&d["range"]["start"], &d["range"]["end"]);
+            assert!(
+                start["line"].as_u64() <= end["line"].as_u64() && end["line"].as_u64() < Some(lines),
+                "{d} outside the text"
+            );
+        }
         let line = rng.next(text.lines().count() + 2);
         let character = rng.next(40);
         let pos = json!({ "line": line, "character": character });
