@@ -7,6 +7,7 @@ mod ir_snap;
 mod lsp;
 mod lsp_e2e;
 mod lsp_editors;
+mod lsp_nvim;
 mod stdlib_grad;
 mod tidy;
 mod ui;
