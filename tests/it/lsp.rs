@@ -456,3 +456,40 @@ fn lsp_survives_random_edits_and_requests() {
     let r = c.request_raw("textDocument/hover", json!({ "bogus": true }));
     assert!(r.error.is_some());
 }
+
+/// `lsp` builds on the driver and the data types of the stages below it;
+/// nothing but the command line uses `lsp`.
+#[test]
+fn lsp_module_dependencies() {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = vec![];
+    let mut stack = vec![src.clone()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).expect("read src") {
+            let p = e.expect("entry").path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                files.push(p);
+            }
+        }
+    }
+    let allowed = ["lsp", "base", "diag", "driver", "sema", "syntax"];
+    let mut violations = vec![];
+    for f in files {
+        let rel = f.strip_prefix(&src).expect("under src").to_string_lossy().replace('\\', "/");
+        let text = std::fs::read_to_string(&f).expect("read");
+        for (i, line) in text.lines().enumerate() {
+            for (pos, _) in line.match_indices("crate::") {
+                let name: String = line[pos + 7..].chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+                if rel.starts_with("lsp/") && !allowed.contains(&name.as_str()) {
+                    violations.push(format!("{rel}:{}: lsp uses `{name}`", i + 1));
+                }
+                if name == "lsp" && !rel.starts_with("lsp/") && !rel.starts_with("cli/") {
+                    violations.push(format!("{rel}:{}: uses `lsp`", i + 1));
+                }
+            }
+        }
+    }
+    assert!(violations.is_empty(), "{}", violations.join("\n"));
+}
