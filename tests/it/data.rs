@@ -336,6 +336,21 @@ fn idx_truncated_or_overlong_data_is_an_error() {
 }
 
 #[test]
+fn idx_header_reads_only_the_header_through_gzip() {
+    let tmp = TempDir::new("idx-hdr-only");
+    // 200 kB of noise compresses poorly, so cutting the gzip stream at 2 kB
+    // leaves the header intact but loses almost all the data: a header query
+    // that decompressed the whole file (instead of its first bytes) fails.
+    let mut rng = CounterRng::new(1, 1);
+    let noise: Vec<u8> = (0..200_000).map(|_| rng.next_u64() as u8).collect();
+    let gz = gzip(&idx_bytes(&[2_000, 10, 10], &noise));
+    let path = tmp.write("cut-stream.gz", &gz[..2_000]);
+    assert_eq!(idx_header(&path).unwrap(), [2_000, 10, 10]);
+    let msg = err_naming(read_idx(&path), &path);
+    assert!(msg.contains("gzip") || msg.contains("truncated"), "{msg}");
+}
+
+#[test]
 fn idx_image_label_count_mismatch_is_an_error() {
     let tmp = TempDir::new("idx-count");
     let images = tmp.write("img", &idx_bytes(&[3, 2, 2], &[0; 12]));
