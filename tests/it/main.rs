@@ -1,1 +1,2 @@
 
+mod ir_passes;
