@@ -66,6 +66,9 @@ pub fn parse_func(text: &str) -> Result<Func, String> {
                 .map_err(|e| at(n, e))?;
             break;
         }
+        if line == "}" {
+            return Err(at(n, "expected `return` before `}`".into()));
+        }
         p.inst(line).map_err(|e| at(n, e))?;
     }
     match lines.next() {
@@ -713,6 +716,7 @@ mod tests {
             (format!("{head}    v1 = neg v0 : f32[B, 3] extra\n    return v1\n}}\n"), "line 2: unexpected `extra`"),
             (format!("{head}    v1 = neg v0 : f32[B, 3]\n"), "line 2: expected `return`"),
             (format!("{head}    return v0\n"), "line 2: expected `}` after `return`"),
+            (format!("{head}    v1 = neg v0 : f32[B, 3]\n}}\n"), "line 3: expected `return` before `}`"),
             (format!("{head}    return v0, v0\n}}\n"), "line 2: return has 2 values"),
             (format!("{head}    v1 = const 1.0 : f32[]\n    return v1\n}}\n"), "line 3: return value 0 has type f32[]"),
             (format!("{head}    return v0\n}}\nfunc\n"), "line 4: unexpected text after the function"),
