@@ -24,7 +24,9 @@
 //!   of transpose (perms composed), and identities (same shape, identity
 //!   perm, reduction over no axes, cast to the same dtype) disappear. A
 //!   reshape or transpose of a broadcast constant is that constant broadcast
-//!   to the new shape (every element is the same).
+//!   to the new shape (every element is the same). A reduction over no axes
+//!   is its operand, which is bit-exact when backends sum from `-0.0` (the
+//!   IEEE additive identity) or from the first element, not from `+0.0`.
 //! - `select` with a constant non-NaN condition picks its branch;
 //!   `select c, a, a` is `a`.
 //!
