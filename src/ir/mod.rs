@@ -7,10 +7,12 @@
 
 mod builder;
 pub mod interp;
+pub mod parse;
 mod print;
 mod verify;
 
 pub use builder::Builder;
+pub use parse::parse_func;
 pub use print::print_func;
 pub use verify::verify;
 

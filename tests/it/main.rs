@@ -3,6 +3,7 @@
 mod data;
 mod examples;
 mod gradcheck;
+mod ir_passes;
 mod ir_snap;
 mod stdlib_grad;
 mod tidy;
