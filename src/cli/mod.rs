@@ -45,6 +45,8 @@ enum Stage {
     Ir,
     /// The whole training step: forward, loss, backward and update.
     Grad,
+    /// The training step after simplification, CSE and DCE.
+    Opt,
 }
 
 /// Print to stdout, ignoring a closed pipe (`nnc ir ... | head`).
@@ -56,7 +58,22 @@ macro_rules! say {
 }
 pub(crate) use say;
 
+/// Deeply nested source (a sum of 50,000 terms) recurses deeply in the
+/// checker; a large stack keeps that an ordinary run instead of a crash.
+const STACK_BYTES: usize = 1 << 30;
+
 pub fn main() -> i32 {
+    std::thread::Builder::new()
+        .stack_size(STACK_BYTES)
+        .spawn(main_on_big_stack)
+        .and_then(|h| h.join().map_err(|_| std::io::Error::other("nnc panicked")))
+        .unwrap_or_else(|e| {
+            eprintln!("error: internal error: {e}");
+            101
+        })
+}
+
+fn main_on_big_stack() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -158,9 +175,10 @@ fn ir(file: &Path, stage: Stage) -> i32 {
                 say!("{}", crate::ir::print_func(&p.loss));
             }
         }
-        Stage::Grad => {
+        Stage::Grad | Stage::Opt => {
             for p in &c.analysis.plans {
                 let (f, _) = driver::training_step(p);
+                let f = if stage == Stage::Opt { crate::opt::optimize(&f) } else { f };
                 say!("{}", crate::ir::print_func(&f));
             }
         }

@@ -1,5 +1,6 @@
 //! The one integration-test binary (one link keeps test builds fast).
 
+mod cli;
 mod data;
 mod examples;
 mod gradcheck;
