@@ -1,1 +1,164 @@
-//! autodiff
+//! Reverse-mode automatic differentiation as an IR → IR transformation.
+//!
+//! `grad` walks the forward instructions backwards and appends, for each one,
+//! its vector-Jacobian product (one rule per primitive op, in `rules.rs`) to
+//! the same function. Work is limited by activity analysis: an instruction
+//! gets adjoint code only if it depends on a `wrt` value (forward activity)
+//! and the output depends on it (it received an adjoint on the way back).
+//! A value used several times sums its adjoint contributions.
+//!
+//! Choices at non-differentiable points (documented in `rules.rs`): binary
+//! `max`/`min` send the whole gradient to the first operand on ties;
+//! `reduce_max` sends the full gradient to every position equal to the max;
+//! `pow`'s exponent gradient is 0 where the base is 0.
+
+mod rules;
+
+use crate::ir::{self, Builder, DType, Dim, Op, Shape, Type, Value};
+use std::collections::HashMap;
+
+/// Append to `b` the backward pass of scalar `output` (type f32[]) and return, for each
+/// value in `wrt`, a value holding d output / d wrt (same type as that value).
+/// Values that do not depend on any `wrt` get no adjoint work (activity analysis);
+/// a `wrt` the output does not depend on gets zeros.
+pub fn grad(b: &mut Builder, output: Value, wrt: &[Value]) -> Vec<Value> {
+    assert_eq!(
+        b.ty(output),
+        &Type::scalar(),
+        "internal error: grad of a non-scalar output"
+    );
+    let forward = b.func().insts.clone();
+    let active = activity(b, &forward, wrt);
+    let mut cx = Ctx {
+        b,
+        adj: HashMap::new(),
+        fills: HashMap::new(),
+    };
+    if active[output.index()] {
+        let one = cx.constant(1.0);
+        cx.adj.insert(output, one);
+    }
+    for inst in forward.iter().rev() {
+        let Some(&g) = cx.adj.get(&inst.result) else {
+            continue;
+        };
+        let want: Vec<bool> = inst.args.iter().map(|a| active[a.index()]).collect();
+        let contributions = rules::vjp(&mut cx, inst, g, &want);
+        for (&arg, contribution) in inst.args.iter().zip(contributions) {
+            if let Some(c) = contribution {
+                cx.accumulate(arg, c);
+            }
+        }
+    }
+    wrt.iter()
+        .map(|&w| cx.adj.get(&w).copied().unwrap_or_else(|| cx.zeros_like(w)))
+        .collect()
+}
+
+/// `@{f.name}.vjp`: same params as `f` (which must return one f32[] scalar), returns the
+/// scalar followed by its gradient with respect to the params listed in `wrt` (param indices).
+pub fn grad_func(f: &ir::Func, wrt: &[usize]) -> ir::Func {
+    assert_eq!(
+        f.results.len(),
+        1,
+        "internal error: grad_func of @{} needs one result",
+        f.name
+    );
+    let output = f.results[0];
+    let wrt: Vec<Value> = wrt.iter().map(|&i| f.params[i]).collect();
+    let mut func = f.clone();
+    func.name = format!("{}.vjp", f.name);
+    func.results.clear();
+    let mut b = Builder::from_func(func);
+    let grads = grad(&mut b, output, &wrt);
+    let mut results = vec![output];
+    results.extend(grads);
+    let out = b.finish(&results);
+    debug_assert_eq!(ir::verify(&out), Ok(()), "autodiff produced invalid IR");
+    out
+}
+
+/// Operand positions through which an op's result depends differentiably on
+/// its operands. Ops with no such position (sign, compare, one_hot,
+/// constants, random draws, casts to i32) stop both activity and gradients.
+pub(crate) fn differentiable_args(op: &Op) -> &'static [usize] {
+    match op {
+        Op::Unary(ir::UnaryOp::Sign) => &[],
+        Op::Unary(_) => &[0],
+        Op::Binary(_) | Op::MatMul => &[0, 1],
+        // The condition only routes the gradient.
+        Op::Select => &[1, 2],
+        Op::Broadcast { .. }
+        | Op::ReduceSum { .. }
+        | Op::ReduceMax { .. }
+        | Op::Reshape { .. }
+        | Op::Transpose { .. } => &[0],
+        // f32 -> f32 is the identity; i32 -> f32 has no f32 operand to reach.
+        Op::Cast { to: DType::F32 } => &[0],
+        Op::Cast { to: DType::I32 }
+        | Op::Compare(_)
+        | Op::OneHot { .. }
+        | Op::Const(_)
+        | Op::RandomUniform { .. }
+        | Op::RandomNormal { .. } => &[],
+    }
+}
+
+/// Forward activity: a value is active when it is an f32 `wrt` value or an
+/// f32 result depending differentiably on an active value.
+fn activity(b: &Builder, forward: &[ir::Inst], wrt: &[Value]) -> Vec<bool> {
+    let f = b.func();
+    let is_f32 = |v: Value| f.ty(v).dtype == DType::F32;
+    let mut active = vec![false; f.types.len()];
+    for &w in wrt {
+        active[w.index()] = is_f32(w);
+    }
+    for inst in forward {
+        let from_args = differentiable_args(&inst.op)
+            .iter()
+            .any(|&i| active[inst.args[i].index()]);
+        active[inst.result.index()] |= from_args && is_f32(inst.result);
+    }
+    active
+}
+
+/// State of one backward pass: the builder being appended to, the adjoint of
+/// each value reached so far, and a cache of constant fills so each
+/// `(constant, shape)` is materialised once.
+pub(crate) struct Ctx<'b> {
+    pub(crate) b: &'b mut Builder,
+    adj: HashMap<Value, Value>,
+    fills: HashMap<(u64, Shape), Value>,
+}
+
+impl Ctx<'_> {
+    fn accumulate(&mut self, v: Value, contribution: Value) {
+        let total = match self.adj.get(&v) {
+            Some(&prev) => self.b.add(prev, contribution),
+            None => contribution,
+        };
+        self.adj.insert(v, total);
+    }
+
+    pub(crate) fn constant(&mut self, x: f64) -> Value {
+        self.fill(x, &[])
+    }
+
+    /// `x` broadcast to `shape`, shared by every rule that needs it.
+    pub(crate) fn fill(&mut self, x: f64, shape: &[Dim]) -> Value {
+        let key = (x.to_bits(), shape.to_vec());
+        if let Some(&v) = self.fills.get(&key) {
+            return v;
+        }
+        let v = self.b.fill(x, shape);
+        self.fills.insert(key, v);
+        v
+    }
+
+    pub(crate) fn zeros_like(&mut self, v: Value) -> Value {
+        let ty = self.b.ty(v).clone();
+        let zeros = self.fill(0.0, &ty.shape);
+        // An i32 `wrt` is never active but still gets a gradient of its type.
+        self.b.cast(zeros, ty.dtype)
+    }
+}

@@ -1,1 +1,396 @@
 //! Reference interpreter (ndarray, f64): the oracle for the JIT and for gradients.
+//!
+//! Every value is an `ArrayD<f64>`, whatever its IR dtype: `i32` values are
+//! held as integral f64s, so labels and indices survive exactly. Computing in
+//! f64 rather than f32 keeps finite-difference gradient checks accurate; the
+//! JIT is compared against it with an f32 tolerance.
+//!
+//! Semantics chosen where the type rules leave room (the JIT must match):
+//! - `sign(0) = 0`, `sign(NaN) = NaN`.
+//! - `max`/`min` (binary and `reduce_max`) propagate NaN.
+//! - `one_hot` of a label outside `0..depth` is an all-zero row (as in
+//!   TensorFlow and JAX), so padding labels such as -1 contribute nothing.
+//! - `cast` to i32 truncates toward zero and saturates at the i32 range;
+//!   NaN becomes 0 (Rust's `as i32`, Cranelift's `fcvt_to_sint_sat`).
+//! - `reduce_max` over an empty axis gives -inf.
+//!
+//! After each instruction the result's shape is checked against its declared
+//! type (with symbols bound), so the interpreter also catches IR whose types
+//! lie about the data.
+
+use super::{BinaryOp, CmpOp, DType, Dim, Func, Inst, Op, Type, UnaryOp};
+use ndarray::linalg::general_mat_mul;
+use ndarray::{ArrayD, ArrayView2, Axis, Ix2, IxDyn};
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+mod kernels;
+
+pub type Tensor = ArrayD<f64>;
+
+/// Sizes of the symbolic dims, bound from the argument shapes.
+type Bindings = HashMap<String, usize>;
+
+/// Run `f` on `args` (one per param). Symbolic dims are bound from the argument shapes
+/// (checked consistent); wrong arg count/rank/shape → Err with a clear message naming the param.
+pub fn run(f: &Func, args: &[Tensor]) -> Result<Vec<Tensor>, String> {
+    if args.len() != f.params.len() {
+        return Err(format!(
+            "@{} takes {} arguments, got {}",
+            f.name,
+            f.params.len(),
+            args.len()
+        ));
+    }
+    // Checking types first means `eval` can index operands without fear:
+    // malformed IR is an `Err`, never a panic.
+    super::verify(f).map_err(|e| format!("@{}: invalid IR: {e}", f.name))?;
+    let bind = bind_params(f, args)?;
+    // Parameters are borrowed, instruction results owned: no copy of the
+    // (possibly large) inputs.
+    let mut env: Vec<Option<Cow<'_, Tensor>>> = vec![None; f.types.len()];
+    for (&p, a) in f.params.iter().zip(args) {
+        env[p.index()] = Some(Cow::Borrowed(a));
+    }
+    let last_use = last_uses(f);
+    for (i, inst) in f.insts.iter().enumerate() {
+        let operands: Vec<&Tensor> = inst
+            .args
+            .iter()
+            .map(|a| {
+                env[a.index()]
+                    .as_deref()
+                    .ok_or_else(|| format!("{} uses {a}, which has no value", inst.result))
+            })
+            .collect::<Result<_, _>>()?;
+        let out = eval(inst, &operands, &bind)
+            .map_err(|e| format!("@{}: {}: {e}", f.name, inst.result))?;
+        check_shape(&out, f.ty(inst.result), &bind)
+            .map_err(|e| format!("@{}: {}: {e}", f.name, inst.result))?;
+        env[inst.result.index()] = Some(Cow::Owned(out));
+        // Free operands nobody reads any more: a training step's activations
+        // would otherwise all stay alive until the end.
+        for a in &inst.args {
+            if last_use[a.index()] == Some(i) {
+                env[a.index()] = None;
+            }
+        }
+    }
+    take_results(f, env)
+}
+
+/// Move the results out of `env` (cloning only a value returned twice or a
+/// borrowed argument), in row-major layout: callers expect plain arrays
+/// (e.g. for `as_slice`), even when a value is a lazily transposed view.
+fn take_results(f: &Func, mut env: Vec<Option<Cow<'_, Tensor>>>) -> Result<Vec<Tensor>, String> {
+    let mut out = Vec::with_capacity(f.results.len());
+    for (j, r) in f.results.iter().enumerate() {
+        let slot = &mut env[r.index()];
+        let value = if f.results[j + 1..].contains(r) {
+            slot.clone()
+        } else {
+            slot.take()
+        };
+        let t = value
+            .ok_or_else(|| format!("@{}: result {r} has no value", f.name))?
+            .into_owned();
+        out.push(if t.is_standard_layout() {
+            t
+        } else {
+            t.as_standard_layout().into_owned()
+        });
+    }
+    Ok(out)
+}
+
+/// Check every argument against its param's type and bind the symbols.
+fn bind_params(f: &Func, args: &[Tensor]) -> Result<Bindings, String> {
+    let mut bind = Bindings::new();
+    for (i, (&p, a)) in f.params.iter().zip(args).enumerate() {
+        let name = f.param_names.get(i).map_or("?", String::as_str);
+        let ty = f.ty(p);
+        let what = || {
+            format!(
+                "argument {i} (`{name}`, declared {ty}) has shape {:?}",
+                a.shape()
+            )
+        };
+        if a.ndim() != ty.rank() {
+            return Err(format!(
+                "{}: rank {} instead of {}",
+                what(),
+                a.ndim(),
+                ty.rank()
+            ));
+        }
+        for (axis, (d, &n)) in ty.shape.iter().zip(a.shape()).enumerate() {
+            match d {
+                Dim::Known(k) if *k != n => {
+                    return Err(format!("{}: dim {axis} should be {k}", what()))
+                }
+                Dim::Sym(s) => match bind.get(s) {
+                    Some(&b) if b != n => {
+                        return Err(format!(
+                            "{}: dim {axis} is `{s}`, already bound to {b}",
+                            what()
+                        ));
+                    }
+                    _ => {
+                        bind.insert(s.clone(), n);
+                    }
+                },
+                _ => {}
+            }
+        }
+        if ty.dtype == DType::I32 && a.iter().any(|x| x.fract() != 0.0) {
+            return Err(format!(
+                "argument {i} (`{name}`) is i32 but holds a non-integer value"
+            ));
+        }
+    }
+    Ok(bind)
+}
+
+/// For each value, the index of the last instruction reading it; `None` for
+/// values never read and for results (which must survive to the end).
+fn last_uses(f: &Func) -> Vec<Option<usize>> {
+    let mut last = vec![None; f.types.len()];
+    for (i, inst) in f.insts.iter().enumerate() {
+        for a in &inst.args {
+            last[a.index()] = Some(i);
+        }
+    }
+    for r in &f.results {
+        last[r.index()] = None;
+    }
+    last
+}
+
+fn resolve(shape: &[Dim], bind: &Bindings) -> Result<Vec<usize>, String> {
+    shape
+        .iter()
+        .map(|d| match d {
+            Dim::Known(n) => Ok(*n),
+            Dim::Sym(s) => bind
+                .get(s)
+                .copied()
+                .ok_or_else(|| format!("symbol `{s}` is not bound by any argument")),
+        })
+        .collect()
+}
+
+fn check_shape(t: &Tensor, ty: &Type, bind: &Bindings) -> Result<(), String> {
+    let want = resolve(&ty.shape, bind)?;
+    if t.shape() != want.as_slice() {
+        return Err(format!(
+            "internal error: computed shape {:?}, declared {ty} = {want:?}",
+            t.shape()
+        ));
+    }
+    Ok(())
+}
+
+fn eval(inst: &Inst, x: &[&Tensor], bind: &Bindings) -> Result<Tensor, String> {
+    Ok(match &inst.op {
+        Op::Const(c) => ArrayD::from_elem(IxDyn(&[]), *c),
+        Op::Unary(u) => kernels::map1(x[0], unary_fn(*u)),
+        Op::Binary(op) => zip2(x[0], x[1], binary_fn(*op))?,
+        Op::Compare(op) => {
+            let cmp = compare_fn(*op);
+            zip2(x[0], x[1], move |a, b| if cmp(a, b) { 1.0 } else { 0.0 })?
+        }
+        Op::Select => select(x[0], x[1], x[2])?,
+        Op::Broadcast { shape } => broadcast(x[0], &resolve(shape, bind)?)?,
+        Op::ReduceSum { axes, keep } => reduce(x[0], axes, *keep, 0.0, |acc, v| acc + v)?,
+        Op::ReduceMax { axes, keep } => reduce(x[0], axes, *keep, f64::NEG_INFINITY, nan_max)?,
+        Op::Reshape { shape } => {
+            let shape = resolve(shape, bind)?;
+            let view = x[0]
+                .to_shape(IxDyn(&shape))
+                .map_err(|e| format!("reshape: {e}"))?;
+            view.into_owned()
+        }
+        // A transposed view is cheap; later ops read it through its strides.
+        Op::Transpose { perm } => x[0].clone().permuted_axes(IxDyn(perm)),
+        Op::MatMul => matmul(x[0], x[1])?,
+        Op::OneHot { depth } => one_hot(x[0], *depth),
+        Op::Cast { to: DType::I32 } => kernels::map1(x[0], |v| (v as i32) as f64),
+        Op::Cast { to: DType::F32 } => x[0].clone(),
+        Op::RandomUniform { shape, seed } => {
+            random(&resolve(shape, bind)?, *seed, super::random_uniform)
+        }
+        Op::RandomNormal { shape, seed } => {
+            random(&resolve(shape, bind)?, *seed, super::random_normal)
+        }
+    })
+}
+
+fn unary_fn(op: UnaryOp) -> fn(f64) -> f64 {
+    match op {
+        UnaryOp::Neg => |v| -v,
+        UnaryOp::Exp => f64::exp,
+        UnaryOp::Log => f64::ln,
+        UnaryOp::Sqrt => f64::sqrt,
+        UnaryOp::Tanh => f64::tanh,
+        UnaryOp::Abs => f64::abs,
+        // `f64::signum` maps 0 to 1; the IR's sign maps 0 to 0.
+        UnaryOp::Sign => |v| {
+            if v > 0.0 {
+                1.0
+            } else if v < 0.0 {
+                -1.0
+            } else {
+                v * 0.0 // 0 stays 0, NaN stays NaN
+            }
+        },
+    }
+}
+
+fn nan_max(a: f64, b: f64) -> f64 {
+    if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else {
+        a.max(b)
+    }
+}
+
+fn nan_min(a: f64, b: f64) -> f64 {
+    if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else {
+        a.min(b)
+    }
+}
+
+fn binary_fn(op: BinaryOp) -> fn(f64, f64) -> f64 {
+    match op {
+        BinaryOp::Add => |a, b| a + b,
+        BinaryOp::Sub => |a, b| a - b,
+        BinaryOp::Mul => |a, b| a * b,
+        BinaryOp::Div => |a, b| a / b,
+        BinaryOp::Pow => f64::powf,
+        BinaryOp::Max => nan_max,
+        BinaryOp::Min => nan_min,
+    }
+}
+
+fn compare_fn(op: CmpOp) -> fn(f64, f64) -> bool {
+    match op {
+        CmpOp::Lt => |a, b| a < b,
+        CmpOp::Le => |a, b| a <= b,
+        CmpOp::Gt => |a, b| a > b,
+        CmpOp::Ge => |a, b| a >= b,
+        CmpOp::Eq => |a, b| a == b,
+        CmpOp::Ne => |a, b| a != b,
+    }
+}
+
+fn same_shape(a: &Tensor, b: &Tensor) -> Result<(), String> {
+    if a.shape() != b.shape() {
+        return Err(format!(
+            "operand shapes differ: {:?} vs {:?}",
+            a.shape(),
+            b.shape()
+        ));
+    }
+    Ok(())
+}
+
+fn zip2(a: &Tensor, b: &Tensor, f: impl Fn(f64, f64) -> f64) -> Result<Tensor, String> {
+    same_shape(a, b)?;
+    Ok(kernels::map2(a, b, f))
+}
+
+fn select(c: &Tensor, a: &Tensor, b: &Tensor) -> Result<Tensor, String> {
+    same_shape(c, a)?;
+    same_shape(a, b)?;
+    Ok(kernels::select(c, a, b))
+}
+
+fn broadcast(x: &Tensor, shape: &[usize]) -> Result<Tensor, String> {
+    // ndarray's check implements exactly the NumPy rule the IR uses.
+    if x.broadcast(IxDyn(shape)).is_none() {
+        return Err(format!("cannot broadcast {:?} to {shape:?}", x.shape()));
+    }
+    Ok(kernels::broadcast(x, shape))
+}
+
+fn reduce(
+    x: &Tensor,
+    axes: &[usize],
+    keep: bool,
+    init: f64,
+    f: fn(f64, f64) -> f64,
+) -> Result<Tensor, String> {
+    if axes.windows(2).any(|w| w[0] >= w[1]) || axes.iter().any(|&a| a >= x.ndim()) {
+        return Err(format!(
+            "bad reduce axes {axes:?} for shape {:?}",
+            x.shape()
+        ));
+    }
+    Ok(kernels::reduce(x, axes, keep, init, f))
+}
+
+/// `[..., m, k] @ [..., k, n]`: one GEMM per leading index. Rank 2 goes
+/// straight to ndarray's blocked `dot`, which dominates training time.
+fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor, String> {
+    let r = a.ndim();
+    if r < 2
+        || b.ndim() != r
+        || a.shape()[..r - 2] != b.shape()[..r - 2]
+        || a.shape()[r - 1] != b.shape()[r - 2]
+    {
+        return Err(format!(
+            "matmul of incompatible shapes {:?} and {:?}",
+            a.shape(),
+            b.shape()
+        ));
+    }
+    if r == 2 {
+        // Views, not copies: a lazily transposed operand (the backward
+        // pass's aᵀ @ g) goes to the GEMM as strides.
+        let a2 = a
+            .view()
+            .into_dimensionality::<Ix2>()
+            .map_err(|e| e.to_string())?;
+        let b2 = b
+            .view()
+            .into_dimensionality::<Ix2>()
+            .map_err(|e| e.to_string())?;
+        return Ok(a2.dot(&b2).into_dyn());
+    }
+    let (m, k, n) = (a.shape()[r - 2], a.shape()[r - 1], b.shape()[r - 1]);
+    let batch: usize = a.shape()[..r - 2].iter().product();
+    let a3 = a.to_shape((batch, m, k)).map_err(|e| e.to_string())?;
+    let b3 = b.to_shape((batch, k, n)).map_err(|e| e.to_string())?;
+    let mut out = ndarray::Array3::<f64>::zeros((batch, m, n));
+    for i in 0..batch {
+        let ai: ArrayView2<f64> = a3.index_axis(Axis(0), i);
+        let bi: ArrayView2<f64> = b3.index_axis(Axis(0), i);
+        general_mat_mul(1.0, &ai, &bi, 0.0, &mut out.index_axis_mut(Axis(0), i));
+    }
+    let mut shape = a.shape()[..r - 1].to_vec();
+    shape.push(n);
+    out.into_shape_with_order(IxDyn(&shape))
+        .map_err(|e| e.to_string())
+}
+
+fn one_hot(labels: &Tensor, depth: usize) -> Tensor {
+    let mut shape = labels.shape().to_vec();
+    shape.push(depth);
+    let mut out = ArrayD::<f64>::zeros(IxDyn(&shape));
+    let flat = out.as_slice_mut().expect("fresh zeros are row-major");
+    // `iter` visits labels in logical row-major order, matching row `i`.
+    for (i, &l) in labels.iter().enumerate() {
+        if l >= 0.0 && l < depth as f64 {
+            flat[i * depth + l as usize] = 1.0;
+        }
+    }
+    out
+}
+
+fn random(shape: &[usize], seed: u64, draw: fn(u64, u64) -> f64) -> Tensor {
+    let n: usize = shape.iter().product();
+    let data: Vec<f64> = (0..n as u64).map(|i| draw(seed, i)).collect();
+    ArrayD::from_shape_vec(IxDyn(shape), data).expect("length matches the shape")
+}

@@ -1,1 +1,2 @@
-
+mod gradcheck;
+mod ir_snap;
