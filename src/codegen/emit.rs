@@ -35,17 +35,28 @@ impl Frame {
 
 /// Start `for i in (lo..hi).step_by(step)` while `i + step <= hi`, carrying
 /// `carried` values; returns the body's `i` and carried values.
-pub fn loop_begin(b: &mut FunctionBuilder, lo: Value, hi: Value, step: i64, carried: &[Value]) -> (Frame, Vec<Value>) {
+pub fn loop_begin(
+    b: &mut FunctionBuilder,
+    lo: Value,
+    hi: Value,
+    step: i64,
+    carried: &[Value],
+) -> (Frame, Vec<Value>) {
     let header = b.create_block();
     let body = b.create_block();
     let exit = b.create_block();
-    let tys: Vec<_> = std::iter::once(I64).chain(carried.iter().map(|&v| b.func.dfg.value_type(v))).collect();
+    let tys: Vec<_> = std::iter::once(I64)
+        .chain(carried.iter().map(|&v| b.func.dfg.value_type(v)))
+        .collect();
     for &t in &tys {
         b.append_block_param(header, t);
         b.append_block_param(body, t);
         b.append_block_param(exit, t);
     }
-    let args: Vec<_> = std::iter::once(lo).chain(carried.iter().copied()).map(Into::into).collect::<Vec<_>>();
+    let args: Vec<_> = std::iter::once(lo)
+        .chain(carried.iter().copied())
+        .map(Into::into)
+        .collect::<Vec<_>>();
     b.ins().jump(header, &args);
     b.switch_to_block(header);
     let hp: Vec<Value> = b.block_params(header).to_vec();
@@ -55,14 +66,25 @@ pub fn loop_begin(b: &mut FunctionBuilder, lo: Value, hi: Value, step: i64, carr
     b.ins().brif(go, body, &pass, exit, &pass);
     b.switch_to_block(body);
     let bp = b.block_params(body).to_vec();
-    (Frame { header, exit, i: bp[0], step }, bp[1..].to_vec())
+    (
+        Frame {
+            header,
+            exit,
+            i: bp[0],
+            step,
+        },
+        bp[1..].to_vec(),
+    )
 }
 
 /// Close the loop with the body's new carried values; returns the final `i`
 /// and carried values.
 pub fn loop_end(b: &mut FunctionBuilder, f: Frame, carried: &[Value]) -> (Value, Vec<Value>) {
     let next = b.ins().iadd_imm_s(f.i, f.step);
-    let args: Vec<_> = std::iter::once(next).chain(carried.iter().copied()).map(Into::into).collect::<Vec<_>>();
+    let args: Vec<_> = std::iter::once(next)
+        .chain(carried.iter().copied())
+        .map(Into::into)
+        .collect::<Vec<_>>();
     b.ins().jump(f.header, &args);
     b.switch_to_block(f.exit);
     let ep = b.block_params(f.exit).to_vec();
@@ -101,7 +123,13 @@ struct Emitter<'k, 'a, 'b> {
 /// Emit the body of a kernel function whose entry block has been created
 /// with params `(ptrs, lo, hi)` and is current. `normal` is the imported
 /// `nnc_random_normal` when the kernel draws normals.
-pub fn emit_kernel(b: &mut FunctionBuilder, k: &LoopKernel, params: [Value; 3], fma: bool, normal: Option<FuncRef>) {
+pub fn emit_kernel(
+    b: &mut FunctionBuilder,
+    k: &LoopKernel,
+    params: [Value; 3],
+    fma: bool,
+    normal: Option<FuncRef>,
+) {
     let mut svs = Vec::new();
     let mut sv_slot = Vec::new();
     let mut node_sv = Vec::new();
@@ -131,7 +159,9 @@ pub fn emit_kernel(b: &mut FunctionBuilder, k: &LoopKernel, params: [Value; 3], 
     for (i, n) in k.nodes.iter().enumerate() {
         let l = match n {
             Node::Const(_) => -1,
-            Node::Load(_) | Node::Index(_) | Node::Random { .. } => deepest(&svs[node_sv[i].unwrap()]),
+            Node::Load(_) | Node::Index(_) | Node::Random { .. } => {
+                deepest(&svs[node_sv[i].unwrap()])
+            }
             Node::Unary(_, x) | Node::Trunc(x) => level[*x],
             Node::Binary(_, x, y) | Node::Compare(_, x, y) => level[*x].max(level[*y]),
             Node::Select(c, x, y) => level[*c].max(level[*x]).max(level[*y]),
@@ -140,7 +170,11 @@ pub fn emit_kernel(b: &mut FunctionBuilder, k: &LoopKernel, params: [Value; 3], 
     }
     let r = k.dims.len() as i32;
     // Random draws use 64-bit integer hashing, kept scalar.
-    let vectorize = !k.nodes.iter().enumerate().any(|(i, n)| matches!(n, Node::Random { .. }) && level[i] == r - 1);
+    let vectorize = !k
+        .nodes
+        .iter()
+        .enumerate()
+        .any(|(i, n)| matches!(n, Node::Random { .. }) && level[i] == r - 1);
     let nslots = sv_slot.iter().flatten().max().map_or(0, |&m| m + 1);
     let mut e = Emitter {
         b,
@@ -195,7 +229,10 @@ impl Emitter<'_, '_, '_> {
     /// Evaluate (as scalars) every node whose level is exactly `lvl`, at the
     /// element offsets `offs`.
     fn eval_level(&mut self, lvl: i32, offs: &[Value], inner_i: Option<Value>) {
-        let l = Lanes { vec: false, fma: self.fma };
+        let l = Lanes {
+            vec: false,
+            fma: self.fma,
+        };
         for n in 0..self.k.nodes.len() {
             if self.level[n] == lvl {
                 let v = self.node(l, n, offs, inner_i, &|e, x| e.scalar[x].unwrap());
@@ -245,21 +282,30 @@ impl Emitter<'_, '_, '_> {
         let lvl = r - 1;
         let (lo, hi) = self.range(lvl);
         let reduce = self.k.reduce.clone();
+        // An innermost reduced axis accumulates in registers; `direct` means
+        // it is the only reduced axis, so the result is stored, not combined.
         let direct = self.k.direct_reduce();
+        let inner_red = reduce.as_ref().is_some_and(|(_, r)| r[lvl]);
         let kind = reduce.as_ref().map(|(k, _)| *k);
-        let sl = Lanes { vec: false, fma: self.fma };
-        let vl = Lanes { vec: true, fma: self.fma };
+        let sl = Lanes {
+            vec: false,
+            fma: self.fma,
+        };
+        let vl = Lanes {
+            vec: true,
+            fma: self.fma,
+        };
         // Splat outer values used by the vector body.
         let mut splat: Vec<Option<Value>> = vec![None; self.k.nodes.len()];
         let mut start = lo;
         let mut acc_s = None;
         if self.vectorize {
-            for n in 0..self.k.nodes.len() {
+            for (n, sp) in splat.iter_mut().enumerate() {
                 if self.level[n] < lvl as i32 && self.used_inner(n) {
-                    splat[n] = Some(self.b.ins().splat(F32X4, self.scalar[n].unwrap()));
+                    *sp = Some(self.b.ins().splat(F32X4, self.scalar[n].unwrap()));
                 }
             }
-            let init: Vec<Value> = match (direct, kind) {
+            let init: Vec<Value> = match (inner_red, kind) {
                 (true, Some(k)) => vec![vl.f(self.b, k.identity())],
                 _ => vec![],
             };
@@ -274,19 +320,21 @@ impl Emitter<'_, '_, '_> {
                 }
             }
             let get = |x: usize| vals[x].unwrap();
-            let new_carried = self.outputs(vl, &offs_i, kind, direct, &carried, &get);
+            let new_carried = self.outputs(vl, &offs_i, kind, inner_red, &carried, &get);
             let (i_end, acc) = loop_end(self.b, f, &new_carried);
             start = i_end;
-            if let (true, Some(k)) = (direct, kind) {
+            if let (true, Some(k)) = (inner_red, kind) {
                 // Horizontal combine of the four partial results.
                 let a = acc[0];
-                let l: Vec<Value> = (0..4).map(|j| self.b.ins().extractlane(a, j as u8)).collect();
+                let l: Vec<Value> = (0..4)
+                    .map(|j| self.b.ins().extractlane(a, j as u8))
+                    .collect();
                 let x = combine(self.b, k, l[0], l[1]);
                 let y = combine(self.b, k, l[2], l[3]);
                 acc_s = Some(combine(self.b, k, x, y));
             }
         }
-        if let (true, Some(k), None) = (direct, kind, acc_s) {
+        if let (true, Some(k), None) = (inner_red, kind, acc_s) {
             acc_s = Some(sl.f(self.b, k.identity()));
         }
         let init: Vec<Value> = acc_s.into_iter().collect();
@@ -301,12 +349,18 @@ impl Emitter<'_, '_, '_> {
             }
         }
         let get = |x: usize| vals[x].unwrap();
-        let new_carried = self.outputs(sl, &offs_i, kind, direct, &carried, &get);
+        let new_carried = self.outputs(sl, &offs_i, kind, inner_red, &carried, &get);
         let (_, acc) = loop_end(self.b, f, &new_carried);
-        if direct {
+        if let (true, Some(k)) = (inner_red, kind) {
             // The output does not move along the reduced inner axis.
             let p = self.addr(self.out_sv[0], &offs);
-            self.b.ins().store(data_flags(), acc[0], p, 0);
+            let v = if direct {
+                acc[0]
+            } else {
+                let old = self.b.ins().load(F32, data_flags(), p, 0);
+                combine(self.b, k, old, acc[0])
+            };
+            self.b.ins().store(data_flags(), v, p, 0);
         }
     }
 
@@ -325,13 +379,21 @@ impl Emitter<'_, '_, '_> {
     }
 
     /// Store or accumulate every output; returns the new carried accumulator
-    /// for a direct reduction.
-    fn outputs(&mut self, l: Lanes, offs: &[Value], kind: Option<ReduceKind>, direct: bool, carried: &[Value], get: &dyn Fn(usize) -> Value) -> Vec<Value> {
+    /// when the inner axis is reduced (`in_regs`).
+    fn outputs(
+        &mut self,
+        l: Lanes,
+        offs: &[Value],
+        kind: Option<ReduceKind>,
+        in_regs: bool,
+        carried: &[Value],
+        get: &dyn Fn(usize) -> Value,
+    ) -> Vec<Value> {
         let mut out = Vec::new();
         for o in 0..self.k.outputs.len() {
             let v = get(self.k.outputs[o].0);
             let sv = self.out_sv[o];
-            match (kind, direct) {
+            match (kind, in_regs) {
                 (Some(k), true) => out.push(combine(self.b, k, carried[0], v)),
                 (Some(k), false) => {
                     let old = self.load(l, sv, offs);
@@ -361,7 +423,10 @@ impl Emitter<'_, '_, '_> {
         let x0 = self.b.ins().load(F32, data_flags(), p, 0);
         let mut v = self.b.ins().splat(F32X4, x0);
         for j in 1..4 {
-            let x = self.b.ins().load(F32, data_flags(), p, (j as isize * st * 4) as i32);
+            let x = self
+                .b
+                .ins()
+                .load(F32, data_flags(), p, (j as isize * st * 4) as i32);
             v = self.b.ins().insertlane(v, x, j as u8);
         }
         v
@@ -376,14 +441,23 @@ impl Emitter<'_, '_, '_> {
         }
         for j in 0..4 {
             let x = self.b.ins().extractlane(v, j as u8);
-            self.b.ins().store(data_flags(), x, p, (j as isize * st * 4) as i32);
+            self.b
+                .ins()
+                .store(data_flags(), x, p, (j as isize * st * 4) as i32);
         }
     }
 
     /// Code for node `n` with operands from `get`; `offs` are element offsets
     /// of the current point (lane 0), `i` the inner index when inside the
     /// innermost loop.
-    fn node(&mut self, l: Lanes, n: usize, offs: &[Value], _i: Option<Value>, get: &dyn Fn(&Self, usize) -> Value) -> Value {
+    fn node(
+        &mut self,
+        l: Lanes,
+        n: usize,
+        offs: &[Value],
+        _i: Option<Value>,
+        get: &dyn Fn(&Self, usize) -> Value,
+    ) -> Value {
         let node = self.k.nodes[n].clone();
         let b = &mut *self.b;
         match node {
@@ -436,13 +510,18 @@ impl Emitter<'_, '_, '_> {
                         let gt = l.cmp(b, FloatCC::GreaterThan, x, zero);
                         let lt = l.cmp(b, FloatCC::LessThan, x, zero);
                         let neg = l.sel(b, lt, mone, zero);
-                        l.sel(b, gt, one, neg)
+                        let r = l.sel(b, gt, one, neg);
+                        // sign(NaN) = NaN, as in the interpreter.
+                        let nan = l.cmp(b, FloatCC::Unordered, x, x);
+                        l.sel(b, nan, x, r)
                     }
                 }
             }
             Node::Trunc(x) => {
+                // Saturating, NaN -> 0: Rust's `as i32`, like the interpreter.
                 let x = get(self, x);
-                self.b.ins().trunc(x)
+                let i = self.b.ins().fcvt_to_sint_sat(l.ity(), x);
+                self.b.ins().fcvt_from_sint(l.fty(), i)
             }
             Node::Binary(op, x, y) => {
                 let const_y = match self.k.nodes[y] {
@@ -460,13 +539,13 @@ impl Emitter<'_, '_, '_> {
                     BinaryOp::Min => b.ins().fmin(x, y),
                     BinaryOp::Pow => match const_y {
                         // Small integer powers are exact products.
-                        Some(c) if c == 1.0 => x,
-                        Some(c) if c == 2.0 => b.ins().fmul(x, x),
-                        Some(c) if c == 3.0 => {
+                        Some(1.0) => x,
+                        Some(2.0) => b.ins().fmul(x, x),
+                        Some(3.0) => {
                             let x2 = b.ins().fmul(x, x);
                             b.ins().fmul(x2, x)
                         }
-                        Some(c) if c == 0.5 => b.ins().sqrt(x),
+                        Some(0.5) => b.ins().sqrt(x),
                         _ => exp::pow(l, b, x, y),
                     },
                 }

@@ -73,7 +73,7 @@ impl Lanes {
     pub fn to_bits(self, b: &mut FunctionBuilder, x: Value) -> Value {
         b.ins().bitcast(self.ity(), MemFlagsData::new(), x)
     }
-    pub fn from_bits(self, b: &mut FunctionBuilder, x: Value) -> Value {
+    pub fn bits_to_float(self, b: &mut FunctionBuilder, x: Value) -> Value {
         b.ins().bitcast(self.fty(), MemFlagsData::new(), x)
     }
     fn poly(self, b: &mut FunctionBuilder, x: Value, coeffs: &[f32]) -> Value {
@@ -90,7 +90,7 @@ impl Lanes {
         let e = b.ins().iadd(n, bias);
         let sh = b.ins().iconst(I32, 23);
         let e = b.ins().ishl(e, sh);
-        self.from_bits(b, e)
+        self.bits_to_float(b, e)
     }
 }
 
@@ -111,7 +111,18 @@ pub fn exp(l: Lanes, b: &mut FunctionBuilder, x: Value) -> Value {
     let c2 = l.f(b, -LN2_LO);
     let r = l.mul_add(b, n, c1, x);
     let r = l.mul_add(b, n, c2, r);
-    let p = l.poly(b, r, &[1.987_569_2e-4, 1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 5.000_000_1e-1]);
+    let p = l.poly(
+        b,
+        r,
+        &[
+            1.987_569_2e-4,
+            1.398_199_9e-3,
+            8.333_452e-3,
+            4.166_579_6e-2,
+            1.666_666_5e-1,
+            0.5,
+        ],
+    );
     let r2 = b.ins().fmul(r, r);
     let one = l.f(b, 1.0);
     let rp1 = b.ins().fadd(r, one);
@@ -139,7 +150,7 @@ pub fn log(l: Lanes, b: &mut FunctionBuilder, x: Value) -> Value {
     let m = b.ins().band(xi, keep);
     let half = l.i(b, 0x3f00_0000);
     let m = b.ins().bor(m, half);
-    let m = l.from_bits(b, m);
+    let m = l.bits_to_float(b, m);
     let ef = b.ins().fcvt_from_sint(l.fty(), e);
     // Shift m into [sqrt(1/2), sqrt(2)) so the polynomial argument is small.
     let sqrthf = l.f(b, std::f32::consts::FRAC_1_SQRT_2);
@@ -155,7 +166,17 @@ pub fn log(l: Lanes, b: &mut FunctionBuilder, x: Value) -> Value {
     let p = l.poly(
         b,
         m,
-        &[7.037_683_6e-2, -1.151_461e-1, 1.167_699_9e-1, -1.242_014_1e-1, 1.424_932_3e-1, -1.666_805_8e-1, 2.000_071_4e-1, -2.499_999_4e-1, 3.333_333_1e-1],
+        &[
+            7.037_683_6e-2,
+            -1.151_461e-1,
+            1.167_699_9e-1,
+            -1.242_014_1e-1,
+            1.424_932_3e-1,
+            -1.666_805_8e-1,
+            2.000_071_4e-1,
+            -2.499_999_4e-1,
+            3.333_333e-1,
+        ],
     );
     let y = b.ins().fmul(p, m);
     let y = b.ins().fmul(y, z);
@@ -194,7 +215,7 @@ pub fn tanh(l: Lanes, b: &mut FunctionBuilder, x: Value) -> Value {
     let s = b.ins().band(xb, sign_mask);
     let rb = l.to_bits(b, r);
     let rb = b.ins().bor(rb, s);
-    l.from_bits(b, rb)
+    l.bits_to_float(b, rb)
 }
 
 /// `x^y` with the sign rules of `powf` for negative bases.

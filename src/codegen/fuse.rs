@@ -28,7 +28,10 @@ enum Class {
     Unset,
     Const(f32),
     Inline,
-    Stored { slot: Slot, strides: Vec<isize> },
+    Stored {
+        slot: Slot,
+        strides: Vec<isize>,
+    },
 }
 
 fn known_dims(f: &Func, v: Value) -> Result<Vec<usize>, String> {
@@ -37,7 +40,9 @@ fn known_dims(f: &Func, v: Value) -> Result<Vec<usize>, String> {
         .iter()
         .map(|d| match d {
             Dim::Known(n) => Ok(*n),
-            Dim::Sym(s) => Err(format!("codegen: {v} has symbolic dim {s}; specialise the function first")),
+            Dim::Sym(s) => Err(format!(
+                "codegen: {v} has symbolic dim {s}; specialise the function first"
+            )),
         })
         .collect()
 }
@@ -79,9 +84,11 @@ pub fn form(f: &Func, threads: usize) -> Result<Program, String> {
                 uses[a.index()] += 1;
             }
             match inst.op {
-                Op::MatMul | Op::Reshape { .. } | Op::Transpose { .. } | Op::Broadcast { .. } | Op::OneHot { .. } => {
-                    need_storage[a.index()] = true
-                }
+                Op::MatMul
+                | Op::Reshape { .. }
+                | Op::Transpose { .. }
+                | Op::Broadcast { .. }
+                | Op::OneHot { .. } => need_storage[a.index()] = true,
                 Op::Unary(_)
                 | Op::Binary(_)
                 | Op::Compare(_)
@@ -101,36 +108,72 @@ pub fn form(f: &Func, threads: usize) -> Result<Program, String> {
     let mut class = vec![Class::Unset; n];
     for (i, &p) in f.params.iter().enumerate() {
         let len = dims[p.index()].iter().product();
-        slots.push(SlotInfo { kind: SlotKind::Param(i), len });
-        class[p.index()] = Class::Stored { slot: i, strides: contiguous_strides(&dims[p.index()]) };
+        slots.push(SlotInfo {
+            kind: SlotKind::Param(i),
+            len,
+        });
+        class[p.index()] = Class::Stored {
+            slot: i,
+            strides: contiguous_strides(&dims[p.index()]),
+        };
     }
     let mut out_slot = vec![None; n];
     let mut result_slots = Vec::new();
     for (i, &r) in f.results.iter().enumerate() {
         let len = dims[r.index()].iter().product();
         let s = slots.len();
-        slots.push(SlotInfo { kind: SlotKind::Output(i), len });
+        slots.push(SlotInfo {
+            kind: SlotKind::Output(i),
+            len,
+        });
         result_slots.push(s);
         // Computed values are written straight into the caller's buffer.
-        let computed = def[r.index()].is_some_and(|d| !matches!(f.insts[d].op, Op::Const(_) | Op::Broadcast { .. } | Op::Reshape { .. } | Op::Transpose { .. }));
+        let computed = def[r.index()].is_some_and(|d| {
+            !matches!(
+                f.insts[d].op,
+                Op::Const(_) | Op::Broadcast { .. } | Op::Reshape { .. } | Op::Transpose { .. }
+            )
+        });
         if computed && out_slot[r.index()].is_none() {
             out_slot[r.index()] = Some(s);
         }
     }
 
-    let mut fm = Former { f, dims, class, def, out_slot: out_slot.clone(), slots, kernels: Vec::new(), threads };
+    let mut fm = Former {
+        f,
+        dims,
+        class,
+        def,
+        out_slot: out_slot.clone(),
+        slots,
+        kernels: Vec::new(),
+        threads,
+    };
     for inst in &f.insts {
         let v = inst.result;
         let inlinable = matches!(
             inst.op,
-            Op::Unary(_) | Op::Binary(_) | Op::Compare(_) | Op::Select | Op::Cast { .. } | Op::OneHot { .. } | Op::RandomUniform { .. } | Op::RandomNormal { .. }
+            Op::Unary(_)
+                | Op::Binary(_)
+                | Op::Compare(_)
+                | Op::Select
+                | Op::Cast { .. }
+                | Op::OneHot { .. }
+                | Op::RandomUniform { .. }
+                | Op::RandomNormal { .. }
         );
         match &inst.op {
             Op::Const(x) => fm.class[v.index()] = Class::Const(*x as f32),
-            Op::Broadcast { .. } | Op::Reshape { .. } | Op::Transpose { .. } => fm.view(v, &inst.op, inst.args[0]),
+            Op::Broadcast { .. } | Op::Reshape { .. } | Op::Transpose { .. } => {
+                fm.view(v, &inst.op, inst.args[0])
+            }
             Op::MatMul => fm.matmul(v, inst.args[0], inst.args[1]),
             Op::ReduceSum { axes, .. } | Op::ReduceMax { axes, .. } => {
-                let kind = if matches!(inst.op, Op::ReduceSum { .. }) { ReduceKind::Sum } else { ReduceKind::Max };
+                let kind = if matches!(inst.op, Op::ReduceSum { .. }) {
+                    ReduceKind::Sum
+                } else {
+                    ReduceKind::Max
+                };
                 fm.reduce(v, kind, axes, inst.args[0]);
             }
             _ if inlinable => {
@@ -151,10 +194,23 @@ pub fn form(f: &Func, threads: usize) -> Result<Program, String> {
         let d = fm.dims[r.index()].clone();
         let mut nodes = Vec::new();
         let src = fm.leaf(r, &mut nodes);
-        let out = Access { slot: result_slots[i], strides: contiguous_strides(&d) };
-        fm.push_loop(LoopKernel { dims: d, nodes, outputs: vec![(src, out)], reduce: None, parallel: false, label: format!("copy {r} to result {i}") });
+        let out = Access {
+            slot: result_slots[i],
+            strides: contiguous_strides(&d),
+        };
+        fm.push_loop(LoopKernel {
+            dims: d,
+            nodes,
+            outputs: vec![(src, out)],
+            reduce: None,
+            parallel: false,
+            label: format!("copy {r} to result {i}"),
+        });
     }
-    let mut prog = Program { slots: fm.slots, kernels: fm.kernels };
+    let mut prog = Program {
+        slots: fm.slots,
+        kernels: fm.kernels,
+    };
     merge_siblings(&mut prog, threads);
     Ok(prog)
 }
@@ -165,7 +221,10 @@ impl Former<'_> {
             return s;
         }
         let len = self.dims[v.index()].iter().product();
-        self.slots.push(SlotInfo { kind: SlotKind::Temp, len });
+        self.slots.push(SlotInfo {
+            kind: SlotKind::Temp,
+            len,
+        });
         self.slots.len() - 1
     }
 
@@ -180,8 +239,18 @@ impl Former<'_> {
         let src = self.leaf(v, &mut nodes);
         let slot = self.new_slot(v);
         let strides = contiguous_strides(&d);
-        let out = Access { slot, strides: strides.clone() };
-        self.push_loop(LoopKernel { dims: d, nodes, outputs: vec![(src, out)], reduce: None, parallel: false, label: format!("materialise {v}") });
+        let out = Access {
+            slot,
+            strides: strides.clone(),
+        };
+        self.push_loop(LoopKernel {
+            dims: d,
+            nodes,
+            outputs: vec![(src, out)],
+            reduce: None,
+            parallel: false,
+            label: format!("materialise {v}"),
+        });
         (slot, strides)
     }
 
@@ -197,14 +266,24 @@ impl Former<'_> {
             Op::Broadcast { .. } => {
                 let off = vd.len() - ad.len();
                 (0..vd.len())
-                    .map(|i| if i < off || (ad[i - off] == 1 && vd[i] != 1) { 0 } else { s[i - off] })
+                    .map(|i| {
+                        if i < off || (ad[i - off] == 1 && vd[i] != 1) {
+                            0
+                        } else {
+                            s[i - off]
+                        }
+                    })
                     .collect()
             }
             Op::Transpose { perm } => perm.iter().map(|&p| s[p]).collect(),
             _ => {
                 // Reshape keeps row-major order, so it is free only over
                 // contiguous data (size-1 dims may have any stride).
-                let contiguous = ad.iter().zip(&s).zip(contiguous_strides(ad)).all(|((&n, &x), c)| n == 1 || x == c);
+                let contiguous = ad
+                    .iter()
+                    .zip(&s)
+                    .zip(contiguous_strides(ad))
+                    .all(|((&n, &x), c)| n == 1 || x == c);
                 if contiguous {
                     contiguous_strides(vd)
                 } else {
@@ -212,11 +291,27 @@ impl Former<'_> {
                     let src = push_node(&mut nodes, Node::Load(Access { slot, strides: s }));
                     let ad = ad.clone();
                     let len = ad.iter().product();
-                    self.slots.push(SlotInfo { kind: SlotKind::Temp, len });
+                    self.slots.push(SlotInfo {
+                        kind: SlotKind::Temp,
+                        len,
+                    });
                     let copy = self.slots.len() - 1;
-                    let out = Access { slot: copy, strides: contiguous_strides(&ad) };
-                    self.push_loop(LoopKernel { dims: ad, nodes, outputs: vec![(src, out)], reduce: None, parallel: false, label: format!("contiguous copy of {a} for {v}") });
-                    self.class[v.index()] = Class::Stored { slot: copy, strides: contiguous_strides(&self.dims[v.index()]) };
+                    let out = Access {
+                        slot: copy,
+                        strides: contiguous_strides(&ad),
+                    };
+                    self.push_loop(LoopKernel {
+                        dims: ad,
+                        nodes,
+                        outputs: vec![(src, out)],
+                        reduce: None,
+                        parallel: false,
+                        label: format!("contiguous copy of {a} for {v}"),
+                    });
+                    self.class[v.index()] = Class::Stored {
+                        slot: copy,
+                        strides: contiguous_strides(&self.dims[v.index()]),
+                    };
                     return;
                 }
             }
@@ -241,15 +336,34 @@ impl Former<'_> {
         let slot = self.new_slot(v);
         let tc = contiguous_strides(&vd);
         let work = batch.iter().product::<usize>() * m * n * k;
-        let threads = if self.threads > 1 && work >= PAR_MIN_GEMM { self.threads } else { 1 };
+        let threads = if self.threads > 1 && work >= PAR_MIN_GEMM {
+            self.threads
+        } else {
+            1
+        };
         self.kernels.push(Kernel::Gemm(GemmKernel {
             batch,
             m,
             n,
             k,
-            a: Matrix { slot: sa, batch_strides: ta[..r - 2].to_vec(), rs: ta[r - 2], cs: ta[r - 1] },
-            b: Matrix { slot: sb, batch_strides: tb[..r - 2].to_vec(), rs: tb[r - 2], cs: tb[r - 1] },
-            c: Matrix { slot, batch_strides: tc[..r - 2].to_vec(), rs: tc[r - 2], cs: tc[r - 1] },
+            a: Matrix {
+                slot: sa,
+                batch_strides: ta[..r - 2].to_vec(),
+                rs: ta[r - 2],
+                cs: ta[r - 1],
+            },
+            b: Matrix {
+                slot: sb,
+                batch_strides: tb[..r - 2].to_vec(),
+                rs: tb[r - 2],
+                cs: tb[r - 1],
+            },
+            c: Matrix {
+                slot,
+                batch_strides: tc[..r - 2].to_vec(),
+                rs: tc[r - 2],
+                cs: tc[r - 1],
+            },
             threads,
             label: format!("{v} = matmul {a}, {b}"),
         }));
@@ -262,7 +376,10 @@ impl Former<'_> {
         let src = self.expr(a, &mut nodes, &mut HashMap::new());
         let slot = self.new_slot(v);
         // Output strides over the operand's domain: 0 on reduced axes.
-        let kept: Vec<usize> = (0..ad.len()).filter(|i| !axes.contains(i)).map(|i| ad[i]).collect();
+        let kept: Vec<usize> = (0..ad.len())
+            .filter(|i| !axes.contains(i))
+            .map(|i| ad[i])
+            .collect();
         let ks = contiguous_strides(&kept);
         let mut strides = Vec::new();
         let mut j = 0;
@@ -276,13 +393,33 @@ impl Former<'_> {
         }
         let red: Vec<bool> = (0..ad.len()).map(|i| axes.contains(&i)).collect();
         let out = Access { slot, strides };
-        let mut k = LoopKernel { dims: ad, nodes, outputs: vec![(src, out)], reduce: Some((kind, red)), parallel: false, label: format!("{v} = reduce {kind:?} {a} over {axes:?}") };
+        let mut k = LoopKernel {
+            dims: ad,
+            nodes,
+            outputs: vec![(src, out)],
+            reduce: Some((kind, red)),
+            parallel: false,
+            label: format!("{v} = reduce {kind:?} {a} over {axes:?}"),
+        };
         simplify(&mut k);
         let vd = self.dims[v.index()].clone();
         let fill = |label: String| {
             let mut nodes = Vec::new();
             let c = push_node(&mut nodes, Node::Const(kind.identity()));
-            LoopKernel { dims: vd.clone(), nodes, outputs: vec![(c, Access { slot, strides: contiguous_strides(&vd) })], reduce: None, parallel: false, label }
+            LoopKernel {
+                dims: vd.clone(),
+                nodes,
+                outputs: vec![(
+                    c,
+                    Access {
+                        slot,
+                        strides: contiguous_strides(&vd),
+                    },
+                )],
+                reduce: None,
+                parallel: false,
+                label,
+            }
         };
         if k.dims.contains(&0) {
             self.push_loop(fill(format!("{v} = empty reduction")));
@@ -297,7 +434,10 @@ impl Former<'_> {
             }
             self.push_loop(k);
         }
-        self.class[v.index()] = Class::Stored { slot, strides: contiguous_strides(&vd) };
+        self.class[v.index()] = Class::Stored {
+            slot,
+            strides: contiguous_strides(&vd),
+        };
     }
 
     fn elementwise(&mut self, v: Value) {
@@ -306,8 +446,18 @@ impl Former<'_> {
         let src = self.expr_op(v, &mut nodes, &mut HashMap::new());
         let slot = self.new_slot(v);
         let strides = contiguous_strides(&d);
-        let out = Access { slot, strides: strides.clone() };
-        self.push_loop(LoopKernel { dims: d, nodes, outputs: vec![(src, out)], reduce: None, parallel: false, label: format!("{v}") });
+        let out = Access {
+            slot,
+            strides: strides.clone(),
+        };
+        self.push_loop(LoopKernel {
+            dims: d,
+            nodes,
+            outputs: vec![(src, out)],
+            reduce: None,
+            parallel: false,
+            label: format!("{v}"),
+        });
         self.class[v.index()] = Class::Stored { slot, strides };
     }
 
@@ -324,7 +474,9 @@ impl Former<'_> {
     fn leaf(&mut self, v: Value, nodes: &mut Vec<Node>) -> usize {
         match self.class[v.index()].clone() {
             Class::Const(c) => push_node(nodes, Node::Const(c)),
-            Class::Stored { slot, strides } => push_node(nodes, Node::Load(Access { slot, strides })),
+            Class::Stored { slot, strides } => {
+                push_node(nodes, Node::Load(Access { slot, strides }))
+            }
             Class::Inline | Class::Unset => self.expr_op(v, nodes, &mut HashMap::new()),
         }
     }
@@ -342,7 +494,12 @@ impl Former<'_> {
         n
     }
 
-    fn expr_op(&mut self, v: Value, nodes: &mut Vec<Node>, memo: &mut HashMap<Value, usize>) -> usize {
+    fn expr_op(
+        &mut self,
+        v: Value,
+        nodes: &mut Vec<Node>,
+        memo: &mut HashMap<Value, usize>,
+    ) -> usize {
         let inst = &self.f.insts[self.def[v.index()].expect("computed value has a definition")];
         let args = inst.args.clone();
         let node = match &inst.op {
@@ -409,7 +566,12 @@ fn parallel_ok(k: &LoopKernel, threads: usize) -> bool {
     let points: usize = k.dims.iter().product();
     let axis0_reduced = k.reduce.as_ref().is_some_and(|(_, r)| r[0]);
     let has_random = k.nodes.iter().any(|n| matches!(n, Node::Random { .. }));
-    threads > 1 && !k.dims.is_empty() && k.dims[0] >= 2 && points >= PAR_MIN_POINTS && !axis0_reduced && !has_random
+    threads > 1
+        && !k.dims.is_empty()
+        && k.dims[0] >= 2
+        && points >= PAR_MIN_POINTS
+        && !axis0_reduced
+        && !has_random
 }
 
 /// Every stride vector of a kernel, for axis surgery.
@@ -500,8 +662,12 @@ fn merge_siblings(p: &mut Program, threads: usize) {
             }
         }
         if let Some(i) = target {
-            let Kernel::Loop(kj) = p.kernels.remove(j) else { unreachable!() };
-            let Kernel::Loop(ki) = &mut p.kernels[i] else { unreachable!() };
+            let Kernel::Loop(kj) = p.kernels.remove(j) else {
+                unreachable!()
+            };
+            let Kernel::Loop(ki) = &mut p.kernels[i] else {
+                unreachable!()
+            };
             absorb(ki, kj);
             ki.parallel = parallel_ok(ki, threads);
         } else {
@@ -513,7 +679,10 @@ fn merge_siblings(p: &mut Program, threads: usize) {
 /// `kj` reads `ki`'s outputs only where `ki` writes them for the same point.
 fn compatible(ki: &LoopKernel, kj: &LoopKernel) -> bool {
     kj.nodes.iter().all(|n| match n {
-        Node::Load(a) => ki.outputs.iter().all(|(_, o)| o.slot != a.slot || o.strides == a.strides),
+        Node::Load(a) => ki
+            .outputs
+            .iter()
+            .all(|(_, o)| o.slot != a.slot || o.strides == a.strides),
         _ => true,
     })
 }

@@ -32,7 +32,11 @@ pub(super) extern "C" fn nnc_gemm(
     rhs_cs: i64,
     threads: i64,
 ) {
-    let par = if threads > 1 { gemm::Parallelism::Rayon(threads as usize) } else { gemm::Parallelism::None };
+    let par = if threads > 1 {
+        gemm::Parallelism::Rayon(threads as usize)
+    } else {
+        gemm::Parallelism::None
+    };
     // SAFETY: compiled code passes pointers into buffers whose lengths the
     // runtime checked against the kernel plan (`Compiled::run`) or into the
     // arena sized by `plan`, with the strides `fuse` derived from the IR
@@ -75,7 +79,8 @@ pub fn signature(cc: CallConv) -> Signature {
 /// Emit the call(s) for `g` into the step function.
 pub fn emit_call(b: &mut FunctionBuilder, g: &GemmKernel, ptrs: Value, callee: FuncRef) {
     let flags = MemFlagsData::trusted().with_readonly();
-    let base = |b: &mut FunctionBuilder, m: &Matrix| b.ins().load(I64, flags, ptrs, (m.slot * 8) as i32);
+    let base =
+        |b: &mut FunctionBuilder, m: &Matrix| b.ins().load(I64, flags, ptrs, (m.slot * 8) as i32);
     let (pa, pb, pc) = (base(b, &g.a), base(b, &g.b), base(b, &g.c));
     let nb: usize = g.batch.iter().product();
     let call = |b: &mut FunctionBuilder, t: Option<Value>| {

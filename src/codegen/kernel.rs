@@ -27,7 +27,11 @@ pub enum Node {
     /// The integer `Σ strides[d] * i_d` as f32 (the class index of one_hot).
     Index(Vec<isize>),
     /// `ir::random_uniform/normal(seed, Σ strides[d] * i_d)`.
-    Random { seed: u64, strides: Vec<isize>, normal: bool },
+    Random {
+        seed: u64,
+        strides: Vec<isize>,
+        normal: bool,
+    },
     Unary(UnaryOp, usize),
     Binary(BinaryOp, usize, usize),
     Compare(CmpOp, usize, usize),

@@ -26,7 +26,9 @@ pub fn plan(p: &Program) -> ArenaPlan {
         }
     }
     // Largest first packs better; ties broken by first use for determinism.
-    let mut order: Vec<usize> = (0..n).filter(|&s| p.slots[s].kind == SlotKind::Temp && first[s] != usize::MAX).collect();
+    let mut order: Vec<usize> = (0..n)
+        .filter(|&s| p.slots[s].kind == SlotKind::Temp && first[s] != usize::MAX)
+        .collect();
     order.sort_by_key(|&s| (std::cmp::Reverse(p.slots[s].len), first[s], s));
     let mut placed: Vec<(usize, usize, usize, usize)> = Vec::new(); // (offset, len, first, last)
     let mut offsets = vec![None; n];

@@ -1,2 +1,3 @@
 mod gradcheck;
 mod ir_snap;
+mod jit;
