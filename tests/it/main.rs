@@ -6,6 +6,7 @@ mod examples;
 mod gradcheck;
 mod ir_passes;
 mod ir_snap;
+mod jit;
 mod stdlib_grad;
 mod tidy;
 mod ui;
