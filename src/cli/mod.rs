@@ -101,7 +101,17 @@ fn main_on_big_stack() -> i32 {
 /// Read and check one file; a file that cannot be read is an error message.
 pub(crate) fn load(path: &Path) -> Result<Compilation, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("error: cannot read {}: {e}", path.display()))?;
-    Ok(driver::compile_bytes(&path.display().to_string(), &bytes))
+    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    // `use layers` loads `layers.nn` beside the file; `use "a/b.nn"` a path.
+    let resolve = move |target: &str| {
+        let file = if target.ends_with(".nn") {
+            dir.join(target)
+        } else {
+            dir.join(format!("{}.nn", target.replace('.', "/")))
+        };
+        std::fs::read_to_string(&file).ok().map(|t| (file.display().to_string(), t))
+    };
+    Ok(driver::compile_bytes_with(&path.display().to_string(), &bytes, &resolve))
 }
 
 /// Print diagnostics to stderr; returns the number of errors.

@@ -76,7 +76,12 @@ pub fn run(args: &RunArgs) -> i32 {
     }
     let backend = match args.backend {
         Backend::Interp => BackendKind::Interp,
-        Backend::Jit => BackendKind::Jit { threads: args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1) },
+        Backend::Jit => BackendKind::Jit {
+            threads: args
+                .threads
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+                .max(1),
+        },
     };
     let base = args.file.parent().map(Path::to_path_buf).unwrap_or_default();
     for plan in &c.analysis.plans {

@@ -38,8 +38,13 @@ fn load_stdlib(db: &mut SourceDb) -> Vec<(FileId, Module)> {
 
 /// Check a file given as raw bytes (non-UTF-8 input is a diagnostic).
 pub fn compile_bytes(name: &str, bytes: &[u8]) -> Compilation {
+    compile_bytes_with(name, bytes, &|_| None)
+}
+
+/// [`compile_bytes`] with a resolver for `use` lines.
+pub fn compile_bytes_with(name: &str, bytes: &[u8], resolve: Resolver) -> Compilation {
     match std::str::from_utf8(bytes) {
-        Ok(text) => compile(name, text),
+        Ok(text) => compile_with(name, text, resolve),
         Err(e) => {
             let valid = e.valid_up_to();
             let text = String::from_utf8_lossy(bytes).into_owned();
@@ -67,13 +72,37 @@ pub fn compile_bytes(name: &str, bytes: &[u8]) -> Compilation {
     }
 }
 
-/// Parse and check `text`; lower its train blocks.
+/// Parse and check `text`; lower its train blocks. `use` lines can name
+/// only stdlib modules (see [`compile_with`] to load files).
 pub fn compile(name: &str, text: &str) -> Compilation {
+    compile_with(name, text, &|_| None)
+}
+
+/// Loads the module a `use` line names: its display name and text.
+pub type Resolver<'a> = &'a dyn Fn(&str) -> Option<(String, String)>;
+
+/// Like [`compile`], with `resolve` loading the modules that `use` lines
+/// name (one level: their own `use` lines are not followed).
+pub fn compile_with(name: &str, text: &str, resolve: Resolver) -> Compilation {
     let mut db = SourceDb::new();
     let stdlib = load_stdlib(&mut db);
     let root = db.add(name, text, false);
-    let (module, parse_diags) = syntax::parse(root, text);
-    let mut analysis = sema::analyze(&db, root, &module, &stdlib);
+    let (module, mut parse_diags) = syntax::parse(root, text);
+    let mut imported = vec![];
+    for item in &module.items {
+        if let syntax::ast::Item::Use(u) = item {
+            if sema::is_stdlib_module(&u.target) || imported.iter().any(|(t, _, _): &(String, FileId, Module)| *t == u.target) {
+                continue;
+            }
+            if let Some((file_name, file_text)) = resolve(&u.target) {
+                let id = db.add(file_name, file_text.clone(), false);
+                let (m, d) = syntax::parse(id, &file_text);
+                parse_diags.extend(d);
+                imported.push((u.target.clone(), id, m));
+            }
+        }
+    }
+    let mut analysis = sema::analyze(&db, root, &module, &stdlib, &imported);
     if module.items.is_empty() && parse_diags.is_empty() {
         let span = crate::base::Span::new(root, 0, text.len().min(1));
         analysis.diags.push(

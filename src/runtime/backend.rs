@@ -47,7 +47,12 @@ impl JitRunner {
     /// compiled code must never see a shape it was not compiled for.
     fn bind(&self, args: &[&ArrayD<f32>]) -> Result<Vec<(String, usize)>, String> {
         if args.len() != self.func.params.len() {
-            return Err(format!("{} takes {} arguments, got {}", self.func.name, self.func.params.len(), args.len()));
+            return Err(format!(
+                "{} takes {} arguments, got {}",
+                self.func.name,
+                self.func.params.len(),
+                args.len()
+            ));
         }
         let mut bound: Vec<(String, usize)> = vec![];
         for (i, (&p, a)) in self.func.params.iter().zip(args).enumerate() {
@@ -77,7 +82,11 @@ impl Runner for JitRunner {
         let key = self.bind(args)?;
         if !self.compiled.contains_key(&key) {
             let f = self.func.specialize(&|s| key.iter().find(|(k, _)| k == s).map(|(_, v)| *v));
-            let shapes = f.results.iter().map(|&r| f.ty(r).shape.iter().map(|d| d.known().unwrap_or(0)).collect()).collect();
+            let shapes = f
+                .results
+                .iter()
+                .map(|&r| f.ty(r).shape.iter().map(|d| d.known().unwrap_or(0)).collect())
+                .collect();
             let c = Compiled::compile(&f, &Options { threads: self.threads })?;
             self.compiled.insert(key.clone(), (c, shapes));
         }
@@ -94,7 +103,11 @@ impl Runner for JitRunner {
         let mut outs: Vec<Vec<f32>> = shapes.iter().map(|s| vec![0.0; s.iter().product()]).collect();
         let mut refs: Vec<&mut [f32]> = outs.iter_mut().map(|o| o.as_mut_slice()).collect();
         c.run(&ins, &mut refs)?;
-        Ok(outs.into_iter().zip(shapes.iter()).map(|(o, s)| ArrayD::from_shape_vec(IxDyn(s), o).expect("planned size")).collect())
+        Ok(outs
+            .into_iter()
+            .zip(shapes.iter())
+            .map(|(o, s)| ArrayD::from_shape_vec(IxDyn(s), o).expect("planned size"))
+            .collect())
     }
 }
 
@@ -104,6 +117,10 @@ pub fn runner(kind: BackendKind, func: &Func) -> Box<dyn Runner> {
     let func = crate::opt::optimize(func);
     match kind {
         BackendKind::Interp => Box::new(InterpRunner { func }),
-        BackendKind::Jit { threads } => Box::new(JitRunner { func, threads, compiled: HashMap::new() }),
+        BackendKind::Jit { threads } => Box::new(JitRunner {
+            func,
+            threads,
+            compiled: HashMap::new(),
+        }),
     }
 }

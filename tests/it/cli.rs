@@ -112,3 +112,25 @@ fn hostile_input_never_panics() {
     }
     assert!(Path::new(env!("CARGO_BIN_EXE_nnc")).exists());
 }
+
+#[test]
+fn use_loads_a_file_beside_the_model() {
+    let dir = std::env::temp_dir().join(format!("nnc-use-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("blocks.nn"), "/// Doubles its input.\nfn twice(x: [b, n]) = x + x\n").unwrap();
+    std::fs::write(
+        dir.join("main.nn"),
+        "use blocks\nmodel M(x: [batch, 4]) -> [batch, 4] = x |> twice\n",
+    )
+    .unwrap();
+    let o = nnc(&["check", dir.join("main.nn").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
+    std::fs::write(
+        dir.join("main.nn"),
+        "use blocks\nmodel M(x: [batch, 4]) -> [batch, 5] = x |> twice\n",
+    )
+    .unwrap();
+    let o = nnc(&["check", dir.join("main.nn").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).1.contains("E0305"), "{:?}", text(&o));
+}

@@ -95,7 +95,11 @@ fn jit_and_interpreter_agree_on_a_training_run() {
     let b = train(&plan, BackendKind::Jit { threads: 1 }, &splits, &mut Silent).unwrap();
     for (ea, eb) in a.history.iter().zip(&b.history) {
         let (la, lb) = (ea.train.loss, eb.train.loss);
-        assert!((la - lb).abs() <= 1e-4 * la.abs().max(1.0), "epoch {}: interp loss {la}, jit loss {lb}", ea.epoch);
+        assert!(
+            (la - lb).abs() <= 1e-4 * la.abs().max(1.0),
+            "epoch {}: interp loss {la}, jit loss {lb}",
+            ea.epoch
+        );
     }
     for (pa, pb) in a.weights.params.iter().zip(&b.weights.params) {
         let worst = pa.iter().zip(pb.iter()).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
