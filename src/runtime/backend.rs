@@ -34,18 +34,27 @@ impl Runner for InterpRunner {
     }
 }
 
+/// Sizes bound to a function's symbolic dims, e.g. `[("batch", 32)]`.
+type Binding = Vec<(String, usize)>;
+
+/// Compiled code for one binding, and the shapes of its results.
+struct Specialized {
+    code: Compiled,
+    result_shapes: Vec<Vec<usize>>,
+}
+
 /// Compiles `func` once per binding of its symbolic dims (in practice, per
 /// batch size: the full batch and the last partial one).
 pub struct JitRunner {
     func: Func,
     threads: usize,
-    compiled: HashMap<Vec<(String, usize)>, (Compiled, Vec<Vec<usize>>)>,
+    compiled: HashMap<Binding, Specialized>,
 }
 
 impl JitRunner {
     /// Bind symbols from the argument shapes, checking every known dim:
     /// compiled code must never see a shape it was not compiled for.
-    fn bind(&self, args: &[&ArrayD<f32>]) -> Result<Vec<(String, usize)>, String> {
+    fn bind(&self, args: &[&ArrayD<f32>]) -> Result<Binding, String> {
         if args.len() != self.func.params.len() {
             return Err(format!(
                 "{} takes {} arguments, got {}",
@@ -54,7 +63,7 @@ impl JitRunner {
                 args.len()
             ));
         }
-        let mut bound: Vec<(String, usize)> = vec![];
+        let mut bound: Binding = vec![];
         for (i, (&p, a)) in self.func.params.iter().zip(args).enumerate() {
             let ty = self.func.ty(p);
             let name = &self.func.param_names[i];
@@ -87,10 +96,10 @@ impl Runner for JitRunner {
                 .iter()
                 .map(|&r| f.ty(r).shape.iter().map(|d| d.known().unwrap_or(0)).collect())
                 .collect();
-            let c = Compiled::compile(&f, &Options { threads: self.threads })?;
-            self.compiled.insert(key.clone(), (c, shapes));
+            let code = Compiled::compile(&f, &Options { threads: self.threads })?;
+            self.compiled.insert(key.clone(), Specialized { code, result_shapes: shapes });
         }
-        let (c, shapes) = self.compiled.get_mut(&key).expect("compiled above");
+        let Specialized { code: c, result_shapes: shapes } = self.compiled.get_mut(&key).expect("compiled above");
         // Arguments in standard layout, borrowed when already contiguous.
         let owned: Vec<std::borrow::Cow<'_, [f32]>> = args
             .iter()
