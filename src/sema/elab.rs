@@ -717,9 +717,13 @@ impl<'a> Elab<'a> {
                             n.span,
                             "unknown argument name",
                         );
-                        if let Some(s) = suggest(&n.name, params.iter().map(|p| p.name.name.as_str())) {
-                            d = d.with_help(format!("did you mean `{s}`?"));
-                        }
+                        d = d.with_help(match suggest(&n.name, params.iter().map(|p| p.name.name.as_str())) {
+                            Some(s) => format!("did you mean `{s}`?"),
+                            None => format!(
+                                "the parameters of `{callee}` are: {}",
+                                params.iter().map(|p| p.name.name.as_str()).collect::<Vec<_>>().join(", ")
+                            ),
+                        });
                         self.report(d);
                         ok = false;
                     }
