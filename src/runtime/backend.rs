@@ -97,9 +97,18 @@ impl Runner for JitRunner {
                 .map(|&r| f.ty(r).shape.iter().map(|d| d.known().unwrap_or(0)).collect())
                 .collect();
             let code = Compiled::compile(&f, &Options { threads: self.threads })?;
-            self.compiled.insert(key.clone(), Specialized { code, result_shapes: shapes });
+            self.compiled.insert(
+                key.clone(),
+                Specialized {
+                    code,
+                    result_shapes: shapes,
+                },
+            );
         }
-        let Specialized { code: c, result_shapes: shapes } = self.compiled.get_mut(&key).expect("compiled above");
+        let Specialized {
+            code: c,
+            result_shapes: shapes,
+        } = self.compiled.get_mut(&key).expect("compiled above");
         // Arguments in standard layout, borrowed when already contiguous.
         let owned: Vec<std::borrow::Cow<'_, [f32]>> = args
             .iter()

@@ -2,7 +2,10 @@
 //! the same pass, lowering to IR (see `elab`).
 
 pub mod builtins;
+mod call;
 pub mod elab;
+mod layer;
+mod ops;
 pub mod scope;
 pub mod shape;
 pub mod train;
