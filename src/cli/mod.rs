@@ -47,6 +47,10 @@ enum Stage {
     Grad,
     /// The training step after simplification, CSE and DCE.
     Opt,
+    /// The fused kernels of the compiled training step (at the file's batch size).
+    Fused,
+    /// The Cranelift IR of the compiled training step.
+    Clif,
 }
 
 /// Print to stdout, ignoring a closed pipe (`nnc ir ... | head`).
@@ -190,6 +194,27 @@ fn ir(file: &Path, stage: Stage) -> i32 {
                 let (f, _) = driver::training_step(p);
                 let f = if stage == Stage::Opt { crate::opt::optimize(&f) } else { f };
                 say!("{}", crate::ir::print_func(&f));
+            }
+        }
+        Stage::Fused | Stage::Clif => {
+            for p in &c.analysis.plans {
+                let (f, _) = driver::training_step(p);
+                let batch = p.settings.batch_size;
+                let f = crate::opt::optimize(&f).specialize(&|_| Some(batch));
+                match crate::codegen::Compiled::compile(&f, &crate::codegen::Options { threads: 1 }) {
+                    Ok(code) => say!(
+                        "{}",
+                        if stage == Stage::Fused {
+                            code.kernels_text()
+                        } else {
+                            code.clif_text()
+                        }
+                    ),
+                    Err(e) => {
+                        eprintln!("error: compiling the training step of {} failed: {e}", p.model);
+                        return 1;
+                    }
+                }
             }
         }
     }

@@ -82,7 +82,7 @@ fn run_with_missing_data_names_the_file() {
 
 #[test]
 fn every_ir_stage_prints() {
-    for stage in ["ast", "typed", "ir", "grad", "opt"] {
+    for stage in ["ast", "typed", "ir", "grad", "opt", "fused", "clif"] {
         let o = nnc(&["ir", "examples/xor.nn", "--stage", stage]);
         let (out, err) = text(&o);
         assert_eq!(o.status.code(), Some(0), "{stage}: {err}");
