@@ -110,6 +110,18 @@ impl<'a> Elab<'a> {
         }
     }
 
+    /// A new parameter of the function being built, as a tensor value.
+    pub fn param_tensor(&mut self, name: impl Into<String>, ty: &ir::Type) -> Val {
+        let v = self.b.param(name, ty.clone());
+        Val::Tensor(Tensor {
+            ty: super::value::TensorTy {
+                dtype: ty.dtype,
+                shape: Some(ty.shape.clone()),
+            },
+            ir: Some(v),
+        })
+    }
+
     // ---- diagnostics ------------------------------------------------------
 
     /// Report `d`, moving its primary label to the innermost call site in

@@ -84,19 +84,10 @@ pub fn analyze(
             };
             let args: Vec<ArgVal> = inputs
                 .iter()
-                .map(|(n, ty)| {
-                    let v = e.b.param(n.clone(), ty.clone());
-                    ArgVal {
-                        name: None,
-                        val: Val::Tensor(Tensor {
-                            ty: TensorTy {
-                                dtype: ty.dtype,
-                                shape: Some(ty.shape.clone()),
-                            },
-                            ir: Some(v),
-                        }),
-                        span: m.name.span,
-                    }
+                .map(|(n, ty)| ArgVal {
+                    name: None,
+                    val: e.param_tensor(n.clone(), ty),
+                    span: m.name.span,
                 })
                 .collect();
             let out = e.apply_model(m.clone(), args, m.name.span);
@@ -259,19 +250,10 @@ pub fn lower_function(
     let argv: Vec<ArgVal> = args
         .iter()
         .enumerate()
-        .map(|(i, t)| {
-            let v = e.b.param(format!("a{i}"), t.clone());
-            ArgVal {
-                name: None,
-                val: Val::Tensor(Tensor {
-                    ty: TensorTy {
-                        dtype: t.dtype,
-                        shape: Some(t.shape.clone()),
-                    },
-                    ir: Some(v),
-                }),
-                span: Span::new(root, 0, 0),
-            }
+        .map(|(i, t)| ArgVal {
+            name: None,
+            val: e.param_tensor(format!("a{i}"), t),
+            span: Span::new(root, 0, 0),
         })
         .collect();
     let out = e.call(f, argv, Span::new(root, 0, 0), Span::new(root, 0, 0));
