@@ -23,16 +23,30 @@ impl Compilation {
     }
 }
 
-/// Add the stdlib to `db` and parse it.
+/// Add the stdlib to `db` (as its first files) and return its modules.
+/// The stdlib is parsed once per process: every compilation adds it first,
+/// so its file ids, and the spans in the cached syntax trees, always match.
 fn load_stdlib(db: &mut SourceDb) -> Vec<(FileId, Module)> {
+    static PARSED: std::sync::OnceLock<Vec<Module>> = std::sync::OnceLock::new();
+    let parsed = PARSED.get_or_init(|| {
+        sema::STDLIB
+            .iter()
+            .enumerate()
+            .map(|(i, (name, text))| {
+                let (m, diags) = syntax::parse(FileId(i as u32), text);
+                debug_assert!(diags.is_empty(), "stdlib {name} has syntax errors: {diags:?}");
+                m
+            })
+            .collect()
+    });
+    assert!(
+        db.files().next().is_none(),
+        "internal error: the stdlib must be the first files of a SourceDb"
+    );
     sema::STDLIB
         .iter()
-        .map(|(name, text)| {
-            let id = db.add(format!("<stdlib>/{name}.nn"), *text, true);
-            let (m, diags) = syntax::parse(id, text);
-            debug_assert!(diags.is_empty(), "stdlib {name} has syntax errors: {diags:?}");
-            (id, m)
-        })
+        .zip(parsed)
+        .map(|((name, text), m)| (db.add(format!("<stdlib>/{name}.nn"), *text, true), m.clone()))
         .collect()
 }
 

@@ -7,6 +7,7 @@ mod gradcheck;
 mod ir_passes;
 mod ir_snap;
 mod jit;
+mod robust;
 mod stdlib_grad;
 mod tidy;
 mod ui;
