@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub enum Backend {
+    /// Native code compiled with Cranelift.
+    Jit,
     /// The reference interpreter (f64): slow, the oracle.
     Interp,
 }
@@ -22,8 +24,11 @@ pub struct RunArgs {
     /// Print only the final report.
     #[arg(long)]
     pub quiet: bool,
-    #[arg(long, value_enum, default_value_t = Backend::Interp)]
+    #[arg(long, value_enum, default_value_t = Backend::Jit)]
     pub backend: Backend,
+    /// Threads for compiled code (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
 }
 
 fn scores(s: &Scores) -> String {
@@ -71,6 +76,12 @@ pub fn run(args: &RunArgs) -> i32 {
     }
     let backend = match args.backend {
         Backend::Interp => BackendKind::Interp,
+        Backend::Jit => BackendKind::Jit {
+            threads: args
+                .threads
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+                .max(1),
+        },
     };
     let base = args.file.parent().map(Path::to_path_buf).unwrap_or_default();
     for plan in &c.analysis.plans {

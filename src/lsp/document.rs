@@ -14,8 +14,9 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    pub fn new(name: &str, text: String) -> Snapshot {
-        let comp = driver::compile(name, &text);
+    /// `resolve` loads the files that `use` lines name.
+    pub fn new(name: &str, text: String, resolve: driver::Resolver) -> Snapshot {
+        let comp = driver::compile_with(name, &text, resolve);
         Snapshot {
             lines: LineIndex::new(&text),
             tokens: lexer::lex(&text),
@@ -43,16 +44,16 @@ pub struct Document {
 }
 
 impl Document {
-    pub fn open(name: &str, text: String, version: i32) -> Document {
-        let snap = Rc::new(Snapshot::new(name, text));
+    pub fn open(name: &str, text: String, version: i32, resolve: driver::Resolver) -> Document {
+        let snap = Rc::new(Snapshot::new(name, text, resolve));
         Document {
             version,
             good: snap.clone(),
             current: snap,
         }
     }
-    pub fn update(&mut self, name: &str, text: String, version: i32) {
-        let snap = Rc::new(Snapshot::new(name, text));
+    pub fn update(&mut self, name: &str, text: String, version: i32, resolve: driver::Resolver) {
+        let snap = Rc::new(Snapshot::new(name, text, resolve));
         if snap.parses() || !self.good.parses() {
             self.good = snap.clone();
         }

@@ -31,7 +31,12 @@ impl Locator {
             return Some(Location::new(uri.clone(), range));
         }
         let file = snap.comp.db.file(span.file);
-        let path = stdlib::path_of(self.stdlib_dir.as_ref()?, &file.name)?;
+        // A stdlib file (written to the cache), or a file a `use` loaded.
+        let path = if file.builtin {
+            stdlib::path_of(self.stdlib_dir.as_ref()?, &file.name)?
+        } else {
+            PathBuf::from(&file.name)
+        };
         let uri = Url::from_file_path(path).ok()?;
         let lines = LineIndex::new(&file.text);
         Some(Location::new(uri, lines.range(&file.text, span.start as usize, span.end as usize)))
@@ -244,7 +249,13 @@ impl Server {
                 let Ok(p) = serde_json::from_value::<DidOpenTextDocumentParams>(n.params) else {
                     return;
                 };
-                let doc = Document::open(&name_of(&p.text_document.uri), p.text_document.text, p.text_document.version);
+                let resolve = self.resolver(&p.text_document.uri);
+                let doc = Document::open(
+                    &name_of(&p.text_document.uri),
+                    p.text_document.text,
+                    p.text_document.version,
+                    &resolve,
+                );
                 self.docs.insert(p.text_document.uri.clone(), doc);
                 self.publish(&p.text_document.uri);
             }
@@ -253,6 +264,7 @@ impl Server {
                     return;
                 };
                 let uri = p.text_document.uri;
+                let resolve = self.resolver(&uri);
                 let Some(doc) = self.docs.get_mut(&uri) else { return };
                 let mut text = doc.current.text.clone();
                 for change in p.content_changes {
@@ -266,7 +278,7 @@ impl Server {
                         None => text = change.text,
                     }
                 }
-                doc.update(&name_of(&uri), text, p.text_document.version);
+                doc.update(&name_of(&uri), text, p.text_document.version, &resolve);
                 self.publish(&uri);
             }
             DidCloseTextDocument::METHOD => {
@@ -277,6 +289,28 @@ impl Server {
                 self.send_diagnostics(p.text_document.uri, vec![], None);
             }
             _ => {}
+        }
+    }
+
+    /// Loads what `use` lines of the document at `uri` name, as `nnc check`
+    /// does (`use layers` is `layers.nn` beside the file, `use "a/b.nn"` a
+    /// relative path), preferring the text of open documents to the disk.
+    fn resolver(&self, uri: &Url) -> impl Fn(&str) -> Option<(String, String)> {
+        let dir = uri.to_file_path().ok().and_then(|p| p.parent().map(PathBuf::from));
+        let open: HashMap<PathBuf, String> = self
+            .docs
+            .iter()
+            .filter_map(|(u, d)| Some((u.to_file_path().ok()?, d.current.text.clone())))
+            .collect();
+        move |target: &str| {
+            let dir = dir.as_ref()?;
+            let file = if target.ends_with(".nn") {
+                dir.join(target)
+            } else {
+                dir.join(format!("{}.nn", target.replace('.', "/")))
+            };
+            let text = open.get(&file).cloned().or_else(|| std::fs::read_to_string(&file).ok())?;
+            Some((file.display().to_string(), text))
         }
     }
 

@@ -116,8 +116,12 @@ impl std::error::Error for DataError {}
 // ---------------------------------------------------------------------------
 
 /// An open input file, already wrapped in a decompressor when needed.
+///
+/// The decompressor is not buffered on its output side: IDX header reads ask
+/// for 4 and then `4 · ndims` bytes and get exactly that much decompressed,
+/// not a buffer's worth. Line-oriented CSV reading adds its own buffer.
 struct Source {
-    reader: Box<dyn BufRead>,
+    reader: Box<dyn Read>,
     gzip: bool,
 }
 
@@ -138,10 +142,10 @@ fn open(path: &Path) -> Result<Source, DataError> {
     let got = read_up_to(&mut file, &mut head).map_err(|e| read_error(path, false, &e))?;
     let gzip = got == 2 && head == GZIP_MAGIC;
     let rest = Cursor::new(head[..got].to_vec()).chain(file);
-    let reader: Box<dyn BufRead> = if gzip {
+    let reader: Box<dyn Read> = if gzip {
         // Multi-member aware: `gzip a b > c` style concatenations are valid
         // gzip files and must decode completely.
-        Box::new(BufReader::new(flate2::bufread::MultiGzDecoder::new(rest)))
+        Box::new(flate2::bufread::MultiGzDecoder::new(rest))
     } else {
         Box::new(rest)
     };
@@ -415,7 +419,8 @@ impl Default for CsvOptions {
 
 /// Non-blank lines of a text file with 1-based line numbers.
 struct Lines {
-    src: Source,
+    src: BufReader<Box<dyn Read>>,
+    gzip: bool,
     path: PathBuf,
     line_no: usize,
     buf: Vec<u8>,
@@ -423,8 +428,10 @@ struct Lines {
 
 impl Lines {
     fn open(path: &Path) -> Result<Lines, DataError> {
+        let Source { reader, gzip } = open(path)?;
         Ok(Lines {
-            src: open(path)?,
+            src: BufReader::new(reader),
+            gzip,
             path: path.to_path_buf(),
             line_no: 0,
             buf: Vec::new(),
@@ -437,9 +444,8 @@ impl Lines {
             self.buf.clear();
             let n = self
                 .src
-                .reader
                 .read_until(b'\n', &mut self.buf)
-                .map_err(|e| read_error(&self.path, self.src.gzip, &e))?;
+                .map_err(|e| read_error(&self.path, self.gzip, &e))?;
             if n == 0 {
                 return Ok(None);
             }

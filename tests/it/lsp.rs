@@ -493,3 +493,33 @@ fn lsp_module_dependencies() {
     }
     assert!(violations.is_empty(), "{}", violations.join("\n"));
 }
+
+#[test]
+fn lsp_use_loads_modules_beside_the_file() {
+    let dir = std::env::temp_dir().join(format!("nnc-lsp-use-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("tmp dir");
+    std::fs::write(dir.join("helpers.nn"), "/// Twice the input.\nfn double(x) = x * 2\n").expect("write");
+    let uri = lsp_types::Url::from_file_path(dir.join("model.nn")).expect("uri").to_string();
+    let text = "use helpers\nmodel M(x: [batch, 4]) -> [batch, 4] = double(x)\n";
+    let mut c = Client::start();
+    c.notify(
+        "textDocument/didOpen",
+        json!({ "textDocument": { "uri": uri, "languageId": "nn", "version": 1, "text": text } }),
+    );
+    assert_eq!(c.diagnostics(), Vec::<Value>::new(), "`use helpers` finds helpers.nn");
+    let def = c.request(
+        "textDocument/definition",
+        json!({ "textDocument": { "uri": uri }, "position": position(text, "double", 1) }),
+    );
+    assert!(def["uri"].as_str().unwrap_or("").ends_with("/helpers.nn"), "{def}");
+    assert_eq!(def["range"]["start"], json!({ "line": 1, "character": 3 }));
+    let hover = c.request(
+        "textDocument/hover",
+        json!({ "textDocument": { "uri": uri }, "position": position(text, "double", 1) }),
+    );
+    assert!(
+        hover["contents"]["value"].as_str().unwrap_or("").contains("Twice the input."),
+        "{hover}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
