@@ -11,6 +11,14 @@ pub fn to_lsp(snap: &Snapshot, uri: &Url, loc: &Locator) -> Vec<Diagnostic> {
     snap.comp.diagnostics().iter().map(|d| convert(snap, uri, loc, d)).collect()
 }
 
+/// One diagnostic, as a code action lists the diagnostics it fixes (related
+/// information is left out: it needs the stdlib's location).
+pub fn to_lsp_one(snap: &Snapshot, uri: &Url, d: &diag::Diagnostic) -> Vec<Diagnostic> {
+    let mut one = convert(snap, uri, &Locator { stdlib_dir: None }, d);
+    one.related_information = None;
+    vec![one]
+}
+
 fn convert(snap: &Snapshot, uri: &Url, loc: &Locator, d: &diag::Diagnostic) -> Diagnostic {
     let root = snap.comp.root;
     let mut message = d.message.clone();

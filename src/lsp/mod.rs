@@ -1,6 +1,7 @@
 //! The language server (`nnc lsp`): diagnostics as you type, hover with
 //! shapes, inlay hints, go to definition (also into the stdlib), completion,
-//! document symbols, semantic tokens and formatting, over stdio.
+//! document symbols, semantic tokens, formatting and quick fixes (the
+//! diagnostics' `help:` replacements, when they check), over stdio.
 //!
 //! Every request is answered from immutable [`document::Snapshot`]s built
 //! by `driver::compile`, which is pure and takes milliseconds, so the loop
@@ -10,6 +11,7 @@
 //! message is handled under `catch_unwind`: an internal error becomes an
 //! error response (and a line on stderr), never a dead server.
 
+mod actions;
 mod complete;
 pub mod convert;
 mod diagnostics;

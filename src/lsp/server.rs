@@ -3,12 +3,13 @@
 
 use super::convert::LineIndex;
 use super::document::{Document, Snapshot};
-use super::{complete, diagnostics, hover, inlay, nav, semantic, stdlib};
+use super::{actions, complete, diagnostics, hover, inlay, nav, semantic, stdlib};
 use crate::base::Span;
 use lsp_server::{Connection, ErrorCode, Message, Notification, Request, Response};
 use lsp_types::notification::{DidChangeTextDocument, DidCloseTextDocument, DidOpenTextDocument, Notification as _, PublishDiagnostics};
 use lsp_types::request::{
-    Completion, DocumentSymbolRequest, Formatting, GotoDefinition, HoverRequest, InlayHintRequest, Request as _, SemanticTokensFullRequest,
+    CodeActionRequest, Completion, DocumentSymbolRequest, Formatting, GotoDefinition, HoverRequest, InlayHintRequest, Request as _,
+    SemanticTokensFullRequest,
 };
 use lsp_types::*;
 use serde_json::Value;
@@ -55,6 +56,7 @@ pub fn capabilities() -> ServerCapabilities {
         document_symbol_provider: Some(OneOf::Left(true)),
         document_formatting_provider: Some(OneOf::Left(true)),
         inlay_hint_provider: Some(OneOf::Left(true)),
+        code_action_provider: Some(CodeActionProviderCapability::Simple(true)),
         semantic_tokens_provider: Some(SemanticTokensServerCapabilities::SemanticTokensOptions(SemanticTokensOptions {
             legend: semantic::legend(),
             full: Some(SemanticTokensFullOptions::Bool(true)),
@@ -238,6 +240,16 @@ impl Server {
                     _ => vec![],
                 };
                 json(edits)
+            }
+            CodeActionRequest::METHOD => {
+                let p: CodeActionParams = params(req.params)?;
+                let uri = p.text_document.uri;
+                let resolve = self.resolver(&uri);
+                let snap = &self.doc(&uri)?.current;
+                let from = snap.lines.offset(&snap.text, p.range.start);
+                let to = snap.lines.offset(&snap.text, p.range.end);
+                let fixes = actions::quick_fixes(snap, &uri, &name_of(&uri), &resolve, from, to);
+                json(fixes.into_iter().map(CodeActionOrCommand::CodeAction).collect::<Vec<_>>())
             }
             _ => Err((ErrorCode::MethodNotFound, format!("unsupported request {}", req.method))),
         }

@@ -523,3 +523,49 @@ fn lsp_use_loads_modules_beside_the_file() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn lsp_quick_fixes_apply_the_help_when_it_checks() {
+    let mut c = Client::start();
+    c.open(BROKEN);
+    let line = |text: &str, needle: &str| position(text, needle, 0)["line"].clone();
+    let range = json!({ "start": { "line": line(BROKEN, "Dense(100"), "character": 0 }, "end": { "line": line(BROKEN, "Dense(100"), "character": 40 } });
+    let actions = c.request(
+        "textDocument/codeAction",
+        json!({ "textDocument": { "uri": URI }, "range": range, "context": { "diagnostics": [] } }),
+    );
+    let actions = actions.as_array().expect("actions");
+    assert_eq!(actions.len(), 1, "{actions:#?}");
+    assert_eq!(actions[0]["kind"], "quickfix");
+    assert_eq!(actions[0]["diagnostics"][0]["code"], "E0301");
+    let edit = &actions[0]["edit"]["changes"][URI][0];
+    assert_eq!(edit["newText"], "Dense(128 -> 64, relu)");
+    let start = BROKEN.find("Dense(100").expect("bad layer");
+    assert_eq!(edit["range"], range_of(BROKEN, start, start + "Dense(100 -> 64, relu)".len()));
+
+    // A misspelt activation: "did you mean `relu`?" becomes an edit.
+    let typo = BROKEN.replace("Dense(100 -> 64, relu)", "Dense(128 -> 64, rleu)");
+    c.change(2, &typo);
+    let range = json!({ "start": position(&typo, "rleu", 0), "end": position(&typo, "rleu", 4) });
+    let actions = c.request(
+        "textDocument/codeAction",
+        json!({ "textDocument": { "uri": URI }, "range": range, "context": { "diagnostics": [] } }),
+    );
+    assert_eq!(actions[0]["edit"]["changes"][URI][0]["newText"], "relu", "{actions}");
+
+    // Elsewhere, and for help that is not a replacement, nothing.
+    let range = json!({ "start": { "line": 0, "character": 0 }, "end": { "line": 0, "character": 1 } });
+    let none = c.request(
+        "textDocument/codeAction",
+        json!({ "textDocument": { "uri": URI }, "range": range, "context": { "diagnostics": [] } }),
+    );
+    assert_eq!(none, json!([]));
+    let text = "model M(x: [batch, 4]) -> [batch, 2] = x |> Dense(4 -> 2)\ntrain M {\n    epochs = 1\n}\n";
+    c.change(3, text);
+    let whole = json!({ "start": { "line": 0, "character": 0 }, "end": { "line": 9, "character": 0 } });
+    let none = c.request(
+        "textDocument/codeAction",
+        json!({ "textDocument": { "uri": URI }, "range": whole, "context": { "diagnostics": [] } }),
+    );
+    assert_eq!(none, json!([]), "`add e.g. ...` help is not a replacement");
+}
