@@ -1,6 +1,6 @@
 -- End-to-end test of editors/nvim with Neovim itself as the LSP client:
 -- filetype, syntax, `require("nnc").setup()` starting `nnc lsp`, the shape
--- error at the right place, cleared when fixed, hover, inlay hints, go to
+-- error at the right place, its quick fix, cleared when fixed, hover, inlay hints, go to
 -- definition into the stdlib, formatting. Run by tests/it/lsp_nvim.rs:
 --
 --   NNC_BIN=target/debug/nnc NNC_REPO=$PWD nvim --headless --clean -l tests/lsp/nvim_e2e.lua
@@ -69,8 +69,12 @@ if check(#diags == 1, "one diagnostic, got " .. #diags) then
   check(d.message:find("help: ", 1, true) and d.message:find("Dense(128 -> 64, relu)", 1, true), "help with the fix: " .. d.message)
 end
 
--- Fix it: the list empties.
-vim.api.nvim_buf_set_lines(buf, 4, 5, false, { "      |> Dense(128 -> 64, relu)" })
+-- Fix it with the quick fix the diagnostic offers: the list empties.
+vim.api.nvim_win_set_cursor(0, { 5, 12 })
+vim.lsp.buf.code_action({ apply = true })
+check(vim.wait(5000, function()
+  return vim.api.nvim_buf_get_lines(buf, 4, 5, false)[1] == "      |> Dense(128 -> 64, relu)"
+end), "the quick fix rewrites the layer: " .. vim.api.nvim_buf_get_lines(buf, 4, 5, false)[1])
 check(vim.wait(10000, function()
   return #vim.diagnostic.get(buf) == 0
 end), "diagnostics cleared after the fix")
