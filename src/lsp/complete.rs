@@ -19,7 +19,7 @@ pub fn complete(current: &Snapshot, good: &Snapshot, offset: usize) -> Vec<Compl
             Some(g) => Some(global_info(&good.comp.db, g)),
             None => builtin_info(&callee),
         };
-        for p in info.map(|i| i.params).unwrap_or_default() {
+        for (p, _) in info.map(|i| i.params).unwrap_or_default() {
             items.push(CompletionItem {
                 label: format!("{p}:"),
                 kind: Some(CompletionItemKind::FIELD),

@@ -3,7 +3,7 @@
 
 use super::document::Snapshot;
 use super::info::{name_info, type_at};
-use super::walk;
+use super::{complete, walk};
 use crate::syntax::lexer::{word_at, Tok};
 use lsp_types::{Hover, HoverContents, MarkupContent, MarkupKind};
 
@@ -27,7 +27,10 @@ pub fn hover(snap: &Snapshot, offset: usize) -> Option<Hover> {
             range = Some(snap.lines.range(&snap.text, span.start as usize, span.end as usize));
         }
     }
-    if let Some(w) = word.filter(|w| w.kind == Tok::Ident || w.kind.is_contextual()) {
+    if let Some((text, w)) = keyword_argument(snap, offset) {
+        parts.push(format!("```nn\n{text}\n```"));
+        range = Some(snap.lines.range(&snap.text, w.start, w.end));
+    } else if let Some(w) = word.filter(|w| w.kind == Tok::Ident || w.kind.is_contextual()) {
         if let Some(info) = name_info(snap, w.text(&snap.text)) {
             parts.push(format!("```nn\n{}\n```", info.signature));
             if let Some(doc) = info.doc {
@@ -58,4 +61,18 @@ fn declared(snap: &Snapshot, offset: usize) -> Option<(String, crate::base::Span
         .find(|b| b.kind == walk::BinderKind::Param && b.name.span.start as usize == w.start)?;
     let text = snap.text[b.span.range()].split_whitespace().collect::<Vec<_>>().join(" ");
     Some((text, b.name.span))
+}
+
+/// The name of a keyword argument (`lr` in `adam(lr: 0.01)`): the
+/// parameter's declaration in the callee (`adam: lr = 0.001`).
+fn keyword_argument(snap: &Snapshot, offset: usize) -> Option<(String, crate::syntax::lexer::Token)> {
+    let w = word_at(&snap.tokens, offset).filter(|w| w.kind == Tok::Ident)?;
+    let after = snap.tokens.iter().skip_while(|t| t.start < w.end).find(|t| !t.kind.is_trivia())?;
+    if after.kind != Tok::Colon {
+        return None;
+    }
+    let callee = complete::enclosing_callee(&snap.tokens, &snap.text, w.start)?;
+    let info = name_info(snap, &callee)?;
+    let (_, decl) = info.params.into_iter().find(|(n, _)| n == w.text(&snap.text))?;
+    Some((format!("{callee}: {decl}"), w))
 }

@@ -11,7 +11,8 @@ use crate::syntax::ast::Param;
 pub struct NameInfo {
     pub signature: String,
     pub doc: Option<String>,
-    pub params: Vec<String>,
+    /// Each parameter's name and declaration (`lr = 0.001`, `x: [..., n]`).
+    pub params: Vec<(String, String)>,
     pub kind: &'static str,
 }
 
@@ -29,7 +30,11 @@ fn ret_text(db: &SourceDb, ret: Option<&crate::syntax::ast::TypeExpr>) -> String
 }
 
 pub fn global_info(db: &SourceDb, g: &Global) -> NameInfo {
-    let names = |ps: &[Param]| ps.iter().map(|p| p.name.name.clone()).collect::<Vec<_>>();
+    let names = |ps: &[Param]| {
+        ps.iter()
+            .map(|p| (p.name.name.clone(), compact(db.text(p.span))))
+            .collect::<Vec<_>>()
+    };
     match g {
         Global::Fn(d) => NameInfo {
             signature: format!("fn {}({}){}", d.name.name, params_text(db, &d.params), ret_text(db, d.ret.as_ref())),
@@ -68,7 +73,7 @@ pub fn builtin_info(name: &str) -> Option<NameInfo> {
     Some(NameInfo {
         signature: format!("fn {n}({}) (primitive)", params.join(", ")),
         doc: Some(doc.to_string()),
-        params: params.iter().map(|p| p.to_string()).collect(),
+        params: params.iter().map(|p| (p.to_string(), p.to_string())).collect(),
         kind: "primitive",
     })
 }

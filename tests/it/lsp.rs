@@ -199,6 +199,30 @@ fn lsp_hover_shows_shapes_signatures_and_docs() {
         Value::Null,
         "nothing to say in a comment"
     );
+    let on_input = c.at("textDocument/hover", text, "x: [batch, 4]", 0);
+    assert!(
+        on_input["contents"]["value"].as_str().unwrap_or("").contains("x: [batch, 4]"),
+        "{on_input}"
+    );
+
+    // A function checked alone has unknown shapes; once a model uses it,
+    // hover shows only the concrete ones.
+    let text = "fn f(x) = x + 1\nmodel M(x: [batch, 4]) -> [batch, 4] = f(x)\n";
+    c.change(2, text);
+    let v = c.at("textDocument/hover", text, "+ 1", 2)["contents"]["value"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(v.contains("x + 1 : [batch, 4]\n"), "{v}");
+
+    // A keyword argument's name: the parameter it sets.
+    let text = "model M(x: [batch, 4]) -> [batch, 8] = x |> Dense(4 -> 8, activation: relu)\n";
+    c.change(3, text);
+    let v = c.at("textDocument/hover", text, "activation", 3)["contents"]["value"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(v.contains("Dense: activation: fn = identity"), "{v}");
 }
 
 #[test]
