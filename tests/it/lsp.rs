@@ -454,6 +454,11 @@ fn lsp_survives_random_edits_and_requests() {
         for m in methods {
             c.request(m, json!({ "textDocument": { "uri": URI }, "position": pos }));
         }
+        let around = json!({ "start": { "line": line, "character": 0 }, "end": { "line": line + 3, "character": 0 } });
+        c.request(
+            "textDocument/codeAction",
+            json!({ "textDocument": { "uri": URI }, "range": around, "context": { "diagnostics": [] } }),
+        );
         let whole = json!({ "start": { "line": 0, "character": 0 }, "end": { "line": 999, "character": 0 } });
         c.request("textDocument/inlayHint", json!({ "textDocument": { "uri": URI }, "range": whole }));
         c.request("textDocument/semanticTokens/full", json!({ "textDocument": { "uri": URI } }));
