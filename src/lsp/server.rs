@@ -107,6 +107,10 @@ pub fn serve(connection: Connection) -> Result<(), Error> {
             None
         }
     };
+    // Fault injection for tests: `NNC_LSP_PANIC_ON=textDocument/hover`
+    // makes that request panic, to show a panic is an error response and
+    // the server goes on (tests/it/lsp_stdio.rs).
+    let panic_on = std::env::var("NNC_LSP_PANIC_ON").ok();
     let mut server = Server {
         docs: HashMap::new(),
         loc: super::Locator { stdlib_dir },
@@ -120,7 +124,12 @@ pub fn serve(connection: Connection) -> Result<(), Error> {
                 }
                 let id = req.id.clone();
                 let method = req.method.clone();
-                let response = match catch_unwind(AssertUnwindSafe(|| server.request(req))) {
+                let response = match catch_unwind(AssertUnwindSafe(|| {
+                    if panic_on.as_deref() == Some(req.method.as_str()) {
+                        panic!("injected by NNC_LSP_PANIC_ON");
+                    }
+                    server.request(req)
+                })) {
                     Ok(Ok(value)) => Response::new_ok(id, value),
                     Ok(Err((code, message))) => Response::new_err(id, code as i32, message),
                     Err(panic) => {

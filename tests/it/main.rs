@@ -12,6 +12,7 @@ mod lsp;
 mod lsp_e2e;
 mod lsp_editors;
 mod lsp_nvim;
+mod lsp_stdio;
 mod robust;
 mod stdlib_grad;
 mod tidy;
