@@ -20,7 +20,7 @@ use std::collections::HashMap;
 /// work to another core costs a few microseconds.
 const PAR_MIN_POINTS: usize = 1 << 15;
 /// GEMMs with fewer multiply-adds than this stay on one thread.
-const PAR_MIN_GEMM: usize = 1 << 20;
+const PAR_MIN_GEMM: usize = 1 << 22;
 
 #[derive(Clone, Debug)]
 enum Class {
@@ -211,7 +211,13 @@ pub fn form(f: &Func, threads: usize) -> Result<Program, String> {
         slots: fm.slots,
         kernels: fm.kernels,
     };
-    merge_siblings(&mut prog, threads);
+    merge_siblings(&mut prog);
+    for k in &mut prog.kernels {
+        if let Kernel::Loop(l) = k {
+            simplify(l);
+            l.parallel = parallel_ok(l, threads);
+        }
+    }
     Ok(prog)
 }
 
@@ -461,12 +467,12 @@ impl Former<'_> {
         self.class[v.index()] = Class::Stored { slot, strides };
     }
 
-    fn push_loop(&mut self, mut k: LoopKernel) {
-        simplify(&mut k);
+    /// Queue a loop kernel; axes are simplified only after sibling merging,
+    /// which compares domains in their IR shape.
+    fn push_loop(&mut self, k: LoopKernel) {
         if k.dims.contains(&0) {
             return;
         }
-        k.parallel = parallel_ok(&k, self.threads);
         self.kernels.push(Kernel::Loop(k));
     }
 
@@ -636,7 +642,7 @@ pub fn simplify(k: &mut LoopKernel) {
 /// Merge each elementwise kernel into an earlier one over the same domain
 /// when nothing in between produces its inputs and it reads the earlier
 /// kernel's outputs only at the same index.
-fn merge_siblings(p: &mut Program, threads: usize) {
+fn merge_siblings(p: &mut Program) {
     let mut j = 1;
     while j < p.kernels.len() {
         let Kernel::Loop(kj) = &p.kernels[j] else {
@@ -669,7 +675,6 @@ fn merge_siblings(p: &mut Program, threads: usize) {
                 unreachable!()
             };
             absorb(ki, kj);
-            ki.parallel = parallel_ok(ki, threads);
         } else {
             j += 1;
         }
