@@ -51,9 +51,7 @@ fn main() {
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let want = |name: &str| filter.as_deref().is_none_or(|f| name.contains(f));
     let reps = 7;
-    println!(
-        "MLP 784-128-64-10, ReLU, softmax xent (one_hot), Adam; median of {reps} after warm-up"
-    );
+    println!("MLP 784-128-64-10, ReLU, softmax xent (one_hot), Adam; median of {reps} after warm-up");
 
     if std::env::var_os("NNC_DUMP").is_some() {
         let f = mlp_step(32, &SIZES);
@@ -86,9 +84,7 @@ fn main() {
             let mut c = Compiled::compile(&f, &Options { threads }).unwrap();
             let ms = time_ms(&mut c, &f, reps);
             let gflops = step_flops(batch) / ms / 1e6;
-            println!(
-                "train step batch {batch:4} threads {threads}: {ms:.3} ms  ({gflops:.1} GFLOP/s)"
-            );
+            println!("train step batch {batch:4} threads {threads}: {ms:.3} ms  ({gflops:.1} GFLOP/s)");
         }
     }
 
@@ -108,8 +104,7 @@ fn main() {
             .zip(&f.params)
             .map(|(v, &p)| {
                 let dims: Vec<usize> = f.ty(p).shape.iter().map(|d| d.known().unwrap()).collect();
-                ndarray::ArrayD::from_shape_vec(dims, v.into_iter().map(f64::from).collect())
-                    .unwrap()
+                ndarray::ArrayD::from_shape_vec(dims, v.into_iter().map(f64::from).collect()).unwrap()
             })
             .collect();
         nnc::ir::interp::run(&f, &args).unwrap();

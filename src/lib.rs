@@ -1,6 +1,51 @@
 //! nnc: a compiler for neural networks written as `.nn` files.
 //!
-//! (The architecture text is filled in as the stages land.)
+//! # Architecture
+//!
+//! ```text
+//! .nn text ─syntax─▶ AST ─sema (elaborate)─▶ IR: loss, predict, init, updates
+//!   ─runtime::step─▶ one training-step function (forward, loss, backward via
+//!   autodiff, optimizer update) ─backend─▶ interpreter (oracle) or JIT
+//! ```
+//!
+//! One crate, one top-level module per stage; dependencies point one way
+//! (`tests/it/tidy.rs` enforces the table):
+//!
+//! | module | owns | may use |
+//! |---|---|---|
+//! | `base` | spans, the source database | — |
+//! | `diag` | diagnostics as data, the code registry, rendering (the only miette use) | base |
+//! | `syntax` | the pest grammar binding, AST, error recovery by declaration | base, diag |
+//! | `ir` | op set, builder, verifier, printer, reference interpreter | base, diag |
+//! | `autodiff` | one vector-Jacobian rule per primitive op | base, diag, ir |
+//! | `opt` | simplification, CSE, DCE | base, diag, ir |
+//! | `codegen` | fused loops in Cranelift, GEMM calls, the JIT module | base, diag, ir, opt |
+//! | `sema` | names, stdlib, dtypes, symbolic shapes — and lowering | base, diag, syntax, ir |
+//! | `runtime` | data, splits, metrics, the training step and loop, backends | everything above |
+//! | `driver` | the pure façade: source in, diagnostics and IR out | everything above |
+//! | `cli`, `lsp` | commands, files, printing, the language server | anything |
+//!
+//! ## Where this departs from the starting sketch
+//!
+//! Checking and lowering are one pass. `sema::elab` is a staged
+//! interpreter over the AST: compile-time values (sizes, hyperparameters,
+//! activation functions, layers) are evaluated, and tensor operations are
+//! shape-checked and emitted as IR at once. Calls are inlined, so
+//! `Dense(784 -> 128)` is checked with its arguments substituted, and
+//! stdlib layers, losses and optimizers need no special support in the
+//! compiler. A separate typed HIR would only repeat this walk.
+//!
+//! Errors follow the ARCHITECTURE invariants: a failing value becomes
+//! `Val::Error`, which every later check accepts silently; definitions that
+//! are checked on their own (not reached from a model) use unknown shapes,
+//! which pass every check, so generic checking never reports false errors.
+//! An error inside an inlined stdlib body is reported at the innermost call
+//! in the user's file, with the stdlib location as a note.
+//!
+//! The optimizer is elaborated once per parameter into a small update
+//! function; `runtime::step` composes loss, `autodiff::grad` and the
+//! updates into a single step function, which the runtime calls with the
+//! parameters and optimizer state as inputs and outputs.
 
 pub mod autodiff;
 pub mod base;

@@ -47,16 +47,8 @@ pub fn mlp_step(batch: usize, sizes: &[usize]) -> Func {
         },
     );
     let tys: Vec<Type> = params.iter().map(|&p| b.ty(p).clone()).collect();
-    let ms: Vec<Value> = tys
-        .iter()
-        .enumerate()
-        .map(|(i, t)| b.param(format!("m{i}"), t.clone()))
-        .collect();
-    let vs: Vec<Value> = tys
-        .iter()
-        .enumerate()
-        .map(|(i, t)| b.param(format!("v{i}"), t.clone()))
-        .collect();
+    let ms: Vec<Value> = tys.iter().enumerate().map(|(i, t)| b.param(format!("m{i}"), t.clone())).collect();
+    let vs: Vec<Value> = tys.iter().enumerate().map(|(i, t)| b.param(format!("v{i}"), t.clone())).collect();
     let t = b.param("t", Type::scalar());
 
     // Softmax cross-entropy with integer labels via one_hot.

@@ -22,11 +22,7 @@ use std::collections::HashMap;
 /// Values that do not depend on any `wrt` get no adjoint work (activity analysis);
 /// a `wrt` the output does not depend on gets zeros.
 pub fn grad(b: &mut Builder, output: Value, wrt: &[Value]) -> Vec<Value> {
-    assert_eq!(
-        b.ty(output),
-        &Type::scalar(),
-        "internal error: grad of a non-scalar output"
-    );
+    assert_eq!(b.ty(output), &Type::scalar(), "internal error: grad of a non-scalar output");
     let forward = b.func().insts.clone();
     let active = activity(b, &forward, wrt);
     let mut cx = Ctx {
@@ -58,12 +54,7 @@ pub fn grad(b: &mut Builder, output: Value, wrt: &[Value]) -> Vec<Value> {
 /// `@{f.name}.vjp`: same params as `f` (which must return one f32[] scalar), returns the
 /// scalar followed by its gradient with respect to the params listed in `wrt` (param indices).
 pub fn grad_func(f: &ir::Func, wrt: &[usize]) -> ir::Func {
-    assert_eq!(
-        f.results.len(),
-        1,
-        "internal error: grad_func of @{} needs one result",
-        f.name
-    );
+    assert_eq!(f.results.len(), 1, "internal error: grad_func of @{} needs one result", f.name);
     let output = f.results[0];
     let wrt: Vec<Value> = wrt.iter().map(|&i| f.params[i]).collect();
     let mut func = f.clone();
@@ -88,11 +79,7 @@ pub(crate) fn differentiable_args(op: &Op) -> &'static [usize] {
         Op::Binary(_) | Op::MatMul => &[0, 1],
         // The condition only routes the gradient.
         Op::Select => &[1, 2],
-        Op::Broadcast { .. }
-        | Op::ReduceSum { .. }
-        | Op::ReduceMax { .. }
-        | Op::Reshape { .. }
-        | Op::Transpose { .. } => &[0],
+        Op::Broadcast { .. } | Op::ReduceSum { .. } | Op::ReduceMax { .. } | Op::Reshape { .. } | Op::Transpose { .. } => &[0],
         // f32 -> f32 is the identity; i32 -> f32 has no f32 operand to reach.
         Op::Cast { to: DType::F32 } => &[0],
         Op::Cast { to: DType::I32 }
@@ -114,9 +101,7 @@ fn activity(b: &Builder, forward: &[ir::Inst], wrt: &[Value]) -> Vec<bool> {
         active[w.index()] = is_f32(w);
     }
     for inst in forward {
-        let from_args = differentiable_args(&inst.op)
-            .iter()
-            .any(|&i| active[inst.args[i].index()]);
+        let from_args = differentiable_args(&inst.op).iter().any(|&i| active[inst.args[i].index()]);
         active[inst.result.index()] |= from_args && is_f32(inst.result);
     }
     active

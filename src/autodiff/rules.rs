@@ -56,11 +56,7 @@ pub(super) fn vjp(cx: &mut Ctx, inst: &Inst, g: Value, want: &[bool]) -> Vec<Opt
         }
         // f32 -> f32 cast is the identity (the only differentiable cast).
         Op::Cast { .. } => vec![want[0].then_some(g)],
-        Op::Const(_)
-        | Op::Compare(_)
-        | Op::OneHot { .. }
-        | Op::RandomUniform { .. }
-        | Op::RandomNormal { .. } => vec![None; x.len()],
+        Op::Const(_) | Op::Compare(_) | Op::OneHot { .. } | Op::RandomUniform { .. } | Op::RandomNormal { .. } => vec![None; x.len()],
     }
 }
 
@@ -92,15 +88,7 @@ fn unary(cx: &mut Ctx, op: UnaryOp, x: Value, y: Value, g: Value) -> Option<Valu
     })
 }
 
-fn binary(
-    cx: &mut Ctx,
-    op: BinaryOp,
-    a: Value,
-    bv: Value,
-    y: Value,
-    g: Value,
-    want: &[bool],
-) -> Vec<Option<Value>> {
+fn binary(cx: &mut Ctx, op: BinaryOp, a: Value, bv: Value, y: Value, g: Value, want: &[bool]) -> Vec<Option<Value>> {
     let (wa, wb) = (want[0], want[1]);
     let (ga, gb) = match op {
         BinaryOp::Add => (wa.then_some(g), wb.then_some(g)),
@@ -116,10 +104,7 @@ fn binary(
             });
             (ga, gb)
         }
-        BinaryOp::Pow => (
-            wa.then(|| pow_base(cx, a, bv, g)),
-            wb.then(|| pow_exponent(cx, a, y, g)),
-        ),
+        BinaryOp::Pow => (wa.then(|| pow_base(cx, a, bv, g)), wb.then(|| pow_exponent(cx, a, y, g))),
         BinaryOp::Max => min_max(cx, CmpOp::Ge, a, bv, g, want),
         BinaryOp::Min => min_max(cx, CmpOp::Le, a, bv, g, want),
     };
@@ -149,14 +134,7 @@ fn pow_exponent(cx: &mut Ctx, a: Value, y: Value, g: Value) -> Value {
 
 /// `max` (`pick_a` = ge) or `min` (le): the gradient goes to the operand that
 /// was chosen, the first one on ties, so relu = max(x, 0) has slope 1 at 0.
-fn min_max(
-    cx: &mut Ctx,
-    pick_a: CmpOp,
-    a: Value,
-    b: Value,
-    g: Value,
-    want: &[bool],
-) -> (Option<Value>, Option<Value>) {
+fn min_max(cx: &mut Ctx, pick_a: CmpOp, a: Value, b: Value, g: Value, want: &[bool]) -> (Option<Value>, Option<Value>) {
     let chose_a = cx.b.compare(pick_a, a, b);
     let zeros = zeros_of(cx, g);
     let ga = want[0].then(|| cx.b.select(chose_a, g, zeros));
@@ -174,9 +152,7 @@ fn unbroadcast(cx: &mut Ctx, g: Value, to: &[Dim]) -> Value {
         .iter()
         .enumerate()
         .filter(|&(i, d)| *d == Dim::Known(1) && from[offset + i] != Dim::Known(1));
-    let axes: Vec<usize> = (0..offset)
-        .chain(stretched.map(|(i, _)| offset + i))
-        .collect();
+    let axes: Vec<usize> = (0..offset).chain(stretched.map(|(i, _)| offset + i)).collect();
     let summed = cx.b.reduce_sum(g, axes, false);
     cx.b.reshape(summed, to)
 }

@@ -16,11 +16,19 @@ pub struct Span {
 
 impl Span {
     pub fn new(file: FileId, start: usize, end: usize) -> Span {
-        Span { file, start: start as u32, end: end as u32 }
+        Span {
+            file,
+            start: start as u32,
+            end: end as u32,
+        }
     }
     /// The smallest span covering both.
     pub fn to(self, other: Span) -> Span {
-        Span { file: self.file, start: self.start.min(other.start), end: self.end.max(other.end) }
+        Span {
+            file: self.file,
+            start: self.start.min(other.start),
+            end: self.end.max(other.end),
+        }
     }
     pub fn len(self) -> usize {
         (self.end - self.start) as usize
@@ -59,7 +67,11 @@ impl SourceDb {
         SourceDb::default()
     }
     pub fn add(&mut self, name: impl Into<String>, text: impl Into<String>, builtin: bool) -> FileId {
-        self.files.push(SourceFile { name: name.into(), text: text.into(), builtin });
+        self.files.push(SourceFile {
+            name: name.into(),
+            text: text.into(),
+            builtin,
+        });
         FileId(self.files.len() as u32 - 1)
     }
     pub fn file(&self, id: FileId) -> &SourceFile {

@@ -1,2 +1,222 @@
-//! cli
-pub fn main() -> i32 { 0 }
+//! The command line: parses arguments, reads files, prints. The only module
+//! besides `lsp` that touches files, stdout or the process.
+
+mod run;
+
+use crate::diag;
+use crate::driver::{self, Compilation};
+use clap::{Parser, Subcommand, ValueEnum};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+#[derive(Parser)]
+#[command(name = "nnc", version, about = "A compiler for neural networks written as .nn files")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check files for syntax, name and shape errors.
+    Check {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Train the model as the file's `train` block says, then evaluate it.
+    Run(run::RunArgs),
+    /// Print a stage of the compiler's output.
+    Ir {
+        file: PathBuf,
+        #[arg(long, value_enum, default_value_t = Stage::Ir)]
+        stage: Stage,
+    },
+    /// Explain a diagnostic code, e.g. `nnc explain E0301`.
+    Explain { code: String },
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum Stage {
+    /// The syntax tree.
+    Ast,
+    /// The type of every expression.
+    Typed,
+    /// Each model's forward function and each training run's loss.
+    Ir,
+    /// The whole training step: forward, loss, backward and update.
+    Grad,
+    /// The training step after simplification, CSE and DCE.
+    Opt,
+    /// The fused kernels of the compiled training step (at the file's batch size).
+    Fused,
+    /// The Cranelift IR of the compiled training step.
+    Clif,
+}
+
+/// Print to stdout, ignoring a closed pipe (`nnc ir ... | head`).
+macro_rules! say {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+pub(crate) use say;
+
+/// Deeply nested source (a sum of 50,000 terms) recurses deeply in the
+/// checker; a large stack keeps that an ordinary run instead of a crash.
+const STACK_BYTES: usize = 1 << 30;
+
+pub fn main() -> i32 {
+    std::thread::Builder::new()
+        .stack_size(STACK_BYTES)
+        .spawn(main_on_big_stack)
+        .and_then(|h| h.join().map_err(|_| std::io::Error::other("nnc panicked")))
+        .unwrap_or_else(|e| {
+            eprintln!("error: internal error: {e}");
+            101
+        })
+}
+
+fn main_on_big_stack() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { 2 } else { 0 };
+        }
+    };
+    match cli.command {
+        Command::Check { files } => check(&files),
+        Command::Run(args) => run::run(&args),
+        Command::Ir { file, stage } => ir(&file, stage),
+        Command::Explain { code } => match diag::explain(&code) {
+            Some(text) => {
+                say!("{}", text.trim_end());
+                0
+            }
+            None => {
+                eprintln!("error: unknown diagnostic code `{code}`; codes look like E0301");
+                1
+            }
+        },
+    }
+}
+
+/// Read and check one file; a file that cannot be read is an error message.
+pub(crate) fn load(path: &Path) -> Result<Compilation, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("error: cannot read {}: {e}", path.display()))?;
+    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    // `use layers` loads `layers.nn` beside the file; `use "a/b.nn"` a path.
+    let resolve = move |target: &str| {
+        let file = if target.ends_with(".nn") {
+            dir.join(target)
+        } else {
+            dir.join(format!("{}.nn", target.replace('.', "/")))
+        };
+        std::fs::read_to_string(&file).ok().map(|t| (file.display().to_string(), t))
+    };
+    Ok(driver::compile_bytes_with(&path.display().to_string(), &bytes, &resolve))
+}
+
+/// Print diagnostics to stderr; returns the number of errors.
+pub(crate) fn report(c: &Compilation) -> usize {
+    let color = std::io::stderr().is_terminal();
+    let mut errors = 0;
+    for d in c.diagnostics() {
+        let text = if color {
+            diag::render(d, &c.db)
+        } else {
+            diag::render_plain(d, &c.db)
+        };
+        eprintln!("{text}");
+        errors += usize::from(d.is_error());
+    }
+    errors
+}
+
+fn check(files: &[PathBuf]) -> i32 {
+    let mut errors = 0;
+    for f in files {
+        match load(f) {
+            Ok(c) => errors += report(&c),
+            Err(msg) => {
+                eprintln!("{msg}");
+                errors += 1;
+            }
+        }
+    }
+    if errors == 0 {
+        say!("checked {} file{}: no errors", files.len(), if files.len() == 1 { "" } else { "s" });
+        0
+    } else {
+        eprintln!("{errors} error{} found", if errors == 1 { "" } else { "s" });
+        1
+    }
+}
+
+fn ir(file: &Path, stage: Stage) -> i32 {
+    let c = match load(file) {
+        Ok(c) => c,
+        Err(msg) => {
+            eprintln!("{msg}");
+            return 1;
+        }
+    };
+    if stage == Stage::Ast {
+        say!("{:#?}", c.module);
+        return 0;
+    }
+    if report(&c) > 0 {
+        return 1;
+    }
+    match stage {
+        Stage::Ast => {}
+        Stage::Typed => {
+            let mut types = c.analysis.types.clone();
+            types.sort_by_key(|(s, _)| (s.start, std::cmp::Reverse(s.end)));
+            types.dedup();
+            for (span, ty) in types {
+                let (line, col) = c.db.line_col(span.file, span.start as usize);
+                let text: String = c.db.text(span).split_whitespace().collect::<Vec<_>>().join(" ");
+                say!("{line}:{col}  {text}  : {ty}");
+            }
+        }
+        Stage::Ir => {
+            for (_, f) in &c.analysis.model_funcs {
+                say!("{}", crate::ir::print_func(f));
+            }
+            for p in &c.analysis.plans {
+                say!("{}", crate::ir::print_func(&p.loss));
+            }
+        }
+        Stage::Grad | Stage::Opt => {
+            for p in &c.analysis.plans {
+                let (f, _) = driver::training_step(p);
+                let f = if stage == Stage::Opt { crate::opt::optimize(&f) } else { f };
+                say!("{}", crate::ir::print_func(&f));
+            }
+        }
+        Stage::Fused | Stage::Clif => {
+            for p in &c.analysis.plans {
+                let (f, _) = driver::training_step(p);
+                let batch = p.settings.batch_size;
+                let f = crate::opt::optimize(&f).specialize(&|_| Some(batch));
+                match crate::codegen::Compiled::compile(&f, &crate::codegen::Options { threads: 1 }) {
+                    Ok(code) => say!(
+                        "{}",
+                        if stage == Stage::Fused {
+                            code.kernels_text()
+                        } else {
+                            code.clif_text()
+                        }
+                    ),
+                    Err(e) => {
+                        eprintln!("error: compiling the training step of {} failed: {e}", p.model);
+                        return 1;
+                    }
+                }
+            }
+        }
+    }
+    0
+}

@@ -12,9 +12,7 @@ use super::kernel::{LoopKernel, Node, ReduceKind};
 use crate::ir::{BinaryOp, CmpOp, UnaryOp};
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::types::{F32, F32X4, I64};
-use cranelift_codegen::ir::{
-    Block, FuncRef, InstBuilder, MemFlagsData, StackSlotData, StackSlotKind, Value,
-};
+use cranelift_codegen::ir::{Block, FuncRef, InstBuilder, MemFlagsData, StackSlotData, StackSlotKind, Value};
 use cranelift_frontend::FunctionBuilder;
 
 const W: i64 = 4;
@@ -37,13 +35,7 @@ impl Frame {
 
 /// Start `for i in (lo..hi).step_by(step)` while `i + step <= hi`, carrying
 /// `carried` values; returns the body's `i` and carried values.
-pub fn loop_begin(
-    b: &mut FunctionBuilder,
-    lo: Value,
-    hi: Value,
-    step: i64,
-    carried: &[Value],
-) -> (Frame, Vec<Value>) {
+pub fn loop_begin(b: &mut FunctionBuilder, lo: Value, hi: Value, step: i64, carried: &[Value]) -> (Frame, Vec<Value>) {
     let header = b.create_block();
     let body = b.create_block();
     let exit = b.create_block();
@@ -128,13 +120,7 @@ struct Emitter<'k, 'a, 'b> {
 /// Emit the body of a kernel function whose entry block has been created
 /// with params `(ptrs, lo, hi)` and is current. `normal` is the imported
 /// `nnc_random_normal` when the kernel draws normals.
-pub fn emit_kernel(
-    b: &mut FunctionBuilder,
-    k: &LoopKernel,
-    params: [Value; 3],
-    fma: bool,
-    normal: Option<FuncRef>,
-) {
+pub fn emit_kernel(b: &mut FunctionBuilder, k: &LoopKernel, params: [Value; 3], fma: bool, normal: Option<FuncRef>) {
     let mut svs = Vec::new();
     let mut sv_slot = Vec::new();
     let mut node_sv = Vec::new();
@@ -164,9 +150,7 @@ pub fn emit_kernel(
     for (i, n) in k.nodes.iter().enumerate() {
         let l = match n {
             Node::Const(_) => -1,
-            Node::Load(_) | Node::Index(_) | Node::Random { .. } => {
-                deepest(&svs[node_sv[i].unwrap()])
-            }
+            Node::Load(_) | Node::Index(_) | Node::Random { .. } => deepest(&svs[node_sv[i].unwrap()]),
             Node::Unary(_, x) | Node::Trunc(x) => level[*x],
             Node::Binary(_, x, y) | Node::Compare(_, x, y) => level[*x].max(level[*y]),
             Node::Select(c, x, y) => level[*c].max(level[*x]).max(level[*y]),
@@ -235,10 +219,7 @@ impl Emitter<'_, '_, '_> {
     /// Evaluate (as scalars) every node whose level is exactly `lvl`, at the
     /// element offsets `offs`.
     fn eval_level(&mut self, lvl: i32, offs: &[Value], inner_i: Option<Value>) {
-        let l = Lanes {
-            vec: false,
-            fma: self.fma,
-        };
+        let l = Lanes { vec: false, fma: self.fma };
         for n in 0..self.k.nodes.len() {
             if self.level[n] == lvl {
                 let v = self.node(l, n, offs, inner_i, &|e, x| e.scalar[x].unwrap());
@@ -293,14 +274,8 @@ impl Emitter<'_, '_, '_> {
         let direct = self.k.direct_reduce();
         let inner_red = reduce.as_ref().is_some_and(|(_, r)| r[lvl]);
         let kind = reduce.as_ref().map(|(k, _)| *k);
-        let sl = Lanes {
-            vec: false,
-            fma: self.fma,
-        };
-        let vl = Lanes {
-            vec: true,
-            fma: self.fma,
-        };
+        let sl = Lanes { vec: false, fma: self.fma };
+        let vl = Lanes { vec: true, fma: self.fma };
         // Outer values used by the vector body are splatted once and, with
         // the reciprocals of loop-invariant divisors, parked in a stack slot
         // and reloaded in the loop (a cheap L1 load): Cranelift's egraph
@@ -333,9 +308,7 @@ impl Emitter<'_, '_, '_> {
                 self.b.create_sized_stack_slot(data)
             });
             for (j, &(_, v)) in inv.iter().chain(&recips).enumerate() {
-                self.b
-                    .ins()
-                    .stack_store(I64, v, slot.unwrap(), 16 * j as i32);
+                self.b.ins().stack_store(I64, v, slot.unwrap(), 16 * j as i32);
             }
             let init: Vec<Value> = match (inner_red, kind) {
                 (true, Some(k)) => vec![vl.f(self.b, k.identity())],
@@ -344,11 +317,7 @@ impl Emitter<'_, '_, '_> {
             let (f, carried) = loop_begin(self.b, lo, hi, W, &init);
             let mut vals: Vec<Option<Value>> = vec![None; self.k.nodes.len()];
             for (j, &(n, _)) in inv.iter().enumerate() {
-                vals[n] = Some(
-                    self.b
-                        .ins()
-                        .stack_load(I64, F32X4, slot.unwrap(), 16 * j as i32),
-                );
+                vals[n] = Some(self.b.ins().stack_load(I64, F32X4, slot.unwrap(), 16 * j as i32));
             }
             for (j, &(n, _)) in recips.iter().enumerate() {
                 let off = 16 * (inv.len() + j) as i32;
@@ -370,9 +339,7 @@ impl Emitter<'_, '_, '_> {
             if let (true, Some(k)) = (inner_red, kind) {
                 // Horizontal combine of the four partial results.
                 let a = acc[0];
-                let l: Vec<Value> = (0..4)
-                    .map(|j| self.b.ins().extractlane(a, j as u8))
-                    .collect();
+                let l: Vec<Value> = (0..4).map(|j| self.b.ins().extractlane(a, j as u8)).collect();
                 let x = combine(self.b, k, l[0], l[1]);
                 let y = combine(self.b, k, l[2], l[3]);
                 acc_s = Some(combine(self.b, k, x, y));
@@ -467,10 +434,7 @@ impl Emitter<'_, '_, '_> {
         let x0 = self.b.ins().load(F32, data_flags(), p, 0);
         let mut v = self.b.ins().splat(F32X4, x0);
         for j in 1..4 {
-            let x = self
-                .b
-                .ins()
-                .load(F32, data_flags(), p, (j as isize * st * 4) as i32);
+            let x = self.b.ins().load(F32, data_flags(), p, (j as isize * st * 4) as i32);
             v = self.b.ins().insertlane(v, x, j as u8);
         }
         v
@@ -485,23 +449,14 @@ impl Emitter<'_, '_, '_> {
         }
         for j in 0..4 {
             let x = self.b.ins().extractlane(v, j as u8);
-            self.b
-                .ins()
-                .store(data_flags(), x, p, (j as isize * st * 4) as i32);
+            self.b.ins().store(data_flags(), x, p, (j as isize * st * 4) as i32);
         }
     }
 
     /// Code for node `n` with operands from `get`; `offs` are element offsets
     /// of the current point (lane 0), `i` the inner index when inside the
     /// innermost loop.
-    fn node(
-        &mut self,
-        l: Lanes,
-        n: usize,
-        offs: &[Value],
-        _i: Option<Value>,
-        get: &dyn Fn(&Self, usize) -> Value,
-    ) -> Value {
+    fn node(&mut self, l: Lanes, n: usize, offs: &[Value], _i: Option<Value>, get: &dyn Fn(&Self, usize) -> Value) -> Value {
         let node = self.k.nodes[n].clone();
         let b = &mut *self.b;
         match node {

@@ -40,9 +40,7 @@ fn known_dims(f: &Func, v: Value) -> Result<Vec<usize>, String> {
         .iter()
         .map(|d| match d {
             Dim::Known(n) => Ok(*n),
-            Dim::Sym(s) => Err(format!(
-                "codegen: {v} has symbolic dim {s}; specialise the function first"
-            )),
+            Dim::Sym(s) => Err(format!("codegen: {v} has symbolic dim {s}; specialise the function first")),
         })
         .collect()
 }
@@ -84,11 +82,9 @@ pub fn form(f: &Func, threads: usize) -> Result<Program, String> {
                 uses[a.index()] += 1;
             }
             match inst.op {
-                Op::MatMul
-                | Op::Reshape { .. }
-                | Op::Transpose { .. }
-                | Op::Broadcast { .. }
-                | Op::OneHot { .. } => need_storage[a.index()] = true,
+                Op::MatMul | Op::Reshape { .. } | Op::Transpose { .. } | Op::Broadcast { .. } | Op::OneHot { .. } => {
+                    need_storage[a.index()] = true
+                }
                 Op::Unary(_)
                 | Op::Binary(_)
                 | Op::Compare(_)
@@ -164,9 +160,7 @@ pub fn form(f: &Func, threads: usize) -> Result<Program, String> {
         );
         match &inst.op {
             Op::Const(x) => fm.class[v.index()] = Class::Const(*x as f32),
-            Op::Broadcast { .. } | Op::Reshape { .. } | Op::Transpose { .. } => {
-                fm.view(v, &inst.op, inst.args[0])
-            }
+            Op::Broadcast { .. } | Op::Reshape { .. } | Op::Transpose { .. } => fm.view(v, &inst.op, inst.args[0]),
             Op::MatMul => fm.matmul(v, inst.args[0], inst.args[1]),
             Op::ReduceSum { axes, .. } | Op::ReduceMax { axes, .. } => {
                 let kind = if matches!(inst.op, Op::ReduceSum { .. }) {
@@ -227,10 +221,7 @@ impl Former<'_> {
             return s;
         }
         let len = self.dims[v.index()].iter().product();
-        self.slots.push(SlotInfo {
-            kind: SlotKind::Temp,
-            len,
-        });
+        self.slots.push(SlotInfo { kind: SlotKind::Temp, len });
         self.slots.len() - 1
     }
 
@@ -285,11 +276,7 @@ impl Former<'_> {
             _ => {
                 // Reshape keeps row-major order, so it is free only over
                 // contiguous data (size-1 dims may have any stride).
-                let contiguous = ad
-                    .iter()
-                    .zip(&s)
-                    .zip(contiguous_strides(ad))
-                    .all(|((&n, &x), c)| n == 1 || x == c);
+                let contiguous = ad.iter().zip(&s).zip(contiguous_strides(ad)).all(|((&n, &x), c)| n == 1 || x == c);
                 if contiguous {
                     contiguous_strides(vd)
                 } else {
@@ -297,10 +284,7 @@ impl Former<'_> {
                     let src = push_node(&mut nodes, Node::Load(Access { slot, strides: s }));
                     let ad = ad.clone();
                     let len = ad.iter().product();
-                    self.slots.push(SlotInfo {
-                        kind: SlotKind::Temp,
-                        len,
-                    });
+                    self.slots.push(SlotInfo { kind: SlotKind::Temp, len });
                     let copy = self.slots.len() - 1;
                     let out = Access {
                         slot: copy,
@@ -382,10 +366,7 @@ impl Former<'_> {
         let src = self.expr(a, &mut nodes, &mut HashMap::new());
         let slot = self.new_slot(v);
         // Output strides over the operand's domain: 0 on reduced axes.
-        let kept: Vec<usize> = (0..ad.len())
-            .filter(|i| !axes.contains(i))
-            .map(|i| ad[i])
-            .collect();
+        let kept: Vec<usize> = (0..ad.len()).filter(|i| !axes.contains(i)).map(|i| ad[i]).collect();
         let ks = contiguous_strides(&kept);
         let mut strides = Vec::new();
         let mut j = 0;
@@ -480,9 +461,7 @@ impl Former<'_> {
     fn leaf(&mut self, v: Value, nodes: &mut Vec<Node>) -> usize {
         match self.class[v.index()].clone() {
             Class::Const(c) => push_node(nodes, Node::Const(c)),
-            Class::Stored { slot, strides } => {
-                push_node(nodes, Node::Load(Access { slot, strides }))
-            }
+            Class::Stored { slot, strides } => push_node(nodes, Node::Load(Access { slot, strides })),
             Class::Inline | Class::Unset => self.expr_op(v, nodes, &mut HashMap::new()),
         }
     }
@@ -500,12 +479,7 @@ impl Former<'_> {
         n
     }
 
-    fn expr_op(
-        &mut self,
-        v: Value,
-        nodes: &mut Vec<Node>,
-        memo: &mut HashMap<Value, usize>,
-    ) -> usize {
+    fn expr_op(&mut self, v: Value, nodes: &mut Vec<Node>, memo: &mut HashMap<Value, usize>) -> usize {
         let inst = &self.f.insts[self.def[v.index()].expect("computed value has a definition")];
         let args = inst.args.clone();
         let node = match &inst.op {
@@ -572,12 +546,7 @@ fn parallel_ok(k: &LoopKernel, threads: usize) -> bool {
     let points: usize = k.dims.iter().product();
     let axis0_reduced = k.reduce.as_ref().is_some_and(|(_, r)| r[0]);
     let has_random = k.nodes.iter().any(|n| matches!(n, Node::Random { .. }));
-    threads > 1
-        && !k.dims.is_empty()
-        && k.dims[0] >= 2
-        && points >= PAR_MIN_POINTS
-        && !axis0_reduced
-        && !has_random
+    threads > 1 && !k.dims.is_empty() && k.dims[0] >= 2 && points >= PAR_MIN_POINTS && !axis0_reduced && !has_random
 }
 
 /// Every stride vector of a kernel, for axis surgery.
@@ -668,12 +637,8 @@ fn merge_siblings(p: &mut Program) {
             }
         }
         if let Some(i) = target {
-            let Kernel::Loop(kj) = p.kernels.remove(j) else {
-                unreachable!()
-            };
-            let Kernel::Loop(ki) = &mut p.kernels[i] else {
-                unreachable!()
-            };
+            let Kernel::Loop(kj) = p.kernels.remove(j) else { unreachable!() };
+            let Kernel::Loop(ki) = &mut p.kernels[i] else { unreachable!() };
             absorb(ki, kj);
         } else {
             j += 1;
@@ -684,10 +649,7 @@ fn merge_siblings(p: &mut Program) {
 /// `kj` reads `ki`'s outputs only where `ki` writes them for the same point.
 fn compatible(ki: &LoopKernel, kj: &LoopKernel) -> bool {
     kj.nodes.iter().all(|n| match n {
-        Node::Load(a) => ki
-            .outputs
-            .iter()
-            .all(|(_, o)| o.slot != a.slot || o.strides == a.strides),
+        Node::Load(a) => ki.outputs.iter().all(|(_, o)| o.slot != a.slot || o.strides == a.strides),
         _ => true,
     })
 }

@@ -79,8 +79,7 @@ pub fn signature(cc: CallConv) -> Signature {
 /// Emit the call(s) for `g` into the step function.
 pub fn emit_call(b: &mut FunctionBuilder, g: &GemmKernel, ptrs: Value, callee: FuncRef) {
     let flags = MemFlagsData::trusted().with_readonly();
-    let base =
-        |b: &mut FunctionBuilder, m: &Matrix| b.ins().load(I64, flags, ptrs, (m.slot * 8) as i32);
+    let base = |b: &mut FunctionBuilder, m: &Matrix| b.ins().load(I64, flags, ptrs, (m.slot * 8) as i32);
     let (pa, pb, pc) = (base(b, &g.a), base(b, &g.b), base(b, &g.c));
     let nb: usize = g.batch.iter().product();
     let call = |b: &mut FunctionBuilder, t: Option<Value>| {

@@ -13,10 +13,8 @@ pub fn native_isa() -> Result<OwnedTargetIsa, String> {
     flags.set("opt_level", "speed").map_err(|e| e.to_string())?;
     // JIT code is never relocated after finalisation.
     flags.set("is_pic", "false").map_err(|e| e.to_string())?;
-    let isa =
-        cranelift_native::builder().map_err(|e| format!("codegen: host ISA unsupported: {e}"))?;
-    isa.finish(settings::Flags::new(flags))
-        .map_err(|e| e.to_string())
+    let isa = cranelift_native::builder().map_err(|e| format!("codegen: host ISA unsupported: {e}"))?;
+    isa.finish(settings::Flags::new(flags)).map_err(|e| e.to_string())
 }
 
 /// A JIT module that resolves the runtime helpers by name.
@@ -24,9 +22,6 @@ pub fn new_module(isa: OwnedTargetIsa) -> JITModule {
     let mut jb = JITBuilder::with_isa(isa, cranelift_module::default_libcall_names());
     jb.symbol(gemm::SYMBOL, gemm::nnc_gemm as *const u8);
     jb.symbol(parallel::SYMBOL, parallel::nnc_parallel_for as *const u8);
-    jb.symbol(
-        parallel::NORMAL_SYMBOL,
-        parallel::nnc_random_normal as *const u8,
-    );
+    jb.symbol(parallel::NORMAL_SYMBOL, parallel::nnc_random_normal as *const u8);
     JITModule::new(jb)
 }

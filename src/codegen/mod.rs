@@ -82,14 +82,11 @@ impl Compiled {
         for _ in 0..4 {
             psig.params.push(AbiParam::new(I64));
         }
-        let par_id = module
-            .declare_function(parallel::SYMBOL, Linkage::Import, &psig)
-            .map_err(err)?;
+        let par_id = module.declare_function(parallel::SYMBOL, Linkage::Import, &psig).map_err(err)?;
         let mut nsig = Signature::new(cc);
         nsig.params.push(AbiParam::new(I64));
         nsig.params.push(AbiParam::new(I64));
-        nsig.returns
-            .push(AbiParam::new(cranelift_codegen::ir::types::F32));
+        nsig.returns.push(AbiParam::new(cranelift_codegen::ir::types::F32));
         let normal_id = module
             .declare_function(parallel::NORMAL_SYMBOL, Linkage::Import, &nsig)
             .map_err(err)?;
@@ -104,9 +101,7 @@ impl Compiled {
                 continue;
             };
             let name = format!("k{i}");
-            let id = module
-                .declare_function(&name, Linkage::Local, &ksig)
-                .map_err(err)?;
+            let id = module.declare_function(&name, Linkage::Local, &ksig).map_err(err)?;
             ctx.func.signature = ksig.clone();
             ctx.func.name = UserFuncName::user(0, id.as_u32());
             {
@@ -135,9 +130,7 @@ impl Compiled {
         // The step function: every kernel in order.
         let mut ssig = Signature::new(cc);
         ssig.params.push(AbiParam::new(I64));
-        let step_id = module
-            .declare_function("step", Linkage::Local, &ssig)
-            .map_err(err)?;
+        let step_id = module.declare_function("step", Linkage::Local, &ssig).map_err(err)?;
         ctx.func.signature = ssig;
         ctx.func.name = UserFuncName::user(0, step_id.as_u32());
         {
@@ -152,11 +145,8 @@ impl Compiled {
                 match k {
                     Kernel::Gemm(g) => gemm::emit_call(&mut b, g, ptrs, gemm_ref),
                     Kernel::Loop(lk) => {
-                        let fref = module
-                            .declare_func_in_func(id.expect("loop kernels are declared"), b.func);
-                        let n = b
-                            .ins()
-                            .iconst(I64, lk.dims.first().copied().unwrap_or(1) as i64);
+                        let fref = module.declare_func_in_func(id.expect("loop kernels are declared"), b.func);
+                        let n = b.ins().iconst(I64, lk.dims.first().copied().unwrap_or(1) as i64);
                         if lk.parallel {
                             let addr = b.ins().func_addr(I64, fref);
                             let t = b.ins().iconst(I64, threads as i64);
@@ -195,13 +185,7 @@ impl Compiled {
             .collect();
         let lens = |v: &[ir::Value]| {
             v.iter()
-                .map(|&x| {
-                    f.ty(x)
-                        .shape
-                        .iter()
-                        .map(|d| d.known().unwrap_or(0))
-                        .product()
-                })
+                .map(|&x| f.ty(x).shape.iter().map(|d| d.known().unwrap_or(0)).product())
                 .collect()
         };
         Ok(Compiled {
@@ -221,35 +205,21 @@ impl Compiled {
     /// f32 buffers; i32 values are passed as f32 holding integers.
     pub fn run(&mut self, args: &[&[f32]], outs: &mut [&mut [f32]]) -> Result<(), String> {
         if args.len() != self.param_lens.len() {
-            return Err(format!(
-                "expected {} arguments, got {}",
-                self.param_lens.len(),
-                args.len()
-            ));
+            return Err(format!("expected {} arguments, got {}", self.param_lens.len(), args.len()));
         }
         if outs.len() != self.result_lens.len() {
-            return Err(format!(
-                "expected {} result buffers, got {}",
-                self.result_lens.len(),
-                outs.len()
-            ));
+            return Err(format!("expected {} result buffers, got {}", self.result_lens.len(), outs.len()));
         }
         for (i, (a, &n)) in args.iter().zip(&self.param_lens).enumerate() {
             if a.len() != n {
-                return Err(format!(
-                    "argument {i} has {} elements, expected {n}",
-                    a.len()
-                ));
+                return Err(format!("argument {i} has {} elements, expected {n}", a.len()));
             }
             self.table[i] = a.as_ptr() as usize;
         }
         let np = self.param_lens.len();
         for (i, (o, &n)) in outs.iter_mut().zip(&self.result_lens).enumerate() {
             if o.len() != n {
-                return Err(format!(
-                    "result buffer {i} has {} elements, expected {n}",
-                    o.len()
-                ));
+                return Err(format!("result buffer {i} has {} elements, expected {n}", o.len()));
             }
             self.table[np + i] = o.as_mut_ptr() as usize;
         }

@@ -33,21 +33,13 @@ pub fn program_text(p: &Program, plan: &ArenaPlan) -> String {
                     None => String::new(),
                 };
                 let par = if l.parallel { " parallel" } else { "" };
-                let _ = writeln!(
-                    out,
-                    "kernel k{i} loop {:?}{red}{par}  // {}",
-                    l.dims, l.label
-                );
+                let _ = writeln!(out, "kernel k{i} loop {:?}{red}{par}  // {}", l.dims, l.label);
                 for (j, n) in l.nodes.iter().enumerate() {
                     let body = match n {
                         Node::Load(a) => format!("load s{} strides={:?}", a.slot, a.strides),
                         Node::Const(c) => format!("const {c:?}"),
                         Node::Index(s) => format!("index strides={s:?}"),
-                        Node::Random {
-                            seed,
-                            strides,
-                            normal,
-                        } => {
+                        Node::Random { seed, strides, normal } => {
                             format!(
                                 "random_{} seed={seed} strides={strides:?}",
                                 if *normal { "normal" } else { "uniform" }
@@ -62,16 +54,8 @@ pub fn program_text(p: &Program, plan: &ArenaPlan) -> String {
                     let _ = writeln!(out, "    n{j} = {body}");
                 }
                 for (src, a) in &l.outputs {
-                    let verb = if l.reduce.is_some() {
-                        "accumulate"
-                    } else {
-                        "store"
-                    };
-                    let _ = writeln!(
-                        out,
-                        "    {verb} n{src} -> s{} strides={:?}",
-                        a.slot, a.strides
-                    );
+                    let verb = if l.reduce.is_some() { "accumulate" } else { "store" };
+                    let _ = writeln!(out, "    {verb} n{src} -> s{} strides={:?}", a.slot, a.strides);
                 }
             }
         }

@@ -52,7 +52,11 @@ impl Builder {
         };
         let v = Value(self.func.types.len() as u32);
         self.func.types.push(ty);
-        self.func.insts.push(Inst { result: v, op, args: args.to_vec() });
+        self.func.insts.push(Inst {
+            result: v,
+            op,
+            args: args.to_vec(),
+        });
         v
     }
 
@@ -63,6 +67,19 @@ impl Builder {
 
     pub fn func(&self) -> &Func {
         &self.func
+    }
+
+    /// Copy the body of `f` into this function with its params bound to
+    /// `args`; returns the values of its results.
+    pub fn inline(&mut self, f: &Func, args: &[Value]) -> Vec<Value> {
+        assert_eq!(f.params.len(), args.len(), "internal error: inline arity");
+        let mut map: std::collections::HashMap<Value, Value> = f.params.iter().copied().zip(args.iter().copied()).collect();
+        for inst in &f.insts {
+            let new_args: Vec<Value> = inst.args.iter().map(|a| map[a]).collect();
+            let v = self.push(inst.op.clone(), &new_args);
+            map.insert(inst.result, v);
+        }
+        f.results.iter().map(|r| map[r]).collect()
     }
 
     // ---- conveniences used by lowering and autodiff ----

@@ -35,12 +35,7 @@ type Bindings = HashMap<String, usize>;
 /// (checked consistent); wrong arg count/rank/shape → Err with a clear message naming the param.
 pub fn run(f: &Func, args: &[Tensor]) -> Result<Vec<Tensor>, String> {
     if args.len() != f.params.len() {
-        return Err(format!(
-            "@{} takes {} arguments, got {}",
-            f.name,
-            f.params.len(),
-            args.len()
-        ));
+        return Err(format!("@{} takes {} arguments, got {}", f.name, f.params.len(), args.len()));
     }
     // Checking types first means `eval` can index operands without fear:
     // malformed IR is an `Err`, never a panic.
@@ -63,10 +58,8 @@ pub fn run(f: &Func, args: &[Tensor]) -> Result<Vec<Tensor>, String> {
                     .ok_or_else(|| format!("{} uses {a}, which has no value", inst.result))
             })
             .collect::<Result<_, _>>()?;
-        let out = eval(inst, &operands, &bind)
-            .map_err(|e| format!("@{}: {}: {e}", f.name, inst.result))?;
-        check_shape(&out, f.ty(inst.result), &bind)
-            .map_err(|e| format!("@{}: {}: {e}", f.name, inst.result))?;
+        let out = eval(inst, &operands, &bind).map_err(|e| format!("@{}: {}: {e}", f.name, inst.result))?;
+        check_shape(&out, f.ty(inst.result), &bind).map_err(|e| format!("@{}: {}: {e}", f.name, inst.result))?;
         env[inst.result.index()] = Some(Cow::Owned(out));
         // Free operands nobody reads any more: a training step's activations
         // would otherwise all stay alive until the end.
@@ -91,9 +84,7 @@ fn take_results(f: &Func, mut env: Vec<Option<Cow<'_, Tensor>>>) -> Result<Vec<T
         } else {
             slot.take()
         };
-        let t = value
-            .ok_or_else(|| format!("@{}: result {r} has no value", f.name))?
-            .into_owned();
+        let t = value.ok_or_else(|| format!("@{}: result {r} has no value", f.name))?.into_owned();
         out.push(if t.is_standard_layout() {
             t
         } else {
@@ -109,31 +100,16 @@ fn bind_params(f: &Func, args: &[Tensor]) -> Result<Bindings, String> {
     for (i, (&p, a)) in f.params.iter().zip(args).enumerate() {
         let name = f.param_names.get(i).map_or("?", String::as_str);
         let ty = f.ty(p);
-        let what = || {
-            format!(
-                "argument {i} (`{name}`, declared {ty}) has shape {:?}",
-                a.shape()
-            )
-        };
+        let what = || format!("argument {i} (`{name}`, declared {ty}) has shape {:?}", a.shape());
         if a.ndim() != ty.rank() {
-            return Err(format!(
-                "{}: rank {} instead of {}",
-                what(),
-                a.ndim(),
-                ty.rank()
-            ));
+            return Err(format!("{}: rank {} instead of {}", what(), a.ndim(), ty.rank()));
         }
         for (axis, (d, &n)) in ty.shape.iter().zip(a.shape()).enumerate() {
             match d {
-                Dim::Known(k) if *k != n => {
-                    return Err(format!("{}: dim {axis} should be {k}", what()))
-                }
+                Dim::Known(k) if *k != n => return Err(format!("{}: dim {axis} should be {k}", what())),
                 Dim::Sym(s) => match bind.get(s) {
                     Some(&b) if b != n => {
-                        return Err(format!(
-                            "{}: dim {axis} is `{s}`, already bound to {b}",
-                            what()
-                        ));
+                        return Err(format!("{}: dim {axis} is `{s}`, already bound to {b}", what()));
                     }
                     _ => {
                         bind.insert(s.clone(), n);
@@ -143,9 +119,7 @@ fn bind_params(f: &Func, args: &[Tensor]) -> Result<Bindings, String> {
             }
         }
         if ty.dtype == DType::I32 && a.iter().any(|x| x.fract() != 0.0) {
-            return Err(format!(
-                "argument {i} (`{name}`) is i32 but holds a non-integer value"
-            ));
+            return Err(format!("argument {i} (`{name}`) is i32 but holds a non-integer value"));
         }
     }
     Ok(bind)
@@ -182,10 +156,7 @@ fn resolve(shape: &[Dim], bind: &Bindings) -> Result<Vec<usize>, String> {
 fn check_shape(t: &Tensor, ty: &Type, bind: &Bindings) -> Result<(), String> {
     let want = resolve(&ty.shape, bind)?;
     if t.shape() != want.as_slice() {
-        return Err(format!(
-            "internal error: computed shape {:?}, declared {ty} = {want:?}",
-            t.shape()
-        ));
+        return Err(format!("internal error: computed shape {:?}, declared {ty} = {want:?}", t.shape()));
     }
     Ok(())
 }
@@ -205,9 +176,7 @@ fn eval(inst: &Inst, x: &[&Tensor], bind: &Bindings) -> Result<Tensor, String> {
         Op::ReduceMax { axes, keep } => reduce(x[0], axes, *keep, f64::NEG_INFINITY, nan_max)?,
         Op::Reshape { shape } => {
             let shape = resolve(shape, bind)?;
-            let view = x[0]
-                .to_shape(IxDyn(&shape))
-                .map_err(|e| format!("reshape: {e}"))?;
+            let view = x[0].to_shape(IxDyn(&shape)).map_err(|e| format!("reshape: {e}"))?;
             view.into_owned()
         }
         // A transposed view is cheap; later ops read it through its strides.
@@ -216,12 +185,8 @@ fn eval(inst: &Inst, x: &[&Tensor], bind: &Bindings) -> Result<Tensor, String> {
         Op::OneHot { depth } => one_hot(x[0], *depth),
         Op::Cast { to: DType::I32 } => kernels::map1(x[0], |v| (v as i32) as f64),
         Op::Cast { to: DType::F32 } => x[0].clone(),
-        Op::RandomUniform { shape, seed } => {
-            random(&resolve(shape, bind)?, *seed, super::random_uniform)
-        }
-        Op::RandomNormal { shape, seed } => {
-            random(&resolve(shape, bind)?, *seed, super::random_normal)
-        }
+        Op::RandomUniform { shape, seed } => random(&resolve(shape, bind)?, *seed, super::random_uniform),
+        Op::RandomNormal { shape, seed } => random(&resolve(shape, bind)?, *seed, super::random_normal),
     })
 }
 
@@ -287,11 +252,7 @@ fn compare_fn(op: CmpOp) -> fn(f64, f64) -> bool {
 
 fn same_shape(a: &Tensor, b: &Tensor) -> Result<(), String> {
     if a.shape() != b.shape() {
-        return Err(format!(
-            "operand shapes differ: {:?} vs {:?}",
-            a.shape(),
-            b.shape()
-        ));
+        return Err(format!("operand shapes differ: {:?} vs {:?}", a.shape(), b.shape()));
     }
     Ok(())
 }
@@ -315,18 +276,9 @@ fn broadcast(x: &Tensor, shape: &[usize]) -> Result<Tensor, String> {
     Ok(kernels::broadcast(x, shape))
 }
 
-fn reduce(
-    x: &Tensor,
-    axes: &[usize],
-    keep: bool,
-    init: f64,
-    f: fn(f64, f64) -> f64,
-) -> Result<Tensor, String> {
+fn reduce(x: &Tensor, axes: &[usize], keep: bool, init: f64, f: fn(f64, f64) -> f64) -> Result<Tensor, String> {
     if axes.windows(2).any(|w| w[0] >= w[1]) || axes.iter().any(|&a| a >= x.ndim()) {
-        return Err(format!(
-            "bad reduce axes {axes:?} for shape {:?}",
-            x.shape()
-        ));
+        return Err(format!("bad reduce axes {axes:?} for shape {:?}", x.shape()));
     }
     Ok(kernels::reduce(x, axes, keep, init, f))
 }
@@ -335,28 +287,14 @@ fn reduce(
 /// straight to ndarray's blocked `dot`, which dominates training time.
 fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor, String> {
     let r = a.ndim();
-    if r < 2
-        || b.ndim() != r
-        || a.shape()[..r - 2] != b.shape()[..r - 2]
-        || a.shape()[r - 1] != b.shape()[r - 2]
-    {
-        return Err(format!(
-            "matmul of incompatible shapes {:?} and {:?}",
-            a.shape(),
-            b.shape()
-        ));
+    if r < 2 || b.ndim() != r || a.shape()[..r - 2] != b.shape()[..r - 2] || a.shape()[r - 1] != b.shape()[r - 2] {
+        return Err(format!("matmul of incompatible shapes {:?} and {:?}", a.shape(), b.shape()));
     }
     if r == 2 {
         // Views, not copies: a lazily transposed operand (the backward
         // pass's aᵀ @ g) goes to the GEMM as strides.
-        let a2 = a
-            .view()
-            .into_dimensionality::<Ix2>()
-            .map_err(|e| e.to_string())?;
-        let b2 = b
-            .view()
-            .into_dimensionality::<Ix2>()
-            .map_err(|e| e.to_string())?;
+        let a2 = a.view().into_dimensionality::<Ix2>().map_err(|e| e.to_string())?;
+        let b2 = b.view().into_dimensionality::<Ix2>().map_err(|e| e.to_string())?;
         return Ok(a2.dot(&b2).into_dyn());
     }
     let (m, k, n) = (a.shape()[r - 2], a.shape()[r - 1], b.shape()[r - 1]);
@@ -371,8 +309,7 @@ fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor, String> {
     }
     let mut shape = a.shape()[..r - 1].to_vec();
     shape.push(n);
-    out.into_shape_with_order(IxDyn(&shape))
-        .map_err(|e| e.to_string())
+    out.into_shape_with_order(IxDyn(&shape)).map_err(|e| e.to_string())
 }
 
 fn one_hot(labels: &Tensor, depth: usize) -> Tensor {

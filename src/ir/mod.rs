@@ -7,12 +7,14 @@
 
 mod builder;
 pub mod interp;
+pub mod parse;
 mod print;
 mod verify;
 
 pub use builder::Builder;
+pub use parse::parse_func;
 pub use print::print_func;
-pub use verify::verify;
+pub use verify::{reduce_shape, verify};
 
 use std::fmt;
 
@@ -154,26 +156,48 @@ pub enum Op {
     Select,
     /// NumPy broadcast of the operand to `shape` (operand dims align to the
     /// right; each is 1 or equal to the target dim).
-    Broadcast { shape: Shape },
+    Broadcast {
+        shape: Shape,
+    },
     /// Sum over `axes` (sorted, distinct). `keep` keeps them as size 1.
-    ReduceSum { axes: Vec<usize>, keep: bool },
+    ReduceSum {
+        axes: Vec<usize>,
+        keep: bool,
+    },
     /// Max over `axes`. Its gradient flows to every position equal to the max.
-    ReduceMax { axes: Vec<usize>, keep: bool },
+    ReduceMax {
+        axes: Vec<usize>,
+        keep: bool,
+    },
     /// Same element count, row-major order.
-    Reshape { shape: Shape },
+    Reshape {
+        shape: Shape,
+    },
     /// Result dim `i` is operand dim `perm[i]`.
-    Transpose { perm: Vec<usize> },
+    Transpose {
+        perm: Vec<usize>,
+    },
     /// `[..., m, k] @ [..., k, n] -> [..., m, n]`; leading dims identical.
     MatMul,
     /// `i32[...]` labels to `f32[..., depth]` one-hot rows.
-    OneHot { depth: usize },
+    OneHot {
+        depth: usize,
+    },
     /// Convert between dtypes (i32 -> f32 exactly; f32 -> i32 truncates).
-    Cast { to: DType },
+    Cast {
+        to: DType,
+    },
     /// Counter-based uniform draws in [0, 1): element `i` is a pure function
     /// of (`seed`, `i`), so every backend draws the same numbers.
-    RandomUniform { shape: Shape, seed: u64 },
+    RandomUniform {
+        shape: Shape,
+        seed: u64,
+    },
     /// Standard normal draws, Box–Muller over the same counter stream.
-    RandomNormal { shape: Shape, seed: u64 },
+    RandomNormal {
+        shape: Shape,
+        seed: u64,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -81,10 +81,18 @@ pub fn print_func(f: &Func) -> String {
     let mut out = String::new();
     let params: Vec<String> = f.params.iter().map(|&p| format!("{}: {}", name(p, &mut names), f.ty(p))).collect();
     let results: Vec<String> = f.results.iter().map(|&r| f.ty(r).to_string()).collect();
-    let ret = if results.len() == 1 { results[0].clone() } else { format!("({})", results.join(", ")) };
+    let ret = if results.len() == 1 {
+        results[0].clone()
+    } else {
+        format!("({})", results.join(", "))
+    };
     let _ = writeln!(out, "func @{}({}) -> {} {{", f.name, params.join(", "), ret);
     for inst in &f.insts {
-        let args: Vec<String> = inst.args.iter().map(|&a| names.get(&a).map_or_else(|| format!("?{a}"), |n| format!("v{n}"))).collect();
+        let args: Vec<String> = inst
+            .args
+            .iter()
+            .map(|&a| names.get(&a).map_or_else(|| format!("?{a}"), |n| format!("v{n}")))
+            .collect();
         let res = name(inst.result, &mut names);
         let body = match &inst.op {
             Op::Const(x) => format!("const {x:?}"),
@@ -93,7 +101,11 @@ pub fn print_func(f: &Func) -> String {
         };
         let _ = writeln!(out, "    {res} = {body}{} : {}", op_attrs(&inst.op), f.ty(inst.result));
     }
-    let rets: Vec<String> = f.results.iter().map(|r| names.get(r).map_or_else(|| format!("?{r}"), |n| format!("v{n}"))).collect();
+    let rets: Vec<String> = f
+        .results
+        .iter()
+        .map(|r| names.get(r).map_or_else(|| format!("?{r}"), |n| format!("v{n}")))
+        .collect();
     let _ = writeln!(out, "    return {}", rets.join(", "));
     out.push_str("}\n");
     out

@@ -9,7 +9,8 @@ fn same_shape(a: &Type, b: &Type, what: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn reduce_shape(t: &Type, axes: &[usize], keep: bool) -> Result<Vec<Dim>, String> {
+/// The shape after reducing `axes` (kept as size 1 when `keep`).
+pub fn reduce_shape(t: &Type, axes: &[usize], keep: bool) -> Result<Vec<Dim>, String> {
     if axes.windows(2).any(|w| w[0] >= w[1]) {
         return Err(format!("reduce axes {axes:?} are not sorted and distinct"));
     }
@@ -99,10 +100,16 @@ pub fn infer(op: &Op, args: &[&Type]) -> Result<Type, String> {
             for (i, d) in t.shape.iter().enumerate() {
                 let target = &shape[offset + i];
                 if d != target && *d != Dim::Known(1) {
-                    return Err(format!("broadcast of {t} to {}: dim {i} incompatible", super::shape_to_string(shape)));
+                    return Err(format!(
+                        "broadcast of {t} to {}: dim {i} incompatible",
+                        super::shape_to_string(shape)
+                    ));
                 }
             }
-            Ok(Type { dtype: t.dtype, shape: shape.clone() })
+            Ok(Type {
+                dtype: t.dtype,
+                shape: shape.clone(),
+            })
         }
         Op::ReduceSum { axes, keep } | Op::ReduceMax { axes, keep } => {
             f32_only(args[0])?;
@@ -110,9 +117,16 @@ pub fn infer(op: &Op, args: &[&Type]) -> Result<Type, String> {
         }
         Op::Reshape { shape } => {
             if element_count(shape) != element_count(&args[0].shape) {
-                return Err(format!("reshape of {} to {}: element counts differ", args[0], super::shape_to_string(shape)));
+                return Err(format!(
+                    "reshape of {} to {}: element counts differ",
+                    args[0],
+                    super::shape_to_string(shape)
+                ));
             }
-            Ok(Type { dtype: args[0].dtype, shape: shape.clone() })
+            Ok(Type {
+                dtype: args[0].dtype,
+                shape: shape.clone(),
+            })
         }
         Op::Transpose { perm } => {
             let t = args[0];
@@ -121,7 +135,10 @@ pub fn infer(op: &Op, args: &[&Type]) -> Result<Type, String> {
             if seen != (0..t.rank()).collect::<Vec<_>>() {
                 return Err(format!("transpose perm {perm:?} is not a permutation of {} axes", t.rank()));
             }
-            Ok(Type { dtype: t.dtype, shape: perm.iter().map(|&p| t.shape[p].clone()).collect() })
+            Ok(Type {
+                dtype: t.dtype,
+                shape: perm.iter().map(|&p| t.shape[p].clone()).collect(),
+            })
         }
         Op::MatMul => {
             let (a, b) = (args[0], args[1]);
@@ -149,7 +166,10 @@ pub fn infer(op: &Op, args: &[&Type]) -> Result<Type, String> {
             shape.push(Dim::Known(*depth));
             Ok(Type::f32(shape))
         }
-        Op::Cast { to } => Ok(Type { dtype: *to, shape: args[0].shape.clone() }),
+        Op::Cast { to } => Ok(Type {
+            dtype: *to,
+            shape: args[0].shape.clone(),
+        }),
     }
 }
 
@@ -175,7 +195,10 @@ pub fn verify(f: &Func) -> Result<(), String> {
             tys.push(&f.types[a.index()]);
         }
         let ty = infer(&inst.op, &tys).map_err(|e| format!("{}: {e}", inst.result))?;
-        let declared = f.types.get(inst.result.index()).ok_or_else(|| format!("{} has no type", inst.result))?;
+        let declared = f
+            .types
+            .get(inst.result.index())
+            .ok_or_else(|| format!("{} has no type", inst.result))?;
         if &ty != declared {
             return Err(format!("{}: declared {declared}, op gives {ty}", inst.result));
         }

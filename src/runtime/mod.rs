@@ -1,1 +1,18 @@
-//! runtime
+//! The runtime owns tensors, data loading, batching, the training step and
+//! loop, and checkpoints; it is the only place that calls into compiled code.
+//!
+//! - [`data`]: datasets from IDX (MNIST) and CSV files, plain or gzip.
+//! - [`split`]: seeded shuffles, train/validation splits, mini-batches,
+//!   standardisation, one-hot encoding.
+//! - [`metrics`]: accuracy, confusion matrix, macro P/R/F1, MSE/MAE/R².
+//! - [`load`]: a `train` block's data source to splits in the model's shape.
+//! - [`step`]: the whole training step as one IR function.
+//! - [`train`]: the training loop; [`backend`]: what runs the IR.
+
+pub mod backend;
+pub mod data;
+pub mod load;
+pub mod metrics;
+pub mod split;
+pub mod step;
+pub mod train;

@@ -34,9 +34,7 @@ fn normal(dims: &[usize], seed: u64) -> Tensor {
 /// Values in [lo, hi): for ops only defined (or only smooth) on a range.
 fn uniform(dims: &[usize], seed: u64, lo: f64, hi: f64) -> Tensor {
     let n: usize = dims.iter().product();
-    let data = (0..n as u64)
-        .map(|i| lo + (hi - lo) * ir::random_uniform(seed, i))
-        .collect();
+    let data = (0..n as u64).map(|i| lo + (hi - lo) * ir::random_uniform(seed, i)).collect();
     ArrayD::from_shape_vec(IxDyn(dims), data).unwrap()
 }
 
@@ -47,11 +45,7 @@ fn away_from_zero(dims: &[usize], seed: u64) -> Tensor {
 
 /// Build `sum(body(params) * r)` with `r` a fixed random_normal in the IR:
 /// a scalar loss whose gradient exercises every element of `body`'s result.
-fn loss_fn(
-    name: &str,
-    params: &[Type],
-    body: impl FnOnce(&mut Builder, &[Value]) -> Value,
-) -> Func {
+fn loss_fn(name: &str, params: &[Type], body: impl FnOnce(&mut Builder, &[Value]) -> Value) -> Func {
     let mut b = Builder::new(name);
     let ps: Vec<Value> = params
         .iter()
@@ -89,18 +83,11 @@ fn check_grad(f: &Func, args: &[Tensor], wrt: &[usize]) {
     let out = run(&vjp, args).unwrap();
     assert_eq!(out.len(), 1 + wrt.len());
     let loss = scalar_of(f, args);
-    assert!(
-        (out[0].sum() - loss).abs() <= 1e-12 * loss.abs().max(1.0),
-        "vjp changed the loss"
-    );
+    assert!((out[0].sum() - loss).abs() <= 1e-12 * loss.abs().max(1.0), "vjp changed the loss");
     let h = 1e-6;
     for (slot, &p) in wrt.iter().enumerate() {
         let analytic = &out[1 + slot];
-        assert_eq!(
-            analytic.shape(),
-            args[p].shape(),
-            "gradient of param {p} has the wrong shape"
-        );
+        assert_eq!(analytic.shape(), args[p].shape(), "gradient of param {p} has the wrong shape");
         let mut shifted = args.to_vec();
         for idx in 0..args[p].len() {
             let x0 = args[p].as_slice().unwrap()[idx];
@@ -130,9 +117,7 @@ fn check_unary(op: UnaryOp, x: Tensor) {
 
 fn check_binary(op: BinaryOp, a: Tensor, bx: Tensor) {
     let dims = a.shape().to_vec();
-    let f = loss_fn(&format!("{op:?}"), &[f32t(&dims), f32t(&dims)], |b, p| {
-        b.binary(op, p[0], p[1])
-    });
+    let f = loss_fn(&format!("{op:?}"), &[f32t(&dims), f32t(&dims)], |b, p| b.binary(op, p[0], p[1]));
     check_grad(&f, &[a.clone(), bx.clone()], &[0, 1]);
     // Each operand alone too: exercises the inactive-operand paths.
     check_grad(&f, &[a.clone(), bx.clone()], &[0]);
@@ -215,34 +200,20 @@ fn grad_mul() {
 
 #[test]
 fn grad_div() {
-    check_binary(
-        BinaryOp::Div,
-        normal(&[2, 3], 16),
-        away_from_zero(&[2, 3], 17),
-    );
+    check_binary(BinaryOp::Div, normal(&[2, 3], 16), away_from_zero(&[2, 3], 17));
 }
 
 #[test]
 fn grad_pow() {
-    check_binary(
-        BinaryOp::Pow,
-        uniform(&[2, 3], 18, 0.3, 2.0),
-        normal(&[2, 3], 19),
-    );
+    check_binary(BinaryOp::Pow, uniform(&[2, 3], 18, 0.3, 2.0), normal(&[2, 3], 19));
 }
 
 #[test]
 fn grad_pow_at_zero_base_is_finite() {
     // d(0^b)/db is taken as 0 and d(0^2)/da = 0; neither may be NaN.
-    let f = loss_fn("pow0", &[f32t(&[2]), f32t(&[2])], |b, p| {
-        b.binary(BinaryOp::Pow, p[0], p[1])
-    });
+    let f = loss_fn("pow0", &[f32t(&[2]), f32t(&[2])], |b, p| b.binary(BinaryOp::Pow, p[0], p[1]));
     let vjp = grad_func(&f, &[0, 1]);
-    let out = run(
-        &vjp,
-        &[array![0.0, 0.0].into_dyn(), array![2.0, 3.0].into_dyn()],
-    )
-    .unwrap();
+    let out = run(&vjp, &[array![0.0, 0.0].into_dyn(), array![2.0, 3.0].into_dyn()]).unwrap();
     assert_eq!(out[1], array![0.0, 0.0].into_dyn());
     assert_eq!(out[2], array![0.0, 0.0].into_dyn());
 }
@@ -279,10 +250,7 @@ fn grad_max_tie_goes_to_first_operand() {
     let f = b.finish(&[s]);
     let out = run(
         &grad_func(&f, &[0, 1]),
-        &[
-            array![1.0, 2.0, 3.0].into_dyn(),
-            array![0.0, 2.0, 4.0].into_dyn(),
-        ],
+        &[array![1.0, 2.0, 3.0].into_dyn(), array![0.0, 2.0, 4.0].into_dyn()],
     )
     .unwrap();
     assert_eq!(out[1], array![1.0, 1.0, 0.0].into_dyn());
@@ -293,14 +261,7 @@ fn grad_max_tie_goes_to_first_operand() {
 
 #[test]
 fn grad_compare_is_zero() {
-    for op in [
-        CmpOp::Lt,
-        CmpOp::Le,
-        CmpOp::Gt,
-        CmpOp::Ge,
-        CmpOp::Eq,
-        CmpOp::Ne,
-    ] {
+    for op in [CmpOp::Lt, CmpOp::Le, CmpOp::Gt, CmpOp::Ge, CmpOp::Eq, CmpOp::Ne] {
         let (a, bx) = untied(30);
         let f = loss_fn("cmp", &[f32t(&[3, 4]), f32t(&[3, 4])], |b, p| {
             let c = b.compare(op, p[0], p[1]);
@@ -327,16 +288,10 @@ fn grad_select() {
 #[test]
 fn grad_select_with_given_mask() {
     let mask = uniform(&[2, 5], 32, 0.0, 1.0).mapv(|u| if u < 0.5 { 0.0 } else { 1.0 });
-    let f = loss_fn(
-        "select_mask",
-        &[f32t(&[2, 5]), f32t(&[2, 5]), f32t(&[2, 5])],
-        |b, p| b.select(p[0], p[1], p[2]),
-    );
-    check_grad(
-        &f,
-        &[mask, normal(&[2, 5], 33), normal(&[2, 5], 34)],
-        &[1, 2],
-    );
+    let f = loss_fn("select_mask", &[f32t(&[2, 5]), f32t(&[2, 5]), f32t(&[2, 5])], |b, p| {
+        b.select(p[0], p[1], p[2])
+    });
+    check_grad(&f, &[mask, normal(&[2, 5], 33), normal(&[2, 5], 34)], &[1, 2]);
 }
 
 // ---------------------------------------------------------------- shapes
@@ -409,21 +364,13 @@ fn grad_reduce_max_ties_all_get_gradient() {
     let x = b.param("x", f32t(&[4]));
     let m = b.reduce_max(x, vec![0], false);
     let f = b.finish(&[m]);
-    let out = run(
-        &grad_func(&f, &[0]),
-        &[array![1.0, 3.0, 3.0, 2.0].into_dyn()],
-    )
-    .unwrap();
+    let out = run(&grad_func(&f, &[0]), &[array![1.0, 3.0, 3.0, 2.0].into_dyn()]).unwrap();
     assert_eq!(out[1], array![0.0, 1.0, 1.0, 0.0].into_dyn());
 }
 
 #[test]
 fn grad_reshape() {
-    for (from, to) in [
-        (vec![2, 3, 4], vec![6, 4]),
-        (vec![4, 6], vec![2, 2, 6]),
-        (vec![5], vec![1, 5, 1]),
-    ] {
+    for (from, to) in [(vec![2, 3, 4], vec![6, 4]), (vec![4, 6], vec![2, 2, 6]), (vec![5], vec![1, 5, 1])] {
         let f = loss_fn("reshape", &[f32t(&from)], |b, p| {
             let e = b.unary(UnaryOp::Tanh, p[0]);
             b.reshape(e, &k(&to))
@@ -465,9 +412,7 @@ fn grad_matmul_batched() {
 #[test]
 fn grad_matmul_same_operand_twice() {
     // x @ x: both operand adjoints land on one value and must be summed.
-    let f = loss_fn("square_matrix", &[f32t(&[3, 3])], |b, p| {
-        b.matmul(p[0], p[0])
-    });
+    let f = loss_fn("square_matrix", &[f32t(&[3, 3])], |b, p| b.matmul(p[0], p[0]));
     check_grad(&f, &[normal(&[3, 3], 78)], &[0]);
 }
 
@@ -485,10 +430,7 @@ fn grad_one_hot_routes_to_the_labelled_column() {
     // The labels themselves are i32: their "gradient" is zeros of type i32.
     let vjp = grad_func(&f, &[0]);
     assert_eq!(vjp.ty(vjp.results[1]), &i32t(&[4]));
-    assert_eq!(
-        run(&vjp, &[labels, normal(&[4, 3], 80)]).unwrap()[1],
-        ArrayD::zeros(IxDyn(&[4]))
-    );
+    assert_eq!(run(&vjp, &[labels, normal(&[4, 3], 80)]).unwrap()[1], ArrayD::zeros(IxDyn(&[4])));
 }
 
 #[test]
@@ -500,10 +442,7 @@ fn grad_cast_roundtrip_is_piecewise_constant() {
         b.mul(p[0], back)
     });
     let x = normal(&[3, 4], 81).mapv(|v| 3.0 * v);
-    assert!(
-        x.iter().all(|v| (v - v.round()).abs() > 1e-3),
-        "test input too close to an integer"
-    );
+    assert!(x.iter().all(|v| (v - v.round()).abs() > 1e-3), "test input too close to an integer");
     check_grad(&f, &[x], &[0]);
 }
 
@@ -614,10 +553,7 @@ fn interp_trains_an_mlp() {
     }
     let f = mlp();
     let vjp = grad_func(&f, &[2, 3, 4, 5]);
-    let mut params = mlp_params(111)
-        .into_iter()
-        .map(|p| p * 0.5)
-        .collect::<Vec<_>>();
+    let mut params = mlp_params(111).into_iter().map(|p| p * 0.5).collect::<Vec<_>>();
     let lr = 0.2 / n as f64;
     let mut losses = vec![];
     for _ in 0..150 {
@@ -635,15 +571,9 @@ fn interp_trains_an_mlp() {
 
 #[test]
 fn wrt_not_used_gets_zeros() {
-    let f = loss_fn("unused", &[f32t(&[3]), f32t(&[2, 2])], |b, p| {
-        b.unary(UnaryOp::Exp, p[0])
-    });
+    let f = loss_fn("unused", &[f32t(&[3]), f32t(&[2, 2])], |b, p| b.unary(UnaryOp::Exp, p[0]));
     check_grad(&f, &[normal(&[3], 120), normal(&[2, 2], 121)], &[0, 1]);
-    let out = run(
-        &grad_func(&f, &[1]),
-        &[normal(&[3], 120), normal(&[2, 2], 121)],
-    )
-    .unwrap();
+    let out = run(&grad_func(&f, &[1]), &[normal(&[3], 120), normal(&[2, 2], 121)]).unwrap();
     assert_eq!(out[1], ArrayD::zeros(IxDyn(&[2, 2])));
 }
 
@@ -658,11 +588,7 @@ fn inactive_values_get_no_adjoint_code() {
     let s = b.add(x, t2);
     let loss = b.reduce_sum(s, vec![0], false);
     let f = b.finish(&[loss]);
-    let reads_tanh = |g: &Func| {
-        g.insts[f.insts.len()..]
-            .iter()
-            .any(|i| i.args.iter().any(|a| *a == t1 || *a == t2))
-    };
+    let reads_tanh = |g: &Func| g.insts[f.insts.len()..].iter().any(|i| i.args.iter().any(|a| *a == t1 || *a == t2));
     let only_x = grad_func(&f, &[0]);
     let both = grad_func(&f, &[0, 1]);
     assert!(!reads_tanh(&only_x), "{}", ir::print_func(&only_x));
@@ -685,9 +611,7 @@ fn grad_on_builder_returns_gradient_of_intermediate() {
     let two_h = out[2].mapv(|v| 2.0 * v);
     assert!((&out[0] - &two_h).iter().all(|d| d.abs() < 1e-12));
     // d/dx = 2h * h.
-    assert!((&out[1] - &(&two_h * &out[2]))
-        .iter()
-        .all(|d| d.abs() < 1e-12));
+    assert!((&out[1] - &(&two_h * &out[2])).iter().all(|d| d.abs() < 1e-12));
 }
 
 // ---------------------------------------------------------------- interpreter
@@ -709,17 +633,8 @@ fn interp_broadcast() {
 #[test]
 fn interp_reduce() {
     let x = array![[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]].into_dyn();
-    let sum_keep = single(
-        Op::ReduceSum {
-            axes: vec![1],
-            keep: true,
-        },
-        &[f32t(&[2, 3])],
-    );
-    assert_eq!(
-        run1(&sum_keep, std::slice::from_ref(&x)),
-        array![[6.0], [15.0]].into_dyn()
-    );
+    let sum_keep = single(Op::ReduceSum { axes: vec![1], keep: true }, &[f32t(&[2, 3])]);
+    assert_eq!(run1(&sum_keep, std::slice::from_ref(&x)), array![[6.0], [15.0]].into_dyn());
     let sum0 = single(
         Op::ReduceSum {
             axes: vec![0],
@@ -727,10 +642,7 @@ fn interp_reduce() {
         },
         &[f32t(&[2, 3])],
     );
-    assert_eq!(
-        run1(&sum0, std::slice::from_ref(&x)),
-        array![5.0, 7.0, 9.0].into_dyn()
-    );
+    assert_eq!(run1(&sum0, std::slice::from_ref(&x)), array![5.0, 7.0, 9.0].into_dyn());
     let max_all = single(
         Op::ReduceMax {
             axes: vec![0, 1],
@@ -738,10 +650,7 @@ fn interp_reduce() {
         },
         &[f32t(&[2, 3])],
     );
-    assert_eq!(
-        run1(&max_all, std::slice::from_ref(&x)),
-        array![[6.0]].into_dyn()
-    );
+    assert_eq!(run1(&max_all, std::slice::from_ref(&x)), array![[6.0]].into_dyn());
     let max1 = single(
         Op::ReduceMax {
             axes: vec![1],
@@ -761,21 +670,13 @@ fn interp_transpose_and_reshape_order() {
     let r = b.reshape(t, &k(&[6]));
     let f = b.finish(&[t, r]);
     let out = run(&f, &[x]).unwrap();
-    assert_eq!(
-        out[0],
-        array![[1.0, 4.0], [2.0, 5.0], [3.0, 6.0]].into_dyn()
-    );
+    assert_eq!(out[0], array![[1.0, 4.0], [2.0, 5.0], [3.0, 6.0]].into_dyn());
     // Reshape reads the transposed value in its logical row-major order.
     assert_eq!(out[1], array![1.0, 4.0, 2.0, 5.0, 3.0, 6.0].into_dyn());
     assert!(out[0].is_standard_layout());
 
     let x3 = normal(&[2, 3, 4], 140);
-    let f = single(
-        Op::Transpose {
-            perm: vec![1, 2, 0],
-        },
-        &[f32t(&[2, 3, 4])],
-    );
+    let f = single(Op::Transpose { perm: vec![1, 2, 0] }, &[f32t(&[2, 3, 4])]);
     let y = run1(&f, std::slice::from_ref(&x3));
     assert_eq!(y.shape(), &[3, 4, 2]);
     for (i, j, l) in [(0, 0, 0), (2, 3, 1), (1, 2, 0)] {
@@ -805,18 +706,11 @@ fn interp_matmul_batched() {
 fn interp_one_hot() {
     let f = single(Op::OneHot { depth: 3 }, &[i32t(&[2, 2])]);
     let out = run1(&f, &[array![[0.0, 2.0], [1.0, 5.0]].into_dyn()]);
-    let want = array![
-        [[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]],
-        [[0.0, 1.0, 0.0], [0.0, 0.0, 0.0]]
-    ]
-    .into_dyn();
+    let want = array![[[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]], [[0.0, 1.0, 0.0], [0.0, 0.0, 0.0]]].into_dyn();
     assert_eq!(out, want);
     // Negative labels (padding) are all-zero rows too.
     let f = single(Op::OneHot { depth: 2 }, &[i32t(&[1])]);
-    assert_eq!(
-        run1(&f, &[array![-1.0].into_dyn()]),
-        array![[0.0, 0.0]].into_dyn()
-    );
+    assert_eq!(run1(&f, &[array![-1.0].into_dyn()]), array![[0.0, 0.0]].into_dyn());
 }
 
 #[test]
@@ -853,52 +747,31 @@ fn interp_random_is_deterministic() {
     assert_eq!(z[[1, 2]], ir::random_normal(5, 102));
     let mean = z.mean().unwrap();
     let var = z.mapv(|v| (v - mean) * (v - mean)).mean().unwrap();
-    assert!(
-        mean.abs() < 0.05 && (var - 1.0).abs() < 0.05,
-        "mean {mean}, var {var}"
-    );
+    assert!(mean.abs() < 0.05 && (var - 1.0).abs() < 0.05, "mean {mean}, var {var}");
 }
 
 #[test]
 fn interp_elementwise_semantics() {
     let x = array![-1.7, 0.0, 1.7, 2.0].into_dyn();
     let sign = single(Op::Unary(UnaryOp::Sign), &[f32t(&[4])]);
-    assert_eq!(
-        run1(&sign, std::slice::from_ref(&x)),
-        array![-1.0, 0.0, 1.0, 1.0].into_dyn()
-    );
+    assert_eq!(run1(&sign, std::slice::from_ref(&x)), array![-1.0, 0.0, 1.0, 1.0].into_dyn());
     let cast = single(Op::Cast { to: DType::I32 }, &[f32t(&[4])]);
-    assert_eq!(
-        run1(&cast, std::slice::from_ref(&x)),
-        array![-1.0, 0.0, 1.0, 2.0].into_dyn()
-    );
+    assert_eq!(run1(&cast, std::slice::from_ref(&x)), array![-1.0, 0.0, 1.0, 2.0].into_dyn());
     let lt = single(Op::Compare(CmpOp::Lt), &[f32t(&[4]), f32t(&[4])]);
     assert_eq!(
         run1(&lt, &[x.clone(), array![0.0, 0.0, 2.0, 2.0].into_dyn()]),
         array![1.0, 0.0, 1.0, 0.0].into_dyn()
     );
     let sel = single(Op::Select, &[f32t(&[4]), f32t(&[4]), f32t(&[4])]);
-    let out = run1(
-        &sel,
-        &[array![1.0, 0.0, -2.0, 0.0].into_dyn(), x.clone(), -&x],
-    );
+    let out = run1(&sel, &[array![1.0, 0.0, -2.0, 0.0].into_dyn(), x.clone(), -&x]);
     assert_eq!(out, array![-1.7, 0.0, 1.7, -2.0].into_dyn());
     let pow = single(Op::Binary(BinaryOp::Pow), &[f32t(&[2]), f32t(&[2])]);
     assert_eq!(
-        run1(
-            &pow,
-            &[array![2.0, 9.0].into_dyn(), array![3.0, 0.5].into_dyn()]
-        ),
+        run1(&pow, &[array![2.0, 9.0].into_dyn(), array![3.0, 0.5].into_dyn()]),
         array![8.0, 3.0].into_dyn()
     );
     let max = single(Op::Binary(BinaryOp::Max), &[f32t(&[2]), f32t(&[2])]);
-    let m = run1(
-        &max,
-        &[
-            array![1.0, f64::NAN].into_dyn(),
-            array![2.0, 0.0].into_dyn(),
-        ],
-    );
+    let m = run1(&max, &[array![1.0, f64::NAN].into_dyn(), array![2.0, 0.0].into_dyn()]);
     assert_eq!(m[0], 2.0);
     assert!(m[1].is_nan(), "max propagates NaN");
 }
@@ -933,10 +806,7 @@ fn interp_binds_symbols_and_reports_bad_args() {
     let e = err(&[normal(&[3, 4], 1), array![0.0, 1.0, 2.0].into_dyn()]);
     assert!(e.contains("`x`") && e.contains("should be 2"), "{e}");
     let e = err(&[normal(&[3, 2], 1), array![0.0, 1.0].into_dyn()]);
-    assert!(
-        e.contains("`labels`") && e.contains("`B`, already bound to 3"),
-        "{e}"
-    );
+    assert!(e.contains("`labels`") && e.contains("`B`, already bound to 3"), "{e}");
     let e = err(&[normal(&[3, 2], 1), array![0.0, 1.5, 2.0].into_dyn()]);
     assert!(e.contains("`labels`") && e.contains("non-integer"), "{e}");
 }
@@ -990,20 +860,11 @@ fn interp_reduce_matches_ndarray() {
                     }
                 }
                 let op = if max {
-                    Op::ReduceMax {
-                        axes: axes.clone(),
-                        keep,
-                    }
+                    Op::ReduceMax { axes: axes.clone(), keep }
                 } else {
-                    Op::ReduceSum {
-                        axes: axes.clone(),
-                        keep,
-                    }
+                    Op::ReduceSum { axes: axes.clone(), keep }
                 };
-                let got = run1(
-                    &single(op.clone(), &[f32t(&dims)]),
-                    std::slice::from_ref(&x),
-                );
+                let got = run1(&single(op.clone(), &[f32t(&dims)]), std::slice::from_ref(&x));
                 assert_eq!(got.shape(), want.shape());
                 let close = |g: &Tensor| g.iter().zip(&want).all(|(a, b)| (a - b).abs() < 1e-12);
                 assert!(close(&got), "{op:?}");
@@ -1013,11 +874,7 @@ fn interp_reduce_matches_ndarray() {
                 let t = b.transpose(p, vec![3, 2, 1, 0]);
                 let r = b.push(op.clone(), &[t]);
                 let f = b.finish(&[r]);
-                let xt = x
-                    .clone()
-                    .permuted_axes(IxDyn(&[3, 2, 1, 0]))
-                    .as_standard_layout()
-                    .into_owned();
+                let xt = x.clone().permuted_axes(IxDyn(&[3, 2, 1, 0])).as_standard_layout().into_owned();
                 assert!(close(&run1(&f, &[xt])), "{op:?} of a transposed value");
             }
         }
@@ -1038,18 +895,9 @@ fn interp_elementwise_on_transposed_operand() {
     let x = array![[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]].into_dyn();
     let y = array![[0.0, 9.0], [9.0, 0.0], [0.0, 0.0]].into_dyn();
     let out = run(&f, &[x, y]).unwrap();
-    assert_eq!(
-        out[0],
-        array![[1.0, -5.0], [-7.0, 5.0], [3.0, 6.0]].into_dyn()
-    );
-    assert_eq!(
-        out[1],
-        array![[-1.0, -4.0], [-2.0, -5.0], [-3.0, -6.0]].into_dyn()
-    );
-    assert_eq!(
-        out[2],
-        array![[1.0, 9.0], [9.0, 5.0], [3.0, 6.0]].into_dyn()
-    );
+    assert_eq!(out[0], array![[1.0, -5.0], [-7.0, 5.0], [3.0, 6.0]].into_dyn());
+    assert_eq!(out[1], array![[-1.0, -4.0], [-2.0, -5.0], [-3.0, -6.0]].into_dyn());
+    assert_eq!(out[2], array![[1.0, 9.0], [9.0, 5.0], [3.0, 6.0]].into_dyn());
 }
 
 #[test]

@@ -44,10 +44,7 @@ pub(super) fn select(c: &Tensor, a: &Tensor, b: &Tensor) -> Tensor {
             }
             from_vec(a.shape(), out)
         }
-        _ => Zip::from(c)
-            .and(a)
-            .and(b)
-            .map_collect(|&c, &x, &y| if c != 0.0 { x } else { y }),
+        _ => Zip::from(c).and(a).and(b).map_collect(|&c, &x, &y| if c != 0.0 { x } else { y }),
     }
 }
 
@@ -110,13 +107,7 @@ pub(super) fn broadcast(x: &Tensor, target: &[usize]) -> Tensor {
 /// Fold away the sorted, distinct `axes` with `f` from `init`; with `keep`
 /// they stay as size-1 dims. Each run of adjacent axes is one pass over a
 /// `[outer, mid, inner]` view of a row-major array, folding `mid`.
-pub(super) fn reduce(
-    x: &Tensor,
-    axes: &[usize],
-    keep: bool,
-    init: f64,
-    f: fn(f64, f64) -> f64,
-) -> Tensor {
+pub(super) fn reduce(x: &Tensor, axes: &[usize], keep: bool, init: f64, f: fn(f64, f64) -> f64) -> Tensor {
     let mut shape = x.shape().to_vec();
     let mut cur = x.as_standard_layout().into_owned();
     // Highest run first, so lower axis numbers stay valid; reduced axes are
@@ -147,23 +138,13 @@ pub(super) fn reduce(
     cur
 }
 
-fn fold_mid(
-    data: &[f64],
-    outer: usize,
-    mid: usize,
-    inner: usize,
-    init: f64,
-    f: fn(f64, f64) -> f64,
-) -> Vec<f64> {
+fn fold_mid(data: &[f64], outer: usize, mid: usize, inner: usize, init: f64, f: fn(f64, f64) -> f64) -> Vec<f64> {
     if inner == 1 {
         // Reducing trailing axes: each output is a fold over one contiguous run.
         if mid == 0 {
             return vec![init; outer];
         }
-        return data
-            .chunks_exact(mid)
-            .map(|run| run.iter().fold(init, |a, &v| f(a, v)))
-            .collect();
+        return data.chunks_exact(mid).map(|run| run.iter().fold(init, |a, &v| f(a, v))).collect();
     }
     let mut out = vec![init; outer * inner];
     for o in 0..outer {

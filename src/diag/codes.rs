@@ -1,0 +1,87 @@
+//! The registry of diagnostic codes: E00xx syntax, E01xx names, E02xx types
+//! and values, E03xx shapes, E04xx autodiff, E05xx backend limits, E06xx
+//! data, W00xx warnings. `nnc explain CODE` prints the long text.
+
+pub struct CodeInfo {
+    pub code: &'static str,
+    pub title: &'static str,
+    pub explanation: &'static str,
+}
+
+macro_rules! codes {
+    ($($code:literal, $title:literal, $text:literal;)*) => {
+        pub const CODES: &[CodeInfo] = &[$(CodeInfo { code: $code, title: $title, explanation: $text }),*];
+    };
+}
+
+codes! {
+    "E0001", "syntax error",
+    "The parser met a token it did not expect. The label points at that token and the\nmessage names what could come there instead.\n\n    fn relu(x) = max(x, 0    // error: expected `)`\n\nCheck for a missing closing bracket, comma or `=` just before the marked place.";
+    "E0002", "invalid number literal",
+    "A number is too large to represent. Integers must fit in 64 bits and floats\nmust be finite.";
+    "E0003", "empty file",
+    "The file holds no declarations. A `.nn` file declares functions, layers,\nmodels, optimizers and training runs:\n\n    model Linear(x: [batch, 4]) -> [batch, 3] = x |> Dense(4 -> 3)";
+    "E0004", "source is not UTF-8",
+    "`.nn` files must be UTF-8 text. The label marks the first byte that is not valid\nUTF-8. Re-save the file as UTF-8.";
+    "E0101", "unknown name",
+    "A name is used that no declaration, parameter or `let` defines. Names are looked\nup in the enclosing function or layer, then in the file, then in the standard\nlibrary. The message suggests the closest known name when there is one.\n\n    x |> Dense(784 -> 10, rleu)   // error: unknown name `rleu`; did you mean `relu`?";
+    "E0102", "duplicate definition",
+    "Two declarations in one scope have the same name. Rename one of them. A file may\nredefine a standard-library name; that shadows the library definition.";
+    "E0103", "wrong number of arguments",
+    "A function, layer or optimizer was called with more positional arguments than it\nhas parameters, or a required parameter was not given.\n\n    fn f(x, y) = x + y\n    f(1)    // error: `f` is missing argument `y`";
+    "E0104", "unknown keyword argument",
+    "A call names an argument that the callee does not declare.\n\n    adam(learning_rate: 0.01)   // error: `adam` has no parameter `learning_rate`; did you mean `lr`?";
+    "E0105", "argument given twice",
+    "An argument was given both by position and by name, or named twice.";
+    "E0106", "not callable",
+    "Only functions, layers, models and optimizers can be called. The callee here is a\nvalue such as a tensor or a number.";
+    "E0107", "unknown or missing training setting",
+    "A `train` block accepts: data, loss, optimizer, epochs, batch_size, validation,\ntest, metrics, seed. `data`, `loss` and `optimizer` are required.";
+    "E0108", "module not found",
+    "`use NAME` loads `NAME.nn` from the directory of the file, or a standard-library\nmodule of that name. Neither exists.";
+    "E0109", "wrong kind of declaration",
+    "The name refers to a declaration of another kind than this place needs: `train`\nnames a model, `optimizer =` calls an optimizer, a pipeline stage is a function,\nlayer or model.";
+    "E0110", "assignment to an unknown variable",
+    "Inside an optimizer, `x = ...`, `x -= ...` update a `state` variable or `param`.\nDeclare the variable with `state x = ...` first.";
+    "E0201", "wrong dtype",
+    "An operation received an integer tensor where it needs a float tensor, or the\nother way round. Labels are `i32`; everything differentiable is `f32`.";
+    "E0202", "expected a compile-time value",
+    "Layer arguments such as sizes, kernel widths and axes must be known when the\nmodel is compiled: integer or float literals, or arithmetic on other such\narguments. A tensor cannot be used there.";
+    "E0203", "wrong kind of value",
+    "A value of one kind (a number, a tensor, a function, a layer, a list) was used\nwhere another kind is needed, for example a number where a function is expected.";
+    "E0204", "integer overflow or division by zero in a dimension",
+    "Arithmetic on compile-time integers (shapes, sizes) overflowed or divided by zero.";
+    "E0301", "argument shape mismatch",
+    "A function or layer declares the shape of a parameter, and the argument's shape\ndoes not match it. Named dims (`inputs`, `n`) must agree everywhere they occur;\n`...` matches any number of leading dims.\n\n    layer Dense(inputs: int, outputs: int) { fn forward(x: [..., inputs]) = ... }\n    x |> Dense(100 -> 10)    // x is [batch, 784]: error, 784 != 100\n\nThe help line gives the layer arguments that would fit the input.";
+    "E0302", "shapes cannot be broadcast",
+    "Elementwise operators (+ - * / ^ max min comparisons) follow NumPy's broadcasting\nrules: shapes are aligned on the right, and each pair of dims must be equal or\none of them 1. `[batch, 10] + [10]` works; `[batch, 10] + [5]` does not.";
+    "E0303", "matrix product shape mismatch",
+    "`a @ b` multiplies `[..., m, k]` by `[k, n]` (or by `[..., k, n]` with the same\nleading dims): the last dim of `a` must equal the second-to-last dim of `b`.";
+    "E0304", "loss is not a scalar",
+    "The `loss` of a `train` block must be a single number (shape `[]`). Reduce it,\nfor example with `mean(...)` or `sum(...)`.";
+    "E0305", "return shape mismatch",
+    "The body's result does not have the shape the declaration promises after `->`.";
+    "E0306", "axis out of range",
+    "An axis argument names a dimension the tensor does not have. Axes count from 0;\nnegative axes count from the end (-1 is the last).";
+    "E0307", "reshape changes the number of elements",
+    "`reshape` and `flatten` keep every element: the product of the new dims must equal\nthe product of the old ones.";
+    "E0308", "data does not fit the model",
+    "The dataset's feature shape, read from the file's header, does not match the\nmodel's input shape.";
+    "E0309", "wrong rank",
+    "The tensor has a different number of dimensions than the operation needs.";
+    "E0401", "not differentiable",
+    "Gradients flow only through f32 values. The loss depends on the trained\nparameters only through integer or comparison results, so it has no gradient.";
+    "E0501", "backend limit",
+    "The program is valid but uses a feature the selected backend cannot run.";
+    "E0601", "cannot read data",
+    "The dataset named by `data =` could not be read: the file is missing, truncated,\nor not in the expected format. The message names the file. Relative paths are\nresolved against the .nn file's directory, then `--data-dir` / `NNC_DATA`.";
+}
+
+pub fn lookup(code: &str) -> Option<&'static CodeInfo> {
+    CODES.iter().find(|c| c.code.eq_ignore_ascii_case(code))
+}
+
+/// The long explanation printed by `nnc explain CODE`.
+pub fn explain(code: &str) -> Option<String> {
+    lookup(code).map(|c| format!("{}: {}\n\n{}\n", c.code, c.title, c.explanation))
+}

@@ -1,0 +1,147 @@
+//! From a `train` block's data source to train/validation/test splits in
+//! the model's input shape.
+
+use super::data::{self, CsvOptions, DataError, Dataset, Header, LabelColumn};
+use super::split;
+use super::train::Splits;
+use crate::ir;
+use crate::sema::{DataSource, TrainPlan};
+use ndarray::{ArrayD, IxDyn};
+use std::path::{Path, PathBuf};
+
+/// Find a dataset path: absolute, next to the `.nn` file, or under the
+/// data directory (`--data-dir` / `NNC_DATA`).
+pub fn resolve(path: &str, base: &Path, data_dir: Option<&Path>) -> Result<PathBuf, DataError> {
+    let p = Path::new(path);
+    let mut tried = vec![];
+    if p.is_absolute() {
+        tried.push(p.to_path_buf());
+    } else {
+        tried.push(base.join(p));
+        if let Some(d) = data_dir {
+            tried.push(d.join(p));
+        }
+    }
+    for t in &tried {
+        if t.exists() {
+            return Ok(t.clone());
+        }
+    }
+    let list: Vec<String> = tried.iter().map(|t| t.display().to_string()).collect();
+    Err(DataError {
+        path: p.to_path_buf(),
+        message: format!(
+            "not found (looked in {}); set --data-dir or NNC_DATA to the directory that holds it",
+            list.join(", ")
+        ),
+    })
+}
+
+fn inline(rows: &[Vec<f64>]) -> ArrayD<f32> {
+    let cols = rows.first().map_or(0, Vec::len);
+    let flat: Vec<f32> = rows.iter().flatten().map(|&v| v as f32).collect();
+    ArrayD::from_shape_vec(IxDyn(&[rows.len(), cols]), flat).expect("rows have equal length (checked)")
+}
+
+/// Reshape samples to the model's input shape (e.g. [n, 28, 28] to
+/// [n, 784]); the element counts must agree.
+fn fit_input(ds: Dataset, input: &ir::Type, path: &Path) -> Result<Dataset, DataError> {
+    let dims: Vec<usize> = input.shape[1..].iter().map(|d| d.known().unwrap_or(0)).collect();
+    let want: usize = dims.iter().product();
+    if want != ds.feature_len() {
+        return Err(DataError {
+            path: path.to_path_buf(),
+            message: format!(
+                "each sample has shape {:?} ({} values), but the model's input is {} ({} values)",
+                ds.feature_shape(),
+                ds.feature_len(),
+                ir::shape_to_string(&input.shape),
+                want
+            ),
+        });
+    }
+    let mut shape = vec![ds.len()];
+    shape.extend(dims);
+    let x =
+        ds.x.as_standard_layout()
+            .into_owned()
+            .into_shape_with_order(IxDyn(&shape))
+            .expect("same element count");
+    Ok(Dataset { x, ..ds })
+}
+
+/// Load the data of a plan and split it: `test` holds out a fraction when
+/// the source has no test set; `validation` comes out of the training part.
+pub fn load_splits(plan: &TrainPlan, base: &Path, data_dir: Option<&Path>) -> Result<Splits, DataError> {
+    let s = &plan.settings;
+    let (all, test, origin) = match &plan.data.source {
+        DataSource::Inline { x, y } => {
+            let ds = Dataset {
+                x: inline(x),
+                y: inline(y),
+                y_is_class: false,
+                num_classes: None,
+                name: "inline".into(),
+            };
+            (ds, None, PathBuf::from("<inline data>"))
+        }
+        DataSource::Csv { path, label, scale } => {
+            let p = resolve(path, base, data_dir)?;
+            let opts = CsvOptions {
+                label: LabelColumn::Index(*label as isize),
+                header: Header::Auto,
+                scale: scale.map(|v| v as f32),
+            };
+            (data::load_csv(&p, &opts)?, None, p)
+        }
+        DataSource::Mnist { dir } => {
+            let p = resolve(dir, base, data_dir)?;
+            let (train, test) = data::load_mnist(&p)?;
+            (train, Some(test), p)
+        }
+        DataSource::Idx { images, labels } => {
+            let (pi, pl) = (resolve(images, base, data_dir)?, resolve(labels, base, data_dir)?);
+            (data::load_idx_pair(&pi, &pl)?, None, pi)
+        }
+    };
+    let all = fit_input(all, &plan.input, &origin)?;
+    let test = match test {
+        Some(t) => Some(fit_input(t, &plan.input, &origin)?),
+        None => None,
+    };
+    // Fixed held-out split: derived from the seed, independent of epochs.
+    let (rest, test) = match test {
+        Some(t) => (all, Some(t)),
+        None if s.test > 0.0 => {
+            let (keep, held) = split::train_val_split(all.len(), s.test, s.seed ^ 0x7E57);
+            (split::take(&all, &keep), Some(split::take(&all, &held)))
+        }
+        None => (all, None),
+    };
+    let (train, validation) = if s.validation > 0.0 {
+        let (keep, held) = split::train_val_split(rest.len(), s.validation, s.seed ^ 0x7A11);
+        (split::take(&rest, &keep), Some(split::take(&rest, &held)))
+    } else {
+        (rest, None)
+    };
+    Ok(Splits { train, validation, test })
+}
+
+/// Feature shape of a data source, read from file headers only (no full
+/// read), for checking against the model before training.
+pub fn feature_shape(source: &DataSource, base: &Path, data_dir: Option<&Path>) -> Result<Vec<usize>, DataError> {
+    match source {
+        DataSource::Inline { x, .. } => Ok(vec![x.first().map_or(0, Vec::len)]),
+        DataSource::Csv { path, label, scale } => {
+            let p = resolve(path, base, data_dir)?;
+            let opts = CsvOptions {
+                label: LabelColumn::Index(*label as isize),
+                header: Header::Auto,
+                scale: scale.map(|v| v as f32),
+            };
+            Ok(vec![data::csv_feature_count(&p, &opts)?])
+        }
+        DataSource::Mnist { dir } => data::mnist_shape(&resolve(dir, base, data_dir)?),
+        DataSource::Idx { images, .. } => Ok(data::idx_header(&resolve(images, base, data_dir)?)?[1..].to_vec()),
+    }
+}

@@ -1,0 +1,796 @@
+//! Primitive functions the compiler knows: each checks its arguments and
+//! emits IR. Everything else (activations, losses, layers, optimizers) is
+//! written in `.nn` in the stdlib on top of these.
+
+use super::elab::{ArgVal, Elab};
+use super::shape;
+use super::value::{Tensor, TensorTy, Val};
+use crate::base::Span;
+use crate::diag::Diagnostic;
+use crate::ir::{self, DType, Dim, UnaryOp};
+
+/// Every builtin, with its parameter names (for keyword arguments, hover
+/// and completion).
+pub const BUILTINS: &[(&str, &[&str], &str)] = &[
+    ("exp", &["x"], "e raised to each element"),
+    ("log", &["x"], "natural logarithm of each element"),
+    ("sqrt", &["x"], "square root of each element"),
+    ("tanh", &["x"], "hyperbolic tangent of each element"),
+    ("abs", &["x"], "absolute value of each element"),
+    ("sign", &["x"], "-1, 0 or 1 for each element"),
+    (
+        "max",
+        &["a", "b", "axis", "keep"],
+        "max(a, b): elementwise maximum; max(x, axis: i): the largest element along axis i",
+    ),
+    (
+        "min",
+        &["a", "b", "axis", "keep"],
+        "min(a, b): elementwise minimum; min(x, axis: i): the smallest element along axis i",
+    ),
+    (
+        "sum",
+        &["x", "axis", "keep"],
+        "sum of all elements, or along `axis` (an int or a list); a list of tensors sums all of them",
+    ),
+    ("mean", &["x", "axis", "keep"], "mean of all elements, or along `axis`"),
+    ("where", &["cond", "a", "b"], "`a` where `cond` is nonzero, else `b` (broadcasting)"),
+    ("reshape", &["x", "shape"], "the same elements in a new shape; one dim may be -1"),
+    ("transpose", &["x", "a", "b"], "swap axes `a` and `b` (default the last two)"),
+    ("one_hot", &["labels", "classes"], "i32 labels [n] to one-hot rows [n, classes]"),
+    ("float", &["x"], "convert to f32"),
+    ("zeros", &["shape"], "a tensor of zeros"),
+    ("ones", &["shape"], "a tensor of ones"),
+    ("full", &["shape", "value"], "a tensor filled with `value`"),
+    ("zeros_like", &["x"], "zeros with the shape of `x`"),
+    ("ones_like", &["x"], "ones with the shape of `x`"),
+    ("uniform", &["shape", "low", "high"], "uniform random draws in [low, high)"),
+    ("normal", &["shape", "mean", "std"], "normal random draws"),
+    (
+        "fan_in",
+        &["shape"],
+        "inputs per unit of a weight of this shape: [in, out] -> in; [out, in, k...] -> in*k...",
+    ),
+    (
+        "fan_out",
+        &["shape"],
+        "outputs per unit: [in, out] -> out; [out, in, k...] -> out*k...",
+    ),
+    ("size", &["x", "axis"], "the size of dim `axis` of `x`, as a compile-time integer"),
+];
+
+pub const NAMES: &[&str] = &[
+    "exp",
+    "log",
+    "sqrt",
+    "tanh",
+    "abs",
+    "sign",
+    "max",
+    "min",
+    "sum",
+    "mean",
+    "where",
+    "reshape",
+    "transpose",
+    "one_hot",
+    "float",
+    "zeros",
+    "ones",
+    "full",
+    "zeros_like",
+    "ones_like",
+    "uniform",
+    "normal",
+    "fan_in",
+    "fan_out",
+    "size",
+];
+
+pub fn lookup(name: &str) -> Option<&'static str> {
+    BUILTINS.iter().find(|(n, _, _)| *n == name).map(|(n, _, _)| *n)
+}
+
+pub fn signature(name: &str) -> Option<(&'static [&'static str], &'static str)> {
+    BUILTINS.iter().find(|(n, _, _)| *n == name).map(|(_, p, d)| (*p, *d))
+}
+
+/// Arguments matched to a builtin's parameter names.
+struct Args {
+    vals: Vec<Option<(Val, Span)>>,
+}
+
+impl Args {
+    fn get(&self, i: usize) -> Option<&(Val, Span)> {
+        self.vals.get(i).and_then(|v| v.as_ref())
+    }
+}
+
+fn bind(e: &mut Elab, name: &str, args: Vec<ArgVal>, span: Span) -> Option<Args> {
+    let (params, _) = signature(name).expect("builtin");
+    let mut vals: Vec<Option<(Val, Span)>> = vec![None; params.len()];
+    let mut pos = 0;
+    for a in args {
+        let i = match &a.name {
+            None => {
+                // `max(x, axis: 1)` has no `b`: keywords skip positional slots.
+                let i = pos;
+                pos += 1;
+                i
+            }
+            Some(n) => match params.iter().position(|p| *p == n.name) {
+                Some(i) => i,
+                None => {
+                    let mut d = Diagnostic::error(
+                        "E0104",
+                        format!("`{name}` has no parameter `{}`", n.name),
+                        n.span,
+                        "unknown argument name",
+                    );
+                    if let Some(s) = crate::diag::suggest(&n.name, params.iter().copied()) {
+                        d = d.with_help(format!("did you mean `{s}`?"));
+                    }
+                    e.report(d);
+                    return None;
+                }
+            },
+        };
+        if i >= params.len() {
+            let d = Diagnostic::error(
+                "E0103",
+                format!("`{name}` takes at most {} arguments", params.len()),
+                a.span,
+                "unexpected argument",
+            );
+            e.report(d);
+            return None;
+        }
+        if vals[i].is_some() {
+            let d = Diagnostic::error(
+                "E0105",
+                format!("argument `{}` of `{name}` is given twice", params[i]),
+                a.span,
+                "given again here",
+            );
+            e.report(d);
+            return None;
+        }
+        if matches!(a.val, Val::Error) {
+            return None;
+        }
+        vals[i] = Some((a.val, a.span));
+    }
+    let _ = span;
+    Some(Args { vals })
+}
+
+fn missing(e: &mut Elab, name: &str, param: &str, span: Span) -> Val {
+    let d = Diagnostic::error(
+        "E0103",
+        format!("`{name}` is missing argument `{param}`"),
+        span,
+        format!("`{param}` not given"),
+    );
+    e.report(d);
+    Val::Error
+}
+
+/// A compile-time integer argument (an axis, a class count).
+fn int_arg(e: &mut Elab, v: &Val, span: Span, what: &str) -> Option<i64> {
+    match v {
+        Val::Int(i) => Some(*i),
+        Val::Error | Val::Any => None,
+        other => {
+            let d = Diagnostic::error(
+                "E0202",
+                format!("{what} must be a compile-time integer"),
+                span,
+                format!("this is {}", other.kind()),
+            );
+            e.report(d);
+            None
+        }
+    }
+}
+
+/// A shape argument: a list of integers and symbolic dims (`[batch, 64]`).
+/// `Ok(None)` means unknown (checking alone).
+fn shape_arg(e: &mut Elab, v: &Val, span: Span, allow_infer: bool) -> Result<Option<Vec<i64OrDim>>, ()> {
+    let Val::List(items) = v else {
+        if v.is_poison() {
+            return Ok(None);
+        }
+        let d = Diagnostic::error(
+            "E0203",
+            "a shape must be a list of dims, like `[batch, 64]`",
+            span,
+            format!("this is {}", v.kind()),
+        );
+        e.report(d);
+        return Err(());
+    };
+    let mut out = vec![];
+    for it in items {
+        match it {
+            Val::Int(-1) if allow_infer => out.push(i64OrDim::Infer),
+            Val::Int(k) if *k >= 0 => out.push(i64OrDim::Dim(Dim::Known(*k as usize))),
+            Val::Dim(s) => out.push(i64OrDim::Dim(Dim::Sym(s.clone()))),
+            Val::Any => return Ok(None),
+            Val::Error => return Err(()),
+            other => {
+                let d = Diagnostic::error(
+                    "E0202",
+                    "shape entries must be non-negative compile-time integers",
+                    span,
+                    format!("contains {}", other.kind()),
+                );
+                e.report(d);
+                return Err(());
+            }
+        }
+    }
+    Ok(Some(out))
+}
+
+#[allow(non_camel_case_types)]
+#[derive(Clone, Debug)]
+enum i64OrDim {
+    Dim(Dim),
+    Infer,
+}
+
+fn concrete(dims: Vec<i64OrDim>) -> Vec<Dim> {
+    dims.into_iter()
+        .map(|d| match d {
+            i64OrDim::Dim(d) => d,
+            i64OrDim::Infer => Dim::Known(0),
+        })
+        .collect()
+}
+
+/// Axes from an `axis:` argument (an int or a list), normalised and sorted;
+/// `None` means every axis.
+fn axes_arg(e: &mut Elab, v: Option<&(Val, Span)>, rank: usize) -> Result<Vec<usize>, ()> {
+    let Some((v, span)) = v else { return Ok((0..rank).collect()) };
+    let raw: Vec<i64> = match v {
+        Val::Int(i) => vec![*i],
+        Val::List(items) => {
+            let mut out = vec![];
+            for it in items {
+                out.push(int_arg(e, it, *span, "an axis").ok_or(())?);
+            }
+            out
+        }
+        other => {
+            int_arg(e, other, *span, "`axis`").ok_or(())?;
+            return Err(());
+        }
+    };
+    let mut axes = vec![];
+    for a in raw {
+        match shape::axis(a, rank) {
+            Some(x) => axes.push(x),
+            None => {
+                let d = Diagnostic::error(
+                    "E0306",
+                    format!("axis {a} is out of range for a tensor of rank {rank}"),
+                    *span,
+                    format!("valid axes are {} to {}", -(rank as i64), rank as i64 - 1),
+                );
+                e.report(d);
+                return Err(());
+            }
+        }
+    }
+    axes.sort();
+    axes.dedup();
+    Ok(axes)
+}
+
+fn bool_arg(v: Option<&(Val, Span)>) -> bool {
+    matches!(v, Some((Val::Bool(true), _)))
+}
+
+fn tensor_of(e: &mut Elab, a: &(Val, Span), what: &str) -> Option<Tensor> {
+    e.as_tensor(&a.0, a.1, what)
+}
+
+pub fn call(e: &mut Elab, name: &'static str, args: Vec<ArgVal>, span: Span, _callee: Span) -> Val {
+    // Tensor lists map elementwise: `sum(params^2)` sums every parameter.
+    let Some(a) = bind(e, name, args, span) else { return Val::Error };
+    let x = match a.get(0) {
+        Some(x) => x.clone(),
+        None => {
+            let first = signature(name).map_or("x", |(p, _)| p[0]);
+            return missing(e, name, first, span);
+        }
+    };
+    match name {
+        "exp" | "log" | "sqrt" | "tanh" | "abs" | "sign" => {
+            let op = match name {
+                "exp" => UnaryOp::Exp,
+                "log" => UnaryOp::Log,
+                "sqrt" => UnaryOp::Sqrt,
+                "tanh" => UnaryOp::Tanh,
+                "abs" => UnaryOp::Abs,
+                _ => UnaryOp::Sign,
+            };
+            map_list(e, &x.0, x.1, &|e, v, s| e.unary(op, v, s, name))
+        }
+        "max" | "min" => match a.get(1) {
+            Some(b) => {
+                let (l, r) = (x.clone(), b.clone());
+                elementwise_minmax(e, name == "max", &l, &r, span)
+            }
+            None => {
+                if name == "min" {
+                    // min along axes is -max(-x).
+                    let neg = e.unary(UnaryOp::Neg, &x.0, x.1, "-");
+                    let m = reduce(e, "max", &(neg, x.1), a.get(2), bool_arg(a.get(3)));
+                    return e.unary(UnaryOp::Neg, &m, span, "-");
+                }
+                reduce(e, "max", &x, a.get(2), bool_arg(a.get(3)))
+            }
+        },
+        "sum" | "mean" => {
+            if let Val::List(items) = &x.0 {
+                return sum_list(e, items, x.1, name == "mean");
+            }
+            reduce(e, name, &x, a.get(1), bool_arg(a.get(2)))
+        }
+        "where" => {
+            let (Some(b), Some(c)) = (a.get(1).cloned(), a.get(2).cloned()) else {
+                return missing(e, name, if a.get(1).is_none() { "a" } else { "b" }, span);
+            };
+            select(e, &x, &b, &c, span)
+        }
+        "reshape" => {
+            let Some(s) = a.get(1).cloned() else {
+                return missing(e, name, "shape", span);
+            };
+            reshape(e, &x, &s)
+        }
+        "transpose" => {
+            let Some(t) = tensor_of(e, &x, "`transpose`") else {
+                return Val::Error;
+            };
+            let Some(shape) = t.ty.shape.clone() else {
+                return e.tensor(t.ty, None);
+            };
+            let rank = shape.len();
+            let mut ax = [-2i64, -1];
+            for (k, slot) in [(1, 0), (2, 1)] {
+                if let Some((v, s)) = a.get(k) {
+                    let Some(i) = int_arg(e, v, *s, "an axis") else { return Val::Error };
+                    ax[slot] = i;
+                }
+            }
+            let mut norm = [0usize; 2];
+            for (k, &raw) in ax.iter().enumerate() {
+                match shape::axis(raw, rank) {
+                    Some(v) => norm[k] = v,
+                    None => {
+                        let d = Diagnostic::error(
+                            "E0306",
+                            format!("axis {raw} is out of range for a tensor of rank {rank}"),
+                            a.get(k + 1).map_or(span, |v| v.1),
+                            format!("the tensor is {}", t.ty),
+                        );
+                        e.report(d);
+                        return Val::Error;
+                    }
+                }
+            }
+            let mut perm: Vec<usize> = (0..rank).collect();
+            perm.swap(norm[0], norm[1]);
+            let out: Vec<Dim> = perm.iter().map(|&p| shape[p].clone()).collect();
+            let ir = t.ir.map(|v| e.b.transpose(v, perm));
+            e.tensor(
+                TensorTy {
+                    dtype: t.ty.dtype,
+                    shape: Some(out),
+                },
+                ir,
+            )
+        }
+        "one_hot" => {
+            let Some(t) = tensor_of(e, &x, "`one_hot`") else {
+                return Val::Error;
+            };
+            let Some((cv, cs)) = a.get(1).cloned() else {
+                return missing(e, name, "classes", span);
+            };
+            let Some(n) = int_arg(e, &cv, cs, "the number of classes") else {
+                return Val::Error;
+            };
+            if t.ty.dtype != DType::I32 {
+                let d = Diagnostic::error("E0201", "`one_hot` needs i32 labels", x.1, format!("this is {}", t.ty));
+                e.report(d);
+                return Val::Error;
+            }
+            let Some(mut shape) = t.ty.shape.clone() else {
+                return e.tensor(TensorTy::unknown(), None);
+            };
+            shape.push(Dim::Known(n.max(0) as usize));
+            let ir = t.ir.map(|v| e.b.push(ir::Op::OneHot { depth: n.max(0) as usize }, &[v]));
+            e.tensor(TensorTy::f32(shape), ir)
+        }
+        "float" => {
+            let Some(t) = tensor_of(e, &x, "`float`") else { return Val::Error };
+            let ir = t.ir.map(|v| e.b.cast(v, DType::F32));
+            e.tensor(
+                TensorTy {
+                    dtype: DType::F32,
+                    shape: t.ty.shape,
+                },
+                ir,
+            )
+        }
+        "zeros" | "ones" | "full" => {
+            let value = match name {
+                "zeros" => 0.0,
+                "ones" => 1.0,
+                _ => match a.get(1) {
+                    Some((Val::Int(i), _)) => *i as f64,
+                    Some((Val::Float(f), _)) => *f,
+                    Some((v, s)) => {
+                        let d = Diagnostic::error("E0202", "`full` needs a compile-time number", *s, format!("this is {}", v.kind()));
+                        e.report(d);
+                        return Val::Error;
+                    }
+                    None => return missing(e, name, "value", span),
+                },
+            };
+            let Ok(shape) = shape_arg(e, &x.0, x.1, false) else {
+                return Val::Error;
+            };
+            let Some(shape) = shape.map(concrete) else {
+                return e.tensor(TensorTy::unknown(), None);
+            };
+            let ir = Some(e.b.fill(value, &shape));
+            e.tensor(TensorTy::f32(shape), ir)
+        }
+        "zeros_like" | "ones_like" => {
+            let Some(t) = tensor_of(e, &x, name) else { return Val::Error };
+            let Some(shape) = t.ty.shape.clone() else {
+                return e.tensor(TensorTy::unknown(), None);
+            };
+            let ir = Some(e.b.fill(if name == "zeros_like" { 0.0 } else { 1.0 }, &shape));
+            e.tensor(TensorTy::f32(shape), ir)
+        }
+        "uniform" | "normal" => {
+            let Ok(shape) = shape_arg(e, &x.0, x.1, false) else {
+                return Val::Error;
+            };
+            let Some(shape) = shape.map(concrete) else {
+                return e.tensor(TensorTy::unknown(), None);
+            };
+            // uniform(low = 0, high = 1); normal(mean = 0, std = 1).
+            let p1 = number(e, a.get(1), 0.0);
+            let p2 = number(e, a.get(2), 1.0);
+            let (Some(p1), Some(p2)) = (p1, p2) else { return Val::Error };
+            e.seed += 1;
+            let seed = e.seed;
+            let raw = if name == "uniform" {
+                ir::Op::RandomUniform {
+                    shape: shape.clone(),
+                    seed,
+                }
+            } else {
+                ir::Op::RandomNormal {
+                    shape: shape.clone(),
+                    seed,
+                }
+            };
+            let r = e.b.push(raw, &[]);
+            // uniform: low + (high - low) * u; normal: mean + std * z.
+            let (scale, offset) = if name == "uniform" { (p2 - p1, p1) } else { (p2, p1) };
+            let s = e.b.fill(scale, &shape);
+            let o = e.b.fill(offset, &shape);
+            let m = e.b.mul(r, s);
+            let v = e.b.add(m, o);
+            e.tensor(TensorTy::f32(shape), Some(v))
+        }
+        "fan_in" | "fan_out" => {
+            let Ok(shape) = shape_arg(e, &x.0, x.1, false) else {
+                return Val::Error;
+            };
+            let Some(shape) = shape.map(concrete) else { return Val::Any };
+            let dims: Vec<i64> = shape.iter().map(|d| d.known().unwrap_or(1) as i64).collect();
+            let v = match dims.as_slice() {
+                [] => 1,
+                [n] => *n,
+                [i, o] => {
+                    if name == "fan_in" {
+                        *i
+                    } else {
+                        *o
+                    }
+                }
+                [o, i, rest @ ..] => {
+                    let k: i64 = rest.iter().product();
+                    if name == "fan_in" {
+                        i * k
+                    } else {
+                        o * k
+                    }
+                }
+            };
+            Val::Int(v)
+        }
+        "size" => {
+            let Some(t) = tensor_of(e, &x, "`size`") else { return Val::Error };
+            let Some((av, aspan)) = a.get(1).cloned() else {
+                return missing(e, name, "axis", span);
+            };
+            let Some(ax) = int_arg(e, &av, aspan, "an axis") else {
+                return Val::Error;
+            };
+            let Some(shape) = t.ty.shape else { return Val::Any };
+            match shape::axis(ax, shape.len()) {
+                Some(i) => match &shape[i] {
+                    Dim::Known(k) => Val::Int(*k as i64),
+                    Dim::Sym(s) => Val::Dim(s.clone()),
+                },
+                None => {
+                    let d = Diagnostic::error(
+                        "E0306",
+                        format!("axis {ax} is out of range for a tensor of rank {}", shape.len()),
+                        aspan,
+                        "out of range",
+                    );
+                    e.report(d);
+                    Val::Error
+                }
+            }
+        }
+        _ => unreachable!("builtin {name}"),
+    }
+}
+
+fn number(e: &mut Elab, v: Option<&(Val, Span)>, default: f64) -> Option<f64> {
+    match v {
+        None => Some(default),
+        Some((Val::Int(i), _)) => Some(*i as f64),
+        Some((Val::Float(f), _)) => Some(*f),
+        Some((Val::Any, _)) => Some(default),
+        Some((Val::Error, _)) => None,
+        Some((other, s)) => {
+            let d = Diagnostic::error(
+                "E0202",
+                "this argument must be a compile-time number",
+                *s,
+                format!("this is {}", other.kind()),
+            );
+            e.report(d);
+            None
+        }
+    }
+}
+
+/// Apply `f` to a value, or to each tensor of a list.
+fn map_list(e: &mut Elab, v: &Val, span: Span, f: &dyn Fn(&mut Elab, &Val, Span) -> Val) -> Val {
+    match v {
+        Val::List(items) => Val::List(items.iter().map(|i| map_list(e, i, span, f)).collect()),
+        _ => f(e, v, span),
+    }
+}
+
+fn sum_list(e: &mut Elab, items: &[Val], span: Span, mean: bool) -> Val {
+    let mut total: Option<Tensor> = None;
+    let mut count = 0usize;
+    for it in items {
+        let Some(t) = e.as_tensor(it, span, "`sum`") else {
+            return Val::Error;
+        };
+        let n =
+            t.ty.shape
+                .as_ref()
+                .map_or(1, |s| s.iter().map(|d| d.known().unwrap_or(1)).product::<usize>());
+        count += n;
+        let s = reduce(e, "sum", &(Val::Tensor(t), span), None, false);
+        let Val::Tensor(s) = s else { return s };
+        total = Some(match total {
+            None => s,
+            Some(acc) => {
+                let ir = match (acc.ir, s.ir) {
+                    (Some(a), Some(b)) => Some(e.b.add(a, b)),
+                    _ => None,
+                };
+                Tensor {
+                    ty: TensorTy::f32(vec![]),
+                    ir,
+                }
+            }
+        });
+    }
+    let Some(mut t) = total else {
+        let z = e.scalar(0.0);
+        return Val::Tensor(z);
+    };
+    if mean && count > 0 {
+        let c = e.scalar(count as f64);
+        t.ir = t.ir.map(|v| e.b.div(v, c.ir.expect("const")));
+    }
+    Val::Tensor(t)
+}
+
+fn reduce(e: &mut Elab, kind: &str, x: &(Val, Span), axis: Option<&(Val, Span)>, keep: bool) -> Val {
+    let Some(t) = tensor_of(e, x, &format!("`{kind}`")) else {
+        return Val::Error;
+    };
+    if t.ty.dtype != DType::F32 {
+        let d = Diagnostic::error("E0201", format!("`{kind}` needs f32 values"), x.1, format!("this is {}", t.ty))
+            .with_help("convert with `float(x)`");
+        e.report(d);
+        return Val::Error;
+    }
+    let Some(shape) = t.ty.shape.clone() else {
+        return e.tensor(TensorTy::unknown(), None);
+    };
+    let Ok(axes) = axes_arg(e, axis, shape.len()) else {
+        return Val::Error;
+    };
+    let out = ir::reduce_shape(&ir::Type::f32(shape.clone()), &axes, keep).expect("axes checked");
+    let ir = t.ir.map(|v| {
+        let r = if kind == "max" {
+            e.b.reduce_max(v, axes.clone(), keep)
+        } else {
+            e.b.reduce_sum(v, axes.clone(), keep)
+        };
+        if kind == "mean" {
+            let n: Vec<Dim> = axes.iter().map(|&a| shape[a].clone()).collect();
+            match n.iter().map(|d| d.known()).collect::<Option<Vec<usize>>>() {
+                Some(ks) => {
+                    let c = e.b.fill(ks.iter().product::<usize>() as f64, &out);
+                    e.b.div(r, c)
+                }
+                None => {
+                    // A mean over a symbolic dim (the batch) divides by its
+                    // runtime size: the sum of ones over the same axes.
+                    let ones = e.b.fill(1.0, &shape);
+                    let cnt = e.b.reduce_sum(ones, axes.clone(), keep);
+                    e.b.div(r, cnt)
+                }
+            }
+        } else {
+            r
+        }
+    });
+    e.tensor(TensorTy::f32(out), ir)
+}
+
+fn elementwise_minmax(e: &mut Elab, is_max: bool, l: &(Val, Span), r: &(Val, Span), span: Span) -> Val {
+    if let (Val::List(_), _) | (_, Val::List(_)) = (&l.0, &r.0) {
+        let d = Diagnostic::error("E0203", "`max`/`min` of lists is not supported", span, "a list here");
+        e.report(d);
+        return Val::Error;
+    }
+    if let (Some(a), Some(b)) = (num(&l.0), num(&r.0)) {
+        return Val::Float(if is_max { a.max(b) } else { a.min(b) });
+    }
+    let (Some(a), Some(b)) = (e.as_tensor(&l.0, l.1, "`max`"), e.as_tensor(&r.0, r.1, "`max`")) else {
+        return Val::Error;
+    };
+    let Some((a, b, shape)) = e.broadcast_pair(&a, &b, if is_max { "max" } else { "min" }, l.1, r.1, span) else {
+        return Val::Error;
+    };
+    let ir = match (a.ir, b.ir) {
+        (Some(x), Some(y)) => Some(e.b.binary(if is_max { ir::BinaryOp::Max } else { ir::BinaryOp::Min }, x, y)),
+        _ => None,
+    };
+    e.tensor(TensorTy { dtype: DType::F32, shape }, ir)
+}
+
+fn num(v: &Val) -> Option<f64> {
+    match v {
+        Val::Int(i) => Some(*i as f64),
+        Val::Float(f) => Some(*f),
+        _ => None,
+    }
+}
+
+fn select(e: &mut Elab, c: &(Val, Span), a: &(Val, Span), b: &(Val, Span), span: Span) -> Val {
+    let (Some(tc), Some(ta), Some(tb)) = (
+        e.as_tensor(&c.0, c.1, "`where`"),
+        e.as_tensor(&a.0, a.1, "`where`"),
+        e.as_tensor(&b.0, b.1, "`where`"),
+    ) else {
+        return Val::Error;
+    };
+    let Some((ta, tb, _)) = e.broadcast_pair(&ta, &tb, "where", a.1, b.1, span) else {
+        return Val::Error;
+    };
+    let Some((tc, ta, shape)) = e.broadcast_pair(&tc, &ta, "where", c.1, a.1, span) else {
+        return Val::Error;
+    };
+    let tb = match &shape {
+        Some(s) => e.broadcast_to(&tb, s),
+        None => tb,
+    };
+    let ir = match (tc.ir, ta.ir, tb.ir) {
+        (Some(x), Some(y), Some(z)) => {
+            let x = e.b.cast(x, DType::F32);
+            Some(e.b.select(x, y, z))
+        }
+        _ => None,
+    };
+    e.tensor(TensorTy { dtype: DType::F32, shape }, ir)
+}
+
+fn reshape(e: &mut Elab, x: &(Val, Span), s: &(Val, Span)) -> Val {
+    let Some(t) = tensor_of(e, x, "`reshape`") else { return Val::Error };
+    let Ok(target) = shape_arg(e, &s.0, s.1, true) else {
+        return Val::Error;
+    };
+    let (Some(target), Some(old)) = (target, t.ty.shape.clone()) else {
+        return e.tensor(
+            TensorTy {
+                dtype: t.ty.dtype,
+                shape: None,
+            },
+            None,
+        );
+    };
+    let (old_n, old_syms) = shape::element_count(&old);
+    let infer_at: Vec<usize> = target
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| matches!(d, i64OrDim::Infer))
+        .map(|(i, _)| i)
+        .collect();
+    if infer_at.len() > 1 {
+        let d = Diagnostic::error("E0307", "`reshape` can infer only one dim (-1)", s.1, "more than one -1");
+        e.report(d);
+        return Val::Error;
+    }
+    let mut dims = concrete(target.clone());
+    let known: Vec<Dim> = target
+        .iter()
+        .filter_map(|d| if let i64OrDim::Dim(d) = d { Some(d.clone()) } else { None })
+        .collect();
+    let (new_n, mut new_syms) = shape::element_count(&known);
+    let mut ok = true;
+    if let Some(&i) = infer_at.first() {
+        // Symbols must cancel; the rest divides.
+        let mut rest = old_syms.clone();
+        for sname in &new_syms {
+            match rest.iter().position(|r| r == sname) {
+                Some(p) => {
+                    rest.remove(p);
+                }
+                None => ok = false,
+            }
+        }
+        if ok && rest.is_empty() && new_n > 0 && old_n % new_n == 0 {
+            dims[i] = Dim::Known((old_n / new_n) as usize);
+        } else if ok && rest.len() == 1 && new_n > 0 && old_n % new_n == 0 && old_n / new_n == 1 {
+            dims[i] = Dim::Sym(rest[0].clone());
+        } else {
+            ok = false;
+        }
+        new_syms = old_syms.clone();
+    } else {
+        ok = new_n == old_n && new_syms == old_syms;
+    }
+    if !ok {
+        let d = Diagnostic::error(
+            "E0307",
+            format!("cannot reshape {} to {}", t.ty, shape::shape_str(&dims)),
+            s.1,
+            format!("{} elements cannot fill this shape", old_n),
+        )
+        .with_secondary(x.1, format!("this has shape {}", t.ty));
+        e.report(d);
+        return Val::Error;
+    }
+    let _ = new_syms;
+    let ir = t.ir.map(|v| e.b.reshape(v, &dims));
+    e.tensor(
+        TensorTy {
+            dtype: t.ty.dtype,
+            shape: Some(dims),
+        },
+        ir,
+    )
+}

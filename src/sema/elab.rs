@@ -1,0 +1,296 @@
+//! The elaborator: checks a program and lowers it to IR in one pass.
+//!
+//! It is a staged interpreter over the AST. Compile-time values (sizes,
+//! hyperparameters, functions, layers) are evaluated; tensor operations are
+//! shape-checked and emitted as IR instructions. Calls are inlined, so a
+//! layer such as `Dense(784 -> 128)` is checked with its arguments
+//! substituted. Errors are reported once, at the closest span in the file
+//! being checked, and the failing value becomes `Val::Error`, which every
+//! later check accepts silently (no cascades).
+//!
+//! The elaborator's methods are split by job: `ops` (tensor arithmetic),
+//! `call` (argument binding, shape patterns, inlining), `layer` (layers
+//! and models); this file holds its state, diagnostics and expressions.
+
+use super::scope::{Global, Globals};
+use super::value::{Callable, Env, LayerInst, LayerRecord, Tensor, Val};
+use crate::base::{FileId, SourceDb, Span};
+use crate::diag::{suggest, Diagnostic, Diagnostics};
+use crate::ir::{self, Builder, UnaryOp};
+use crate::syntax::ast::*;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+/// An argument after evaluation.
+#[derive(Clone, Debug)]
+pub struct ArgVal {
+    pub name: Option<Ident>,
+    pub val: Val,
+    pub span: Span,
+}
+
+/// A trainable parameter or buffer created while elaborating a model.
+#[derive(Clone, Debug)]
+pub struct ParamInfo {
+    pub name: String,
+    pub ty: ir::Type,
+    pub value: ir::Value,
+    /// The initializer and the layer scope it is evaluated in.
+    pub init: Expr,
+    pub env: Rc<Env>,
+    pub trainable: bool,
+    pub span: Span,
+}
+
+/// Why an argument did not fit a declared shape.
+pub(super) struct Mismatch {
+    /// The dim name in the annotation that disagreed, if it was a name.
+    pub name: Option<String>,
+    pub expected: String,
+    pub found: String,
+}
+
+pub struct Elab<'a> {
+    pub db: &'a SourceDb,
+    pub globals: &'a Globals,
+    /// The file being checked: diagnostics are placed in it when possible.
+    pub root: FileId,
+    pub diags: Diagnostics,
+    pub b: Builder,
+    /// Call sites of the functions being inlined, outermost first.
+    pub(super) frames: Vec<Span>,
+    /// Model parameters in creation order.
+    pub params: Vec<ParamInfo>,
+    /// Layers constructed inside a model body, by call path, so a model
+    /// applied twice shares its weights.
+    pub(super) layer_cache: HashMap<Vec<Span>, Rc<LayerInst>>,
+    /// Where the current model body's call path starts in `frames`.
+    pub(super) model_base: usize,
+    pub(super) name_counts: HashMap<String, usize>,
+    /// `let fc1 = Dense(...)` names the layer `fc1`.
+    pub(super) pending_name: Option<String>,
+    /// Layer-name prefix while constructing sublayers.
+    pub(super) prefix: Vec<String>,
+    /// Type of every expression in the root file (hover, inlay hints, `--stage typed`).
+    pub types: Vec<(Span, String)>,
+    /// Counter for seeds of random draws, so every draw differs.
+    pub seed: u64,
+    /// Outputs of the trained model seen while elaborating a loss.
+    pub model_outputs: Vec<Tensor>,
+    pub trained_model: Option<String>,
+    /// Whether params get IR values (false while checking a definition alone).
+    pub lowering: bool,
+    /// Layer instances created, by name (for `nnc summary` and hover).
+    pub layers: Vec<LayerRecord>,
+    pub(super) model_memo: HashMap<(String, Vec<ir::Value>), Val>,
+}
+
+impl<'a> Elab<'a> {
+    pub fn new(db: &'a SourceDb, globals: &'a Globals, root: FileId, func_name: &str) -> Elab<'a> {
+        Elab {
+            db,
+            globals,
+            root,
+            diags: Diagnostics::default(),
+            b: Builder::new(func_name),
+            frames: vec![],
+            params: vec![],
+            layer_cache: HashMap::new(),
+            model_base: 0,
+            name_counts: HashMap::new(),
+            pending_name: None,
+            prefix: vec![],
+            types: vec![],
+            seed: 0,
+            model_outputs: vec![],
+            trained_model: None,
+            lowering: true,
+            layers: vec![],
+            model_memo: HashMap::new(),
+        }
+    }
+
+    /// A new parameter of the function being built, as a tensor value.
+    pub fn param_tensor(&mut self, name: impl Into<String>, ty: &ir::Type) -> Val {
+        let v = self.b.param(name, ty.clone());
+        Val::Tensor(Tensor {
+            ty: super::value::TensorTy {
+                dtype: ty.dtype,
+                shape: Some(ty.shape.clone()),
+            },
+            ir: Some(v),
+        })
+    }
+
+    // ---- diagnostics ------------------------------------------------------
+
+    /// Report `d`, moving its primary label to the innermost call site in
+    /// the root file when it points into another file (the stdlib).
+    pub fn report(&mut self, mut d: Diagnostic) {
+        if d.primary.span.file != self.root {
+            if let Some(&site) = self.frames.iter().rev().find(|s| s.file == self.root) {
+                let inner = d.primary.clone();
+                d.primary.span = site;
+                d.primary.message = format!("in this call: {}", inner.message);
+                d.secondary.insert(
+                    0,
+                    crate::diag::Label {
+                        span: inner.span,
+                        message: "the operation that failed".into(),
+                    },
+                );
+            }
+        }
+        self.diags.push(d);
+    }
+
+    pub(super) fn text(&self, span: Span) -> &str {
+        self.db.text(span)
+    }
+
+    pub(super) fn record(&mut self, span: Span, v: &Val) {
+        if span.file == self.root {
+            if let Val::Tensor(t) = v {
+                self.types.push((span, t.ty.to_string()));
+            }
+        }
+    }
+
+    // ---- expressions ------------------------------------------------------
+
+    pub fn eval(&mut self, e: &Expr, env: &mut Env) -> Val {
+        let v = self.eval_inner(e, env);
+        self.record(e.span, &v);
+        v
+    }
+
+    pub(super) fn eval_inner(&mut self, e: &Expr, env: &mut Env) -> Val {
+        match &e.kind {
+            ExprKind::Int(i) => Val::Int(*i),
+            ExprKind::Float(x) => {
+                if x.is_finite() {
+                    Val::Float(*x)
+                } else {
+                    self.report(Diagnostic::error(
+                        "E0002",
+                        "number literal is too large",
+                        e.span,
+                        "not a finite f64",
+                    ));
+                    Val::Error
+                }
+            }
+            ExprKind::Bool(b) => Val::Bool(*b),
+            ExprKind::Str(s) => Val::Str(s.clone()),
+            ExprKind::Error => {
+                self.report(Diagnostic::error(
+                    "E0002",
+                    "number literal is too large",
+                    e.span,
+                    "does not fit in 64 bits",
+                ));
+                Val::Error
+            }
+            ExprKind::Name(id) => self.lookup(id, env),
+            ExprKind::List(items) => Val::List(items.iter().map(|i| self.eval(i, env)).collect()),
+            ExprKind::Neg(x) => {
+                let v = self.eval(x, env);
+                self.unary(UnaryOp::Neg, &v, x.span, "-")
+            }
+            ExprKind::Binary(op, l, r) => {
+                let lv = self.eval(l, env);
+                let rv = self.eval(r, env);
+                self.binary(*op, &lv, &rv, l.span, r.span, e.span)
+            }
+            ExprKind::Call { callee, args } => {
+                let f = self.eval_callee(callee, args, env);
+                let args = self.eval_args(args, env);
+                self.call(f, args, e.span, callee.span)
+            }
+            ExprKind::Pipe(lhs, rhs) => {
+                let x = self.eval(lhs, env);
+                let arg = ArgVal {
+                    name: None,
+                    val: x,
+                    span: lhs.span,
+                };
+                // `x |> f(a)` passes `x` first when `f` is a function; when
+                // `f(a)` builds a layer, the layer is applied to `x`.
+                if let ExprKind::Call { callee, args } = &rhs.kind {
+                    let f = self.eval_callee(callee, args, env);
+                    if matches!(f, Val::Fn(_)) {
+                        let mut all = vec![arg];
+                        all.extend(self.eval_args(args, env));
+                        return self.call(f, all, rhs.span, callee.span);
+                    }
+                    let args = self.eval_args(args, env);
+                    let stage = self.call(f, args, rhs.span, callee.span);
+                    return self.call(stage, vec![arg], rhs.span, rhs.span);
+                }
+                let f = self.eval(rhs, env);
+                self.call(f, vec![arg], rhs.span, rhs.span)
+            }
+        }
+    }
+
+    /// Evaluate a callee; a layer constructed directly under `let NAME =`
+    /// takes NAME.
+    pub(super) fn eval_callee(&mut self, callee: &Expr, _args: &[Arg], env: &mut Env) -> Val {
+        let pending = self.pending_name.take();
+        let f = self.eval(callee, env);
+        if matches!(f, Val::LayerCtor(_)) {
+            self.pending_name = pending;
+        }
+        f
+    }
+
+    pub(super) fn eval_args(&mut self, args: &[Arg], env: &mut Env) -> Vec<ArgVal> {
+        let mut out = vec![];
+        for a in args {
+            let v = self.eval(&a.value, env);
+            out.push(ArgVal {
+                name: a.name.clone(),
+                val: v,
+                span: a.value.span,
+            });
+            if let Some(to) = &a.arrow_to {
+                let v = self.eval(to, env);
+                out.push(ArgVal {
+                    name: None,
+                    val: v,
+                    span: to.span,
+                });
+            }
+        }
+        out
+    }
+
+    pub fn lookup(&mut self, id: &Ident, env: &Env) -> Val {
+        if let Some(v) = env.get(&id.name) {
+            return v.clone();
+        }
+        if let Some(g) = self.globals.get(&id.name) {
+            return match g {
+                Global::Fn(d) => Val::Fn(Callable::Decl {
+                    decl: d.clone(),
+                    env: None,
+                }),
+                Global::Layer(d) => Val::LayerCtor(d.clone()),
+                Global::Model(d) => Val::Model(d.clone()),
+                Global::Optimizer(d) => Val::OptimizerCtor(d.clone()),
+            };
+        }
+        if let Some(b) = super::builtins::lookup(&id.name) {
+            return Val::Fn(Callable::Builtin(b));
+        }
+        let mut candidates: Vec<String> = env.names();
+        candidates.extend(self.globals.names());
+        candidates.extend(super::builtins::NAMES.iter().map(|s| s.to_string()));
+        let mut d = Diagnostic::error("E0101", format!("unknown name `{}`", id.name), id.span, "not found in this scope");
+        if let Some(s) = suggest(&id.name, candidates.iter().map(String::as_str)) {
+            d = d.with_help(format!("did you mean `{s}`?"));
+        }
+        self.report(d);
+        Val::Error
+    }
+}

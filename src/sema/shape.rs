@@ -1,0 +1,50 @@
+//! Shape arithmetic: broadcasting, matrix products, reshapes, axes.
+
+use crate::ir::Dim;
+
+/// NumPy broadcasting of two shapes, or the index (from the right) of the
+/// first incompatible dim pair.
+pub fn broadcast(a: &[Dim], b: &[Dim]) -> Result<Vec<Dim>, usize> {
+    let n = a.len().max(b.len());
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let da = (i < a.len()).then(|| &a[a.len() - 1 - i]);
+        let db = (i < b.len()).then(|| &b[b.len() - 1 - i]);
+        let d = match (da, db) {
+            (Some(x), None) | (None, Some(x)) => x.clone(),
+            (Some(x), Some(y)) if x == y => x.clone(),
+            (Some(Dim::Known(1)), Some(y)) => y.clone(),
+            (Some(x), Some(Dim::Known(1))) => x.clone(),
+            _ => return Err(i),
+        };
+        out.push(d);
+    }
+    out.reverse();
+    Ok(out)
+}
+
+/// Product of known dims and the sorted symbols, so element counts of
+/// `[B, 784]` and `[B, 28, 28]` compare equal.
+pub fn element_count(shape: &[Dim]) -> (i64, Vec<String>) {
+    let mut n: i64 = 1;
+    let mut syms = vec![];
+    for d in shape {
+        match d {
+            Dim::Known(k) => n = n.saturating_mul(*k as i64),
+            Dim::Sym(s) => syms.push(s.clone()),
+        }
+    }
+    syms.sort();
+    (n, syms)
+}
+
+/// Normalise a possibly negative axis for a tensor of rank `rank`.
+pub fn axis(a: i64, rank: usize) -> Option<usize> {
+    let r = rank as i64;
+    let a = if a < 0 { a + r } else { a };
+    (0..r).contains(&a).then_some(a as usize)
+}
+
+pub fn shape_str(shape: &[Dim]) -> String {
+    crate::ir::shape_to_string(shape)
+}

@@ -1,0 +1,155 @@
+//! Finite-difference gradient checks of every differentiable stdlib
+//! function, lowered from its `.nn` source exactly as a model uses it.
+
+use ndarray::{ArrayD, IxDyn};
+use nnc::autodiff::grad_func;
+use nnc::driver::lower_function;
+use nnc::ir::interp::{run, Tensor};
+use nnc::ir::{self, Builder, DType, Dim, Func, Op, Type};
+
+fn f32t(dims: &[usize]) -> Type {
+    Type::f32(dims.iter().map(|&d| Dim::Known(d)).collect())
+}
+
+fn data(dims: &[usize], seed: u64, lo: f64, hi: f64) -> Tensor {
+    let n: usize = dims.iter().product();
+    ArrayD::from_shape_vec(
+        IxDyn(dims),
+        (0..n as u64).map(|i| lo + (hi - lo) * ir::random_uniform(seed, i)).collect(),
+    )
+    .unwrap()
+}
+
+/// `sum(f(args) * r)` for a fixed random `r`: a scalar that depends on
+/// every output element.
+fn scalarize(f: &Func) -> Func {
+    let mut b = Builder::new(format!("{}_loss", f.name));
+    let ps: Vec<_> = f.params.iter().map(|&p| b.param("p", f.ty(p).clone())).collect();
+    let out = b.inline(f, &ps)[0];
+    let shape = b.shape(out);
+    let r = b.push(
+        Op::RandomNormal {
+            shape: shape.clone(),
+            seed: 99,
+        },
+        &[],
+    );
+    let m = b.mul(out, r);
+    let s = b.reduce_sum(m, (0..shape.len()).collect(), false);
+    b.finish(&[s])
+}
+
+/// Compare the gradient w.r.t. every f32 argument with central differences.
+fn check(name: &str, types: &[Type], inputs: Vec<Tensor>) {
+    check_src("", name, types, inputs)
+}
+
+fn check_src(src: &str, name: &str, types: &[Type], inputs: Vec<Tensor>) {
+    let f = lower_function(src, name, types).unwrap_or_else(|d| panic!("{name}: {d:?}"));
+    let loss = scalarize(&f);
+    ir::verify(&loss).unwrap();
+    let wrt: Vec<usize> = types
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| t.dtype == DType::F32)
+        .map(|(i, _)| i)
+        .collect();
+    let g = grad_func(&loss, &wrt);
+    ir::verify(&g).unwrap();
+    let out = run(&g, &inputs).unwrap();
+    let h = 1e-6;
+    for (k, &i) in wrt.iter().enumerate() {
+        let analytic = &out[1 + k];
+        for j in 0..inputs[i].len() {
+            let mut plus = inputs.clone();
+            let mut minus = inputs.clone();
+            plus[i].as_slice_mut().unwrap()[j] += h;
+            minus[i].as_slice_mut().unwrap()[j] -= h;
+            let fp = run(&loss, &plus).unwrap()[0].iter().next().copied().unwrap();
+            let fm = run(&loss, &minus).unwrap()[0].iter().next().copied().unwrap();
+            let numeric = (fp - fm) / (2.0 * h);
+            let a = analytic.as_slice().unwrap()[j];
+            assert!(
+                (a - numeric).abs() <= 1e-5 * (1.0 + numeric.abs()),
+                "{name}: d/d arg{i}[{j}] analytic {a} vs numeric {numeric}"
+            );
+        }
+    }
+}
+
+fn labels(n: usize, classes: usize) -> Tensor {
+    ArrayD::from_shape_vec(IxDyn(&[n]), (0..n).map(|i| ((i * 7 + 3) % classes) as f64).collect()).unwrap()
+}
+
+#[test]
+fn activations() {
+    // Away from relu's kink at 0.
+    let x = data(&[3, 5], 1, -2.0, 2.0).mapv(|v| if v.abs() < 0.1 { v + 0.3 } else { v });
+    for name in [
+        "identity",
+        "sigmoid",
+        "relu",
+        "leaky_relu",
+        "softmax",
+        "log_softmax",
+        "logsumexp",
+        "tanh",
+    ] {
+        check(name, &[f32t(&[3, 5])], vec![x.clone()]);
+    }
+}
+
+#[test]
+fn step_has_zero_gradient() {
+    let f = lower_function("", "step", &[f32t(&[4])]).unwrap();
+    let g = grad_func(&scalarize(&f), &[0]);
+    let out = run(&g, &[data(&[4], 2, -1.0, 1.0)]).unwrap();
+    assert!(out[1].iter().all(|&v| v == 0.0));
+}
+
+#[test]
+fn losses() {
+    let p = data(&[4, 3], 3, -1.0, 1.0);
+    let t = data(&[4, 3], 4, -1.0, 1.0);
+    check("mse", &[f32t(&[4, 3]), f32t(&[4, 3])], vec![p.clone(), t.clone()]);
+    check("mae", &[f32t(&[4, 3]), f32t(&[4, 3])], vec![p.clone(), t.clone()]);
+    check(
+        "categorical_cross_entropy",
+        &[f32t(&[4, 3]), f32t(&[4, 3])],
+        vec![p.clone(), data(&[4, 3], 5, 0.0, 1.0)],
+    );
+    let probs = data(&[4, 1], 6, 0.1, 0.9);
+    let targets = data(&[4, 1], 7, 0.0, 1.0).mapv(f64::round);
+    check("binary_cross_entropy", &[f32t(&[4, 1]), f32t(&[4, 1])], vec![probs, targets]);
+    let lt = Type {
+        dtype: DType::I32,
+        shape: vec![Dim::Known(4)],
+    };
+    check("cross_entropy", &[f32t(&[4, 3]), lt.clone()], vec![p.clone(), labels(4, 3)]);
+    check("pick", &[f32t(&[4, 3]), lt], vec![p, labels(4, 3)]);
+}
+
+#[test]
+fn penalties() {
+    let w = data(&[3, 2], 8, -1.0, 1.0).mapv(|v| if v.abs() < 0.1 { v + 0.3 } else { v });
+    check("l1", &[f32t(&[3, 2])], vec![w.clone()]);
+    check("l2", &[f32t(&[3, 2])], vec![w]);
+}
+
+#[test]
+fn dense_layer_and_loss_composed() {
+    // A dense relu layer and a softmax cross-entropy, as a model uses them.
+    let src = "fn net(x: [b, 3], w: [3, 2], c: [2], y: i32[b]) = cross_entropy(relu(x @ w + c), y)";
+    let lt = Type {
+        dtype: DType::I32,
+        shape: vec![Dim::Known(4)],
+    };
+    let types = [f32t(&[4, 3]), f32t(&[3, 2]), f32t(&[2]), lt];
+    let inputs = vec![
+        data(&[4, 3], 9, -1.0, 1.0),
+        data(&[3, 2], 10, -1.0, 1.0),
+        data(&[2], 11, 0.5, 1.0),
+        labels(4, 2),
+    ];
+    check_src(src, "net", &types, inputs);
+}

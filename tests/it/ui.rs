@@ -1,0 +1,93 @@
+//! UI tests as data: every `tests/ui/**/*.nn` file is checked; each
+//! diagnostic must sit on a line annotated `//~ CODE` (or `//~^ CODE` for
+//! the line above), every annotation must be matched, and the rendered
+//! diagnostics are snapshotted.
+
+use nnc::diag::render_plain;
+use nnc::driver;
+use std::path::{Path, PathBuf};
+
+fn ui_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .expect("tests/ui")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            ui_files(&p, out);
+        } else if p.extension().is_some_and(|e| e == "nn") {
+            out.push(p);
+        }
+    }
+}
+
+/// (line, code) pairs from `//~ CODE` annotations; lines are 1-based.
+fn annotations(text: &str) -> Vec<(usize, String)> {
+    let mut out = vec![];
+    for (i, line) in text.lines().enumerate() {
+        if let Some(pos) = line.find("//~") {
+            let rest = &line[pos + 3..];
+            let up = rest.chars().take_while(|c| *c == '^').count();
+            for code in rest[up..]
+                .split_whitespace()
+                .take_while(|w| w.starts_with('E') || w.starts_with('W'))
+            {
+                out.push((i + 1 - up, code.to_string()));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn ui() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = vec![];
+    ui_files(&root.join("tests/ui"), &mut files);
+    assert!(files.len() >= 30, "expected at least 30 UI cases, found {}", files.len());
+    let mut failures = vec![];
+    for path in &files {
+        let rel = path.strip_prefix(root).expect("relative").display().to_string();
+        let bytes = std::fs::read(path).expect("read");
+        let c = driver::compile_bytes(&rel, &bytes);
+        let text = &c.db.file(c.root).text;
+        let mut expected = annotations(text);
+        let mut rendered = String::new();
+        for d in c.diagnostics() {
+            let (line, _) = c.db.line_col(d.primary.span.file, d.primary.span.start as usize);
+            match expected.iter().position(|(l, code)| *l == line && code == d.code) {
+                Some(i) => {
+                    expected.remove(i);
+                }
+                None => failures.push(format!("{rel}:{line}: unexpected {} {}", d.code, d.message)),
+            }
+            if d.primary.span.file != c.root {
+                failures.push(format!("{rel}: {} points outside the file", d.code));
+            }
+            rendered.push_str(&render_plain(d, &c.db));
+            rendered.push('\n');
+        }
+        for (line, code) in expected {
+            failures.push(format!("{rel}:{line}: expected {code}, not reported"));
+        }
+        // A program without errors also shows what it compiles to.
+        if c.diagnostics().is_empty() {
+            rendered.push_str("----- IR\n");
+            for (_, f) in &c.analysis.model_funcs {
+                rendered.push_str(&nnc::ir::print_func(f));
+            }
+            for p in &c.analysis.plans {
+                rendered.push_str("----- GRAD (optimized training step)\n");
+                let (step, _) = driver::training_step(p);
+                nnc::ir::verify(&step).unwrap_or_else(|e| panic!("{rel}: step does not verify: {e}"));
+                rendered.push_str(&nnc::ir::print_func(&nnc::opt::optimize(&step)));
+            }
+        }
+        let name = rel.trim_start_matches("tests/ui/").trim_end_matches(".nn").replace('/', "__");
+        insta::with_settings!({ snapshot_path => root.join("tests/ui/snapshots"), prepend_module_to_snapshot => false, omit_expression => true }, {
+            insta::assert_snapshot!(name, if rendered.starts_with("-----") { rendered.clone() } else { format!("----- DIAGNOSTICS\n{rendered}") });
+        });
+    }
+    assert!(failures.is_empty(), "UI test failures:\n{}", failures.join("\n"));
+}
