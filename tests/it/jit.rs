@@ -635,3 +635,95 @@ fn jit_two_steps_ping_pong() {
         }
     }
 }
+
+/// A tiny deterministic generator for the random-program test.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self, n: usize) -> usize {
+        self.0 = ir::random_bits(self.0, 1);
+        (self.0 % n as u64) as usize
+    }
+}
+
+/// Random programs mixing elementwise chains, broadcasts of reductions
+/// (softmax-like), transposes, reshapes and products, so fusion, sibling
+/// merging, axis merging and buffer reuse meet shapes no hand-written test
+/// has. Values are squashed with tanh so f32 and f64 stay comparable.
+#[test]
+fn jit_random_programs() {
+    let dims_pool = [1usize, 3, 7, 17];
+    for seed in 0..200u64 {
+        let mut rng = Rng(seed + 1);
+        let mut b = Builder::new(format!("rand{seed}"));
+        let mut pool: Vec<Value> = Vec::new();
+        for i in 0..3 {
+            let rank = 1 + rng.next(3);
+            let dims: Vec<usize> = (0..rank).map(|_| dims_pool[rng.next(4)]).collect();
+            pool.push(b.param(format!("p{i}"), f32t(&dims)));
+        }
+        for _ in 0..14 {
+            let a = pool[rng.next(pool.len())];
+            let sh = b.shape(a);
+            let r = sh.len();
+            let v = match rng.next(7) {
+                0 => {
+                    let op = [UnaryOp::Neg, UnaryOp::Tanh, UnaryOp::Abs, UnaryOp::Exp, UnaryOp::Sign][rng.next(5)];
+                    let t = b.unary(UnaryOp::Tanh, a);
+                    b.unary(op, t)
+                }
+                1 | 2 => {
+                    // Same-shape partner: another value, or a reduction of
+                    // one broadcast back (keep dims), or a scalar.
+                    let same: Vec<Value> = pool.iter().copied().filter(|&v| b.shape(v) == sh).collect();
+                    let other = match rng.next(3) {
+                        0 => same[rng.next(same.len())],
+                        1 if r > 0 => {
+                            let axes: Vec<usize> = (0..r).filter(|_| rng.next(2) == 0).collect();
+                            let red = if rng.next(2) == 0 {
+                                b.reduce_max(a, axes, true)
+                            } else {
+                                b.reduce_sum(a, axes, true)
+                            };
+                            let t = b.unary(UnaryOp::Tanh, red);
+                            b.broadcast(t, &sh)
+                        }
+                        _ => b.fill(0.5, &sh),
+                    };
+                    let op = [BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Max, BinaryOp::Min][rng.next(5)];
+                    if rng.next(4) == 0 {
+                        let c = b.compare(CmpOp::Gt, a, other);
+                        b.select(c, a, other)
+                    } else {
+                        b.binary(op, a, other)
+                    }
+                }
+                3 if r >= 2 => {
+                    let mut perm: Vec<usize> = (0..r).collect();
+                    perm.swap(rng.next(r), rng.next(r));
+                    b.transpose(a, perm)
+                }
+                4 if r >= 1 => {
+                    let n: usize = sh.iter().map(|d| d.known().unwrap()).product();
+                    b.reshape(a, &k(&[n]))
+                }
+                5 if r == 2 => {
+                    let at = b.transpose(a, vec![1, 0]);
+                    let m = b.matmul(at, a);
+                    b.unary(UnaryOp::Tanh, m)
+                }
+                _ if r >= 1 => {
+                    let axes: Vec<usize> = (0..r).filter(|_| rng.next(2) == 0).collect();
+                    let red = b.reduce_sum(a, axes, rng.next(2) == 0);
+                    b.unary(UnaryOp::Tanh, red)
+                }
+                _ => b.neg(a),
+            };
+            pool.push(v);
+        }
+        let n = pool.len();
+        let results = [pool[n - 1], pool[n - 2], pool[3 + rng.next(n - 3)]];
+        let f = b.finish(&results);
+        let args = inputs(&f, seed);
+        check_with(&f, &args, LONG, 1 + (seed % 2) as usize);
+    }
+}
