@@ -727,3 +727,16 @@ fn jit_random_programs() {
         check_with(&f, &args, LONG, 1 + (seed % 2) as usize);
     }
 }
+
+/// The runtime may move a compiled step to a worker thread.
+#[test]
+fn jit_compiled_is_send() {
+    fn is_send<T: Send>(_: &T) {}
+    let f = func("neg", &[f32t(&[3])], |b, p| vec![b.neg(p[0])]);
+    let c = Compiled::compile(&f, &Options { threads: 1 }).unwrap();
+    is_send(&c);
+    let mut c = std::thread::spawn(move || c).join().unwrap();
+    let mut out = vec![0.0f32; 3];
+    c.run(&[&[1.0, 2.0, 3.0]], &mut [&mut out]).unwrap();
+    assert_eq!(out, [-1.0, -2.0, -3.0]);
+}
