@@ -186,7 +186,7 @@ pub fn emit_kernel(b: &mut FunctionBuilder, k: &LoopKernel, params: [Value; 3], 
     e.load_bases();
     let zero = e.b.ins().iconst(I64, 0);
     let offs = vec![zero; e.svs.len()];
-    e.eval_level(-1, &offs, None);
+    e.eval_level(-1, &offs);
     if k.dims.is_empty() {
         for (o, &(src, _)) in k.outputs.iter().enumerate() {
             let v = e.scalar[src].unwrap();
@@ -218,11 +218,11 @@ impl Emitter<'_, '_, '_> {
 
     /// Evaluate (as scalars) every node whose level is exactly `lvl`, at the
     /// element offsets `offs`.
-    fn eval_level(&mut self, lvl: i32, offs: &[Value], inner_i: Option<Value>) {
+    fn eval_level(&mut self, lvl: i32, offs: &[Value]) {
         let l = Lanes { vec: false, fma: self.fma };
         for n in 0..self.k.nodes.len() {
             if self.level[n] == lvl {
-                let v = self.node(l, n, offs, inner_i, &|e, x| e.scalar[x].unwrap());
+                let v = self.node(l, n, offs, &|e, x| e.scalar[x].unwrap());
                 self.scalar[n] = Some(v);
             }
         }
@@ -236,7 +236,7 @@ impl Emitter<'_, '_, '_> {
         let (lo, hi) = self.range(lvl);
         let (f, _) = loop_begin(self.b, lo, hi, 1, &[]);
         let offs = self.advance(lvl, &offs, f.i);
-        self.eval_level(lvl as i32, &offs, None);
+        self.eval_level(lvl as i32, &offs);
         self.nest(lvl + 1, offs);
         loop_end(self.b, f, &[]);
     }
@@ -327,7 +327,7 @@ impl Emitter<'_, '_, '_> {
             for n in 0..self.k.nodes.len() {
                 if self.level[n] == lvl as i32 {
                     let snapshot = vals.clone();
-                    let v = self.node(vl, n, &offs_i, Some(f.i), &|_, x| snapshot[x].unwrap());
+                    let v = self.node(vl, n, &offs_i, &|_, x| snapshot[x].unwrap());
                     vals[n] = Some(v);
                 }
             }
@@ -355,7 +355,7 @@ impl Emitter<'_, '_, '_> {
         for n in 0..self.k.nodes.len() {
             if self.level[n] == lvl as i32 {
                 let snapshot = vals.clone();
-                let v = self.node(sl, n, &offs_i, Some(f.i), &|_, x| snapshot[x].unwrap());
+                let v = self.node(sl, n, &offs_i, &|_, x| snapshot[x].unwrap());
                 vals[n] = Some(v);
             }
         }
@@ -454,9 +454,8 @@ impl Emitter<'_, '_, '_> {
     }
 
     /// Code for node `n` with operands from `get`; `offs` are element offsets
-    /// of the current point (lane 0), `i` the inner index when inside the
-    /// innermost loop.
-    fn node(&mut self, l: Lanes, n: usize, offs: &[Value], _i: Option<Value>, get: &dyn Fn(&Self, usize) -> Value) -> Value {
+    /// of the current point (lane 0 when `l` is a vector).
+    fn node(&mut self, l: Lanes, n: usize, offs: &[Value], get: &dyn Fn(&Self, usize) -> Value) -> Value {
         let node = self.k.nodes[n].clone();
         let b = &mut *self.b;
         match node {
