@@ -3,7 +3,8 @@
 The client announces Visual Studio Code's capabilities and drives the built
 binary over stdio the way the editor does: initialize, open a file with a
 shape error, receive the diagnostic at the right range, fix the text,
-receive an empty list, hover, go to definition (into the stdlib), format.
+receive an empty list, hover, inlay hints, completion, go to definition (into
+the stdlib), format.
 `cargo test` runs this through tests/it/lsp_e2e.rs, which passes the binary
 in NNC_BIN.
 """
@@ -101,6 +102,25 @@ async def test_edit_hover_definition_format(client: LanguageClient):
     value = hover.contents.value
     assert "[batch, 64]" in value, value
     assert "layer Dense(inputs: int, outputs: int, activation: fn = identity)" in value, value
+
+    # Inlay hints: the shape after every pipeline stage.
+    hints = await client.text_document_inlay_hint_async(
+        types.InlayHintParams(
+            text_document=types.TextDocumentIdentifier(uri=URI),
+            range=types.Range(start=types.Position(line=0, character=0), end=types.Position(line=9, character=0)),
+        )
+    )
+    labels = [h.label for h in hints]
+    assert labels == [" [batch, 784]", " [batch, 128]", " [batch, 64]", " [batch, 10]"], labels
+
+    # Completion inside a layer call: its keyword arguments first.
+    items = await client.text_document_completion_async(
+        types.CompletionParams(text_document=types.TextDocumentIdentifier(uri=URI), position=position(FIXED, "relu)", 0))
+    )
+    items = items.items if isinstance(items, types.CompletionList) else items
+    by_label = {i.label: i for i in items}
+    assert "activation:" in by_label, sorted(by_label)
+    assert by_label["relu"].detail == "fn relu(x)"
 
     # Go to definition of a stdlib function: a file on disk, at its name.
     loc = await client.text_document_definition_async(
