@@ -55,7 +55,9 @@
 //! lines, and refuses text that does not parse. The language server is
 //! synchronous — a compile of a 300-line file takes milliseconds — and
 //! answers from immutable snapshots, keeping the last one that parsed for
-//! hover, definitions and hints while the text is broken.
+//! hover, definitions and hints while the text is broken. A diagnostic's
+//! `help:` replacement becomes a quick fix only after the fixed text has
+//! been compiled and found to check.
 
 pub mod autodiff;
 pub mod base;
