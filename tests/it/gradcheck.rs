@@ -430,7 +430,10 @@ fn grad_one_hot_routes_to_the_labelled_column() {
     // The labels themselves are i32: their "gradient" is zeros of type i32.
     let vjp = grad_func(&f, &[0]);
     assert_eq!(vjp.ty(vjp.results[1]), &i32t(&[4]));
-    assert_eq!(run(&vjp, &[labels, normal(&[4, 3], 80)]).unwrap()[1], ArrayD::zeros(IxDyn(&[4])));
+    assert_eq!(
+        run(&vjp, &[labels, normal(&[4, 3], 80)]).unwrap()[1],
+        ArrayD::<f64>::zeros(IxDyn(&[4]))
+    );
 }
 
 #[test]
@@ -574,7 +577,7 @@ fn wrt_not_used_gets_zeros() {
     let f = loss_fn("unused", &[f32t(&[3]), f32t(&[2, 2])], |b, p| b.unary(UnaryOp::Exp, p[0]));
     check_grad(&f, &[normal(&[3], 120), normal(&[2, 2], 121)], &[0, 1]);
     let out = run(&grad_func(&f, &[1]), &[normal(&[3], 120), normal(&[2, 2], 121)]).unwrap();
-    assert_eq!(out[1], ArrayD::zeros(IxDyn(&[2, 2])));
+    assert_eq!(out[1], ArrayD::<f64>::zeros(IxDyn(&[2, 2])));
 }
 
 #[test]

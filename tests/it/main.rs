@@ -6,4 +6,5 @@ mod gradcheck;
 mod ir_snap;
 mod stdlib_grad;
 mod tidy;
+mod train_schedule;
 mod ui;
