@@ -1,7 +1,7 @@
 //! `nnc eval FILE --weights W`: the final report of `nnc run` for saved
 //! weights, on the test split (or the whole data when there is none).
 
-use super::report::{self, Backend};
+use super::report::{self, Engine};
 use crate::runtime::train::{self, Weights};
 use crate::runtime::{checkpoint, load};
 use crate::sema::TrainPlan;
@@ -17,8 +17,8 @@ pub struct EvalArgs {
     /// Where relative dataset paths are also looked up (also NNC_DATA).
     #[arg(long, env = "NNC_DATA")]
     pub data_dir: Option<PathBuf>,
-    #[arg(long, value_enum, default_value_t = Backend::Interp)]
-    pub backend: Backend,
+    #[command(flatten)]
+    pub engine: Engine,
 }
 
 /// The plan of `plans` whose model the weights file belongs to.
@@ -58,7 +58,7 @@ pub fn eval(args: &EvalArgs) -> i32 {
         Some(t) => ("test", t),
         None => ("training", &splits.train),
     };
-    match report::final_report(plan, args.backend.kind(), &w, name, data) {
+    match report::final_report(plan, args.engine.kind(), &w, name, data) {
         Ok(_) => 0,
         Err(e) => {
             eprintln!("error: evaluating {} failed: {e}", plan.model);

@@ -55,6 +55,12 @@ enum Stage {
     Ir,
     /// The whole training step: forward, loss, backward and update.
     Grad,
+    /// The training step after simplification, CSE and DCE.
+    Opt,
+    /// The fused kernels of the compiled training step (at the file's batch size).
+    Fused,
+    /// The Cranelift IR of the compiled training step.
+    Clif,
 }
 
 /// Print to stdout, ignoring a closed pipe (`nnc ir ... | head`).
@@ -66,7 +72,22 @@ macro_rules! say {
 }
 pub(crate) use say;
 
+/// Deeply nested source (a sum of 50,000 terms) recurses deeply in the
+/// checker; a large stack keeps that an ordinary run instead of a crash.
+const STACK_BYTES: usize = 1 << 30;
+
 pub fn main() -> i32 {
+    std::thread::Builder::new()
+        .stack_size(STACK_BYTES)
+        .spawn(main_on_big_stack)
+        .and_then(|h| h.join().map_err(|_| std::io::Error::other("nnc panicked")))
+        .unwrap_or_else(|e| {
+            eprintln!("error: internal error: {e}");
+            101
+        })
+}
+
+fn main_on_big_stack() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -97,7 +118,17 @@ pub fn main() -> i32 {
 /// Read and check one file; a file that cannot be read is an error message.
 pub(crate) fn load(path: &Path) -> Result<Compilation, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("error: cannot read {}: {e}", path.display()))?;
-    Ok(driver::compile_bytes(&path.display().to_string(), &bytes))
+    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    // `use layers` loads `layers.nn` beside the file; `use "a/b.nn"` a path.
+    let resolve = move |target: &str| {
+        let file = if target.ends_with(".nn") {
+            dir.join(target)
+        } else {
+            dir.join(format!("{}.nn", target.replace('.', "/")))
+        };
+        std::fs::read_to_string(&file).ok().map(|t| (file.display().to_string(), t))
+    };
+    Ok(driver::compile_bytes_with(&path.display().to_string(), &bytes, &resolve))
 }
 
 /// Print diagnostics to stderr; returns the number of errors.
@@ -176,10 +207,32 @@ fn ir(file: &Path, stage: Stage) -> i32 {
                 say!("{}", crate::ir::print_func(&p.loss));
             }
         }
-        Stage::Grad => {
+        Stage::Grad | Stage::Opt => {
             for p in &c.analysis.plans {
                 let (f, _) = driver::training_step(p);
+                let f = if stage == Stage::Opt { crate::opt::optimize(&f) } else { f };
                 say!("{}", crate::ir::print_func(&f));
+            }
+        }
+        Stage::Fused | Stage::Clif => {
+            for p in &c.analysis.plans {
+                let (f, _) = driver::training_step(p);
+                let batch = p.settings.batch_size;
+                let f = crate::opt::optimize(&f).specialize(&|_| Some(batch));
+                match crate::codegen::Compiled::compile(&f, &crate::codegen::Options { threads: 1 }) {
+                    Ok(code) => say!(
+                        "{}",
+                        if stage == Stage::Fused {
+                            code.kernels_text()
+                        } else {
+                            code.clif_text()
+                        }
+                    ),
+                    Err(e) => {
+                        eprintln!("error: compiling the training step of {} failed: {e}", p.model);
+                        return 1;
+                    }
+                }
             }
         }
     }

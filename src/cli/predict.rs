@@ -2,7 +2,7 @@
 //! samples. Input is a CSV of feature rows (no label column; a header line
 //! is skipped) or an IDX image file such as MNIST's, plain or gzipped.
 
-use super::report::{self, Backend};
+use super::report::{self, Engine};
 use super::say;
 use crate::runtime::data;
 use crate::runtime::train;
@@ -23,8 +23,8 @@ pub struct PredictArgs {
     /// Print every class probability, not just the most likely class.
     #[arg(long)]
     pub probabilities: bool,
-    #[arg(long, value_enum, default_value_t = Backend::Interp)]
-    pub backend: Backend,
+    #[command(flatten)]
+    pub engine: Engine,
 }
 
 /// Feature rows of a CSV file: every field numeric, all rows one length;
@@ -132,7 +132,7 @@ pub fn predict(args: &PredictArgs) -> i32 {
         .into_owned()
         .into_shape_with_order(IxDyn(&shape))
         .expect("same count");
-    let out = match train::predict(plan, args.backend.kind(), &w, &x) {
+    let out = match train::predict(plan, args.engine.kind(), &w, &x) {
         Ok(o) => o,
         Err(e) => {
             eprintln!("error: prediction failed: {e}");

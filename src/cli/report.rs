@@ -14,14 +14,32 @@ use std::path::{Path, PathBuf};
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug)]
 pub enum Backend {
+    /// Native code compiled with Cranelift.
+    Jit,
     /// The reference interpreter (f64): slow, the oracle.
     Interp,
 }
 
-impl Backend {
+/// `--backend` and `--threads`, shared by run, eval and predict.
+#[derive(clap::Args, Clone, Copy, Debug)]
+pub struct Engine {
+    #[arg(long, value_enum, default_value_t = Backend::Jit)]
+    pub backend: Backend,
+    /// Threads for compiled code (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+impl Engine {
     pub fn kind(self) -> BackendKind {
-        match self {
+        match self.backend {
             Backend::Interp => BackendKind::Interp,
+            Backend::Jit => BackendKind::Jit {
+                threads: self
+                    .threads
+                    .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+                    .max(1),
+            },
         }
     }
 }

@@ -2,7 +2,7 @@
 //! run's artifacts (weights, metrics, learning curves) after every epoch,
 //! then report on the test set.
 
-use super::report::{self, Backend};
+use super::report::{self, Engine};
 use super::say;
 use crate::runtime::train::{self, BatchProgress, EpochReport, Observer, TrainOptions, Weights};
 use crate::runtime::{checkpoint, curves, history, load};
@@ -22,8 +22,8 @@ pub struct RunArgs {
     /// Print only the final report.
     #[arg(long)]
     pub quiet: bool,
-    #[arg(long, value_enum, default_value_t = Backend::Interp)]
-    pub backend: Backend,
+    #[command(flatten)]
+    pub engine: Engine,
     /// Directory for weights, metrics and curves [default: runs/<model>-<timestamp>]
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -176,7 +176,7 @@ pub fn run(args: &RunArgs) -> i32 {
     let Some(c) = report::load_checked(&args.file, args.data_dir.as_deref()) else {
         return 1;
     };
-    let backend = args.backend.kind();
+    let backend = args.engine.kind();
     let base = report::base_dir(&args.file);
     let several = c.analysis.plans.len() > 1;
     for plan in &c.analysis.plans {

@@ -1,1 +1,260 @@
-//! codegen
+//! Code generation: fused loop nests in Cranelift, GEMM calls, the JIT module.
+//!
+//! `fuse` forms kernels from the IR, `plan` places intermediates in one
+//! arena, `emit`/`exp` generate loop bodies, `gemm` calls the matrix-product
+//! routine, `parallel` splits work across threads, `jit` sets up Cranelift.
+//! The whole function becomes one compiled `step(ptrs)` that runs every
+//! kernel in order over a table of buffer pointers.
+
+mod emit;
+mod exp;
+mod fuse;
+mod gemm;
+mod jit;
+pub mod kernel;
+mod parallel;
+mod plan;
+mod text;
+
+use crate::ir;
+use cranelift_codegen::ir::types::I64;
+use cranelift_codegen::ir::{AbiParam, InstBuilder, Signature, UserFuncName};
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
+use cranelift_jit::JITModule;
+use cranelift_module::{Linkage, Module};
+use kernel::{Kernel, Node, SlotKind};
+
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Threads for large GEMMs and kernels (1 = everything on the caller).
+    pub threads: usize,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        }
+    }
+}
+
+/// A compiled function: machine code, its buffer plan and its arena.
+pub struct Compiled {
+    /// `Some` until dropped; `Drop` frees its code pages.
+    module: Option<JITModule>,
+    /// Address of `step(ptrs: *const usize)`.
+    entry: usize,
+    /// The pointer table: params and results are filled in by `run`,
+    /// intermediates point into `arena`.
+    table: Vec<usize>,
+    /// Backing store of every intermediate (never resized, so the addresses
+    /// in `table` stay valid).
+    _arena: Vec<f32>,
+    param_lens: Vec<usize>,
+    result_lens: Vec<usize>,
+    clif: String,
+    kernels: String,
+}
+
+impl Compiled {
+    /// `f` must have no symbolic dims (the caller specialises per batch size
+    /// with `Func::specialize`).
+    pub fn compile(f: &ir::Func, opts: &Options) -> Result<Compiled, String> {
+        let threads = opts.threads.max(1);
+        let prog = fuse::form(f, threads)?;
+        let plan = plan::plan(&prog);
+        let kernels = text::program_text(&prog, &plan);
+
+        let isa = jit::native_isa()?;
+        let fma = isa.has_native_fma();
+        let cc = isa.default_call_conv();
+        let mut module = jit::new_module(isa);
+        let err = |e: cranelift_module::ModuleError| format!("codegen: {e:?}");
+
+        let mut ksig = Signature::new(cc);
+        for _ in 0..3 {
+            ksig.params.push(AbiParam::new(I64));
+        }
+        let gemm_id = module
+            .declare_function(gemm::SYMBOL, Linkage::Import, &gemm::signature(cc))
+            .map_err(err)?;
+        let mut psig = Signature::new(cc);
+        for _ in 0..4 {
+            psig.params.push(AbiParam::new(I64));
+        }
+        let par_id = module.declare_function(parallel::SYMBOL, Linkage::Import, &psig).map_err(err)?;
+        let mut nsig = Signature::new(cc);
+        nsig.params.push(AbiParam::new(I64));
+        nsig.params.push(AbiParam::new(I64));
+        nsig.returns.push(AbiParam::new(cranelift_codegen::ir::types::F32));
+        let normal_id = module
+            .declare_function(parallel::NORMAL_SYMBOL, Linkage::Import, &nsig)
+            .map_err(err)?;
+
+        let mut ctx = module.make_context();
+        let mut fctx = FunctionBuilderContext::new();
+        let mut clif = String::new();
+        let mut kernel_ids = Vec::new();
+        for (i, k) in prog.kernels.iter().enumerate() {
+            let Kernel::Loop(lk) = k else {
+                kernel_ids.push(None);
+                continue;
+            };
+            let name = format!("k{i}");
+            let id = module.declare_function(&name, Linkage::Local, &ksig).map_err(err)?;
+            ctx.func.signature = ksig.clone();
+            ctx.func.name = UserFuncName::user(0, id.as_u32());
+            {
+                let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
+                let entry = b.create_block();
+                b.append_block_params_for_function_params(entry);
+                b.switch_to_block(entry);
+                let p = b.block_params(entry).to_vec();
+                let normal = lk
+                    .nodes
+                    .iter()
+                    .any(|n| matches!(n, Node::Random { normal: true, .. }))
+                    .then(|| module.declare_func_in_func(normal_id, b.func));
+                emit::emit_kernel(&mut b, lk, [p[0], p[1], p[2]], fma, normal);
+                b.seal_all_blocks();
+                b.finalize(module.target_config());
+            }
+            clif.push_str(&format!("; {name}: {}\n{}\n", lk.label, ctx.func.display()));
+            module
+                .define_function(id, &mut ctx)
+                .map_err(|e| format!("codegen: kernel {name}: {e:?}"))?;
+            module.clear_context(&mut ctx);
+            kernel_ids.push(Some(id));
+        }
+
+        // The step function: every kernel in order.
+        let mut ssig = Signature::new(cc);
+        ssig.params.push(AbiParam::new(I64));
+        let step_id = module.declare_function("step", Linkage::Local, &ssig).map_err(err)?;
+        ctx.func.signature = ssig;
+        ctx.func.name = UserFuncName::user(0, step_id.as_u32());
+        {
+            let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
+            let entry = b.create_block();
+            b.append_block_params_for_function_params(entry);
+            b.switch_to_block(entry);
+            let ptrs = b.block_params(entry)[0];
+            let gemm_ref = module.declare_func_in_func(gemm_id, b.func);
+            let par_ref = module.declare_func_in_func(par_id, b.func);
+            for (k, id) in prog.kernels.iter().zip(&kernel_ids) {
+                match k {
+                    Kernel::Gemm(g) => gemm::emit_call(&mut b, g, ptrs, gemm_ref),
+                    Kernel::Loop(lk) => {
+                        let fref = module.declare_func_in_func(id.expect("loop kernels are declared"), b.func);
+                        let n = b.ins().iconst(I64, lk.dims.first().copied().unwrap_or(1) as i64);
+                        if lk.parallel {
+                            let addr = b.ins().func_addr(I64, fref);
+                            let t = b.ins().iconst(I64, threads as i64);
+                            b.ins().call(par_ref, &[addr, ptrs, n, t]);
+                        } else {
+                            let zero = b.ins().iconst(I64, 0);
+                            b.ins().call(fref, &[ptrs, zero, n]);
+                        }
+                    }
+                }
+            }
+            b.ins().return_(&[]);
+            b.seal_all_blocks();
+            b.finalize(module.target_config());
+        }
+        clif.push_str(&format!("; step\n{}\n", ctx.func.display()));
+        module
+            .define_function(step_id, &mut ctx)
+            .map_err(|e| format!("codegen: step: {e:?}"))?;
+        module.clear_context(&mut ctx);
+        module.finalize_definitions().map_err(err)?;
+        let entry = module.get_finalized_function(step_id) as usize;
+
+        // 64-byte aligned arena.
+        let arena = vec![0f32; plan.len + 16];
+        let skew = (64 - arena.as_ptr() as usize % 64) % 64 / 4;
+        let arena_base = arena.as_ptr() as usize + skew * 4;
+        let table = prog
+            .slots
+            .iter()
+            .enumerate()
+            .map(|(s, info)| match (info.kind, plan.offsets[s]) {
+                (SlotKind::Temp, Some(o)) => arena_base + o * 4,
+                _ => 0,
+            })
+            .collect();
+        let lens = |v: &[ir::Value]| {
+            v.iter()
+                .map(|&x| f.ty(x).shape.iter().map(|d| d.known().unwrap_or(0)).product())
+                .collect()
+        };
+        Ok(Compiled {
+            module: Some(module),
+            entry,
+            table,
+            _arena: arena,
+            param_lens: lens(&f.params),
+            result_lens: lens(&f.results),
+            clif,
+            kernels,
+        })
+    }
+
+    /// Validates the count and the lengths of `args` and `outs` against the
+    /// function's types (Err, never UB), then runs. All tensors are row-major
+    /// f32 buffers; i32 values are passed as f32 holding integers.
+    pub fn run(&mut self, args: &[&[f32]], outs: &mut [&mut [f32]]) -> Result<(), String> {
+        if args.len() != self.param_lens.len() {
+            return Err(format!("expected {} arguments, got {}", self.param_lens.len(), args.len()));
+        }
+        if outs.len() != self.result_lens.len() {
+            return Err(format!("expected {} result buffers, got {}", self.result_lens.len(), outs.len()));
+        }
+        for (i, (a, &n)) in args.iter().zip(&self.param_lens).enumerate() {
+            if a.len() != n {
+                return Err(format!("argument {i} has {} elements, expected {n}", a.len()));
+            }
+            self.table[i] = a.as_ptr() as usize;
+        }
+        let np = self.param_lens.len();
+        for (i, (o, &n)) in outs.iter_mut().zip(&self.result_lens).enumerate() {
+            if o.len() != n {
+                return Err(format!("result buffer {i} has {} elements, expected {n}", o.len()));
+            }
+            self.table[np + i] = o.as_mut_ptr() as usize;
+        }
+        // SAFETY: `entry` is the finalised `step` function of `self.module`
+        // (alive while `self` is), with signature `extern "C" fn(*const
+        // usize)`. Every slot in `table` points to memory of the length the
+        // kernels were planned for: params and results were checked above,
+        // intermediates point into `_arena`, sized by `plan`. Results are
+        // `&mut` and so disjoint from the arguments; compiled code only
+        // reads argument slots.
+        unsafe {
+            let step: extern "C" fn(*const usize) = std::mem::transmute(self.entry);
+            step(self.table.as_ptr());
+        }
+        Ok(())
+    }
+
+    /// Cranelift IR of every generated function (before optimisation).
+    pub fn clif_text(&self) -> String {
+        self.clif.clone()
+    }
+
+    /// The fused kernels, slots and arena layout.
+    pub fn kernels_text(&self) -> String {
+        self.kernels.clone()
+    }
+}
+
+impl Drop for Compiled {
+    fn drop(&mut self) {
+        if let Some(m) = self.module.take() {
+            // SAFETY: no compiled function is running (we hold `&mut self`)
+            // and `entry` dies with `self`, so no pointer into the freed code
+            // is used afterwards.
+            unsafe { m.free_memory() };
+        }
+    }
+}

@@ -75,8 +75,6 @@ codes! {
     "The program is valid but uses a feature the selected backend cannot run.";
     "E0601", "cannot read data",
     "The dataset named by `data =` could not be read: the file is missing, truncated,\nor not in the expected format. The message names the file. Relative paths are\nresolved against the .nn file's directory, then `--data-dir` / `NNC_DATA`.";
-    "W0001", "unused definition",
-    "A `let` binding is never used.";
 }
 
 pub fn lookup(code: &str) -> Option<&'static CodeInfo> {

@@ -23,23 +23,42 @@ impl Compilation {
     }
 }
 
-/// Add the stdlib to `db` and parse it.
+/// Add the stdlib to `db` (as its first files) and return its modules.
+/// The stdlib is parsed once per process: every compilation adds it first,
+/// so its file ids, and the spans in the cached syntax trees, always match.
 fn load_stdlib(db: &mut SourceDb) -> Vec<(FileId, Module)> {
+    static PARSED: std::sync::OnceLock<Vec<Module>> = std::sync::OnceLock::new();
+    let parsed = PARSED.get_or_init(|| {
+        sema::STDLIB
+            .iter()
+            .enumerate()
+            .map(|(i, (name, text))| {
+                let (m, diags) = syntax::parse(FileId(i as u32), text);
+                debug_assert!(diags.is_empty(), "stdlib {name} has syntax errors: {diags:?}");
+                m
+            })
+            .collect()
+    });
+    assert!(
+        db.files().next().is_none(),
+        "internal error: the stdlib must be the first files of a SourceDb"
+    );
     sema::STDLIB
         .iter()
-        .map(|(name, text)| {
-            let id = db.add(format!("<stdlib>/{name}.nn"), *text, true);
-            let (m, diags) = syntax::parse(id, text);
-            debug_assert!(diags.is_empty(), "stdlib {name} has syntax errors: {diags:?}");
-            (id, m)
-        })
+        .zip(parsed)
+        .map(|((name, text), m)| (db.add(format!("<stdlib>/{name}.nn"), *text, true), m.clone()))
         .collect()
 }
 
 /// Check a file given as raw bytes (non-UTF-8 input is a diagnostic).
 pub fn compile_bytes(name: &str, bytes: &[u8]) -> Compilation {
+    compile_bytes_with(name, bytes, &|_| None)
+}
+
+/// [`compile_bytes`] with a resolver for `use` lines.
+pub fn compile_bytes_with(name: &str, bytes: &[u8], resolve: Resolver) -> Compilation {
     match std::str::from_utf8(bytes) {
-        Ok(text) => compile(name, text),
+        Ok(text) => compile_with(name, text, resolve),
         Err(e) => {
             let valid = e.valid_up_to();
             let text = String::from_utf8_lossy(bytes).into_owned();
@@ -67,13 +86,37 @@ pub fn compile_bytes(name: &str, bytes: &[u8]) -> Compilation {
     }
 }
 
-/// Parse and check `text`; lower its train blocks.
+/// Parse and check `text`; lower its train blocks. `use` lines can name
+/// only stdlib modules (see [`compile_with`] to load files).
 pub fn compile(name: &str, text: &str) -> Compilation {
+    compile_with(name, text, &|_| None)
+}
+
+/// Loads the module a `use` line names: its display name and text.
+pub type Resolver<'a> = &'a dyn Fn(&str) -> Option<(String, String)>;
+
+/// Like [`compile`], with `resolve` loading the modules that `use` lines
+/// name (one level: their own `use` lines are not followed).
+pub fn compile_with(name: &str, text: &str, resolve: Resolver) -> Compilation {
     let mut db = SourceDb::new();
     let stdlib = load_stdlib(&mut db);
     let root = db.add(name, text, false);
-    let (module, parse_diags) = syntax::parse(root, text);
-    let mut analysis = sema::analyze(&db, root, &module, &stdlib);
+    let (module, mut parse_diags) = syntax::parse(root, text);
+    let mut imported = vec![];
+    for item in &module.items {
+        if let syntax::ast::Item::Use(u) = item {
+            if sema::is_stdlib_module(&u.target) || imported.iter().any(|(t, _, _): &(String, FileId, Module)| *t == u.target) {
+                continue;
+            }
+            if let Some((file_name, file_text)) = resolve(&u.target) {
+                let id = db.add(file_name, file_text.clone(), false);
+                let (m, d) = syntax::parse(id, &file_text);
+                parse_diags.extend(d);
+                imported.push((u.target.clone(), id, m));
+            }
+        }
+    }
+    let mut analysis = sema::analyze(&db, root, &module, &stdlib, &imported);
     if module.items.is_empty() && parse_diags.is_empty() {
         let span = crate::base::Span::new(root, 0, text.len().min(1));
         analysis.diags.push(

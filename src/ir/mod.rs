@@ -7,12 +7,14 @@
 
 mod builder;
 pub mod interp;
+pub mod parse;
 mod print;
 mod verify;
 
 pub use builder::Builder;
+pub use parse::parse_func;
 pub use print::print_func;
-pub use verify::verify;
+pub use verify::{reduce_shape, verify};
 
 use std::fmt;
 

@@ -9,7 +9,8 @@ fn same_shape(a: &Type, b: &Type, what: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn reduce_shape(t: &Type, axes: &[usize], keep: bool) -> Result<Vec<Dim>, String> {
+/// The shape after reducing `axes` (kept as size 1 when `keep`).
+pub fn reduce_shape(t: &Type, axes: &[usize], keep: bool) -> Result<Vec<Dim>, String> {
     if axes.windows(2).any(|w| w[0] >= w[1]) {
         return Err(format!("reduce axes {axes:?} are not sorted and distinct"));
     }

@@ -1,1 +1,87 @@
-//! opt
+//! IR-to-IR optimisation passes.
+//!
+//! Each pass is a pure `fn(&Func) -> Func` that keeps the function's name,
+//! its params (order, names, types) and the types of its results; only the
+//! instructions between them change. Every pass rebuilds its output through
+//! [`ir::Builder`], so values stay dense and in definition order, and checks
+//! it with [`ir::verify`] in debug builds (a failure there is a bug in the
+//! pass, never in the input).
+//!
+//! - [`simplify`]: exact algebraic rewrites and constant folding.
+//! - [`cse`]: one value per identical (op, attributes, operands).
+//! - [`dce`]: drop instructions the results do not depend on.
+//! - [`optimize`]: the three above, repeated to a fixed point.
+
+mod cse;
+mod dce;
+mod simplify;
+
+pub use cse::cse;
+pub use dce::dce;
+pub use simplify::simplify;
+
+use crate::ir::{self, Builder, Func, Value};
+
+/// Upper bound on `optimize` rounds. Each round only shrinks or rewrites
+/// towards simpler forms, so real programs settle in two or three; the bound
+/// guards against a rule pair that undoes each other.
+const MAX_ROUNDS: usize = 16;
+
+/// Simplify, then CSE, then DCE, until a round changes nothing (compared on
+/// the printed text, which is canonical because every pass renumbers).
+pub fn optimize(f: &Func) -> Func {
+    let mut cur = f.clone();
+    let mut text = ir::print_func(&cur);
+    for _ in 0..MAX_ROUNDS {
+        let next = dce(&cse(&simplify(&cur)));
+        let next_text = ir::print_func(&next);
+        if next_text == text {
+            return next;
+        }
+        cur = next;
+        text = next_text;
+    }
+    cur
+}
+
+/// A fresh builder holding a copy of `f`'s params, plus the map from `f`'s
+/// values to the new function's values (filled in as instructions are
+/// copied or replaced).
+struct Rebuild {
+    b: Builder,
+    map: Vec<Option<Value>>,
+}
+
+impl Rebuild {
+    fn new(f: &Func) -> Rebuild {
+        let mut b = Builder::new(f.name.clone());
+        let mut map = vec![None; f.types.len()];
+        for (&p, name) in f.params.iter().zip(&f.param_names) {
+            map[p.index()] = Some(b.param(name.clone(), f.ty(p).clone()));
+        }
+        Rebuild { b, map }
+    }
+
+    /// The new value standing for old value `v`. Input functions verify, so
+    /// every operand was defined (and mapped) before its use.
+    fn get(&self, v: Value) -> Value {
+        self.map[v.index()].unwrap_or_else(|| panic!("internal error: {v} used before it was rebuilt"))
+    }
+
+    fn args(&self, args: &[Value]) -> Vec<Value> {
+        args.iter().map(|&a| self.get(a)).collect()
+    }
+
+    fn finish(self, f: &Func, pass: &str) -> Func {
+        let results: Vec<Value> = f.results.iter().map(|&r| self.get(r)).collect();
+        let out = self.b.finish(&results);
+        if cfg!(debug_assertions) {
+            if let Err(e) = ir::verify(&out) {
+                panic!("internal error: {pass} produced invalid IR: {e}\n{}", ir::print_func(&out));
+            }
+            let tys = |g: &Func| -> Vec<ir::Type> { g.results.iter().map(|&r| g.ty(r).clone()).collect() };
+            assert_eq!(tys(&out), tys(f), "internal error: {pass} changed the result types");
+        }
+        out
+    }
+}

@@ -631,19 +631,7 @@ fn reduce(e: &mut Elab, kind: &str, x: &(Val, Span), axis: Option<&(Val, Span)>,
     let Ok(axes) = axes_arg(e, axis, shape.len()) else {
         return Val::Error;
     };
-    let out: Vec<Dim> = shape
-        .iter()
-        .enumerate()
-        .filter_map(|(i, d)| {
-            if !axes.contains(&i) {
-                Some(d.clone())
-            } else if keep {
-                Some(Dim::Known(1))
-            } else {
-                None
-            }
-        })
-        .collect();
+    let out = ir::reduce_shape(&ir::Type::f32(shape.clone()), &axes, keep).expect("axes checked");
     let ir = t.ir.map(|v| {
         let r = if kind == "max" {
             e.b.reduce_max(v, axes.clone(), keep)

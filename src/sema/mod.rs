@@ -2,7 +2,10 @@
 //! the same pass, lowering to IR (see `elab`).
 
 pub mod builtins;
+mod call;
 pub mod elab;
+mod layer;
+mod ops;
 pub mod scope;
 pub mod shape;
 pub mod train;
@@ -25,6 +28,13 @@ pub const STDLIB: &[(&str, &str)] = &[
     ("optimizers", include_str!("../../stdlib/optimizers.nn")),
 ];
 
+/// Whether `use target` names a stdlib module (`losses`, `std.losses`).
+pub fn is_stdlib_module(target: &str) -> bool {
+    let name = target.trim_end_matches(".nn");
+    let name = name.strip_prefix("std.").unwrap_or(name);
+    STDLIB.iter().any(|(n, _)| *n == name)
+}
+
 /// What checking a file produced.
 #[derive(Debug, Default)]
 pub struct Analysis {
@@ -41,14 +51,24 @@ pub struct Analysis {
 
 /// Check `root` (already parsed) against the stdlib modules and lower its
 /// train blocks. Never fails: problems are diagnostics.
-pub fn analyze(db: &SourceDb, root: FileId, module: &Module, stdlib: &[(FileId, Module)]) -> Analysis {
+/// `imported` holds the modules loaded for the root's `use` lines, by target.
+pub fn analyze(
+    db: &SourceDb,
+    root: FileId,
+    module: &Module,
+    stdlib: &[(FileId, Module)],
+    imported: &[(String, FileId, Module)],
+) -> Analysis {
     let mut diags = Diagnostics::default();
     let mut globals = Globals::default();
     for (_, m) in stdlib {
         globals.add_module(m, false, &mut diags);
     }
+    for (_, _, m) in imported {
+        globals.add_module(m, false, &mut diags);
+    }
     globals.add_module(module, true, &mut diags);
-    check_uses(db, root, module, &mut diags);
+    check_uses(module, imported, &mut diags);
     let mut a = Analysis {
         diags,
         ..Default::default()
@@ -64,19 +84,10 @@ pub fn analyze(db: &SourceDb, root: FileId, module: &Module, stdlib: &[(FileId, 
             };
             let args: Vec<ArgVal> = inputs
                 .iter()
-                .map(|(n, ty)| {
-                    let v = e.b.param(n.clone(), ty.clone());
-                    ArgVal {
-                        name: None,
-                        val: Val::Tensor(Tensor {
-                            ty: TensorTy {
-                                dtype: ty.dtype,
-                                shape: Some(ty.shape.clone()),
-                            },
-                            ir: Some(v),
-                        }),
-                        span: m.name.span,
-                    }
+                .map(|(n, ty)| ArgVal {
+                    name: None,
+                    val: e.param_tensor(n.clone(), ty),
+                    span: m.name.span,
                 })
                 .collect();
             let out = e.apply_model(m.clone(), args, m.name.span);
@@ -188,14 +199,14 @@ fn generic_args(e: &mut Elab, params: &[crate::syntax::ast::Param]) -> Vec<ArgVa
         .collect()
 }
 
-/// `use NAME` must name a stdlib module (all are loaded already).
-fn check_uses(db: &SourceDb, root: FileId, m: &Module, diags: &mut Diagnostics) {
-    let _ = (db, root);
+/// `use NAME` must name a stdlib module (all are loaded already) or a file
+/// the driver loaded.
+fn check_uses(m: &Module, imported: &[(String, FileId, Module)], diags: &mut Diagnostics) {
     for item in &m.items {
         if let Item::Use(u) = item {
             let name = u.target.trim_end_matches(".nn");
             let name = name.strip_prefix("std.").unwrap_or(name);
-            if !STDLIB.iter().any(|(n, _)| *n == name) {
+            if !is_stdlib_module(&u.target) && !imported.iter().any(|(t, _, _)| *t == u.target) {
                 let mut d = Diagnostic::error("E0108", format!("module `{}` not found", u.target), u.target_span, "no such module");
                 if let Some(s) = crate::diag::suggest(name, STDLIB.iter().map(|(n, _)| *n)) {
                     d = d.with_help(format!("did you mean `{s}`?"));
@@ -239,19 +250,10 @@ pub fn lower_function(
     let argv: Vec<ArgVal> = args
         .iter()
         .enumerate()
-        .map(|(i, t)| {
-            let v = e.b.param(format!("a{i}"), t.clone());
-            ArgVal {
-                name: None,
-                val: Val::Tensor(Tensor {
-                    ty: TensorTy {
-                        dtype: t.dtype,
-                        shape: Some(t.shape.clone()),
-                    },
-                    ir: Some(v),
-                }),
-                span: Span::new(root, 0, 0),
-            }
+        .map(|(i, t)| ArgVal {
+            name: None,
+            val: e.param_tensor(format!("a{i}"), t),
+            span: Span::new(root, 0, 0),
         })
         .collect();
     let out = e.call(f, argv, Span::new(root, 0, 0), Span::new(root, 0, 0));

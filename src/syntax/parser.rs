@@ -32,10 +32,39 @@ fn chunk_starts(text: &str) -> Vec<usize> {
     starts
 }
 
+/// Brackets nested deeper than this are rejected before parsing: the
+/// grammar is recursive, and pathological input must not overflow the stack.
+const MAX_NESTING: usize = 200;
+
+fn too_deep(file: FileId, text: &str) -> Option<Diagnostic> {
+    let mut depth = 0usize;
+    for (i, c) in text.char_indices() {
+        match c {
+            '(' | '[' | '{' => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Some(Diagnostic::error(
+                        "E0001",
+                        format!("brackets are nested more than {MAX_NESTING} deep"),
+                        Span::new(file, i, i + 1),
+                        "too deep here",
+                    ));
+                }
+            }
+            ')' | ']' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    None
+}
+
 /// Parse a whole file into a module plus syntax diagnostics.
 pub fn parse(file: FileId, text: &str) -> (Module, Vec<Diagnostic>) {
     let mut module = Module::default();
     let mut diags = Vec::new();
+    if let Some(d) = too_deep(file, text) {
+        return (module, vec![d]);
+    }
     let starts = chunk_starts(text);
     for (i, &start) in starts.iter().enumerate() {
         let end = starts.get(i + 1).copied().unwrap_or(text.len());

@@ -44,10 +44,10 @@ fn train_example(name: &str) -> Vec<(String, f64)> {
     let mut out = vec![];
     for plan in &c.analysis.plans {
         let splits = load_splits(plan, path.parent().unwrap(), None).unwrap();
-        let o = train(plan, BackendKind::Interp, &splits, &mut Silent).unwrap();
+        let o = train(plan, BackendKind::Jit { threads: 1 }, &splits, &mut Silent).unwrap();
         assert!(o.diverged.is_none());
         let data = splits.test.as_ref().unwrap_or(&splits.train);
-        let s = evaluate(plan, BackendKind::Interp, &o.weights, data).unwrap();
+        let s = evaluate(plan, BackendKind::Jit { threads: 1 }, &o.weights, data).unwrap();
         out.push((plan.model.clone(), s.accuracy.unwrap()));
     }
     out
@@ -82,4 +82,27 @@ fn the_same_seed_gives_the_same_weights() {
     let a = train(plan, BackendKind::Interp, &splits, &mut Silent).unwrap();
     let b = train(plan, BackendKind::Interp, &splits, &mut Silent).unwrap();
     assert_eq!(a.weights.params, b.weights.params);
+}
+
+#[test]
+fn jit_and_interpreter_agree_on_a_training_run() {
+    let path = root().join("examples/digits.nn");
+    let c = driver::compile("digits.nn", &std::fs::read_to_string(&path).unwrap());
+    let mut plan = c.analysis.plans[0].clone();
+    plan.settings.epochs = 2;
+    let splits = load_splits(&plan, path.parent().unwrap(), None).unwrap();
+    let a = train(&plan, BackendKind::Interp, &splits, &mut Silent).unwrap();
+    let b = train(&plan, BackendKind::Jit { threads: 1 }, &splits, &mut Silent).unwrap();
+    for (ea, eb) in a.history.iter().zip(&b.history) {
+        let (la, lb) = (ea.train.loss, eb.train.loss);
+        assert!(
+            (la - lb).abs() <= 1e-4 * la.abs().max(1.0),
+            "epoch {}: interp loss {la}, jit loss {lb}",
+            ea.epoch
+        );
+    }
+    for (pa, pb) in a.weights.params.iter().zip(&b.weights.params) {
+        let worst = pa.iter().zip(pb.iter()).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+        assert!(worst < 1e-3, "weights differ by {worst}");
+    }
 }

@@ -71,9 +71,22 @@ fn ui() {
         for (line, code) in expected {
             failures.push(format!("{rel}:{line}: expected {code}, not reported"));
         }
+        // A program without errors also shows what it compiles to.
+        if c.diagnostics().is_empty() {
+            rendered.push_str("----- IR\n");
+            for (_, f) in &c.analysis.model_funcs {
+                rendered.push_str(&nnc::ir::print_func(f));
+            }
+            for p in &c.analysis.plans {
+                rendered.push_str("----- GRAD (optimized training step)\n");
+                let (step, _) = driver::training_step(p);
+                nnc::ir::verify(&step).unwrap_or_else(|e| panic!("{rel}: step does not verify: {e}"));
+                rendered.push_str(&nnc::ir::print_func(&nnc::opt::optimize(&step)));
+            }
+        }
         let name = rel.trim_start_matches("tests/ui/").trim_end_matches(".nn").replace('/', "__");
         insta::with_settings!({ snapshot_path => root.join("tests/ui/snapshots"), prepend_module_to_snapshot => false, omit_expression => true }, {
-            insta::assert_snapshot!(name, format!("----- DIAGNOSTICS\n{rendered}"));
+            insta::assert_snapshot!(name, if rendered.starts_with("-----") { rendered.clone() } else { format!("----- DIAGNOSTICS\n{rendered}") });
         });
     }
     assert!(failures.is_empty(), "UI test failures:\n{}", failures.join("\n"));

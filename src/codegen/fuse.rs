@@ -1,0 +1,674 @@
+//! Kernel formation: turns a tensor-IR function into a [`Program`].
+//!
+//! Each value gets one of three fates:
+//! - a *view* (parameter, broadcast, transpose, reshape of stored data): no
+//!   code, just strides into an existing slot;
+//! - *inlined* into its single consumer's loop body (elementwise ops, one_hot,
+//!   random draws used once by an elementwise op or a reduction);
+//! - *materialised* into a slot by a kernel (matmul, reductions, values used
+//!   more than once, results, operands of view ops).
+//!
+//! Afterwards elementwise kernels over the same domain are merged when the
+//! later one only reads the earlier one's outputs at the same index, so e.g.
+//! an Adam update of `m`, `v` and the parameter runs as one loop.
+
+use super::kernel::*;
+use crate::ir::{DType, Dim, Func, Op, Value};
+use std::collections::HashMap;
+
+/// Kernels with fewer domain points than this stay on one thread: handing
+/// work to another core costs a few microseconds.
+const PAR_MIN_POINTS: usize = 1 << 15;
+/// GEMMs with fewer multiply-adds than this stay on one thread.
+const PAR_MIN_GEMM: usize = 1 << 20;
+
+#[derive(Clone, Debug)]
+enum Class {
+    /// Not yet processed (only transiently).
+    Unset,
+    Const(f32),
+    Inline,
+    Stored {
+        slot: Slot,
+        strides: Vec<isize>,
+    },
+}
+
+fn known_dims(f: &Func, v: Value) -> Result<Vec<usize>, String> {
+    f.ty(v)
+        .shape
+        .iter()
+        .map(|d| match d {
+            Dim::Known(n) => Ok(*n),
+            Dim::Sym(s) => Err(format!("codegen: {v} has symbolic dim {s}; specialise the function first")),
+        })
+        .collect()
+}
+
+struct Former<'a> {
+    f: &'a Func,
+    dims: Vec<Vec<usize>>,
+    class: Vec<Class>,
+    /// Defining instruction index of each value.
+    def: Vec<Option<usize>>,
+    /// Slot reserved for a value that is returned (written in place).
+    out_slot: Vec<Option<Slot>>,
+    slots: Vec<SlotInfo>,
+    kernels: Vec<Kernel>,
+    threads: usize,
+}
+
+pub fn form(f: &Func, threads: usize) -> Result<Program, String> {
+    crate::ir::verify(f)?;
+    let n = f.types.len();
+    let mut dims = Vec::with_capacity(n);
+    for i in 0..n {
+        dims.push(known_dims(f, Value(i as u32))?);
+    }
+    let mut def = vec![None; n];
+    for (i, inst) in f.insts.iter().enumerate() {
+        def[inst.result.index()] = Some(i);
+    }
+    // Count consuming instructions (an instruction using a value twice counts
+    // once: the fused body evaluates it once) and find values that need memory.
+    let mut uses = vec![0usize; n];
+    let mut need_storage = vec![false; n];
+    let mut fusable_consumer = vec![false; n];
+    for inst in &f.insts {
+        let mut seen: Vec<Value> = Vec::new();
+        for &a in &inst.args {
+            if !seen.contains(&a) {
+                seen.push(a);
+                uses[a.index()] += 1;
+            }
+            match inst.op {
+                Op::MatMul | Op::Reshape { .. } | Op::Transpose { .. } | Op::Broadcast { .. } | Op::OneHot { .. } => {
+                    need_storage[a.index()] = true
+                }
+                Op::Unary(_)
+                | Op::Binary(_)
+                | Op::Compare(_)
+                | Op::Select
+                | Op::Cast { .. }
+                | Op::ReduceSum { .. }
+                | Op::ReduceMax { .. } => fusable_consumer[a.index()] = true,
+                _ => {}
+            }
+        }
+    }
+    for &r in &f.results {
+        need_storage[r.index()] = true;
+    }
+
+    let mut slots = Vec::new();
+    let mut class = vec![Class::Unset; n];
+    for (i, &p) in f.params.iter().enumerate() {
+        let len = dims[p.index()].iter().product();
+        slots.push(SlotInfo {
+            kind: SlotKind::Param(i),
+            len,
+        });
+        class[p.index()] = Class::Stored {
+            slot: i,
+            strides: contiguous_strides(&dims[p.index()]),
+        };
+    }
+    let mut out_slot = vec![None; n];
+    let mut result_slots = Vec::new();
+    for (i, &r) in f.results.iter().enumerate() {
+        let len = dims[r.index()].iter().product();
+        let s = slots.len();
+        slots.push(SlotInfo {
+            kind: SlotKind::Output(i),
+            len,
+        });
+        result_slots.push(s);
+        // Computed values are written straight into the caller's buffer.
+        let computed = def[r.index()].is_some_and(|d| {
+            !matches!(
+                f.insts[d].op,
+                Op::Const(_) | Op::Broadcast { .. } | Op::Reshape { .. } | Op::Transpose { .. }
+            )
+        });
+        if computed && out_slot[r.index()].is_none() {
+            out_slot[r.index()] = Some(s);
+        }
+    }
+
+    let mut fm = Former {
+        f,
+        dims,
+        class,
+        def,
+        out_slot: out_slot.clone(),
+        slots,
+        kernels: Vec::new(),
+        threads,
+    };
+    for inst in &f.insts {
+        let v = inst.result;
+        let inlinable = matches!(
+            inst.op,
+            Op::Unary(_)
+                | Op::Binary(_)
+                | Op::Compare(_)
+                | Op::Select
+                | Op::Cast { .. }
+                | Op::OneHot { .. }
+                | Op::RandomUniform { .. }
+                | Op::RandomNormal { .. }
+        );
+        match &inst.op {
+            Op::Const(x) => fm.class[v.index()] = Class::Const(*x as f32),
+            Op::Broadcast { .. } | Op::Reshape { .. } | Op::Transpose { .. } => fm.view(v, &inst.op, inst.args[0]),
+            Op::MatMul => fm.matmul(v, inst.args[0], inst.args[1]),
+            Op::ReduceSum { axes, .. } | Op::ReduceMax { axes, .. } => {
+                let kind = if matches!(inst.op, Op::ReduceSum { .. }) {
+                    ReduceKind::Sum
+                } else {
+                    ReduceKind::Max
+                };
+                fm.reduce(v, kind, axes, inst.args[0]);
+            }
+            _ if inlinable => {
+                if uses[v.index()] == 1 && !need_storage[v.index()] && fusable_consumer[v.index()] {
+                    fm.class[v.index()] = Class::Inline;
+                } else {
+                    fm.elementwise(v);
+                }
+            }
+            op => return Err(format!("codegen: unsupported op {op:?}")),
+        }
+    }
+    // Results not computed in place: views, constants, parameters, repeats.
+    for (i, &r) in f.results.iter().enumerate() {
+        if out_slot[r.index()] == Some(result_slots[i]) {
+            continue;
+        }
+        let d = fm.dims[r.index()].clone();
+        let mut nodes = Vec::new();
+        let src = fm.leaf(r, &mut nodes);
+        let out = Access {
+            slot: result_slots[i],
+            strides: contiguous_strides(&d),
+        };
+        fm.push_loop(LoopKernel {
+            dims: d,
+            nodes,
+            outputs: vec![(src, out)],
+            reduce: None,
+            parallel: false,
+            label: format!("copy {r} to result {i}"),
+        });
+    }
+    let mut prog = Program {
+        slots: fm.slots,
+        kernels: fm.kernels,
+    };
+    merge_siblings(&mut prog, threads);
+    Ok(prog)
+}
+
+impl Former<'_> {
+    fn new_slot(&mut self, v: Value) -> Slot {
+        if let Some(s) = self.out_slot[v.index()].take() {
+            return s;
+        }
+        let len = self.dims[v.index()].iter().product();
+        self.slots.push(SlotInfo { kind: SlotKind::Temp, len });
+        self.slots.len() - 1
+    }
+
+    /// Slot and strides of `v`, materialising it (constants, inlined values)
+    /// when it has none.
+    fn storage(&mut self, v: Value) -> (Slot, Vec<isize>) {
+        if let Class::Stored { slot, strides } = &self.class[v.index()] {
+            return (*slot, strides.clone());
+        }
+        let d = self.dims[v.index()].clone();
+        let mut nodes = Vec::new();
+        let src = self.leaf(v, &mut nodes);
+        let slot = self.new_slot(v);
+        let strides = contiguous_strides(&d);
+        let out = Access {
+            slot,
+            strides: strides.clone(),
+        };
+        self.push_loop(LoopKernel {
+            dims: d,
+            nodes,
+            outputs: vec![(src, out)],
+            reduce: None,
+            parallel: false,
+            label: format!("materialise {v}"),
+        });
+        (slot, strides)
+    }
+
+    fn view(&mut self, v: Value, op: &Op, a: Value) {
+        if let Class::Const(c) = self.class[a.index()] {
+            self.class[v.index()] = Class::Const(c);
+            return;
+        }
+        let (slot, s) = self.storage(a);
+        let ad = &self.dims[a.index()];
+        let vd = &self.dims[v.index()];
+        let strides = match op {
+            Op::Broadcast { .. } => {
+                let off = vd.len() - ad.len();
+                (0..vd.len())
+                    .map(|i| {
+                        if i < off || (ad[i - off] == 1 && vd[i] != 1) {
+                            0
+                        } else {
+                            s[i - off]
+                        }
+                    })
+                    .collect()
+            }
+            Op::Transpose { perm } => perm.iter().map(|&p| s[p]).collect(),
+            _ => {
+                // Reshape keeps row-major order, so it is free only over
+                // contiguous data (size-1 dims may have any stride).
+                let contiguous = ad.iter().zip(&s).zip(contiguous_strides(ad)).all(|((&n, &x), c)| n == 1 || x == c);
+                if contiguous {
+                    contiguous_strides(vd)
+                } else {
+                    let mut nodes = Vec::new();
+                    let src = push_node(&mut nodes, Node::Load(Access { slot, strides: s }));
+                    let ad = ad.clone();
+                    let len = ad.iter().product();
+                    self.slots.push(SlotInfo { kind: SlotKind::Temp, len });
+                    let copy = self.slots.len() - 1;
+                    let out = Access {
+                        slot: copy,
+                        strides: contiguous_strides(&ad),
+                    };
+                    self.push_loop(LoopKernel {
+                        dims: ad,
+                        nodes,
+                        outputs: vec![(src, out)],
+                        reduce: None,
+                        parallel: false,
+                        label: format!("contiguous copy of {a} for {v}"),
+                    });
+                    self.class[v.index()] = Class::Stored {
+                        slot: copy,
+                        strides: contiguous_strides(&self.dims[v.index()]),
+                    };
+                    return;
+                }
+            }
+        };
+        self.class[v.index()] = Class::Stored { slot, strides };
+    }
+
+    fn matmul(&mut self, v: Value, a: Value, b: Value) {
+        let (sa, ta) = self.storage(a);
+        let (sb, tb) = self.storage(b);
+        let vd = self.dims[v.index()].clone();
+        let r = vd.len();
+        let (m, n, k) = (vd[r - 2], vd[r - 1], self.dims[a.index()][r - 1]);
+        let batch = vd[..r - 2].to_vec();
+        if k == 0 {
+            // An empty inner product is zero; gemm is not asked about it.
+            self.class[v.index()] = Class::Const(0.0);
+            let (slot, strides) = self.storage(v);
+            self.class[v.index()] = Class::Stored { slot, strides };
+            return;
+        }
+        let slot = self.new_slot(v);
+        let tc = contiguous_strides(&vd);
+        let work = batch.iter().product::<usize>() * m * n * k;
+        let threads = if self.threads > 1 && work >= PAR_MIN_GEMM {
+            self.threads
+        } else {
+            1
+        };
+        self.kernels.push(Kernel::Gemm(GemmKernel {
+            batch,
+            m,
+            n,
+            k,
+            a: Matrix {
+                slot: sa,
+                batch_strides: ta[..r - 2].to_vec(),
+                rs: ta[r - 2],
+                cs: ta[r - 1],
+            },
+            b: Matrix {
+                slot: sb,
+                batch_strides: tb[..r - 2].to_vec(),
+                rs: tb[r - 2],
+                cs: tb[r - 1],
+            },
+            c: Matrix {
+                slot,
+                batch_strides: tc[..r - 2].to_vec(),
+                rs: tc[r - 2],
+                cs: tc[r - 1],
+            },
+            threads,
+            label: format!("{v} = matmul {a}, {b}"),
+        }));
+        self.class[v.index()] = Class::Stored { slot, strides: tc };
+    }
+
+    fn reduce(&mut self, v: Value, kind: ReduceKind, axes: &[usize], a: Value) {
+        let ad = self.dims[a.index()].clone();
+        let mut nodes = Vec::new();
+        let src = self.expr(a, &mut nodes, &mut HashMap::new());
+        let slot = self.new_slot(v);
+        // Output strides over the operand's domain: 0 on reduced axes.
+        let kept: Vec<usize> = (0..ad.len()).filter(|i| !axes.contains(i)).map(|i| ad[i]).collect();
+        let ks = contiguous_strides(&kept);
+        let mut strides = Vec::new();
+        let mut j = 0;
+        for i in 0..ad.len() {
+            if axes.contains(&i) {
+                strides.push(0);
+            } else {
+                strides.push(ks[j]);
+                j += 1;
+            }
+        }
+        let red: Vec<bool> = (0..ad.len()).map(|i| axes.contains(&i)).collect();
+        let out = Access { slot, strides };
+        let mut k = LoopKernel {
+            dims: ad,
+            nodes,
+            outputs: vec![(src, out)],
+            reduce: Some((kind, red)),
+            parallel: false,
+            label: format!("{v} = reduce {kind:?} {a} over {axes:?}"),
+        };
+        simplify(&mut k);
+        let vd = self.dims[v.index()].clone();
+        let fill = |label: String| {
+            let mut nodes = Vec::new();
+            let c = push_node(&mut nodes, Node::Const(kind.identity()));
+            LoopKernel {
+                dims: vd.clone(),
+                nodes,
+                outputs: vec![(
+                    c,
+                    Access {
+                        slot,
+                        strides: contiguous_strides(&vd),
+                    },
+                )],
+                reduce: None,
+                parallel: false,
+                label,
+            }
+        };
+        if k.dims.contains(&0) {
+            self.push_loop(fill(format!("{v} = empty reduction")));
+        } else {
+            let copy = k.reduce.as_ref().is_some_and(|(_, r)| r.iter().all(|x| !x));
+            if !k.direct_reduce() && !copy {
+                self.push_loop(fill(format!("{v} = identity before reduction")));
+            }
+            if k.reduce.as_ref().is_some_and(|(_, r)| r.iter().all(|x| !x)) {
+                // A reduction over nothing but size-1 axes is a copy.
+                k.reduce = None;
+            }
+            self.push_loop(k);
+        }
+        self.class[v.index()] = Class::Stored {
+            slot,
+            strides: contiguous_strides(&vd),
+        };
+    }
+
+    fn elementwise(&mut self, v: Value) {
+        let d = self.dims[v.index()].clone();
+        let mut nodes = Vec::new();
+        let src = self.expr_op(v, &mut nodes, &mut HashMap::new());
+        let slot = self.new_slot(v);
+        let strides = contiguous_strides(&d);
+        let out = Access {
+            slot,
+            strides: strides.clone(),
+        };
+        self.push_loop(LoopKernel {
+            dims: d,
+            nodes,
+            outputs: vec![(src, out)],
+            reduce: None,
+            parallel: false,
+            label: format!("{v}"),
+        });
+        self.class[v.index()] = Class::Stored { slot, strides };
+    }
+
+    fn push_loop(&mut self, mut k: LoopKernel) {
+        simplify(&mut k);
+        if k.dims.contains(&0) {
+            return;
+        }
+        k.parallel = parallel_ok(&k, self.threads);
+        self.kernels.push(Kernel::Loop(k));
+    }
+
+    /// A node reading `v` without computing it (constant or stored).
+    fn leaf(&mut self, v: Value, nodes: &mut Vec<Node>) -> usize {
+        match self.class[v.index()].clone() {
+            Class::Const(c) => push_node(nodes, Node::Const(c)),
+            Class::Stored { slot, strides } => push_node(nodes, Node::Load(Access { slot, strides })),
+            Class::Inline | Class::Unset => self.expr_op(v, nodes, &mut HashMap::new()),
+        }
+    }
+
+    /// The node computing `v` over a domain equal to `v`'s shape.
+    fn expr(&mut self, v: Value, nodes: &mut Vec<Node>, memo: &mut HashMap<Value, usize>) -> usize {
+        if let Some(&n) = memo.get(&v) {
+            return n;
+        }
+        let n = match &self.class[v.index()] {
+            Class::Inline => self.expr_op(v, nodes, memo),
+            _ => self.leaf(v, nodes),
+        };
+        memo.insert(v, n);
+        n
+    }
+
+    fn expr_op(&mut self, v: Value, nodes: &mut Vec<Node>, memo: &mut HashMap<Value, usize>) -> usize {
+        let inst = &self.f.insts[self.def[v.index()].expect("computed value has a definition")];
+        let args = inst.args.clone();
+        let node = match &inst.op {
+            Op::Unary(u) => Node::Unary(*u, self.expr(args[0], nodes, memo)),
+            Op::Binary(b) => {
+                let x = self.expr(args[0], nodes, memo);
+                Node::Binary(*b, x, self.expr(args[1], nodes, memo))
+            }
+            Op::Compare(c) => {
+                let x = self.expr(args[0], nodes, memo);
+                Node::Compare(*c, x, self.expr(args[1], nodes, memo))
+            }
+            Op::Select => {
+                let c = self.expr(args[0], nodes, memo);
+                let x = self.expr(args[1], nodes, memo);
+                Node::Select(c, x, self.expr(args[2], nodes, memo))
+            }
+            Op::Cast { to } => {
+                let x = self.expr(args[0], nodes, memo);
+                if *to == DType::I32 && self.f.ty(args[0]).dtype == DType::F32 {
+                    Node::Trunc(x)
+                } else {
+                    return x;
+                }
+            }
+            Op::OneHot { .. } => {
+                let r = self.dims[v.index()].len();
+                let label = match self.class[args[0].index()].clone() {
+                    Class::Const(c) => push_node(nodes, Node::Const(c)),
+                    _ => {
+                        let (slot, mut strides) = self.storage(args[0]);
+                        strides.push(0);
+                        push_node(nodes, Node::Load(Access { slot, strides }))
+                    }
+                };
+                let mut is = vec![0isize; r];
+                is[r - 1] = 1;
+                let idx = push_node(nodes, Node::Index(is));
+                Node::Compare(crate::ir::CmpOp::Eq, label, idx)
+            }
+            Op::RandomUniform { seed, .. } | Op::RandomNormal { seed, .. } => Node::Random {
+                seed: *seed,
+                strides: contiguous_strides(&self.dims[v.index()]),
+                normal: matches!(inst.op, Op::RandomNormal { .. }),
+            },
+            _ => return self.leaf(v, nodes),
+        };
+        push_node(nodes, node)
+    }
+}
+
+/// Append `n`, reusing an identical load or constant already in the body.
+pub fn push_node(nodes: &mut Vec<Node>, n: Node) -> usize {
+    if matches!(n, Node::Load(_) | Node::Const(_) | Node::Index(_)) {
+        if let Some(i) = nodes.iter().position(|m| *m == n) {
+            return i;
+        }
+    }
+    nodes.push(n);
+    nodes.len() - 1
+}
+
+fn parallel_ok(k: &LoopKernel, threads: usize) -> bool {
+    let points: usize = k.dims.iter().product();
+    let axis0_reduced = k.reduce.as_ref().is_some_and(|(_, r)| r[0]);
+    let has_random = k.nodes.iter().any(|n| matches!(n, Node::Random { .. }));
+    threads > 1 && !k.dims.is_empty() && k.dims[0] >= 2 && points >= PAR_MIN_POINTS && !axis0_reduced && !has_random
+}
+
+/// Every stride vector of a kernel, for axis surgery.
+fn stride_vecs(k: &mut LoopKernel) -> Vec<&mut Vec<isize>> {
+    let mut out = Vec::new();
+    for n in &mut k.nodes {
+        match n {
+            Node::Load(a) => out.push(&mut a.strides),
+            Node::Index(s) | Node::Random { strides: s, .. } => out.push(s),
+            _ => {}
+        }
+    }
+    for (_, a) in &mut k.outputs {
+        out.push(&mut a.strides);
+    }
+    out
+}
+
+/// Drop size-1 axes and merge adjacent axes that every access walks
+/// contiguously, so most kernels become one long (vectorisable) loop.
+pub fn simplify(k: &mut LoopKernel) {
+    let keep: Vec<bool> = k.dims.iter().map(|&d| d != 1).collect();
+    let filter = |v: &mut Vec<isize>| {
+        let mut i = 0;
+        v.retain(|_| {
+            i += 1;
+            keep[i - 1]
+        });
+    };
+    for s in stride_vecs(k) {
+        filter(s);
+    }
+    if let Some((_, red)) = &mut k.reduce {
+        let mut i = 0;
+        red.retain(|_| {
+            i += 1;
+            keep[i - 1]
+        });
+    }
+    k.dims.retain(|&d| d != 1);
+    let mut a = k.dims.len();
+    while a >= 2 {
+        a -= 1;
+        // Try to merge axis a-1 into axis a.
+        let (outer, inner) = (a - 1, a);
+        let dim_in = k.dims[inner] as isize;
+        let red_ok = k.reduce.as_ref().is_none_or(|(_, r)| r[outer] == r[inner]);
+        let mergeable = red_ok && stride_vecs(k).iter().all(|s| s[outer] == s[inner] * dim_in);
+        if mergeable {
+            k.dims[inner] *= k.dims[outer];
+            k.dims.remove(outer);
+            for s in stride_vecs(k) {
+                s.remove(outer);
+            }
+            if let Some((_, r)) = &mut k.reduce {
+                r.remove(outer);
+            }
+        }
+    }
+}
+
+/// Merge each elementwise kernel into an earlier one over the same domain
+/// when nothing in between produces its inputs and it reads the earlier
+/// kernel's outputs only at the same index.
+fn merge_siblings(p: &mut Program, threads: usize) {
+    let mut j = 1;
+    while j < p.kernels.len() {
+        let Kernel::Loop(kj) = &p.kernels[j] else {
+            j += 1;
+            continue;
+        };
+        if kj.reduce.is_some() {
+            j += 1;
+            continue;
+        }
+        let reads = p.kernels[j].reads();
+        let mut target = None;
+        for i in (0..j).rev() {
+            let writes_i = p.kernels[i].writes();
+            if let Kernel::Loop(ki) = &p.kernels[i] {
+                if ki.reduce.is_none() && ki.dims == kj.dims && compatible(ki, kj) {
+                    target = Some(i);
+                    break;
+                }
+            }
+            if writes_i.iter().any(|s| reads.contains(s)) {
+                break;
+            }
+        }
+        if let Some(i) = target {
+            let Kernel::Loop(kj) = p.kernels.remove(j) else { unreachable!() };
+            let Kernel::Loop(ki) = &mut p.kernels[i] else { unreachable!() };
+            absorb(ki, kj);
+            ki.parallel = parallel_ok(ki, threads);
+        } else {
+            j += 1;
+        }
+    }
+}
+
+/// `kj` reads `ki`'s outputs only where `ki` writes them for the same point.
+fn compatible(ki: &LoopKernel, kj: &LoopKernel) -> bool {
+    kj.nodes.iter().all(|n| match n {
+        Node::Load(a) => ki.outputs.iter().all(|(_, o)| o.slot != a.slot || o.strides == a.strides),
+        _ => true,
+    })
+}
+
+fn absorb(ki: &mut LoopKernel, kj: LoopKernel) {
+    let mut map = Vec::with_capacity(kj.nodes.len());
+    for n in kj.nodes {
+        let r = |x: usize| map[x];
+        let idx = match n {
+            Node::Load(a) => match ki.outputs.iter().find(|(_, o)| o.slot == a.slot) {
+                Some((src, _)) => *src,
+                None => push_node(&mut ki.nodes, Node::Load(a)),
+            },
+            Node::Unary(u, x) => push_node(&mut ki.nodes, Node::Unary(u, r(x))),
+            Node::Binary(b, x, y) => push_node(&mut ki.nodes, Node::Binary(b, r(x), r(y))),
+            Node::Compare(c, x, y) => push_node(&mut ki.nodes, Node::Compare(c, r(x), r(y))),
+            Node::Select(c, x, y) => push_node(&mut ki.nodes, Node::Select(r(c), r(x), r(y))),
+            Node::Trunc(x) => push_node(&mut ki.nodes, Node::Trunc(r(x))),
+            other => push_node(&mut ki.nodes, other),
+        };
+        map.push(idx);
+    }
+    for (src, a) in kj.outputs {
+        ki.outputs.push((map[src], a));
+    }
+    ki.label = format!("{}; {}", ki.label, kj.label);
+}

@@ -1,0 +1,182 @@
+//! The kernel program: what `fuse` produces and `emit` turns into machine code.
+//!
+//! A program is a list of kernels run in order over a table of buffer
+//! pointers ("slots"). Every tensor that is materialised lives in one slot as a
+//! row-major f32 buffer; views (broadcast, transpose, reshape) are not copies
+//! but strided accesses to the slot of the value they view.
+
+use crate::ir::{BinaryOp, CmpOp, UnaryOp};
+
+/// Index into the pointer table passed to the compiled step.
+pub type Slot = usize;
+
+/// A strided read or write: element `(i_0, .., i_{r-1})` of the kernel's
+/// domain is at `slot[Σ strides[d] * i_d]` (strides in elements, may be 0).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Access {
+    pub slot: Slot,
+    pub strides: Vec<isize>,
+}
+
+/// One scalar operation of a fused kernel body; operands are indices of
+/// earlier nodes of the same kernel (the body is a DAG in topological order).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Node {
+    Load(Access),
+    Const(f32),
+    /// The integer `Σ strides[d] * i_d` as f32 (the class index of one_hot).
+    Index(Vec<isize>),
+    /// `ir::random_uniform/normal(seed, Σ strides[d] * i_d)`.
+    Random {
+        seed: u64,
+        strides: Vec<isize>,
+        normal: bool,
+    },
+    Unary(UnaryOp, usize),
+    Binary(BinaryOp, usize, usize),
+    Compare(CmpOp, usize, usize),
+    Select(usize, usize, usize),
+    /// f32 -> i32 conversion (truncation toward zero, result kept as f32).
+    Trunc(usize),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReduceKind {
+    Sum,
+    Max,
+}
+
+impl ReduceKind {
+    pub fn identity(self) -> f32 {
+        match self {
+            ReduceKind::Sum => 0.0,
+            ReduceKind::Max => f32::NEG_INFINITY,
+        }
+    }
+}
+
+/// A loop nest over `dims`. Without `reduce`, every output node is stored at
+/// its access for every domain point. With `reduce`, the single output is
+/// combined into its access (strides 0 on the reduced axes); when only the
+/// innermost axis is reduced the result is stored directly, otherwise the
+/// output must have been filled with the identity by an earlier kernel.
+#[derive(Clone, Debug)]
+pub struct LoopKernel {
+    pub dims: Vec<usize>,
+    pub nodes: Vec<Node>,
+    pub outputs: Vec<(usize, Access)>,
+    pub reduce: Option<(ReduceKind, Vec<bool>)>,
+    /// Split the outermost axis across threads (set by `fuse` for large,
+    /// race-free kernels).
+    pub parallel: bool,
+    /// IR values this kernel computes, for `kernels_text`.
+    pub label: String,
+}
+
+impl LoopKernel {
+    /// True when the reduction is over the innermost axis only, so the
+    /// accumulator lives in registers and the result is stored once.
+    pub fn direct_reduce(&self) -> bool {
+        match &self.reduce {
+            Some((_, red)) => {
+                let r = red.len();
+                r > 0 && red[r - 1] && red[..r - 1].iter().all(|x| !x)
+            }
+            None => false,
+        }
+    }
+}
+
+/// One operand or the result of a (batched) matrix product.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Matrix {
+    pub slot: Slot,
+    /// Strides of the leading (batch) dims, in elements.
+    pub batch_strides: Vec<isize>,
+    pub rs: isize,
+    pub cs: isize,
+}
+
+/// `c[b] = a[b] @ b[b]` for every batch index, through the `gemm` crate.
+#[derive(Clone, Debug)]
+pub struct GemmKernel {
+    pub batch: Vec<usize>,
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub a: Matrix,
+    pub b: Matrix,
+    pub c: Matrix,
+    /// Threads handed to gemm (1 = no parallelism).
+    pub threads: usize,
+    pub label: String,
+}
+
+#[derive(Clone, Debug)]
+pub enum Kernel {
+    Loop(LoopKernel),
+    Gemm(GemmKernel),
+}
+
+impl Kernel {
+    /// Slots this kernel reads.
+    pub fn reads(&self) -> Vec<Slot> {
+        match self {
+            Kernel::Loop(k) => {
+                let mut out: Vec<Slot> = k
+                    .nodes
+                    .iter()
+                    .filter_map(|n| match n {
+                        Node::Load(a) => Some(a.slot),
+                        _ => None,
+                    })
+                    .collect();
+                if k.reduce.is_some() && !k.direct_reduce() {
+                    out.extend(k.outputs.iter().map(|(_, a)| a.slot));
+                }
+                out
+            }
+            Kernel::Gemm(g) => vec![g.a.slot, g.b.slot],
+        }
+    }
+    /// Slots this kernel writes.
+    pub fn writes(&self) -> Vec<Slot> {
+        match self {
+            Kernel::Loop(k) => k.outputs.iter().map(|(_, a)| a.slot).collect(),
+            Kernel::Gemm(g) => vec![g.c.slot],
+        }
+    }
+}
+
+/// Where a slot's memory comes from at run time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SlotKind {
+    Param(usize),
+    Output(usize),
+    /// An intermediate; its offset in the arena is chosen by `plan`.
+    Temp,
+}
+
+#[derive(Clone, Debug)]
+pub struct SlotInfo {
+    pub kind: SlotKind,
+    /// Length in f32 elements.
+    pub len: usize,
+}
+
+#[derive(Clone, Debug)]
+pub struct Program {
+    pub slots: Vec<SlotInfo>,
+    pub kernels: Vec<Kernel>,
+}
+
+/// Row-major strides of a shape.
+pub fn contiguous_strides(dims: &[usize]) -> Vec<isize> {
+    let mut s = vec![0isize; dims.len()];
+    let mut acc = 1isize;
+    for i in (0..dims.len()).rev() {
+        s[i] = acc;
+        acc *= dims[i] as isize;
+    }
+    s
+}

@@ -1,0 +1,69 @@
+//! `kernels_text`: the fused kernels in an IR-like text form.
+
+use super::kernel::{Kernel, Node, Program, SlotKind};
+use super::plan::ArenaPlan;
+use std::fmt::Write;
+
+pub fn program_text(p: &Program, plan: &ArenaPlan) -> String {
+    let mut out = String::new();
+    for (s, info) in p.slots.iter().enumerate() {
+        let place = match info.kind {
+            SlotKind::Param(i) => format!("param {i}"),
+            SlotKind::Output(i) => format!("result {i}"),
+            SlotKind::Temp => match plan.offsets[s] {
+                Some(o) => format!("arena +{o}"),
+                None => "unused".to_string(),
+            },
+        };
+        let _ = writeln!(out, "slot s{s}: f32 x {} ({place})", info.len);
+    }
+    let _ = writeln!(out, "arena: {} floats", plan.len);
+    for (i, k) in p.kernels.iter().enumerate() {
+        match k {
+            Kernel::Gemm(g) => {
+                let _ = writeln!(
+                    out,
+                    "kernel k{i} gemm batch={:?} m={} n={} k={} threads={}  // {}\n    s{} (rs={}, cs={}) = s{} (rs={}, cs={}) @ s{} (rs={}, cs={})",
+                    g.batch, g.m, g.n, g.k, g.threads, g.label, g.c.slot, g.c.rs, g.c.cs, g.a.slot, g.a.rs, g.a.cs, g.b.slot, g.b.rs, g.b.cs
+                );
+            }
+            Kernel::Loop(l) => {
+                let red = match &l.reduce {
+                    Some((kind, axes)) => format!(" reduce={kind:?} over={axes:?}"),
+                    None => String::new(),
+                };
+                let par = if l.parallel { " parallel" } else { "" };
+                let _ = writeln!(out, "kernel k{i} loop {:?}{red}{par}  // {}", l.dims, l.label);
+                for (j, n) in l.nodes.iter().enumerate() {
+                    let body = match n {
+                        Node::Load(a) => format!("load s{} strides={:?}", a.slot, a.strides),
+                        Node::Const(c) => format!("const {c:?}"),
+                        Node::Index(s) => format!("index strides={s:?}"),
+                        Node::Random { seed, strides, normal } => {
+                            format!(
+                                "random_{} seed={seed} strides={strides:?}",
+                                if *normal { "normal" } else { "uniform" }
+                            )
+                        }
+                        Node::Unary(u, x) => format!("{} n{x}", lower(u)),
+                        Node::Binary(op, x, y) => format!("{} n{x}, n{y}", lower(op)),
+                        Node::Compare(c, x, y) => format!("{} n{x}, n{y}", lower(c)),
+                        Node::Select(c, x, y) => format!("select n{c}, n{x}, n{y}"),
+                        Node::Trunc(x) => format!("trunc n{x}"),
+                    };
+                    let _ = writeln!(out, "    n{j} = {body}");
+                }
+                for (src, a) in &l.outputs {
+                    let verb = if l.reduce.is_some() { "accumulate" } else { "store" };
+                    let _ = writeln!(out, "    {verb} n{src} -> s{} strides={:?}", a.slot, a.strides);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Op names as the IR printer spells them (`Add` -> `add`).
+fn lower(x: &dyn std::fmt::Debug) -> String {
+    format!("{x:?}").to_lowercase()
+}

@@ -1,0 +1,304 @@
+//! Algebraic simplification and constant folding.
+//!
+//! Contract: a rewrite never changes any result bit for any input that is
+//! not NaN — including the sign of zero, which division and `sign` can
+//! observe. (NaN stays NaN; only its payload may differ.) Concretely:
+//!
+//! - Constants are `f32` values (`Const` stores an `f64`, but every value in
+//!   the IR is `f32`), so folding computes in `f32` with IEEE operations that
+//!   round exactly once: `+ - * /`, `sqrt`, `neg`, `abs`, comparisons, and
+//!   `max`/`min`/`sign` only where no NaN or signed-zero convention is
+//!   involved. Transcendentals (`exp`, `log`, `tanh`, `pow`) are not folded:
+//!   their result depends on the backend's approximation, and folding would
+//!   make optimised and unoptimised programs disagree.
+//! - `x * 1`, `1 * x`, `x / 1`, `x - 0`, `x + (-0)`, `neg(neg x)`,
+//!   `pow(x, 1)` are exact for every input. `x + 0` is *not*: `-0 + 0` is
+//!   `+0`. It is folded only when `x` provably is never `-0` (an `exp`,
+//!   `abs`, comparison, ... see [`Simplifier::may_be_neg_zero`]); likewise
+//!   `x - (-0)`.
+//! - `x * 0 -> 0` is never applied: `inf * 0` and `NaN * 0` are NaN, and
+//!   `-3 * 0` is `-0`, so it is wrong even for finite inputs.
+//! - `pow(x, 2) -> x * x`: the product is the correctly rounded square, which
+//!   is what an exact `pow` returns (and it agrees on inf, -0 and NaN).
+//! - Shape ops compose: broadcast of broadcast, reshape of reshape, transpose
+//!   of transpose (perms composed), and identities (same shape, identity
+//!   perm, reduction over no axes, cast to the same dtype) disappear. A
+//!   reshape or transpose of a broadcast constant is that constant broadcast
+//!   to the new shape (every element is the same). A reduction over no axes
+//!   is its operand, which is bit-exact when backends sum from `-0.0` (the
+//!   IEEE additive identity) or from the first element, not from `+0.0`.
+//! - `select` with a constant non-NaN condition picks its branch;
+//!   `select c, a, a` is `a`.
+//!
+//! The pass walks the input once. Each instruction's operands are already
+//! simplified, and a rewrite that builds new instructions sends them through
+//! the same rules, so chains (`neg(neg(neg(neg x)))`, nested broadcasts)
+//! collapse in one run. Instructions made dead are left for DCE.
+
+use super::Rebuild;
+use crate::ir::{BinaryOp, CmpOp, DType, Dim, Func, Op, UnaryOp, Value};
+
+/// How far [`Simplifier::may_be_neg_zero`] looks back; deeper means unknown.
+const SIGN_DEPTH: u32 = 8;
+
+pub fn simplify(f: &Func) -> Func {
+    let mut s = Simplifier {
+        rb: Rebuild::new(f),
+        defs: vec![],
+    };
+    for inst in &f.insts {
+        let args = s.rb.args(&inst.args);
+        let v = s.emit(inst.op.clone(), args);
+        // Every rule must keep the type; catching it here names the culprit.
+        assert_eq!(
+            s.rb.b.ty(v),
+            f.ty(inst.result),
+            "internal error: simplify changed the type of {}",
+            inst.result
+        );
+        s.rb.map[inst.result.index()] = Some(v);
+    }
+    s.rb.finish(f, "simplify")
+}
+
+struct Simplifier {
+    rb: Rebuild,
+    /// New value -> index of its defining instruction in the builder.
+    defs: Vec<Option<usize>>,
+}
+
+/// `s` holds exactly the f32 `want` (bitwise, so `0.0` and `-0.0` differ).
+fn is(s: Option<f32>, want: f32) -> bool {
+    s.is_some_and(|c| c.to_bits() == want.to_bits())
+}
+
+impl Simplifier {
+    fn push(&mut self, op: Op, args: &[Value]) -> Value {
+        let idx = self.rb.b.func().insts.len();
+        let v = self.rb.b.push(op, args);
+        if self.defs.len() <= v.index() {
+            self.defs.resize(v.index() + 1, None);
+        }
+        self.defs[v.index()] = Some(idx);
+        v
+    }
+
+    /// Add `op args` to the output, simplified.
+    fn emit(&mut self, op: Op, args: Vec<Value>) -> Value {
+        match self.rewrite(&op, &args) {
+            Some(v) => v,
+            None => self.push(op, &args),
+        }
+    }
+
+    /// The op and operands defining `v` in the output (None for params).
+    fn def(&self, v: Value) -> Option<(Op, Vec<Value>)> {
+        let i = (*self.defs.get(v.index())?)?;
+        let inst = &self.rb.b.func().insts[i];
+        Some((inst.op.clone(), inst.args.clone()))
+    }
+
+    fn shape(&self, v: Value) -> Vec<Dim> {
+        self.rb.b.shape(v)
+    }
+
+    /// If every element of `v` is one constant: the scalar `const` value and
+    /// its f32 value. Broadcasts of broadcasts are already collapsed, so one
+    /// level suffices.
+    fn splat(&self, v: Value) -> Option<(Value, f32)> {
+        match self.def(v)? {
+            (Op::Const(c), _) => Some((v, c as f32)),
+            (Op::Broadcast { .. }, a) => match self.def(a[0])? {
+                (Op::Const(c), _) => Some((a[0], c as f32)),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// Scalar `s` broadcast to `shape` (just `s` for a scalar shape).
+    fn spread(&mut self, s: Value, shape: &[Dim]) -> Value {
+        if shape.is_empty() {
+            s
+        } else {
+            self.push(Op::Broadcast { shape: shape.to_vec() }, &[s])
+        }
+    }
+
+    /// A fresh constant `x` broadcast to `shape`.
+    fn fold(&mut self, x: f32, shape: &[Dim]) -> Value {
+        let c = self.push(Op::Const(x as f64), &[]);
+        self.spread(c, shape)
+    }
+
+    /// A value equal to `op args`, or None to emit it unchanged.
+    fn rewrite(&mut self, op: &Op, args: &[Value]) -> Option<Value> {
+        match op {
+            Op::Unary(u) => self.unary(*u, args[0]),
+            Op::Binary(b) => self.binary(*b, args[0], args[1]),
+            Op::Compare(c) => {
+                let ((_, a), (_, b)) = (self.splat(args[0])?, self.splat(args[1])?);
+                let r = match c {
+                    CmpOp::Lt => a < b,
+                    CmpOp::Le => a <= b,
+                    CmpOp::Gt => a > b,
+                    CmpOp::Ge => a >= b,
+                    CmpOp::Eq => a == b,
+                    CmpOp::Ne => a != b,
+                };
+                let shape = self.shape(args[0]);
+                Some(self.fold(if r { 1.0 } else { 0.0 }, &shape))
+            }
+            Op::Select => {
+                let (c, a, b) = (args[0], args[1], args[2]);
+                if a == b {
+                    return Some(a);
+                }
+                // A NaN condition is left alone: "c != 0" is true for NaN
+                // under IEEE, but that is a convention worth not baking in.
+                let (_, k) = self.splat(c).filter(|(_, k)| !k.is_nan())?;
+                Some(if k != 0.0 { a } else { b })
+            }
+            Op::Broadcast { shape } => {
+                let x = args[0];
+                if self.shape(x) == *shape {
+                    return Some(x);
+                }
+                match self.def(x)? {
+                    (Op::Broadcast { .. }, inner) => Some(self.emit(op.clone(), vec![inner[0]])),
+                    _ => None,
+                }
+            }
+            Op::Reshape { shape } => {
+                let x = args[0];
+                if self.shape(x) == *shape {
+                    return Some(x);
+                }
+                if let Some((s, _)) = self.splat(x) {
+                    return Some(self.spread(s, shape));
+                }
+                match self.def(x)? {
+                    (Op::Reshape { .. }, inner) => Some(self.emit(op.clone(), vec![inner[0]])),
+                    _ => None,
+                }
+            }
+            Op::Transpose { perm } => {
+                let x = args[0];
+                if perm.iter().enumerate().all(|(i, &p)| i == p) {
+                    return Some(x);
+                }
+                if let Some((s, _)) = self.splat(x) {
+                    let from = self.shape(x);
+                    let shape: Vec<Dim> = perm.iter().map(|&p| from[p].clone()).collect();
+                    return Some(self.spread(s, &shape));
+                }
+                match self.def(x)? {
+                    // Result dim i is inner's dim perm[i], which is the
+                    // source's dim inner_perm[perm[i]].
+                    (Op::Transpose { perm: inner_perm }, inner) => {
+                        let composed = perm.iter().map(|&p| inner_perm[p]).collect();
+                        Some(self.emit(Op::Transpose { perm: composed }, vec![inner[0]]))
+                    }
+                    _ => None,
+                }
+            }
+            Op::ReduceSum { axes, .. } | Op::ReduceMax { axes, .. } if axes.is_empty() => Some(args[0]),
+            Op::Cast { to } if self.rb.b.ty(args[0]).dtype == *to => Some(args[0]),
+            _ => None,
+        }
+    }
+
+    fn unary(&mut self, u: UnaryOp, x: Value) -> Option<Value> {
+        if u == UnaryOp::Neg {
+            if let Some((Op::Unary(UnaryOp::Neg), inner)) = self.def(x) {
+                return Some(inner[0]);
+            }
+        }
+        let (_, c) = self.splat(x)?;
+        let r = match u {
+            UnaryOp::Neg => -c,
+            UnaryOp::Abs => c.abs(),
+            UnaryOp::Sqrt => c.sqrt(),
+            // `signum` gives ±1 for ±0 and NaN for NaN; the op's value there
+            // is a backend convention, so only fold the unambiguous cases.
+            UnaryOp::Sign if c != 0.0 && !c.is_nan() => c.signum(),
+            _ => return None,
+        };
+        let shape = self.shape(x);
+        Some(self.fold(r, &shape))
+    }
+
+    fn binary(&mut self, op: BinaryOp, x: Value, y: Value) -> Option<Value> {
+        let sx = self.splat(x).map(|s| s.1);
+        let sy = self.splat(y).map(|s| s.1);
+        if let (Some(a), Some(b)) = (sx, sy) {
+            // max/min of NaN, or of 0 and -0, depends on the backend.
+            let plain = !(a.is_nan() || b.is_nan() || (a == 0.0 && b == 0.0));
+            let r = match op {
+                BinaryOp::Add => Some(a + b),
+                BinaryOp::Sub => Some(a - b),
+                BinaryOp::Mul => Some(a * b),
+                BinaryOp::Div => Some(a / b),
+                BinaryOp::Max if plain => Some(a.max(b)),
+                BinaryOp::Min if plain => Some(a.min(b)),
+                _ => None,
+            };
+            if let Some(r) = r {
+                let shape = self.shape(x);
+                return Some(self.fold(r, &shape));
+            }
+        }
+        match op {
+            BinaryOp::Add => {
+                if is(sy, -0.0) || (is(sy, 0.0) && !self.may_be_neg_zero(x, SIGN_DEPTH)) {
+                    return Some(x);
+                }
+                if is(sx, -0.0) || (is(sx, 0.0) && !self.may_be_neg_zero(y, SIGN_DEPTH)) {
+                    return Some(y);
+                }
+            }
+            // x - 0 is x + (-0); x - (-0) is x + 0.
+            BinaryOp::Sub if is(sy, 0.0) || (is(sy, -0.0) && !self.may_be_neg_zero(x, SIGN_DEPTH)) => {
+                return Some(x);
+            }
+            BinaryOp::Mul => {
+                if is(sy, 1.0) {
+                    return Some(x);
+                }
+                if is(sx, 1.0) {
+                    return Some(y);
+                }
+            }
+            BinaryOp::Div if is(sy, 1.0) => return Some(x),
+            BinaryOp::Pow if is(sy, 1.0) => return Some(x),
+            BinaryOp::Pow if is(sy, 2.0) => return Some(self.emit(Op::Binary(BinaryOp::Mul), vec![x, x])),
+            _ => {}
+        }
+        None
+    }
+
+    /// False only when `v` is certainly never `-0.0` (true = unknown).
+    /// Under round-to-nearest, `a + b` is `-0` only if both are, `a - b` only
+    /// if `a` is; `exp`, `abs`, comparisons, one-hot rows, uniform draws and
+    /// integer casts never produce it; shape ops and `sqrt` keep it.
+    fn may_be_neg_zero(&self, v: Value, depth: u32) -> bool {
+        if depth == 0 {
+            return true;
+        }
+        let Some((op, args)) = self.def(v) else {
+            return true; // a param: anything
+        };
+        let rec = |a: Value| self.may_be_neg_zero(a, depth - 1);
+        match op {
+            Op::Const(c) => (c as f32).to_bits() == (-0.0f32).to_bits(),
+            Op::Compare(_) | Op::OneHot { .. } | Op::RandomUniform { .. } => false,
+            Op::Unary(UnaryOp::Exp | UnaryOp::Abs) => false,
+            Op::Cast { .. } if self.rb.b.ty(args[0]).dtype == DType::I32 => false,
+            Op::Binary(BinaryOp::Add) => rec(args[0]) && rec(args[1]),
+            Op::Binary(BinaryOp::Sub) => rec(args[0]),
+            Op::Broadcast { .. } | Op::Reshape { .. } | Op::Transpose { .. } | Op::Unary(UnaryOp::Sqrt) => rec(args[0]),
+            Op::Select => rec(args[1]) || rec(args[2]),
+            _ => true,
+        }
+    }
+}

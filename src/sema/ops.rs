@@ -1,0 +1,375 @@
+//! Tensor arithmetic in the elaborator: broadcasting, elementwise ops,
+//! matrix products; numbers fold at compile time.
+
+use super::elab::Elab;
+use super::shape;
+use super::value::{Tensor, TensorTy, Val};
+use crate::base::Span;
+use crate::diag::Diagnostic;
+use crate::ir::{self, BinaryOp, CmpOp, DType, Dim, UnaryOp};
+use crate::syntax::ast::*;
+
+impl Elab<'_> {
+    // ---- tensors ----------------------------------------------------------
+
+    pub fn tensor(&self, ty: TensorTy, ir: Option<ir::Value>) -> Val {
+        Val::Tensor(Tensor { ty, ir })
+    }
+
+    /// A compile-time number as a scalar tensor.
+    pub fn scalar(&mut self, x: f64) -> Tensor {
+        let v = self.b.constant(x);
+        Tensor {
+            ty: TensorTy::f32(vec![]),
+            ir: Some(v),
+        }
+    }
+
+    /// View a value as a tensor for arithmetic; numbers become constants.
+    pub fn as_tensor(&mut self, v: &Val, span: Span, what: &str) -> Option<Tensor> {
+        match v {
+            Val::Tensor(t) => Some(t.clone()),
+            Val::Int(i) => Some(self.scalar(*i as f64)),
+            Val::Float(x) => Some(self.scalar(*x)),
+            Val::Bool(b) => Some(self.scalar(if *b { 1.0 } else { 0.0 })),
+            Val::Any | Val::Dim(_) => Some(Tensor {
+                ty: TensorTy::unknown(),
+                ir: None,
+            }),
+            Val::Error => None,
+            other => {
+                let d = Diagnostic::error(
+                    "E0203",
+                    format!("{what} needs a tensor or a number"),
+                    span,
+                    format!("this is {}", other.kind()),
+                );
+                self.report(d);
+                None
+            }
+        }
+    }
+
+    pub(super) fn require_f32(&mut self, t: &Tensor, span: Span, what: &str) -> bool {
+        if t.ty.dtype == DType::F32 {
+            return true;
+        }
+        let d = Diagnostic::error(
+            "E0201",
+            format!("{what} needs f32 values, found {}", t.ty.dtype),
+            span,
+            format!("this is {}", t.ty),
+        )
+        .with_help("convert integer labels with `float(x)`, or one-hot encode them with `one_hot(x, classes)`");
+        self.report(d);
+        false
+    }
+
+    /// Broadcast two tensors to a common shape (NumPy rules), emitting the
+    /// explicit broadcasts. Reports E0302 on incompatible shapes.
+    pub fn broadcast_pair(
+        &mut self,
+        a: &Tensor,
+        b: &Tensor,
+        op: &str,
+        sa: Span,
+        sb: Span,
+        whole: Span,
+    ) -> Option<(Tensor, Tensor, Option<Vec<Dim>>)> {
+        let (Some(x), Some(y)) = (&a.ty.shape, &b.ty.shape) else {
+            return Some((a.clone(), b.clone(), None));
+        };
+        match shape::broadcast(x, y) {
+            Ok(out) => {
+                let ca = self.broadcast_to(a, &out);
+                let cb = self.broadcast_to(b, &out);
+                Some((ca, cb, Some(out)))
+            }
+            Err(i) => {
+                let da = x.len().checked_sub(i + 1).map(|j| x[j].to_string()).unwrap_or_default();
+                let db = y.len().checked_sub(i + 1).map(|j| y[j].to_string()).unwrap_or_default();
+                let d = Diagnostic::error(
+                    "E0302",
+                    format!("shapes {} and {} cannot be broadcast for `{op}`", a.ty, b.ty),
+                    sb,
+                    format!("this has shape {}", b.ty),
+                )
+                .with_secondary(sa, format!("this has shape {}", a.ty))
+                .with_note(format!("dim {da} and dim {db} differ and neither is 1 (aligned from the right)"));
+                let _ = whole;
+                self.report(d);
+                None
+            }
+        }
+    }
+
+    pub fn broadcast_to(&mut self, t: &Tensor, shape: &[Dim]) -> Tensor {
+        let ir = t.ir.map(|v| self.b.broadcast(v, shape));
+        Tensor {
+            ty: TensorTy {
+                dtype: t.ty.dtype,
+                shape: Some(shape.to_vec()),
+            },
+            ir,
+        }
+    }
+
+    /// Elementwise binary op on tensors or numbers, with broadcasting.
+    pub fn binary(&mut self, op: BinOp, l: &Val, r: &Val, sl: Span, sr: Span, whole: Span) -> Val {
+        // Lists of tensors map elementwise (`params^2`), like JAX's tree_map.
+        if let (Val::List(items), other) | (other, Val::List(items)) = (l, r) {
+            let left_is_list = matches!(l, Val::List(_));
+            let items = items.clone();
+            let other = other.clone();
+            return Val::List(
+                items
+                    .iter()
+                    .map(|it| {
+                        if left_is_list {
+                            self.binary(op, it, &other, sl, sr, whole)
+                        } else {
+                            self.binary(op, &other, it, sl, sr, whole)
+                        }
+                    })
+                    .collect(),
+            );
+        }
+        // Compile-time arithmetic folds.
+        if let Some(v) = fold_numbers(op, l, r) {
+            return v;
+        }
+        if matches!(l, Val::Error) || matches!(r, Val::Error) {
+            return Val::Error;
+        }
+        let sym = op.symbol();
+        let (Some(a), Some(b)) = (
+            self.as_tensor(l, sl, &format!("`{sym}`")),
+            self.as_tensor(r, sr, &format!("`{sym}`")),
+        ) else {
+            return Val::Error;
+        };
+        if op == BinOp::MatMul {
+            return self.matmul(&a, &b, sl, sr);
+        }
+        let is_cmp = matches!(op, BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge | BinOp::Eq | BinOp::Ne);
+        let f32_operands = is_cmp || (self.require_f32(&a, sl, &format!("`{sym}`")) && self.require_f32(&b, sr, &format!("`{sym}`")));
+        if !f32_operands {
+            return Val::Error;
+        }
+        if is_cmp && a.ty.dtype != b.ty.dtype {
+            // Compare labels with numbers: compare in f32.
+        }
+        let Some((a, b, shape)) = self.broadcast_pair(&a, &b, sym, sl, sr, whole) else {
+            return Val::Error;
+        };
+        let ty = TensorTy { dtype: DType::F32, shape };
+        let ir = match (a.ir, b.ir) {
+            (Some(x), Some(y)) => {
+                let x = self.b.cast(x, DType::F32);
+                let y = self.b.cast(y, DType::F32);
+                Some(match op {
+                    BinOp::Add => self.b.binary(BinaryOp::Add, x, y),
+                    BinOp::Sub => self.b.binary(BinaryOp::Sub, x, y),
+                    BinOp::Mul => self.b.binary(BinaryOp::Mul, x, y),
+                    BinOp::Div => self.b.binary(BinaryOp::Div, x, y),
+                    BinOp::Pow => self.pow(x, y),
+                    BinOp::Lt => self.b.compare(CmpOp::Lt, x, y),
+                    BinOp::Le => self.b.compare(CmpOp::Le, x, y),
+                    BinOp::Gt => self.b.compare(CmpOp::Gt, x, y),
+                    BinOp::Ge => self.b.compare(CmpOp::Ge, x, y),
+                    BinOp::Eq => self.b.compare(CmpOp::Eq, x, y),
+                    BinOp::Ne => self.b.compare(CmpOp::Ne, x, y),
+                    BinOp::MatMul => unreachable!(),
+                })
+            }
+            _ => None,
+        };
+        self.tensor(ty, ir)
+    }
+
+    /// `x ^ y`; squares become a multiplication (exact and cheaper).
+    pub(super) fn pow(&mut self, x: ir::Value, y: ir::Value) -> ir::Value {
+        let exponent = self.constant_of(y);
+        match exponent {
+            Some(2.0) => self.b.mul(x, x),
+            Some(1.0) => x,
+            _ => self.b.binary(BinaryOp::Pow, x, y),
+        }
+    }
+
+    /// The scalar constant behind `v` (through broadcasts), if any.
+    pub(super) fn constant_of(&self, v: ir::Value) -> Option<f64> {
+        let inst = self.b.func().def(v)?;
+        match &inst.op {
+            ir::Op::Const(c) => Some(*c),
+            ir::Op::Broadcast { .. } => self.constant_of(inst.args[0]),
+            _ => None,
+        }
+    }
+
+    pub(super) fn matmul(&mut self, a: &Tensor, b: &Tensor, sa: Span, sb: Span) -> Val {
+        if !(self.require_f32(a, sa, "`@`") && self.require_f32(b, sb, "`@`")) {
+            return Val::Error;
+        }
+        let (Some(x), Some(y)) = (a.ty.shape.clone(), b.ty.shape.clone()) else {
+            return self.tensor(TensorTy::unknown(), None);
+        };
+        if x.is_empty() || y.is_empty() {
+            let (s, t) = if x.is_empty() { (sa, a) } else { (sb, b) };
+            let d = Diagnostic::error(
+                "E0309",
+                "`@` needs tensors of rank 1 or more",
+                s,
+                format!("this is a scalar {}", t.ty),
+            )
+            .with_help("use `*` to multiply by a scalar");
+            self.report(d);
+            return Val::Error;
+        }
+        // Vectors are promoted to matrices as in NumPy and squeezed after.
+        let (x2, squeeze_a) = if x.len() == 1 {
+            (vec![Dim::Known(1), x[0].clone()], true)
+        } else {
+            (x.clone(), false)
+        };
+        let (y2, squeeze_b) = if y.len() == 1 {
+            (vec![y[0].clone(), Dim::Known(1)], true)
+        } else {
+            (y.clone(), false)
+        };
+        let k_a = &x2[x2.len() - 1];
+        let k_b = &y2[y2.len() - 2];
+        if k_a != k_b {
+            let d = Diagnostic::error(
+                "E0303",
+                format!("matrix product `{} @ {}` needs equal inner dims, found {k_a} and {k_b}", a.ty, b.ty),
+                sb,
+                format!("this has shape {}, its first dim must be {k_a}", b.ty),
+            )
+            .with_secondary(sa, format!("this has shape {}", a.ty));
+            self.report(d);
+            return Val::Error;
+        }
+        let lead_a = &x2[..x2.len() - 2];
+        let lead_b = &y2[..y2.len() - 2];
+        let Ok(lead) = shape::broadcast(lead_a, lead_b) else {
+            let d = Diagnostic::error(
+                "E0303",
+                format!("matrix product `{} @ {}`: leading dims cannot be broadcast", a.ty, b.ty),
+                sb,
+                format!("this has shape {}", b.ty),
+            )
+            .with_secondary(sa, format!("this has shape {}", a.ty));
+            self.report(d);
+            return Val::Error;
+        };
+        let m = x2[x2.len() - 2].clone();
+        let n = y2[y2.len() - 1].clone();
+        let mut out: Vec<Dim> = lead.clone();
+        out.push(m.clone());
+        out.push(n.clone());
+        let ir = match (a.ir, b.ir) {
+            (Some(va), Some(vb)) => {
+                let va = self.b.reshape(va, &x2);
+                let vb = self.b.reshape(vb, &y2);
+                let mut sa_full = lead.clone();
+                sa_full.extend([m.clone(), k_a.clone()]);
+                let mut sb_full = lead.clone();
+                sb_full.extend([k_b.clone(), n.clone()]);
+                let va = self.b.broadcast(va, &sa_full);
+                let vb = self.b.broadcast(vb, &sb_full);
+                Some(self.b.matmul(va, vb))
+            }
+            _ => None,
+        };
+        let mut final_shape = out.clone();
+        if squeeze_b {
+            final_shape.pop();
+        }
+        if squeeze_a {
+            let l = final_shape.len();
+            final_shape.remove(l - if squeeze_b { 1 } else { 2 });
+        }
+        let ir = ir.map(|v| self.b.reshape(v, &final_shape));
+        self.tensor(TensorTy::f32(final_shape), ir)
+    }
+
+    pub fn unary(&mut self, op: UnaryOp, v: &Val, span: Span, name: &str) -> Val {
+        match v {
+            Val::Int(_) | Val::Float(_) => {
+                let x = match v {
+                    Val::Int(i) => *i as f64,
+                    Val::Float(f) => *f,
+                    _ => unreachable!(),
+                };
+                let r = match op {
+                    UnaryOp::Neg => -x,
+                    UnaryOp::Exp => x.exp(),
+                    UnaryOp::Log => x.ln(),
+                    UnaryOp::Sqrt => x.sqrt(),
+                    UnaryOp::Tanh => x.tanh(),
+                    UnaryOp::Abs => x.abs(),
+                    UnaryOp::Sign => x.signum(),
+                };
+                if op == UnaryOp::Neg {
+                    if let Val::Int(i) = v {
+                        return Val::Int(-i);
+                    }
+                }
+                if op == UnaryOp::Abs {
+                    if let Val::Int(i) = v {
+                        return Val::Int(i.abs());
+                    }
+                }
+                Val::Float(r)
+            }
+            _ => {
+                let Some(t) = self.as_tensor(v, span, &format!("`{name}`")) else {
+                    return Val::Error;
+                };
+                if !self.require_f32(&t, span, &format!("`{name}`")) {
+                    return Val::Error;
+                }
+                let ir = t.ir.map(|x| self.b.unary(op, x));
+                self.tensor(t.ty, ir)
+            }
+        }
+    }
+}
+
+fn fold_numbers(op: BinOp, l: &Val, r: &Val) -> Option<Val> {
+    use Val::*;
+    let as_f = |v: &Val| match v {
+        Int(i) => Some(*i as f64),
+        Float(f) => Some(*f),
+        _ => None,
+    };
+    if let (Int(a), Int(b)) = (l, r) {
+        let v = match op {
+            BinOp::Add => a.checked_add(*b).map(Int),
+            BinOp::Sub => a.checked_sub(*b).map(Int),
+            BinOp::Mul => a.checked_mul(*b).map(Int),
+            BinOp::Div => return Some(Float(*a as f64 / *b as f64)),
+            BinOp::Pow if *b >= 0 && *b < 64 => a.checked_pow(*b as u32).map(Int),
+            _ => None,
+        };
+        if v.is_some() {
+            return v;
+        }
+    }
+    let (a, b) = (as_f(l)?, as_f(r)?);
+    Some(match op {
+        BinOp::Add => Float(a + b),
+        BinOp::Sub => Float(a - b),
+        BinOp::Mul => Float(a * b),
+        BinOp::Div => Float(a / b),
+        BinOp::Pow => Float(a.powf(b)),
+        BinOp::Lt => Bool(a < b),
+        BinOp::Le => Bool(a <= b),
+        BinOp::Gt => Bool(a > b),
+        BinOp::Ge => Bool(a >= b),
+        BinOp::Eq => Bool(a == b),
+        BinOp::Ne => Bool(a != b),
+        BinOp::MatMul => return None,
+    })
+}

@@ -1,0 +1,136 @@
+//! The `nnc` binary as a user runs it: exit codes, messages, no panics.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn nnc(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_nnc"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run nnc")
+}
+
+fn text(o: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn temp_file(name: &str, bytes: &[u8]) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("nnc-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+#[test]
+fn check_clean_files_exits_zero() {
+    let o = nnc(&["check", "examples/xor.nn", "examples/digits.nn", "stdlib/layers.nn"]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(out.contains("checked 3 files: no errors"), "{out}");
+}
+
+#[test]
+fn check_reports_shape_error_with_fix_and_exits_one() {
+    let o = nnc(&["check", "tests/ui/shapes/dense_input.nn"]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(err.contains("E0301") && err.contains("write `Dense(128 -> 64, relu)`"), "{err}");
+}
+
+#[test]
+fn missing_file_is_a_clear_error() {
+    let o = nnc(&["check", "no/such/file.nn"]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(err.contains("no/such/file.nn"), "{err}");
+}
+
+#[test]
+fn explain_knows_every_code() {
+    for c in nnc::diag::CODES {
+        let o = nnc(&["explain", c.code]);
+        let (out, _) = text(&o);
+        assert_eq!(o.status.code(), Some(0), "{}", c.code);
+        assert!(out.contains(c.title) && out.len() > 60, "{}: {out}", c.code);
+    }
+    assert_eq!(nnc(&["explain", "E9999"]).status.code(), Some(1));
+}
+
+#[test]
+fn run_trains_xor_to_full_accuracy() {
+    let o = nnc(&["run", "examples/xor.nn", "--quiet"]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(out.contains("Xor on the training set") && out.contains("accuracy   1.0000"), "{out}");
+}
+
+#[test]
+fn run_with_missing_data_names_the_file() {
+    let src = "model M(x: [batch, 4]) -> [batch, 3] = x |> Dense(4 -> 3)\n\
+               train M { data = csv(\"missing-data.csv\", label: 4)\n loss = cross_entropy(model(x), y)\n optimizer = sgd }\n";
+    let p = temp_file("missing_data.nn", src.as_bytes());
+    let o = nnc(&["run", p.to_str().unwrap()]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(err.contains("missing-data.csv") && err.contains("not found"), "{err}");
+}
+
+#[test]
+fn every_ir_stage_prints() {
+    for stage in ["ast", "typed", "ir", "grad", "opt", "fused", "clif"] {
+        let o = nnc(&["ir", "examples/xor.nn", "--stage", stage]);
+        let (out, err) = text(&o);
+        assert_eq!(o.status.code(), Some(0), "{stage}: {err}");
+        assert!(!out.trim().is_empty(), "{stage}");
+    }
+}
+
+#[test]
+fn hostile_input_never_panics() {
+    let cases: Vec<(&str, Vec<u8>, i32)> = vec![
+        ("empty.nn", vec![], 1),
+        ("bytes.nn", vec![0xff, 0xfe, 0x00, 0x41], 1),
+        (
+            "deep.nn",
+            format!("fn f(x) = {}x{}", "(".repeat(10_000), ")".repeat(10_000)).into_bytes(),
+            1,
+        ),
+        ("long.nn", format!("fn f(x) = x{}", " + x".repeat(20_000)).into_bytes(), 0),
+        ("recursive.nn", b"fn f(x) = f(x)\nmodel M(x: [b, 2]) -> [b, 2] = f(x)\n".to_vec(), 1),
+    ];
+    for (name, bytes, code) in cases {
+        let p = temp_file(name, &bytes);
+        let o = nnc(&["check", p.to_str().unwrap()]);
+        let (_, err) = text(&o);
+        assert_eq!(o.status.code(), Some(code), "{name}: {err}");
+        assert!(!err.contains("panicked"), "{name}: {err}");
+    }
+    assert!(Path::new(env!("CARGO_BIN_EXE_nnc")).exists());
+}
+
+#[test]
+fn use_loads_a_file_beside_the_model() {
+    let dir = std::env::temp_dir().join(format!("nnc-use-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("blocks.nn"), "/// Doubles its input.\nfn twice(x: [b, n]) = x + x\n").unwrap();
+    std::fs::write(
+        dir.join("main.nn"),
+        "use blocks\nmodel M(x: [batch, 4]) -> [batch, 4] = x |> twice\n",
+    )
+    .unwrap();
+    let o = nnc(&["check", dir.join("main.nn").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
+    std::fs::write(
+        dir.join("main.nn"),
+        "use blocks\nmodel M(x: [batch, 4]) -> [batch, 5] = x |> twice\n",
+    )
+    .unwrap();
+    let o = nnc(&["check", dir.join("main.nn").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).1.contains("E0305"), "{:?}", text(&o));
+}
