@@ -196,6 +196,38 @@ fn bad_inputs_are_errors_that_name_the_file() {
     let err = fails(&["run", s(&file), "--out", s(&dir.join("out"))]);
     assert!(err.contains("images.idx") && err.contains("truncated"), "{err}");
 
+    // A wrong magic number, counts that disagree, a non-numeric CSV field,
+    // a missing file: each names its file.
+    let run_with = |data: &str, name: &str| {
+        let src = format!(
+            "model M(x: [batch, 2]) -> [batch, 2] = x |> Dense(2 -> 2)\n\
+             train M {{ data = {data}\n loss = cross_entropy(model(x), y)\n optimizer = sgd }}\n"
+        );
+        let file = dir.join(format!("{name}.nn"));
+        std::fs::write(&file, src).unwrap();
+        fails(&["run", s(&file), "--out", s(&dir.join(name))])
+    };
+    let magic = dir.join("magic.idx");
+    std::fs::write(&magic, [1u8, 2, 8, 1, 0, 0, 0, 1, 7]).unwrap();
+    let err = run_with(&format!("idx(\"{}\", \"{}\")", s(&magic), s(&labels)), "magic");
+    assert!(err.contains("magic.idx") && err.contains("magic number"), "{err}");
+    let two = dir.join("two.idx");
+    std::fs::write(&two, [0u8, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 1, 0, 0, 0, 2, 1, 2, 3, 4]).unwrap();
+    let err = run_with(&format!("idx(\"{}\", \"{}\")", s(&two), s(&labels)), "counts");
+    assert!(
+        err.contains("labels.idx") && err.contains("1 labels") && err.contains("2 images"),
+        "{err}"
+    );
+    let words = dir.join("words.csv");
+    std::fs::write(&words, "1,2,0\n3,x,1\n").unwrap();
+    let err = run_with(&format!("csv(\"{}\", label: 2)", s(&words)), "words");
+    assert!(
+        err.contains("words.csv") && err.contains("line 2") && err.contains("`x` is not a number"),
+        "{err}"
+    );
+    let err = run_with("csv(\"absent.csv\", label: 2)", "absent");
+    assert!(err.contains("absent.csv") && err.contains("not found"), "{err}");
+
     // `predict` with rows of the wrong width, and with a missing file.
     let weights = dir.join("w.safetensors");
     let w_out = dir.join("xor");
