@@ -89,8 +89,15 @@ pub fn final_report(
     let (s, out, y) = train::evaluate_outputs(plan, backend, w, data)?;
     say!("{} on the {name} set ({} samples):", plan.model, data.len());
     let mut vals = vec![("loss".to_string(), s.loss)];
-    if train::is_classification(plan, &y) {
-        let c = metrics::confusion_matrix(&out, &y).map_err(|e| e.to_string())?;
+    // Multi-label 0/1 targets have accuracy (every column right) but no
+    // confusion matrix.
+    let confusion = metrics::confusion_matrix(&out, &y)
+        .ok()
+        .filter(|_| train::is_classification(plan, &y));
+    if let (Some(a), None) = (s.accuracy, &confusion) {
+        vals.push(("accuracy".into(), a));
+    }
+    if let Some(c) = confusion {
         let m = c.macro_scores();
         vals.push(("accuracy".into(), c.accuracy()));
         vals.push(("precision".into(), m.precision));

@@ -177,10 +177,10 @@ pub fn correct(output: &ArrayD<f32>, y: &ArrayD<f32>) -> usize {
     hits
 }
 
-/// Whether a plan classifies (integer labels, or 0/1 targets of one
-/// sigmoid output) rather than regresses.
+/// Whether a plan classifies (integer labels, or 0/1 targets such as a
+/// sigmoid's or one-hot rows) rather than regresses.
 pub fn is_classification(plan: &TrainPlan, y: &ArrayD<f32>) -> bool {
-    plan.label.dtype == DType::I32 || (y.iter().all(|v| *v == 0.0 || *v == 1.0) && y.len() == y.shape()[0])
+    plan.label.dtype == DType::I32 || y.iter().all(|v| *v == 0.0 || *v == 1.0)
 }
 
 /// Accumulates a pass over a dataset, batch by batch.

@@ -256,3 +256,28 @@ fn bad_inputs_are_errors_that_name_the_file() {
     let err = fails(&["run", "examples/xor.nn", "--resume", s(&dir.join("no-run"))]);
     assert!(err.contains("no-run"), "{err}");
 }
+
+#[test]
+fn regression_runs_report_mse_mae_and_r2() {
+    let dir = temp_dir("regression");
+    let file = dir.join("line.nn");
+    std::fs::write(
+        &file,
+        "model Line(x: [batch, 1]) -> [batch, 1] = x |> Dense(1 -> 1)\n\
+         train Line {\n data = tensors(x: [[0], [1], [2], [3]], y: [[0.5], [1.5], [2.5], [3.5]])\n\
+         loss = mse(model(x), y)\n optimizer = sgd(lr: 0.05)\n epochs = 200\n batch_size = 4\n metrics = [mse, mae, r2]\n}\n",
+    )
+    .unwrap();
+    let out = ok(&["run", s(&file), "--backend", "interp", "--quiet", "--out", s(&dir.join("out"))]);
+    // y = x + 0.5 is learnt exactly; no accuracy or confusion matrix.
+    assert!(
+        value(&out, "mse") < 1e-4 && value(&out, "mae") < 1e-2 && value(&out, "r2") > 0.999,
+        "{out}"
+    );
+    assert!(!out.contains("accuracy") && !out.contains("confusion"), "{out}");
+    let csv = std::fs::read_to_string(dir.join("out/metrics.csv")).unwrap();
+    assert!(
+        csv.starts_with("epoch,lr,seconds,train_loss,train_mse,train_mae,train_r2\n"),
+        "{csv}"
+    );
+}
