@@ -17,11 +17,19 @@ pub enum DataSource {
     /// The four MNIST IDX files in a directory.
     Mnist { dir: String },
     /// A CSV file: features and an integer label column.
-    Csv { path: String, label: i64, scale: Option<f64> },
+    Csv { path: String, label: CsvLabel, scale: Option<f64> },
     /// An IDX image file and an IDX label file.
     Idx { images: String, labels: String },
     /// Small tensors written in the file (logic gates).
     Inline { x: Vec<Vec<f64>>, y: Vec<Vec<f64>> },
+}
+
+/// The label column of a CSV file: `label: 64` (negative counts from the
+/// end) or `label: "species"` (a header name).
+#[derive(Clone, Debug, PartialEq)]
+pub enum CsvLabel {
+    Index(i64),
+    Name(String),
 }
 
 #[derive(Clone, Debug)]
@@ -1037,12 +1045,14 @@ fn data_source(e: &Expr, diags: &mut Diagnostics) -> Option<DataSpec> {
         "csv" => {
             let path = str_arg(need("path", 0, diags)?, diags, "the CSV path")?;
             let label = match get("label", 1).map(|a| &a.value.kind) {
-                None => -1,
-                Some(ExprKind::Int(i)) => *i,
+                None => CsvLabel::Index(-1),
+                Some(ExprKind::Int(i)) => CsvLabel::Index(*i),
+                Some(ExprKind::Neg(x)) if matches!(x.kind, ExprKind::Int(_)) => CsvLabel::Index(-number(x)? as i64),
+                Some(ExprKind::Str(name)) => CsvLabel::Name(name.clone()),
                 Some(_) => {
                     diags.push(Diagnostic::error(
                         "E0203",
-                        "`label` must be a column index (negative counts from the end)",
+                        "`label` must be a column index (negative counts from the end) or a header name",
                         get("label", 1)?.value.span,
                         "not an integer",
                     ));

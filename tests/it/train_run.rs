@@ -189,3 +189,23 @@ fn history_round_trips_through_json_lines_and_csv() {
     assert_eq!(lines.len(), 3);
     assert!(history::from_jsonl("{\"epoch\": 1,").is_err());
 }
+
+#[test]
+fn a_csv_label_can_be_a_header_name() {
+    let dir = temp_dir("named");
+    let rows: String = (0..40)
+        .map(|i| format!("{},{},{}\n", i % 2, f64::from(i) / 40.0, 1 - i % 2))
+        .collect();
+    std::fs::write(dir.join("named.csv"), format!("kind,size,other\n{rows}")).unwrap();
+    let src = "model M(x: [batch, 2]) -> [batch, 2] = x |> Dense(2 -> 2)\n\
+               train M { data = csv(\"named.csv\", label: \"kind\")\n loss = cross_entropy(model(x), y)\n optimizer = adam(lr: 0.1)\n epochs = 30 }\n";
+    let c = driver::compile("named.nn", src);
+    assert!(!c.has_errors(), "{:?}", c.diagnostics());
+    let plan = &c.analysis.plans[0];
+    let s = load_splits(plan, &dir, None).unwrap();
+    // The label column is `kind`, so the features are `size` and `other`,
+    // and `other` (1 - kind) predicts it exactly.
+    assert_eq!(s.train.x.shape(), [40, 2]);
+    let o = train_with(plan, &s, &TrainOptions::new(INTERP), &mut Snapshots::default()).unwrap();
+    assert_eq!(o.history.last().unwrap().train.accuracy, Some(1.0));
+}
