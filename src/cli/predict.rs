@@ -4,6 +4,7 @@
 
 use super::report::{self, Engine};
 use super::say;
+use crate::runtime::checkpoint;
 use crate::runtime::data;
 use crate::runtime::train;
 use crate::sema::DataSource;
@@ -107,6 +108,22 @@ pub fn predict(args: &PredictArgs) -> i32 {
     };
     let x = match x {
         Ok(x) => x,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 1;
+        }
+    };
+    // New samples get the training split's statistics, as in training.
+    let x = match checkpoint::load_standardizer(&args.weights) {
+        Ok(Some(st)) => {
+            let mut x = x;
+            if let Err(e) = st.apply(&mut x) {
+                eprintln!("error: {}: {e}", args.input.display());
+                return 1;
+            }
+            x
+        }
+        Ok(None) => x,
         Err(e) => {
             eprintln!("error: {e}");
             return 1;

@@ -4,6 +4,7 @@
 
 use super::report::{self, Engine};
 use super::say;
+use crate::runtime::split::Standardizer;
 use crate::runtime::train::{self, BatchProgress, EpochReport, Observer, TrainOptions, Weights};
 use crate::runtime::{checkpoint, curves, history, load};
 use crate::sema::TrainPlan;
@@ -58,6 +59,7 @@ fn timestamp() -> String {
 /// Prints progress and writes the artifacts after every epoch.
 struct Progress<'a> {
     plan: &'a TrainPlan,
+    standardizer: Option<&'a Standardizer>,
     out: PathBuf,
     quiet: bool,
     tty: bool,
@@ -71,7 +73,7 @@ struct Progress<'a> {
 
 impl Progress<'_> {
     fn write_artifacts(&self, w: &Weights) -> Result<(), String> {
-        checkpoint::save(&self.out.join("weights.safetensors"), self.plan, w)?;
+        checkpoint::save(&self.out.join("weights.safetensors"), self.plan, w, self.standardizer)?;
         let write = |name: &str, text: String| {
             let p = self.out.join(name);
             checkpoint::write_atomic(&p, text.as_bytes())
@@ -226,6 +228,7 @@ pub fn run(args: &RunArgs) -> i32 {
         }
         let mut obs = Progress {
             plan,
+            standardizer: splits.standardizer.as_ref(),
             out: out.clone(),
             quiet: args.quiet,
             tty: std::io::stdout().is_terminal(),
@@ -248,7 +251,12 @@ pub fn run(args: &RunArgs) -> i32 {
         if let Some(msg) = &outcome.stopped_early {
             say!("early stop: {msg}");
             // The kept (best) weights are the run's result.
-            if let Err(e) = checkpoint::save(&out.join("weights.safetensors"), plan, &outcome.weights) {
+            if let Err(e) = checkpoint::save(
+                &out.join("weights.safetensors"),
+                plan,
+                &outcome.weights,
+                splits.standardizer.as_ref(),
+            ) {
                 eprintln!("error: {e}");
                 return 1;
             }

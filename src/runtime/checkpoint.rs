@@ -2,6 +2,7 @@
 //! (`fc1.W`), optimizer states under `optimizer/<param>/<state>`, and the
 //! step and epoch in the header's metadata, so a run can resume exactly.
 
+use super::split::Standardizer;
 use super::train::Weights;
 use crate::sema::TrainPlan;
 use ndarray::{ArrayD, IxDyn};
@@ -15,10 +16,15 @@ fn le_bytes(a: &ArrayD<f32>) -> Vec<u8> {
     a.iter().flat_map(|v| v.to_le_bytes()).collect()
 }
 
+/// Feature statistics of `standardize = true`, stored beside the weights
+/// because predictions on new samples need them.
+const MEAN: &str = "data/mean";
+const STD: &str = "data/std";
+
 /// The safetensors bytes of `w`; `model` is recorded so a file is not
 /// loaded into the wrong model by mistake.
-pub fn to_bytes(model: &str, w: &Weights) -> Result<Vec<u8>, String> {
-    let params: Vec<(String, Vec<usize>, Vec<u8>)> = w
+pub fn to_bytes(model: &str, w: &Weights, st: Option<&Standardizer>) -> Result<Vec<u8>, String> {
+    let mut params: Vec<(String, Vec<usize>, Vec<u8>)> = w
         .names
         .iter()
         .zip(&w.params)
@@ -33,6 +39,11 @@ pub fn to_bytes(model: &str, w: &Weights) -> Result<Vec<u8>, String> {
             (name, a.shape().to_vec(), le_bytes(a))
         })
         .collect();
+    if let Some(st) = st {
+        for (name, v) in [(MEAN, &st.mean), (STD, &st.std)] {
+            params.push((name.to_string(), vec![v.len()], v.iter().flat_map(|x| x.to_le_bytes()).collect()));
+        }
+    }
     let views = params
         .iter()
         .map(|(n, s, b)| TensorView::new(Dtype::F32, s.clone(), b).map(|v| (n.clone(), v)))
@@ -56,8 +67,26 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
     std::fs::rename(&tmp, path).map_err(|e| format!("{}: cannot replace: {e}", path.display()))
 }
 
-pub fn save(path: &Path, plan: &TrainPlan, w: &Weights) -> Result<(), String> {
-    write_atomic(path, &to_bytes(&plan.model, w)?)
+pub fn save(path: &Path, plan: &TrainPlan, w: &Weights, st: Option<&Standardizer>) -> Result<(), String> {
+    write_atomic(path, &to_bytes(&plan.model, w, st)?)
+}
+
+/// The feature statistics saved with the weights, if the run standardized.
+pub fn load_standardizer(path: &Path) -> Result<Option<Standardizer>, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+    let st = SafeTensors::deserialize(&bytes).map_err(|e| format!("{}: not a safetensors file: {e}", path.display()))?;
+    let get = |n: &str| {
+        st.tensor(n).ok().map(|t| {
+            t.data()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect::<Vec<f32>>()
+        })
+    };
+    Ok(match (get(MEAN), get(STD)) {
+        (Some(mean), Some(std)) => Some(Standardizer { mean, std }),
+        _ => None,
+    })
 }
 
 /// Read weights saved for `plan`. Every parameter must be present with its

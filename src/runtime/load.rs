@@ -125,13 +125,29 @@ pub fn load_splits(plan: &TrainPlan, base: &Path, data_dir: Option<&Path>) -> Re
         }
         None => (all, None),
     };
-    let (train, validation) = if s.validation > 0.0 {
+    let (mut train, mut validation) = if s.validation > 0.0 {
         let (keep, held) = split::train_val_split(rest.len(), s.validation, s.seed ^ 0x7A11);
         (split::take(&rest, &keep), Some(split::take(&rest, &held)))
     } else {
         (rest, None)
     };
-    Ok(Splits { train, validation, test })
+    let mut test = test;
+    let standardizer = if s.standardize {
+        let mut others: Vec<&mut Dataset> = validation.iter_mut().chain(test.iter_mut()).collect();
+        let st = split::standardize(&mut train, &mut others).map_err(|e| DataError {
+            path: origin.clone(),
+            message: e.to_string(),
+        })?;
+        Some(st)
+    } else {
+        None
+    };
+    Ok(Splits {
+        train,
+        validation,
+        test,
+        standardizer,
+    })
 }
 
 /// Feature shape of a data source, read from file headers only (no full

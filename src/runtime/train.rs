@@ -104,6 +104,9 @@ pub struct Splits {
     pub train: Dataset,
     pub validation: Option<Dataset>,
     pub test: Option<Dataset>,
+    /// The statistics `standardize = true` applied (fitted on `train`);
+    /// new samples need the same.
+    pub standardizer: Option<split::Standardizer>,
 }
 
 /// How to run a plan beyond what its `train` block says.

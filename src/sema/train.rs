@@ -52,6 +52,9 @@ pub struct Settings {
     pub schedule: Schedule,
     /// `warmup = 500`: steps of linear learning-rate warm-up before the schedule.
     pub warmup: usize,
+    /// `standardize = true`: scale every feature to mean 0 and variance 1,
+    /// with statistics of the training split.
+    pub standardize: bool,
 }
 
 /// Stop when `monitor` has not improved for `patience` epochs, and keep the
@@ -140,6 +143,7 @@ const FIELDS: &[&str] = &[
     "early_stop",
     "schedule",
     "warmup",
+    "standardize",
 ];
 const METRICS: &[&str] = &["accuracy", "precision", "recall", "f1", "mse", "mae", "r2"];
 
@@ -804,6 +808,7 @@ fn settings(fields: &HashMap<&str, &TrainField>, diags: &mut Diagnostics) -> Opt
         early_stop: None,
         schedule: Schedule::Constant,
         warmup: 0,
+        standardize: false,
     };
     let mut ok = true;
     let int = |name: &str, diags: &mut Diagnostics, min: i64| -> Option<Option<i64>> {
@@ -855,6 +860,20 @@ fn settings(fields: &HashMap<&str, &TrainField>, diags: &mut Diagnostics) -> Opt
     match int("warmup", diags, 0) {
         Some(v) => s.warmup = v.map_or(0, |v| v as usize),
         None => ok = false,
+    }
+    if let Some(f) = fields.get("standardize") {
+        match f.value.kind {
+            ExprKind::Bool(b) => s.standardize = b,
+            _ => {
+                diags.push(Diagnostic::error(
+                    "E0203",
+                    "`standardize` must be `true` or `false`",
+                    f.value.span,
+                    "not a boolean",
+                ));
+                ok = false;
+            }
+        }
     }
     if let Some(f) = fields.get("early_stop") {
         match early_stop(&f.value, diags) {

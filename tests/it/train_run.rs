@@ -61,7 +61,7 @@ fn resuming_from_a_checkpoint_continues_bit_identically() {
     // Stop after one epoch, save, load into fresh weights, continue.
     let first = train_with(&plan, &s, &opts(1), &mut Snapshots::default()).unwrap();
     let path = temp_dir("resume").join("weights.safetensors");
-    checkpoint::save(&path, &plan, &first.weights).unwrap();
+    checkpoint::save(&path, &plan, &first.weights, None).unwrap();
     let loaded = checkpoint::load(&path, &plan, &initial_weights(&plan).unwrap()).unwrap();
     assert_eq!(loaded, first.weights);
     let history = history::from_jsonl(&history::to_jsonl(&first.history)).unwrap();
@@ -137,7 +137,7 @@ fn a_schedule_needs_an_optimizer_with_lr() {
 fn checkpoints_use_readable_names_and_reject_other_models() {
     let (plan, _) = digits("optimizer = adam");
     let w = initial_weights(&plan).unwrap();
-    let bytes = checkpoint::to_bytes(&plan.model, &w).unwrap();
+    let bytes = checkpoint::to_bytes(&plan.model, &w, None).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let mut names = st.names();
     names.sort();
@@ -145,7 +145,7 @@ fn checkpoints_use_readable_names_and_reject_other_models() {
     assert!(names.contains(&"optimizer/dense1.W/m"), "{names:?}");
     let dir = temp_dir("names");
     let path = dir.join("w.safetensors");
-    checkpoint::save(&path, &plan, &w).unwrap();
+    checkpoint::save(&path, &plan, &w, None).unwrap();
     // Written through a temporary file that is renamed away.
     assert!(std::fs::read_dir(&dir)
         .unwrap()
@@ -158,7 +158,7 @@ fn checkpoints_use_readable_names_and_reject_other_models() {
     let (wide, _) = digits("optimizer = adam");
     let mut bad = w.clone();
     bad.params[0] = ndarray::ArrayD::zeros(ndarray::IxDyn(&[3, 3]));
-    checkpoint::save(&path, &wide, &bad).unwrap();
+    checkpoint::save(&path, &wide, &bad, None).unwrap();
     let err = checkpoint::load(&path, &wide, &w).unwrap_err();
     assert!(err.contains("dense1.W") && err.contains("[3, 3]"), "{err}");
     let err = checkpoint::load(&dir.join("none.safetensors"), &plan, &w).unwrap_err();
@@ -208,4 +208,25 @@ fn a_csv_label_can_be_a_header_name() {
     assert_eq!(s.train.x.shape(), [40, 2]);
     let o = train_with(plan, &s, &TrainOptions::new(INTERP), &mut Snapshots::default()).unwrap();
     assert_eq!(o.history.last().unwrap().train.accuracy, Some(1.0));
+}
+
+#[test]
+fn standardize_uses_training_statistics_and_saves_them_with_the_weights() {
+    let (plan, s) = digits("optimizer = adam(lr: 0.01)\n standardize = true");
+    let st = s.standardizer.clone().expect("standardized");
+    // Training features now have mean 0 (constant pixels stay 0).
+    let n = s.train.len() as f32;
+    for j in 0..64 {
+        let mean: f32 = s.train.x.index_axis(ndarray::Axis(1), j).sum() / n;
+        assert!(mean.abs() < 1e-4, "feature {j}: mean {mean}");
+    }
+    // Validation and test got the training statistics, not their own.
+    let (_, raw) = digits("optimizer = adam(lr: 0.01)");
+    let v0 = (raw.validation.as_ref().unwrap().x[[0, 10]] - st.mean[10]) / st.std[10];
+    assert_eq!(s.validation.as_ref().unwrap().x[[0, 10]], v0);
+    let path = temp_dir("standardize").join("w.safetensors");
+    checkpoint::save(&path, &plan, &initial_weights(&plan).unwrap(), Some(&st)).unwrap();
+    assert_eq!(checkpoint::load_standardizer(&path).unwrap(), Some(st));
+    let o = train_with(&plan, &s, &opts(3), &mut Snapshots::default()).unwrap();
+    assert!(o.history[2].validation.as_ref().unwrap().accuracy.unwrap() > 0.9);
 }
