@@ -12,7 +12,7 @@ use super::kernel::{LoopKernel, Node, ReduceKind};
 use crate::ir::{BinaryOp, CmpOp, UnaryOp};
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::types::{F32, F32X4, I64};
-use cranelift_codegen::ir::{Block, FuncRef, InstBuilder, MemFlagsData, Value};
+use cranelift_codegen::ir::{Block, FuncRef, InstBuilder, MemFlagsData, StackSlotData, StackSlotKind, Value};
 use cranelift_frontend::FunctionBuilder;
 
 const W: i64 = 4;
@@ -112,6 +112,9 @@ struct Emitter<'k, 'a, 'b> {
     lo: Value,
     hi: Value,
     vectorize: bool,
+    /// Vector reciprocal of the divisor of each loop-invariant division,
+    /// while emitting the vector body.
+    recip: Vec<Option<Value>>,
 }
 
 /// Emit the body of a kernel function whose entry block has been created
@@ -178,11 +181,12 @@ pub fn emit_kernel(b: &mut FunctionBuilder, k: &LoopKernel, params: [Value; 3], 
         lo: params[1],
         hi: params[2],
         vectorize,
+        recip: vec![None; k.nodes.len()],
     };
     e.load_bases();
     let zero = e.b.ins().iconst(I64, 0);
     let offs = vec![zero; e.svs.len()];
-    e.eval_level(-1, &offs, None);
+    e.eval_level(-1, &offs);
     if k.dims.is_empty() {
         for (o, &(src, _)) in k.outputs.iter().enumerate() {
             let v = e.scalar[src].unwrap();
@@ -214,11 +218,11 @@ impl Emitter<'_, '_, '_> {
 
     /// Evaluate (as scalars) every node whose level is exactly `lvl`, at the
     /// element offsets `offs`.
-    fn eval_level(&mut self, lvl: i32, offs: &[Value], inner_i: Option<Value>) {
+    fn eval_level(&mut self, lvl: i32, offs: &[Value]) {
         let l = Lanes { vec: false, fma: self.fma };
         for n in 0..self.k.nodes.len() {
             if self.level[n] == lvl {
-                let v = self.node(l, n, offs, inner_i, &|e, x| e.scalar[x].unwrap());
+                let v = self.node(l, n, offs, &|e, x| e.scalar[x].unwrap());
                 self.scalar[n] = Some(v);
             }
         }
@@ -232,7 +236,7 @@ impl Emitter<'_, '_, '_> {
         let (lo, hi) = self.range(lvl);
         let (f, _) = loop_begin(self.b, lo, hi, 1, &[]);
         let offs = self.advance(lvl, &offs, f.i);
-        self.eval_level(lvl as i32, &offs, None);
+        self.eval_level(lvl as i32, &offs);
         self.nest(lvl + 1, offs);
         loop_end(self.b, f, &[]);
     }
@@ -272,30 +276,62 @@ impl Emitter<'_, '_, '_> {
         let kind = reduce.as_ref().map(|(k, _)| *k);
         let sl = Lanes { vec: false, fma: self.fma };
         let vl = Lanes { vec: true, fma: self.fma };
-        // Splat outer values used by the vector body.
+        // Outer values used by the vector body are splatted once and, with
+        // the reciprocals of loop-invariant divisors, parked in a stack slot
+        // and reloaded in the loop (a cheap L1 load): Cranelift's egraph
+        // would otherwise sink the pure splats and divisions back into the
+        // loop body, and block params passed unchanged are removed.
         let mut splat: Vec<Option<Value>> = vec![None; self.k.nodes.len()];
         let mut start = lo;
         let mut acc_s = None;
         if self.vectorize {
+            let mut inv: Vec<(usize, Value)> = Vec::new();
             for (n, sp) in splat.iter_mut().enumerate() {
                 if self.level[n] < lvl as i32 && self.used_inner(n) {
-                    *sp = Some(self.b.ins().splat(F32X4, self.scalar[n].unwrap()));
+                    let v = self.b.ins().splat(F32X4, self.scalar[n].unwrap());
+                    *sp = Some(v);
+                    inv.push((n, v));
                 }
+            }
+            let mut recips: Vec<(usize, Value)> = Vec::new();
+            for n in 0..self.k.nodes.len() {
+                if let Node::Binary(BinaryOp::Div, _, y) = self.k.nodes[n] {
+                    if self.level[n] == lvl as i32 && self.level[y] < lvl as i32 {
+                        let one = vl.f(self.b, 1.0);
+                        recips.push((n, self.b.ins().fdiv(one, splat[y].unwrap())));
+                    }
+                }
+            }
+            let parked = inv.len() + recips.len();
+            let slot = (parked > 0).then(|| {
+                let data = StackSlotData::new(StackSlotKind::ExplicitSlot, 16 * parked as u32, 4);
+                self.b.create_sized_stack_slot(data)
+            });
+            for (j, &(_, v)) in inv.iter().chain(&recips).enumerate() {
+                self.b.ins().stack_store(I64, v, slot.unwrap(), 16 * j as i32);
             }
             let init: Vec<Value> = match (inner_red, kind) {
                 (true, Some(k)) => vec![vl.f(self.b, k.identity())],
                 _ => vec![],
             };
             let (f, carried) = loop_begin(self.b, lo, hi, W, &init);
+            let mut vals: Vec<Option<Value>> = vec![None; self.k.nodes.len()];
+            for (j, &(n, _)) in inv.iter().enumerate() {
+                vals[n] = Some(self.b.ins().stack_load(I64, F32X4, slot.unwrap(), 16 * j as i32));
+            }
+            for (j, &(n, _)) in recips.iter().enumerate() {
+                let off = 16 * (inv.len() + j) as i32;
+                self.recip[n] = Some(self.b.ins().stack_load(I64, F32X4, slot.unwrap(), off));
+            }
             let offs_i = self.advance(lvl, &offs, f.i);
-            let mut vals: Vec<Option<Value>> = splat.clone();
             for n in 0..self.k.nodes.len() {
                 if self.level[n] == lvl as i32 {
                     let snapshot = vals.clone();
-                    let v = self.node(vl, n, &offs_i, Some(f.i), &|_, x| snapshot[x].unwrap());
+                    let v = self.node(vl, n, &offs_i, &|_, x| snapshot[x].unwrap());
                     vals[n] = Some(v);
                 }
             }
+            self.recip.iter_mut().for_each(|r| *r = None);
             let get = |x: usize| vals[x].unwrap();
             let new_carried = self.outputs(vl, &offs_i, kind, inner_red, &carried, &get);
             let (i_end, acc) = loop_end(self.b, f, &new_carried);
@@ -319,7 +355,7 @@ impl Emitter<'_, '_, '_> {
         for n in 0..self.k.nodes.len() {
             if self.level[n] == lvl as i32 {
                 let snapshot = vals.clone();
-                let v = self.node(sl, n, &offs_i, Some(f.i), &|_, x| snapshot[x].unwrap());
+                let v = self.node(sl, n, &offs_i, &|_, x| snapshot[x].unwrap());
                 vals[n] = Some(v);
             }
         }
@@ -418,9 +454,8 @@ impl Emitter<'_, '_, '_> {
     }
 
     /// Code for node `n` with operands from `get`; `offs` are element offsets
-    /// of the current point (lane 0), `i` the inner index when inside the
-    /// innermost loop.
-    fn node(&mut self, l: Lanes, n: usize, offs: &[Value], _i: Option<Value>, get: &dyn Fn(&Self, usize) -> Value) -> Value {
+    /// of the current point (lane 0 when `l` is a vector).
+    fn node(&mut self, l: Lanes, n: usize, offs: &[Value], get: &dyn Fn(&Self, usize) -> Value) -> Value {
         let node = self.k.nodes[n].clone();
         let b = &mut *self.b;
         match node {
@@ -491,13 +526,29 @@ impl Emitter<'_, '_, '_> {
                     Node::Const(c) => Some(c),
                     _ => None,
                 };
+                let invariant_y = self.level[y] < self.level[n];
+                let recip = if l.vec { self.recip[n] } else { None };
                 let (x, y) = (get(self, x), get(self, y));
                 let b = &mut *self.b;
                 match op {
                     BinaryOp::Add => b.ins().fadd(x, y),
                     BinaryOp::Sub => b.ins().fsub(x, y),
                     BinaryOp::Mul => b.ins().fmul(x, y),
-                    BinaryOp::Div => b.ins().fdiv(x, y),
+                    // Dividing by a loop-invariant value: one reciprocal
+                    // (hoisted by Cranelift's LICM) and a multiply per
+                    // element; division throughput bounds e.g. Adam.
+                    // Dividing by a loop-invariant value: one reciprocal
+                    // and a multiply per element; division throughput
+                    // bounds e.g. Adam.
+                    BinaryOp::Div => match (recip, invariant_y) {
+                        (Some(r), _) => b.ins().fmul(x, r),
+                        (None, true) => {
+                            let one = l.f(b, 1.0);
+                            let r = b.ins().fdiv(one, y);
+                            b.ins().fmul(x, r)
+                        }
+                        (None, false) => b.ins().fdiv(x, y),
+                    },
                     BinaryOp::Max => b.ins().fmax(x, y),
                     BinaryOp::Min => b.ins().fmin(x, y),
                     BinaryOp::Pow => match const_y {

@@ -12,7 +12,9 @@
 //! later one only reads the earlier one's outputs at the same index, so e.g.
 //! an Adam update of `m`, `v` and the parameter runs as one loop.
 
+use super::axes::simplify;
 use super::kernel::*;
+use super::merge::merge_siblings;
 use crate::ir::{DType, Dim, Func, Op, Value};
 use std::collections::HashMap;
 
@@ -20,7 +22,7 @@ use std::collections::HashMap;
 /// work to another core costs a few microseconds.
 const PAR_MIN_POINTS: usize = 1 << 15;
 /// GEMMs with fewer multiply-adds than this stay on one thread.
-const PAR_MIN_GEMM: usize = 1 << 20;
+const PAR_MIN_GEMM: usize = 1 << 22;
 
 #[derive(Clone, Debug)]
 enum Class {
@@ -205,7 +207,13 @@ pub fn form(f: &Func, threads: usize) -> Result<Program, String> {
         slots: fm.slots,
         kernels: fm.kernels,
     };
-    merge_siblings(&mut prog, threads);
+    merge_siblings(&mut prog);
+    for k in &mut prog.kernels {
+        if let Kernel::Loop(l) = k {
+            simplify(l);
+            l.parallel = parallel_ok(l, threads);
+        }
+    }
     Ok(prog)
 }
 
@@ -442,12 +450,12 @@ impl Former<'_> {
         self.class[v.index()] = Class::Stored { slot, strides };
     }
 
-    fn push_loop(&mut self, mut k: LoopKernel) {
-        simplify(&mut k);
+    /// Queue a loop kernel; axes are simplified only after sibling merging,
+    /// which compares domains in their IR shape.
+    fn push_loop(&mut self, k: LoopKernel) {
         if k.dims.contains(&0) {
             return;
         }
-        k.parallel = parallel_ok(&k, self.threads);
         self.kernels.push(Kernel::Loop(k));
     }
 
@@ -541,134 +549,4 @@ fn parallel_ok(k: &LoopKernel, threads: usize) -> bool {
     let axis0_reduced = k.reduce.as_ref().is_some_and(|(_, r)| r[0]);
     let has_random = k.nodes.iter().any(|n| matches!(n, Node::Random { .. }));
     threads > 1 && !k.dims.is_empty() && k.dims[0] >= 2 && points >= PAR_MIN_POINTS && !axis0_reduced && !has_random
-}
-
-/// Every stride vector of a kernel, for axis surgery.
-fn stride_vecs(k: &mut LoopKernel) -> Vec<&mut Vec<isize>> {
-    let mut out = Vec::new();
-    for n in &mut k.nodes {
-        match n {
-            Node::Load(a) => out.push(&mut a.strides),
-            Node::Index(s) | Node::Random { strides: s, .. } => out.push(s),
-            _ => {}
-        }
-    }
-    for (_, a) in &mut k.outputs {
-        out.push(&mut a.strides);
-    }
-    out
-}
-
-/// Drop size-1 axes and merge adjacent axes that every access walks
-/// contiguously, so most kernels become one long (vectorisable) loop.
-pub fn simplify(k: &mut LoopKernel) {
-    let keep: Vec<bool> = k.dims.iter().map(|&d| d != 1).collect();
-    let filter = |v: &mut Vec<isize>| {
-        let mut i = 0;
-        v.retain(|_| {
-            i += 1;
-            keep[i - 1]
-        });
-    };
-    for s in stride_vecs(k) {
-        filter(s);
-    }
-    if let Some((_, red)) = &mut k.reduce {
-        let mut i = 0;
-        red.retain(|_| {
-            i += 1;
-            keep[i - 1]
-        });
-    }
-    k.dims.retain(|&d| d != 1);
-    let mut a = k.dims.len();
-    while a >= 2 {
-        a -= 1;
-        // Try to merge axis a-1 into axis a.
-        let (outer, inner) = (a - 1, a);
-        let dim_in = k.dims[inner] as isize;
-        let red_ok = k.reduce.as_ref().is_none_or(|(_, r)| r[outer] == r[inner]);
-        let mergeable = red_ok && stride_vecs(k).iter().all(|s| s[outer] == s[inner] * dim_in);
-        if mergeable {
-            k.dims[inner] *= k.dims[outer];
-            k.dims.remove(outer);
-            for s in stride_vecs(k) {
-                s.remove(outer);
-            }
-            if let Some((_, r)) = &mut k.reduce {
-                r.remove(outer);
-            }
-        }
-    }
-}
-
-/// Merge each elementwise kernel into an earlier one over the same domain
-/// when nothing in between produces its inputs and it reads the earlier
-/// kernel's outputs only at the same index.
-fn merge_siblings(p: &mut Program, threads: usize) {
-    let mut j = 1;
-    while j < p.kernels.len() {
-        let Kernel::Loop(kj) = &p.kernels[j] else {
-            j += 1;
-            continue;
-        };
-        if kj.reduce.is_some() {
-            j += 1;
-            continue;
-        }
-        let reads = p.kernels[j].reads();
-        let mut target = None;
-        for i in (0..j).rev() {
-            let writes_i = p.kernels[i].writes();
-            if let Kernel::Loop(ki) = &p.kernels[i] {
-                if ki.reduce.is_none() && ki.dims == kj.dims && compatible(ki, kj) {
-                    target = Some(i);
-                    break;
-                }
-            }
-            if writes_i.iter().any(|s| reads.contains(s)) {
-                break;
-            }
-        }
-        if let Some(i) = target {
-            let Kernel::Loop(kj) = p.kernels.remove(j) else { unreachable!() };
-            let Kernel::Loop(ki) = &mut p.kernels[i] else { unreachable!() };
-            absorb(ki, kj);
-            ki.parallel = parallel_ok(ki, threads);
-        } else {
-            j += 1;
-        }
-    }
-}
-
-/// `kj` reads `ki`'s outputs only where `ki` writes them for the same point.
-fn compatible(ki: &LoopKernel, kj: &LoopKernel) -> bool {
-    kj.nodes.iter().all(|n| match n {
-        Node::Load(a) => ki.outputs.iter().all(|(_, o)| o.slot != a.slot || o.strides == a.strides),
-        _ => true,
-    })
-}
-
-fn absorb(ki: &mut LoopKernel, kj: LoopKernel) {
-    let mut map = Vec::with_capacity(kj.nodes.len());
-    for n in kj.nodes {
-        let r = |x: usize| map[x];
-        let idx = match n {
-            Node::Load(a) => match ki.outputs.iter().find(|(_, o)| o.slot == a.slot) {
-                Some((src, _)) => *src,
-                None => push_node(&mut ki.nodes, Node::Load(a)),
-            },
-            Node::Unary(u, x) => push_node(&mut ki.nodes, Node::Unary(u, r(x))),
-            Node::Binary(b, x, y) => push_node(&mut ki.nodes, Node::Binary(b, r(x), r(y))),
-            Node::Compare(c, x, y) => push_node(&mut ki.nodes, Node::Compare(c, r(x), r(y))),
-            Node::Select(c, x, y) => push_node(&mut ki.nodes, Node::Select(r(c), r(x), r(y))),
-            Node::Trunc(x) => push_node(&mut ki.nodes, Node::Trunc(r(x))),
-            other => push_node(&mut ki.nodes, other),
-        };
-        map.push(idx);
-    }
-    for (src, a) in kj.outputs {
-        ki.outputs.push((map[src], a));
-    }
-    ki.label = format!("{}; {}", ki.label, kj.label);
 }

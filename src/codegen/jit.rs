@@ -11,6 +11,11 @@ use cranelift_jit::{JITBuilder, JITModule};
 pub fn native_isa() -> Result<OwnedTargetIsa, String> {
     let mut flags = settings::builder();
     flags.set("opt_level", "speed").map_err(|e| e.to_string())?;
+    // Cranelift's IR verifier costs ~10% of compile time; tests (debug
+    // builds) keep it as a check on the emitter.
+    flags
+        .set("enable_verifier", if cfg!(debug_assertions) { "true" } else { "false" })
+        .map_err(|e| e.to_string())?;
     // JIT code is never relocated after finalisation.
     flags.set("is_pic", "false").map_err(|e| e.to_string())?;
     let isa = cranelift_native::builder().map_err(|e| format!("codegen: host ISA unsupported: {e}"))?;

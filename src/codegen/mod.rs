@@ -1,17 +1,29 @@
 //! Code generation: fused loop nests in Cranelift, GEMM calls, the JIT module.
 //!
-//! `fuse` forms kernels from the IR, `plan` places intermediates in one
-//! arena, `emit`/`exp` generate loop bodies, `gemm` calls the matrix-product
-//! routine, `parallel` splits work across threads, `jit` sets up Cranelift.
+//! - `fuse` forms kernels from the IR; `merge` joins sibling elementwise
+//!   kernels; `axes` flattens each loop nest to as few axes as possible;
+//! - `plan` places intermediates in one arena (shared when lifetimes do not
+//!   overlap);
+//! - `emit` and `exp` generate loop bodies (`f32x4` with a scalar tail,
+//!   polynomial exp/log/tanh); `gemm` calls the matrix-product routine;
+//!   `parallel` splits large kernels across rayon's threads; `jit` sets up
+//!   the native ISA and the host symbols; `text` prints the kernels.
+//!
 //! The whole function becomes one compiled `step(ptrs)` that runs every
-//! kernel in order over a table of buffer pointers.
+//! kernel in order over a table of buffer pointers, so `run` allocates
+//! nothing. Results are written straight into the caller's buffers; a
+//! training loop updates parameters without copies by passing this step's
+//! result buffers as the next step's arguments (ping-pong), since Rust's
+//! borrows rule out one buffer being both.
 
+mod axes;
 mod emit;
 mod exp;
 mod fuse;
 mod gemm;
 mod jit;
 pub mod kernel;
+mod merge;
 mod parallel;
 mod plan;
 mod text;
