@@ -362,7 +362,8 @@ pub fn train_with(plan: &TrainPlan, splits: &Splits, opts: &TrainOptions, obs: &
         patience: e.patience,
         best: None,
     });
-    // A resumed run keeps counting patience from its history.
+    // A resumed run keeps counting patience from its history. Only the last
+    // weights are on disk, so they stand in for an earlier best epoch's.
     if let Some(p) = patience.as_mut() {
         for r in &history {
             p.update(r, &w);
