@@ -21,7 +21,7 @@
 //! | `opt` | simplification, CSE, DCE | base, diag, ir |
 //! | `codegen` | fused loops in Cranelift, GEMM calls, the JIT module | base, diag, ir, opt |
 //! | `sema` | names, stdlib, dtypes, symbolic shapes — and lowering | base, diag, syntax, ir |
-//! | `runtime` | data, splits, metrics, the training step and loop, backends | everything above |
+//! | `runtime` | data, splits, metrics, the training step and loop, schedules, checkpoints, histories, curves, summaries, backends | everything above |
 //! | `driver` | the pure façade: source in, diagnostics and IR out | everything above |
 //! | `cli`, `lsp` | commands, files, printing, the language server | anything |
 //!
@@ -45,7 +45,9 @@
 //! The optimizer is elaborated once per parameter into a small update
 //! function; `runtime::step` composes loss, `autodiff::grad` and the
 //! updates into a single step function, which the runtime calls with the
-//! parameters and optimizer state as inputs and outputs.
+//! parameters and optimizer state as inputs and outputs. The optimizer's
+//! `lr` is a scalar input of the step like `step`, not a folded constant,
+//! so learning-rate schedules (`runtime::schedule`) need no recompilation.
 //!
 //! ## Tools
 //!

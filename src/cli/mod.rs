@@ -1,9 +1,13 @@
 //! The command line: parses arguments, reads files, prints. The only module
 //! besides `lsp` that touches files, stdout or the process.
 
+mod eval;
 mod fmt;
 mod lsp;
+mod predict;
+mod report;
 mod run;
+mod summary;
 
 use crate::diag;
 use crate::driver::{self, Compilation};
@@ -33,6 +37,12 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Stage::Ir)]
         stage: Stage,
     },
+    /// Evaluate saved weights on the test split.
+    Eval(eval::EvalArgs),
+    /// Predict classes for new samples with saved weights.
+    Predict(predict::PredictArgs),
+    /// Each model's layers, output shapes, parameters and FLOPs.
+    Summary { file: PathBuf },
     /// Explain a diagnostic code, e.g. `nnc explain E0301`.
     Explain { code: String },
     /// Format files in place (`--check`: only list the ones that would change).
@@ -94,6 +104,9 @@ fn main_on_big_stack() -> i32 {
     match cli.command {
         Command::Check { files } => check(&files),
         Command::Run(args) => run::run(&args),
+        Command::Eval(args) => eval::eval(&args),
+        Command::Predict(args) => predict::predict(&args),
+        Command::Summary { file } => summary::summary(&file),
         Command::Ir { file, stage } => ir(&file, stage),
         Command::Fmt(args) => fmt::fmt(&args),
         Command::Lsp => lsp::lsp(),
@@ -144,9 +157,14 @@ pub(crate) fn report(c: &Compilation) -> usize {
 
 fn check(files: &[PathBuf]) -> i32 {
     let mut errors = 0;
+    let data_dir = std::env::var_os("NNC_DATA").map(PathBuf::from);
     for f in files {
         match load(f) {
-            Ok(c) => errors += report(&c),
+            Ok(mut c) => {
+                let base = report::base_dir(f);
+                driver::check_data(&mut c, &|src| crate::runtime::load::feature_shape(src, &base, data_dir.as_deref()));
+                errors += report(&c)
+            }
             Err(msg) => {
                 eprintln!("{msg}");
                 errors += 1;

@@ -1,19 +1,18 @@
-//! `nnc run`: train, report per epoch, evaluate.
+//! `nnc run`: train with a progress bar and a line per epoch, write the
+//! run's artifacts (weights, metrics, learning curves) after every epoch,
+//! then report on the test set.
 
+use super::report::{self, Engine};
 use super::say;
-use crate::runtime::backend::BackendKind;
-use crate::runtime::load;
-use crate::runtime::train::{self, EpochReport, Observer, Scores};
-use clap::{Args, ValueEnum};
+use crate::runtime::split::Standardizer;
+use crate::runtime::train::{self, BatchProgress, EpochReport, Observer, TrainOptions, Weights};
+use crate::runtime::{checkpoint, curves, history, load};
+use crate::sema::TrainPlan;
+use clap::Args;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-
-#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
-pub enum Backend {
-    /// Native code compiled with Cranelift.
-    Jit,
-    /// The reference interpreter (f64): slow, the oracle.
-    Interp,
-}
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 #[derive(Args)]
 pub struct RunArgs {
@@ -24,66 +23,164 @@ pub struct RunArgs {
     /// Print only the final report.
     #[arg(long)]
     pub quiet: bool,
-    #[arg(long, value_enum, default_value_t = Backend::Jit)]
-    pub backend: Backend,
-    /// Threads for compiled code (default: all cores).
+    #[command(flatten)]
+    pub engine: Engine,
+    /// Directory for weights, metrics and curves [default: runs/<model>-<timestamp>]
     #[arg(long)]
-    pub threads: Option<usize>,
+    pub out: Option<PathBuf>,
+    /// Continue the run saved in this directory (weights, optimizer state, epoch).
+    #[arg(long, value_name = "DIR")]
+    pub resume: Option<PathBuf>,
+    /// Train on at most this many samples (a quick run).
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Train for this many epochs instead of the file's `epochs`.
+    #[arg(long)]
+    pub epochs: Option<usize>,
 }
 
-fn scores(s: &Scores) -> String {
-    match s.accuracy {
-        Some(a) => format!("loss {:.4}  accuracy {:.4}", s.loss, a),
-        None => format!("loss {:.4}", s.loss),
+/// `2026-11-23T20:31:05Z` → `20261123-203105`, in UTC, from the system clock
+/// (days to a civil date after Howard Hinnant's algorithm).
+fn timestamp() -> String {
+    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()) as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}{m:02}{d:02}-{:02}{:02}{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+/// Prints progress and writes the artifacts after every epoch.
+struct Progress<'a> {
+    plan: &'a TrainPlan,
+    standardizer: Option<&'a Standardizer>,
+    out: PathBuf,
+    quiet: bool,
+    tty: bool,
+    bar: Option<ProgressBar>,
+    started: Instant,
+    /// The history before this process started (a resumed run).
+    history: Vec<EpochReport>,
+    /// The last percentage printed in plain mode.
+    last_pct: usize,
+}
+
+impl Progress<'_> {
+    fn write_artifacts(&self, w: &Weights) -> Result<(), String> {
+        checkpoint::save(&self.out.join("weights.safetensors"), self.plan, w, self.standardizer)?;
+        let write = |name: &str, text: String| {
+            let p = self.out.join(name);
+            checkpoint::write_atomic(&p, text.as_bytes())
+        };
+        write("metrics.csv", history::to_csv(&self.history))?;
+        write("metrics.jsonl", history::to_jsonl(&self.history))?;
+        curves::write(&self.out, &self.history, &self.plan.model)
     }
 }
 
-struct Lines {
-    quiet: bool,
-}
-
-impl Observer for Lines {
-    fn epoch(&mut self, r: &EpochReport) {
+impl Observer for Progress<'_> {
+    fn batch(&mut self, p: &BatchProgress) {
         if self.quiet {
             return;
         }
-        let val = r.validation.as_ref().map(|v| format!("  | val {}", scores(v))).unwrap_or_default();
-        say!(
-            "epoch {:>3}/{}  {}{}  ({:.2}s)",
-            r.epoch,
-            r.epochs,
-            scores(&r.train),
-            val,
-            r.seconds
-        );
+        if p.batch == 1 {
+            self.started = Instant::now();
+            self.last_pct = 0;
+            if self.tty {
+                let bar = ProgressBar::with_draw_target(Some(p.batches as u64), ProgressDrawTarget::stdout());
+                let style = ProgressStyle::with_template("epoch {prefix}  [{bar:30.cyan/blue}] {pos}/{len}  {msg}  eta {eta}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> ");
+                bar.set_style(style);
+                bar.set_prefix(format!("{}/{}", p.epoch, p.epochs));
+                self.bar = Some(bar);
+            }
+        }
+        let rate = p.samples as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
+        let msg = format!("loss {:.4}  {:.0} samples/s", p.running_loss, rate);
+        match &self.bar {
+            Some(bar) => {
+                bar.set_position(p.batch as u64);
+                bar.set_message(msg);
+            }
+            None => {
+                // Not a terminal: a plain line every 25 % of an epoch.
+                let pct = p.batch * 100 / p.batches.max(1);
+                if pct / 25 > self.last_pct / 25 && p.batch < p.batches {
+                    self.last_pct = pct;
+                    say!("epoch {}/{}  {pct:>3}%  {msg}", p.epoch, p.epochs);
+                }
+            }
+        }
+    }
+
+    fn epoch(&mut self, r: &EpochReport, w: &Weights) -> Result<(), String> {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+        if !self.quiet {
+            let val = r
+                .validation
+                .as_ref()
+                .map(|v| format!("  | val {}", report::scores_line(v)))
+                .unwrap_or_default();
+            say!(
+                "epoch {:>2}/{}  {}{}  lr {:.3e}  ({:.1}s)",
+                r.epoch,
+                r.epochs,
+                report::scores_line(&r.train),
+                val,
+                r.lr,
+                r.seconds
+            );
+        }
+        self.history.push(r.clone());
+        self.write_artifacts(w)
     }
 }
 
+/// Where a run's files go: `--out`, the resumed directory, or a new
+/// `runs/<model>-<timestamp>`; with several `train` blocks, one
+/// subdirectory per model.
+fn out_dir(args: &RunArgs, plan: &TrainPlan, several: bool) -> PathBuf {
+    let dir = match (&args.out, &args.resume) {
+        (Some(o), _) => o.clone(),
+        (None, Some(r)) => return r.clone(),
+        (None, None) => return PathBuf::from("runs").join(format!("{}-{}", plan.model, timestamp())),
+    };
+    if several {
+        dir.join(&plan.model)
+    } else {
+        dir
+    }
+}
+
+/// Weights and history saved in `dir` by an earlier run of `plan`.
+fn resume_from(dir: &Path, plan: &TrainPlan) -> Result<(Weights, Vec<EpochReport>), String> {
+    let fresh = train::initial_weights(plan)?;
+    let w = checkpoint::load(&dir.join("weights.safetensors"), plan, &fresh)?;
+    let path = dir.join("metrics.jsonl");
+    let mut h = match std::fs::read_to_string(&path) {
+        Ok(text) => history::from_jsonl(&text).map_err(|e| format!("{}: {e}", path.display()))?,
+        Err(_) => vec![],
+    };
+    h.truncate(w.epoch);
+    Ok((w, h))
+}
+
 pub fn run(args: &RunArgs) -> i32 {
-    let c = match super::load(&args.file) {
-        Ok(c) => c,
-        Err(msg) => {
-            eprintln!("{msg}");
-            return 1;
-        }
-    };
-    if super::report(&c) > 0 {
+    let Some(c) = report::load_checked(&args.file, args.data_dir.as_deref()) else {
         return 1;
-    }
-    if c.analysis.plans.is_empty() {
-        eprintln!("error: {} has no `train` block to run", args.file.display());
-        return 1;
-    }
-    let backend = match args.backend {
-        Backend::Interp => BackendKind::Interp,
-        Backend::Jit => BackendKind::Jit {
-            threads: args
-                .threads
-                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-                .max(1),
-        },
     };
-    let base = args.file.parent().map(Path::to_path_buf).unwrap_or_default();
+    let backend = args.engine.kind();
+    let base = report::base_dir(&args.file);
+    let several = c.analysis.plans.len() > 1;
     for plan in &c.analysis.plans {
         let splits = match load::load_splits(plan, &base, args.data_dir.as_deref()) {
             Ok(s) => s,
@@ -92,22 +189,55 @@ pub fn run(args: &RunArgs) -> i32 {
                 return 1;
             }
         };
+        let out = out_dir(args, plan, several);
+        if let Err(e) = std::fs::create_dir_all(&out) {
+            eprintln!("error: cannot create {}: {e}", out.display());
+            return 1;
+        }
+        let mut opts = TrainOptions::new(backend);
+        opts.limit = args.limit;
+        opts.epochs = args.epochs;
+        if let Some(dir) = &args.resume {
+            let dir = if several { dir.join(&plan.model) } else { dir.clone() };
+            match resume_from(&dir, plan) {
+                Ok(r) => opts.resume = Some(r),
+                Err(e) => {
+                    eprintln!("error: cannot resume from {}: {e}", dir.display());
+                    return 1;
+                }
+            }
+        }
+        let start_epoch = opts.resume.as_ref().map_or(0, |r| r.0.epoch);
         if !args.quiet {
             let v = splits.validation.as_ref().map_or(0, |d| d.len());
             let t = splits.test.as_ref().map_or(0, |d| d.len());
+            let n = args.limit.map_or(splits.train.len(), |l| l.min(splits.train.len()));
+            let resumed = if start_epoch > 0 {
+                format!(", resuming after epoch {start_epoch}")
+            } else {
+                String::new()
+            };
             say!(
-                "training {} on {} samples ({} validation, {} test), {} epochs, batch {}, {}",
+                "training {} on {n} samples ({v} validation, {t} test), {} epochs, batch {}, {}{resumed}",
                 plan.model,
-                splits.train.len(),
-                v,
-                t,
-                plan.settings.epochs,
+                args.epochs.unwrap_or(plan.settings.epochs),
                 plan.settings.batch_size,
                 plan.optimizer
             );
+            say!("writing weights, metrics and curves to {}", out.display());
         }
-        let mut obs = Lines { quiet: args.quiet };
-        let outcome = match train::train(plan, backend, &splits, &mut obs) {
+        let mut obs = Progress {
+            plan,
+            standardizer: splits.standardizer.as_ref(),
+            out: out.clone(),
+            quiet: args.quiet,
+            tty: std::io::stdout().is_terminal(),
+            bar: None,
+            started: Instant::now(),
+            history: opts.resume.as_ref().map(|r| r.1.clone()).unwrap_or_default(),
+            last_pct: 0,
+        };
+        let outcome = match train::train_with(plan, &splits, &opts, &mut obs) {
             Ok(o) => o,
             Err(e) => {
                 eprintln!("error: training {} failed: {e}", plan.model);
@@ -118,15 +248,29 @@ pub fn run(args: &RunArgs) -> i32 {
             eprintln!("error: training {} stopped: {msg}", plan.model);
             return 1;
         }
+        if let Some(msg) = &outcome.stopped_early {
+            say!("early stop: {msg}");
+            // The kept (best) weights are the run's result.
+            if let Err(e) = checkpoint::save(
+                &out.join("weights.safetensors"),
+                plan,
+                &outcome.weights,
+                splits.standardizer.as_ref(),
+            ) {
+                eprintln!("error: {e}");
+                return 1;
+            }
+        }
         let (name, data) = match &splits.test {
             Some(t) => ("test", t),
-            None => ("train", &splits.train),
+            None => ("training", &splits.train),
         };
-        match train::evaluate(plan, backend, &outcome.weights, data) {
-            Ok(s) => {
-                say!("{} {name} loss: {:.4}", plan.model, s.loss);
-                if let Some(a) = s.accuracy {
-                    say!("{} {name} accuracy: {:.4}", plan.model, a);
+        match report::final_report(plan, backend, &outcome.weights, name, data) {
+            Ok(vals) => {
+                let text = crate::runtime::history::object(&vals) + "\n";
+                if let Err(e) = checkpoint::write_atomic(&out.join(format!("{name}.json")), text.as_bytes()) {
+                    eprintln!("error: {e}");
+                    return 1;
                 }
             }
             Err(e) => {

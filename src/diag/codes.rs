@@ -36,7 +36,7 @@ codes! {
     "E0106", "not callable",
     "Only functions, layers, models and optimizers can be called. The callee here is a\nvalue such as a tensor or a number.";
     "E0107", "unknown or missing training setting",
-    "A `train` block accepts: data, loss, optimizer, epochs, batch_size, validation,\ntest, metrics, seed. `data`, `loss` and `optimizer` are required.";
+    "A `train` block accepts: data, loss, optimizer, epochs, batch_size, validation,\ntest, metrics, seed, early_stop, schedule, warmup, standardize. `data`, `loss`\nand `optimizer` are required.\n\n    early_stop = patience(3, monitor: val_loss)     // stop after 3 epochs without improvement\n    schedule   = cosine()                           // or step_decay(every: 3, factor: 0.5),\n                                                    // exponential(rate: 0.9), cyclic(min_lr: 1e-4, period: 2),\n                                                    // one_cycle(max_lr: 0.01)\n    warmup     = 500                                // steps of linear learning-rate warm-up\n    standardize = true                              // features to mean 0, variance 1 (training statistics)";
     "E0108", "module not found",
     "`use NAME` loads `NAME.nn` from the directory of the file, or a standard-library\nmodule of that name. Neither exists.";
     "E0109", "wrong kind of declaration",
@@ -66,7 +66,7 @@ codes! {
     "E0307", "reshape changes the number of elements",
     "`reshape` and `flatten` keep every element: the product of the new dims must equal\nthe product of the old ones.";
     "E0308", "data does not fit the model",
-    "The dataset's feature shape, read from the file's header, does not match the\nmodel's input shape.";
+    "The dataset's samples, read from the file's header (IDX) or first row (CSV)\nwithout reading the whole file, do not have as many values as the model's input.\nSamples are reshaped to the input, so only the count must agree: MNIST's\n[28, 28] images fit `x: [batch, 28, 28]` and `x: [batch, 784]`, but not\n`x: [batch, 64]`.\n\n    model M(x: [batch, 784]) -> [batch, 10] = x |> Dense(784 -> 10)\n    train M { data = csv(\"digits.csv\", label: 64) ... }   // error: 64 values, not 784\n\nFix the model's input or point `data =` at the intended dataset.";
     "E0309", "wrong rank",
     "The tensor has a different number of dimensions than the operation needs.";
     "E0401", "not differentiable",

@@ -142,6 +142,36 @@ pub fn compile_with(name: &str, text: &str, resolve: Resolver) -> Compilation {
 
 pub use crate::runtime::step::{training_step, StepLayout};
 
+/// Check each `train` block's data against the model's input (E0308), with
+/// `feature_shape` reading only file headers. A file that cannot be read
+/// is not reported here: `nnc run` reports it (E0601) when it needs the data.
+pub fn check_data(c: &mut Compilation, feature_shape: &dyn Fn(&sema::DataSource) -> Result<Vec<usize>, crate::runtime::data::DataError>) {
+    for plan in &c.analysis.plans {
+        let Ok(shape) = feature_shape(&plan.data.source) else { continue };
+        let dims = &plan.input.shape[1..];
+        let want: Option<usize> = dims.iter().map(|d| d.known()).product();
+        let have: usize = shape.iter().product();
+        if want.is_some_and(|w| w != have) {
+            let d = Diagnostic::error(
+                "E0308",
+                format!(
+                    "the data has samples of shape {shape:?} ({have} values), but `{}` takes {}",
+                    plan.model,
+                    crate::ir::shape_to_string(&plan.input.shape)
+                ),
+                plan.data.span,
+                format!("each sample here has {have} values"),
+            )
+            .with_help(format!(
+                "declare the input as `x: [batch, {}]`, or point `data =` at a dataset of {} values per sample",
+                shape.iter().map(usize::to_string).collect::<Vec<_>>().join(", "),
+                want.unwrap_or(0)
+            ));
+            c.analysis.diags.push(d);
+        }
+    }
+}
+
 /// Lower one function of `text` (or of the stdlib) for concrete argument types.
 pub fn lower_function(text: &str, name: &str, args: &[crate::ir::Type]) -> Result<crate::ir::Func, Vec<Diagnostic>> {
     let mut db = SourceDb::new();

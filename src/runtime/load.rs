@@ -5,7 +5,7 @@ use super::data::{self, CsvOptions, DataError, Dataset, Header, LabelColumn};
 use super::split;
 use super::train::Splits;
 use crate::ir;
-use crate::sema::{DataSource, TrainPlan};
+use crate::sema::{CsvLabel, DataSource, TrainPlan};
 use ndarray::{ArrayD, IxDyn};
 use std::path::{Path, PathBuf};
 
@@ -35,6 +35,13 @@ pub fn resolve(path: &str, base: &Path, data_dir: Option<&Path>) -> Result<PathB
             list.join(", ")
         ),
     })
+}
+
+fn label_column(l: &CsvLabel) -> LabelColumn {
+    match l {
+        CsvLabel::Index(i) => LabelColumn::Index(*i as isize),
+        CsvLabel::Name(n) => LabelColumn::Name(n.clone()),
+    }
 }
 
 fn inline(rows: &[Vec<f64>]) -> ArrayD<f32> {
@@ -88,7 +95,7 @@ pub fn load_splits(plan: &TrainPlan, base: &Path, data_dir: Option<&Path>) -> Re
         DataSource::Csv { path, label, scale } => {
             let p = resolve(path, base, data_dir)?;
             let opts = CsvOptions {
-                label: LabelColumn::Index(*label as isize),
+                label: label_column(label),
                 header: Header::Auto,
                 scale: scale.map(|v| v as f32),
             };
@@ -118,13 +125,29 @@ pub fn load_splits(plan: &TrainPlan, base: &Path, data_dir: Option<&Path>) -> Re
         }
         None => (all, None),
     };
-    let (train, validation) = if s.validation > 0.0 {
+    let (mut train, mut validation) = if s.validation > 0.0 {
         let (keep, held) = split::train_val_split(rest.len(), s.validation, s.seed ^ 0x7A11);
         (split::take(&rest, &keep), Some(split::take(&rest, &held)))
     } else {
         (rest, None)
     };
-    Ok(Splits { train, validation, test })
+    let mut test = test;
+    let standardizer = if s.standardize {
+        let mut others: Vec<&mut Dataset> = validation.iter_mut().chain(test.iter_mut()).collect();
+        let st = split::standardize(&mut train, &mut others).map_err(|e| DataError {
+            path: origin.clone(),
+            message: e.to_string(),
+        })?;
+        Some(st)
+    } else {
+        None
+    };
+    Ok(Splits {
+        train,
+        validation,
+        test,
+        standardizer,
+    })
 }
 
 /// Feature shape of a data source, read from file headers only (no full
@@ -135,7 +158,7 @@ pub fn feature_shape(source: &DataSource, base: &Path, data_dir: Option<&Path>) 
         DataSource::Csv { path, label, scale } => {
             let p = resolve(path, base, data_dir)?;
             let opts = CsvOptions {
-                label: LabelColumn::Index(*label as isize),
+                label: label_column(label),
                 header: Header::Auto,
                 scale: scale.map(|v| v as f32),
             };

@@ -7,12 +7,21 @@
 //! - [`metrics`]: accuracy, confusion matrix, macro P/R/F1, MSE/MAE/R².
 //! - [`load`]: a `train` block's data source to splits in the model's shape.
 //! - [`step`]: the whole training step as one IR function.
-//! - [`train`]: the training loop; [`backend`]: what runs the IR.
+//! - [`train`]: the training loop; [`schedule`]: learning-rate schedules;
+//!   [`backend`]: what runs the IR.
+//! - [`checkpoint`]: weights as safetensors; [`history`]: metrics as CSV
+//!   and JSON lines; [`curves`]: learning curves as SVG and PNG.
+//! - [`summary`]: the per-layer table of a model, from the checker alone.
 
 pub mod backend;
+pub mod checkpoint;
+pub mod curves;
 pub mod data;
+pub mod history;
 pub mod load;
 pub mod metrics;
+pub mod schedule;
 pub mod split;
 pub mod step;
+pub mod summary;
 pub mod train;

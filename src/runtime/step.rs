@@ -6,7 +6,7 @@ use crate::sema::TrainPlan;
 /// The names of a training step's inputs and outputs, in order.
 #[derive(Clone, Debug)]
 pub struct StepLayout {
-    /// `x`, `y`, `step`, then every parameter, then every optimizer state.
+    /// `x`, `y`, `step`, `lr`, then every parameter, then every optimizer state.
     pub inputs: Vec<String>,
     /// `loss`, `output`, then new parameters, then new states (same order).
     pub outputs: Vec<String>,
@@ -15,12 +15,16 @@ pub struct StepLayout {
 /// Compose the whole training step as one IR function: forward and loss,
 /// the backward pass, and the optimizer update of every parameter.
 ///
-/// `step(x, y, step, params..., states...) -> (loss, output, params'..., states'...)`
+/// `step(x, y, step, lr, params..., states...) -> (loss, output, params'..., states'...)`
+///
+/// `step` counts from 1 (Adam's bias correction); `lr` is the learning rate
+/// for this step, computed by the trainer from the schedule.
 pub fn training_step(plan: &TrainPlan) -> (Func, StepLayout) {
     let mut b = Builder::new("train_step");
     let x = b.param("x", plan.input.clone());
     let y = b.param("y", plan.label.clone());
     let step = b.param("step", ir::Type::scalar());
+    let lr = b.param("lr", ir::Type::scalar());
     let params: Vec<ir::Value> = plan.params.iter().map(|p| b.param(p.name.clone(), p.ty.clone())).collect();
     let mut states: Vec<Vec<ir::Value>> = vec![];
     for (_, names) in &plan.states {
@@ -36,7 +40,7 @@ pub fn training_step(plan: &TrainPlan) -> (Func, StepLayout) {
     let mut new_params = params.clone();
     let mut new_states = states.clone();
     for (k, (pi, update)) in plan.updates.iter().enumerate() {
-        let mut args = vec![params[*pi], grads[k], step];
+        let mut args = vec![params[*pi], grads[k], step, lr];
         args.extend(&states[k]);
         let out = b.inline(update, &args);
         new_params[*pi] = out[0];

@@ -1,11 +1,15 @@
-//! The training loop: initialise, step through shuffled batches, validate
-//! each epoch, evaluate at the end. Reporting goes through `Observer`, so
-//! the runtime never prints.
+//! The training loop: initialise (or resume), step through shuffled
+//! batches with the scheduled learning rate, validate each epoch, stop
+//! early when asked. Reporting goes through `Observer`, so the runtime
+//! never prints.
 
 use super::backend::{runner, BackendKind, Runner};
 use super::data::Dataset;
+use super::metrics;
+use super::schedule::{lr_at, Clock};
 use super::split;
 use super::step::training_step;
+use crate::ir::DType;
 use crate::sema::TrainPlan;
 use ndarray::{ArrayD, Axis, IxDyn};
 use std::time::Instant;
@@ -16,44 +20,116 @@ pub struct Scores {
     pub loss: f64,
     /// Accuracy in [0, 1], when the task is classification.
     pub accuracy: Option<f64>,
+    /// The other metrics the `train` block asks for, in its order.
+    pub metrics: Vec<(String, f64)>,
 }
 
-#[derive(Clone, Debug)]
+impl Scores {
+    /// `loss`, `accuracy` or another metric by name.
+    pub fn get(&self, name: &str) -> Option<f64> {
+        match name {
+            "loss" => Some(self.loss),
+            "accuracy" => self.accuracy,
+            _ => self.metrics.iter().find(|(n, _)| n == name).map(|m| m.1),
+        }
+    }
+
+    /// Every value by name, loss first.
+    pub fn all(&self) -> Vec<(String, f64)> {
+        let mut out = vec![("loss".to_string(), self.loss)];
+        out.extend(self.accuracy.map(|a| ("accuracy".to_string(), a)));
+        out.extend(self.metrics.iter().cloned());
+        out
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
 pub struct EpochReport {
     pub epoch: usize,
     pub epochs: usize,
     pub train: Scores,
     pub validation: Option<Scores>,
+    /// The learning rate of the epoch's last step.
+    pub lr: f64,
     pub seconds: f64,
 }
 
-/// Receives progress; the CLI prints it.
+/// Where an epoch is, for a progress bar.
+#[derive(Clone, Copy, Debug)]
+pub struct BatchProgress {
+    pub epoch: usize,
+    pub epochs: usize,
+    pub batch: usize,
+    pub batches: usize,
+    /// Mean loss over the epoch's batches so far.
+    pub running_loss: f64,
+    pub samples: usize,
+}
+
+/// Receives progress; the CLI prints it and writes checkpoints.
 pub trait Observer {
-    fn epoch(&mut self, _r: &EpochReport) {}
-    fn batch(&mut self, _epoch: usize, _done: usize, _total: usize, _loss: f64) {}
+    fn batch(&mut self, _p: &BatchProgress) {}
+    /// After each epoch, with the weights at its end.
+    fn epoch(&mut self, _r: &EpochReport, _w: &Weights) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// Parameters and optimizer state of a model being trained.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Weights {
     pub names: Vec<String>,
     pub params: Vec<ArrayD<f32>>,
+    /// `fc1.W/m`: parameter and state name, in `states` order.
+    pub state_names: Vec<String>,
     pub states: Vec<ArrayD<f32>>,
+    /// Steps taken so far.
     pub step: usize,
+    /// Epochs completed so far.
+    pub epoch: usize,
 }
 
 #[derive(Debug)]
 pub struct Outcome {
     pub weights: Weights,
+    /// Every epoch so far, including those before a resume.
     pub history: Vec<EpochReport>,
-    /// Set when training stopped early on a non-finite loss.
+    /// Set when training stopped on a non-finite loss.
     pub diverged: Option<String>,
+    /// Set when early stopping ended the run: which epoch's weights were kept.
+    pub stopped_early: Option<String>,
 }
 
 pub struct Splits {
     pub train: Dataset,
     pub validation: Option<Dataset>,
     pub test: Option<Dataset>,
+    /// The statistics `standardize = true` applied (fitted on `train`);
+    /// new samples need the same.
+    pub standardizer: Option<split::Standardizer>,
+}
+
+/// How to run a plan beyond what its `train` block says.
+#[derive(Clone, Debug)]
+pub struct TrainOptions {
+    pub backend: BackendKind,
+    /// Use only the first `limit` training samples (quick runs, tests).
+    pub limit: Option<usize>,
+    /// Override the block's `epochs`.
+    pub epochs: Option<usize>,
+    /// Continue from these weights and this history (`--resume`).
+    pub resume: Option<(Weights, Vec<EpochReport>)>,
+}
+
+impl TrainOptions {
+    pub fn new(backend: BackendKind) -> TrainOptions {
+        TrainOptions {
+            backend,
+            limit: None,
+            epochs: None,
+            resume: None,
+        }
+    }
 }
 
 /// Run the plan's init function: initial parameters and optimizer states.
@@ -64,8 +140,10 @@ pub fn initial_weights(plan: &TrainPlan) -> Result<Weights, String> {
     Ok(Weights {
         names: plan.params.iter().map(|p| p.name.clone()).collect(),
         params: out[..n].to_vec(),
+        state_names: plan.states.iter().flat_map(|(_, s)| s.iter().map(|(n, _)| n.clone())).collect(),
         states: out[n..].to_vec(),
         step: 0,
+        epoch: 0,
     })
 }
 
@@ -102,51 +180,215 @@ pub fn correct(output: &ArrayD<f32>, y: &ArrayD<f32>) -> usize {
     hits
 }
 
-/// Loss and accuracy of the current weights on a dataset, in batches.
-pub fn evaluate(plan: &TrainPlan, backend: BackendKind, w: &Weights, data: &Dataset) -> Result<Scores, String> {
+/// Whether a plan classifies (integer labels, or 0/1 targets such as a
+/// sigmoid's or one-hot rows) rather than regresses.
+pub fn is_classification(plan: &TrainPlan, y: &ArrayD<f32>) -> bool {
+    plan.label.dtype == DType::I32 || y.iter().all(|v| *v == 0.0 || *v == 1.0)
+}
+
+/// Accumulates a pass over a dataset, batch by batch.
+struct Tally {
+    loss: f64,
+    n: usize,
+    hits: usize,
+    outputs: Vec<ArrayD<f32>>,
+    targets: Vec<ArrayD<f32>>,
+}
+
+impl Tally {
+    fn new() -> Tally {
+        Tally {
+            loss: 0.0,
+            n: 0,
+            hits: 0,
+            outputs: vec![],
+            targets: vec![],
+        }
+    }
+
+    fn add(&mut self, loss: f64, output: ArrayD<f32>, y: &ArrayD<f32>) {
+        let b = y.shape()[0];
+        self.loss += loss * b as f64;
+        self.n += b;
+        self.hits += correct(&output, y);
+        self.outputs.push(output);
+        self.targets.push(y.clone());
+    }
+
+    fn running_loss(&self) -> f64 {
+        self.loss / self.n.max(1) as f64
+    }
+
+    fn concat(parts: &[ArrayD<f32>]) -> Result<ArrayD<f32>, String> {
+        let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
+        ndarray::concatenate(Axis(0), &views).map_err(|e| e.to_string())
+    }
+
+    /// The scores the plan asks for; a metric that does not apply to this
+    /// output (precision of a regression) is left out.
+    fn finish(self, plan: &TrainPlan) -> Result<(Scores, ArrayD<f32>, ArrayD<f32>), String> {
+        let out = Tally::concat(&self.outputs)?;
+        let y = Tally::concat(&self.targets)?;
+        let classify = is_classification(plan, &y);
+        let mut extra = vec![];
+        let confusion = if classify { metrics::confusion_matrix(&out, &y).ok() } else { None };
+        for m in &plan.settings.metrics {
+            let v = match (m.as_str(), &confusion) {
+                ("precision", Some(c)) => Some(c.macro_scores().precision),
+                ("recall", Some(c)) => Some(c.macro_scores().recall),
+                ("f1", Some(c)) => Some(c.macro_scores().f1),
+                ("mse", _) => metrics::mse(&out, &y).ok(),
+                ("mae", _) => metrics::mae(&out, &y).ok(),
+                ("r2", _) => metrics::r2(&out, &y).ok(),
+                _ => None,
+            };
+            extra.extend(v.map(|v| (m.clone(), v)));
+        }
+        let scores = Scores {
+            loss: self.running_loss(),
+            accuracy: classify.then(|| self.hits as f64 / self.n.max(1) as f64),
+            metrics: extra,
+        };
+        Ok((scores, out, y))
+    }
+}
+
+/// Scores of the current weights on a dataset, with the model's outputs
+/// and the targets (for a confusion matrix).
+pub fn evaluate_outputs(
+    plan: &TrainPlan,
+    backend: BackendKind,
+    w: &Weights,
+    data: &Dataset,
+) -> Result<(Scores, ArrayD<f32>, ArrayD<f32>), String> {
     let mut loss_fn = runner(backend, &plan.loss);
     let n = data.x.shape()[0];
+    if n == 0 {
+        return Err("the dataset is empty".into());
+    }
     let bs = plan.settings.batch_size.max(1);
-    let (mut total, mut hits) = (0.0, 0usize);
+    let mut tally = Tally::new();
     let mut start = 0;
     while start < n {
         let idx: Vec<usize> = (start..(start + bs).min(n)).collect();
         let (x, y) = (rows(&data.x, &idx), rows(&data.y, &idx));
         let mut args = vec![&x, &y];
         args.extend(w.params.iter());
-        let out = loss_fn.call(&args)?;
-        total += f64::from(out[0].iter().next().copied().unwrap_or(f32::NAN)) * idx.len() as f64;
-        hits += correct(&out[1], &y);
+        let mut out = loss_fn.call(&args)?;
+        let loss = f64::from(out[0].iter().next().copied().unwrap_or(f32::NAN));
+        tally.add(loss, out.swap_remove(1), &y);
         start += bs;
     }
-    Ok(Scores {
-        loss: total / n.max(1) as f64,
-        accuracy: Some(hits as f64 / n.max(1) as f64),
-    })
+    tally.finish(plan)
+}
+
+/// Loss and metrics of the current weights on a dataset, in batches.
+pub fn evaluate(plan: &TrainPlan, backend: BackendKind, w: &Weights, data: &Dataset) -> Result<Scores, String> {
+    Ok(evaluate_outputs(plan, backend, w, data)?.0)
+}
+
+/// Tracks the monitored value for early stopping.
+struct Patience {
+    monitor: String,
+    patience: usize,
+    best: Option<(f64, usize, Weights)>,
+}
+
+impl Patience {
+    /// Losses and errors improve downwards; accuracy and the rest upwards.
+    fn lower_is_better(&self) -> bool {
+        let base = self.monitor.strip_prefix("val_").unwrap_or(&self.monitor);
+        matches!(base, "loss" | "mse" | "mae")
+    }
+
+    /// The monitored value of an epoch: `val_*` from the validation scores,
+    /// falling back to training scores when there is no validation split.
+    fn value(&self, r: &EpochReport) -> Option<f64> {
+        match self.monitor.strip_prefix("val_") {
+            Some(m) => r.validation.as_ref().unwrap_or(&r.train).get(m),
+            None => r.train.get(&self.monitor),
+        }
+    }
+
+    /// Record an epoch; `true` when training should stop.
+    fn update(&mut self, r: &EpochReport, w: &Weights) -> bool {
+        let Some(v) = self.value(r) else { return false };
+        let better = match &self.best {
+            None => true,
+            Some((b, _, _)) => {
+                if self.lower_is_better() {
+                    v < *b
+                } else {
+                    v > *b
+                }
+            }
+        };
+        if better {
+            self.best = Some((v, r.epoch, w.clone()));
+        }
+        self.best.as_ref().is_some_and(|(_, e, _)| r.epoch - e >= self.patience)
+    }
 }
 
 /// Train as the plan says, reporting to `obs`.
 pub fn train(plan: &TrainPlan, backend: BackendKind, splits: &Splits, obs: &mut dyn Observer) -> Result<Outcome, String> {
-    let (step_fn, layout) = training_step(plan);
-    let mut step: Box<dyn Runner> = runner(backend, &step_fn);
-    let mut w = initial_weights(plan)?;
+    train_with(plan, splits, &TrainOptions::new(backend), obs)
+}
+
+/// Train with options: a sample limit, an epoch override, a resume point.
+pub fn train_with(plan: &TrainPlan, splits: &Splits, opts: &TrainOptions, obs: &mut dyn Observer) -> Result<Outcome, String> {
+    let (step_fn, _) = training_step(plan);
+    let mut step: Box<dyn Runner> = runner(opts.backend, &step_fn);
+    let (mut w, mut history) = match &opts.resume {
+        Some((w, h)) => (w.clone(), h.clone()),
+        None => (initial_weights(plan)?, vec![]),
+    };
     let s = &plan.settings;
-    let n = splits.train.x.shape()[0];
+    let epochs = opts.epochs.unwrap_or(s.epochs);
+    let limited;
+    let train_set = match opts.limit {
+        Some(l) if l < splits.train.len() => {
+            limited = split::take(&splits.train, &(0..l).collect::<Vec<_>>());
+            &limited
+        }
+        _ => &splits.train,
+    };
+    let n = train_set.len();
     if n == 0 {
         return Err("the training set is empty".into());
     }
-    let _ = &layout;
-    let mut history = vec![];
+    let mut patience = s.early_stop.as_ref().map(|e| Patience {
+        monitor: e.monitor.clone(),
+        patience: e.patience,
+        best: None,
+    });
+    // A resumed run keeps counting patience from its history. Only the last
+    // weights are on disk, so they stand in for an earlier best epoch's.
+    if let Some(p) = patience.as_mut() {
+        for r in &history {
+            p.update(r, &w);
+        }
+    }
     let np = w.params.len();
-    for epoch in 1..=s.epochs {
+    let steps_per_epoch = n.div_ceil(s.batch_size.max(1));
+    let base_lr = plan.lr.unwrap_or(0.0);
+    let mut lr = base_lr;
+    for epoch in w.epoch + 1..=epochs {
         let t0 = Instant::now();
         let order = split::shuffle_indices(n, s.seed, epoch as u64);
         let batches: Vec<&[usize]> = order.chunks(s.batch_size.max(1)).collect();
-        let (mut total, mut hits) = (0.0, 0usize);
+        let mut tally = Tally::new();
         for (bi, idx) in batches.iter().enumerate() {
-            let (x, y) = (rows(&splits.train.x, idx), rows(&splits.train.y, idx));
+            let (x, y) = (rows(&train_set.x, idx), rows(&train_set.y, idx));
+            let clock = Clock {
+                step: w.step,
+                steps_per_epoch,
+                epochs,
+            };
+            lr = lr_at(&s.schedule, base_lr, s.warmup, clock);
             let stepv = ArrayD::from_elem(IxDyn(&[]), (w.step + 1) as f32);
-            let mut args: Vec<&ArrayD<f32>> = vec![&x, &y, &stepv];
+            let lrv = ArrayD::from_elem(IxDyn(&[]), lr as f32);
+            let mut args: Vec<&ArrayD<f32>> = vec![&x, &y, &stepv, &lrv];
             args.extend(w.params.iter());
             args.extend(w.states.iter());
             let out = step.call(&args)?;
@@ -163,38 +405,60 @@ pub fn train(plan: &TrainPlan, backend: BackendKind, splits: &Splits, obs: &mut 
                     weights: w,
                     history,
                     diverged: Some(msg),
+                    stopped_early: None,
                 });
             }
-            total += loss * idx.len() as f64;
-            hits += correct(&out[1], &y);
-            let mut rest = out.into_iter().skip(2);
+            let mut rest = out.into_iter();
+            let output = rest.nth(1).expect("the step returns the output");
+            tally.add(loss, output, &y);
             w.params = rest.by_ref().take(np).collect();
             w.states = rest.collect();
             w.step += 1;
-            obs.batch(epoch, bi + 1, batches.len(), loss);
+            obs.batch(&BatchProgress {
+                epoch,
+                epochs,
+                batch: bi + 1,
+                batches: batches.len(),
+                running_loss: tally.running_loss(),
+                samples: tally.n,
+            });
         }
-        let train = Scores {
-            loss: total / n as f64,
-            accuracy: Some(hits as f64 / n as f64),
-        };
+        w.epoch = epoch;
+        let train = tally.finish(plan)?.0;
         let validation = match &splits.validation {
-            Some(v) if v.x.shape()[0] > 0 => Some(evaluate(plan, backend, &w, v)?),
+            Some(v) if !v.is_empty() => Some(evaluate(plan, opts.backend, &w, v)?),
             _ => None,
         };
         let r = EpochReport {
             epoch,
-            epochs: s.epochs,
+            epochs,
             train,
             validation,
+            lr,
             seconds: t0.elapsed().as_secs_f64(),
         };
-        obs.epoch(&r);
+        obs.epoch(&r, &w)?;
         history.push(r);
+        let Some(p) = patience.as_mut() else { continue };
+        if p.update(history.last().expect("just pushed"), &w) {
+            let (v, best_epoch, best) = p.best.clone().expect("stopping implies a best epoch");
+            let msg = format!(
+                "{} did not improve for {} epochs; kept the weights of epoch {best_epoch} ({} {v:.4})",
+                p.monitor, p.patience, p.monitor
+            );
+            return Ok(Outcome {
+                weights: best,
+                history,
+                diverged: None,
+                stopped_early: Some(msg),
+            });
+        }
     }
     Ok(Outcome {
         weights: w,
         history,
         diverged: None,
+        stopped_early: None,
     })
 }
 
@@ -213,6 +477,5 @@ pub fn predict(plan: &TrainPlan, backend: BackendKind, w: &Weights, x: &ArrayD<f
         parts.push(f.call(&args)?.remove(0));
         start += bs;
     }
-    let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
-    ndarray::concatenate(Axis(0), &views).map_err(|e| e.to_string())
+    Tally::concat(&parts)
 }

@@ -16,7 +16,7 @@ use crate::diag::{Diagnostic, Diagnostics};
 use crate::syntax::ast::{Item, Module, TypeExpr};
 use elab::{ArgVal, Elab};
 use scope::{Global, Globals};
-pub use train::{DataSource, DataSpec, Settings, TrainPlan};
+pub use train::{CsvLabel, DataSource, DataSpec, EarlyStop, Schedule, Settings, TrainPlan};
 use value::{Env, Tensor, TensorTy, Val};
 
 /// The stdlib, compiled into the binary so nnc works from any directory.

@@ -17,11 +17,19 @@ pub enum DataSource {
     /// The four MNIST IDX files in a directory.
     Mnist { dir: String },
     /// A CSV file: features and an integer label column.
-    Csv { path: String, label: i64, scale: Option<f64> },
+    Csv { path: String, label: CsvLabel, scale: Option<f64> },
     /// An IDX image file and an IDX label file.
     Idx { images: String, labels: String },
     /// Small tensors written in the file (logic gates).
     Inline { x: Vec<Vec<f64>>, y: Vec<Vec<f64>> },
+}
+
+/// The label column of a CSV file: `label: 64` (negative counts from the
+/// end) or `label: "species"` (a header name).
+#[derive(Clone, Debug, PartialEq)]
+pub enum CsvLabel {
+    Index(i64),
+    Name(String),
 }
 
 #[derive(Clone, Debug)]
@@ -38,6 +46,54 @@ pub struct Settings {
     pub test: f64,
     pub metrics: Vec<String>,
     pub seed: u64,
+    /// `early_stop = patience(3, monitor: val_loss)`.
+    pub early_stop: Option<EarlyStop>,
+    /// `schedule = cosine()`: how the learning rate changes over the run.
+    pub schedule: Schedule,
+    /// `warmup = 500`: steps of linear learning-rate warm-up before the schedule.
+    pub warmup: usize,
+    /// `standardize = true`: scale every feature to mean 0 and variance 1,
+    /// with statistics of the training split.
+    pub standardize: bool,
+}
+
+/// Stop when `monitor` has not improved for `patience` epochs, and keep the
+/// weights of the best epoch.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EarlyStop {
+    pub patience: usize,
+    /// `val_loss`, `val_accuracy`, `loss`, `accuracy`, or another metric with
+    /// an optional `val_` prefix. Losses and errors improve downwards.
+    pub monitor: String,
+}
+
+/// A learning-rate schedule: the factor applied to the optimizer's `lr`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Schedule {
+    Constant,
+    /// Multiply by `factor` every `every` epochs.
+    StepDecay {
+        every: usize,
+        factor: f64,
+    },
+    /// Multiply by `rate` every epoch.
+    Exponential {
+        rate: f64,
+    },
+    /// Half a cosine from `lr` down to `min_lr` over the whole run.
+    Cosine {
+        min_lr: f64,
+    },
+    /// Triangle waves between `min_lr` and `lr`, `period` epochs each.
+    Cyclic {
+        min_lr: f64,
+        period: usize,
+    },
+    /// Up from `lr / 25` to `max_lr` over the first 30 % of steps, then down
+    /// to `lr / 1e4` (Smith's one-cycle policy).
+    OneCycle {
+        max_lr: f64,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -52,7 +108,7 @@ pub struct ParamMeta {
 /// - `init() -> (params..., states...)`
 /// - `loss(x, y, params...) -> (loss, output)` (params in `params` order)
 /// - `predict(x, params...) -> output`
-/// - `updates[i](param, grad, step, states_i...) -> (param', states_i'...)`
+/// - `updates[i](param, grad, step, lr, states_i...) -> (param', states_i'...)`
 #[derive(Clone, Debug)]
 pub struct TrainPlan {
     pub model: String,
@@ -68,6 +124,9 @@ pub struct TrainPlan {
     pub predict: Func,
     pub updates: Vec<(usize, Func)>,
     pub optimizer: String,
+    /// The optimizer's `lr`, a runtime input of the updates (so schedules
+    /// can change it); `None` when the optimizer has no `lr`.
+    pub lr: Option<f64>,
     pub span: Span,
 }
 
@@ -81,6 +140,10 @@ const FIELDS: &[&str] = &[
     "test",
     "metrics",
     "seed",
+    "early_stop",
+    "schedule",
+    "warmup",
+    "standardize",
 ];
 const METRICS: &[&str] = &["accuracy", "precision", "recall", "f1", "mse", "mae", "r2"];
 
@@ -370,6 +433,26 @@ pub fn plan(
     results.extend(state_values);
     let init_func = init.b.finish(&results);
 
+    let lr = opt.args.iter().find(|(k, _)| k == "lr").and_then(|(_, v)| match v {
+        Val::Float(f) => Some(*f),
+        Val::Int(i) => Some(*i as f64),
+        _ => None,
+    });
+    if lr.is_none() && (settings.schedule != Schedule::Constant || settings.warmup > 0) {
+        diags.push(
+            Diagnostic::error(
+                "E0203",
+                format!(
+                    "a learning-rate schedule needs an optimizer with a numeric `lr`; `{}` has none",
+                    opt.decl.name.name
+                ),
+                opt_field.value.span,
+                "no `lr` here",
+            )
+            .with_help("give the optimizer an `lr` parameter, or remove `schedule` and `warmup`"),
+        );
+        return None;
+    }
     Some(TrainPlan {
         model: model.name.name.clone(),
         data,
@@ -390,6 +473,7 @@ pub fn plan(
         predict,
         updates,
         optimizer: opt.decl.name.name.clone(),
+        lr,
         span: t.span,
     })
 }
@@ -572,7 +656,10 @@ fn opt_env(opt: &OptimizerInst) -> Env {
     env
 }
 
-/// `update(param, grad, step, states...) -> (param', states'...)`.
+/// `update(param, grad, step, lr, states...) -> (param', states'...)`.
+///
+/// `lr` is an input rather than the folded hyperparameter so that a
+/// schedule can change it each step without recompiling.
 fn optimizer_update(
     db: &SourceDb,
     globals: &Globals,
@@ -603,6 +690,16 @@ fn optimizer_update(
             ir: Some(s),
         }),
     );
+    let lr = e.b.param("lr", ir::Type::scalar());
+    if matches!(env.vars.get("lr"), Some(Val::Float(_) | Val::Int(_))) {
+        env.vars.insert(
+            "lr".into(),
+            Val::Tensor(Tensor {
+                ty: TensorTy::f32(vec![]),
+                ir: Some(lr),
+            }),
+        );
+    }
     for (n, ty) in states {
         let v = e.b.param(n.clone(), ty.clone());
         env.vars.insert(
@@ -708,6 +805,10 @@ fn settings(fields: &HashMap<&str, &TrainField>, diags: &mut Diagnostics) -> Opt
         test: 0.0,
         metrics: vec!["accuracy".into()],
         seed: 0,
+        early_stop: None,
+        schedule: Schedule::Constant,
+        warmup: 0,
+        standardize: false,
     };
     let mut ok = true;
     let int = |name: &str, diags: &mut Diagnostics, min: i64| -> Option<Option<i64>> {
@@ -755,6 +856,36 @@ fn settings(fields: &HashMap<&str, &TrainField>, diags: &mut Diagnostics) -> Opt
     match int("seed", diags, 0) {
         Some(v) => s.seed = v.map_or(s.seed, |v| v as u64),
         None => ok = false,
+    }
+    match int("warmup", diags, 0) {
+        Some(v) => s.warmup = v.map_or(0, |v| v as usize),
+        None => ok = false,
+    }
+    if let Some(f) = fields.get("standardize") {
+        match f.value.kind {
+            ExprKind::Bool(b) => s.standardize = b,
+            _ => {
+                diags.push(Diagnostic::error(
+                    "E0203",
+                    "`standardize` must be `true` or `false`",
+                    f.value.span,
+                    "not a boolean",
+                ));
+                ok = false;
+            }
+        }
+    }
+    if let Some(f) = fields.get("early_stop") {
+        match early_stop(&f.value, diags) {
+            Some(e) => s.early_stop = Some(e),
+            None => ok = false,
+        }
+    }
+    if let Some(f) = fields.get("schedule") {
+        match schedule(&f.value, diags) {
+            Some(v) => s.schedule = v,
+            None => ok = false,
+        }
     }
     match frac("validation", diags) {
         Some(v) => s.validation = v.unwrap_or(0.0),
@@ -933,12 +1064,14 @@ fn data_source(e: &Expr, diags: &mut Diagnostics) -> Option<DataSpec> {
         "csv" => {
             let path = str_arg(need("path", 0, diags)?, diags, "the CSV path")?;
             let label = match get("label", 1).map(|a| &a.value.kind) {
-                None => -1,
-                Some(ExprKind::Int(i)) => *i,
+                None => CsvLabel::Index(-1),
+                Some(ExprKind::Int(i)) => CsvLabel::Index(*i),
+                Some(ExprKind::Neg(x)) if matches!(x.kind, ExprKind::Int(_)) => CsvLabel::Index(-number(x)? as i64),
+                Some(ExprKind::Str(name)) => CsvLabel::Name(name.clone()),
                 Some(_) => {
                     diags.push(Diagnostic::error(
                         "E0203",
-                        "`label` must be a column index (negative counts from the end)",
+                        "`label` must be a column index (negative counts from the end) or a header name",
                         get("label", 1)?.value.span,
                         "not an integer",
                     ));
@@ -982,4 +1115,202 @@ fn data_source(e: &Expr, diags: &mut Diagnostics) -> Option<DataSpec> {
         }
     };
     Some(DataSpec { source, span: e.span })
+}
+
+/// A number literal (`0.5`, `3`, `1/10`).
+fn number(e: &Expr) -> Option<f64> {
+    match &e.kind {
+        ExprKind::Float(f) => Some(*f),
+        ExprKind::Int(i) => Some(*i as f64),
+        ExprKind::Binary(BinOp::Div, a, b) => Some(number(a)? / number(b).filter(|d| *d != 0.0)?),
+        ExprKind::Neg(a) => number(a).map(|x| -x),
+        _ => None,
+    }
+}
+
+/// The callee name and arguments of `name(args)` or a bare `name`.
+fn call_parts(e: &Expr) -> Option<(&Ident, &[Arg])> {
+    match &e.kind {
+        ExprKind::Name(n) => Some((n, &[])),
+        ExprKind::Call { callee, args } => match &callee.kind {
+            ExprKind::Name(n) => Some((n, args.as_slice())),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Named-or-positional numeric arguments of a settings call, checked
+/// against `params` (name, default); `None` after reporting a problem.
+fn numeric_args(name: &Ident, args: &[Arg], params: &[(&str, Option<f64>)], diags: &mut Diagnostics) -> Option<Vec<f64>> {
+    let mut out: Vec<Option<f64>> = params.iter().map(|p| p.1).collect();
+    let mut pos = 0;
+    for a in args {
+        let i = match &a.name {
+            Some(n) => match params.iter().position(|p| p.0 == n.name) {
+                Some(i) => i,
+                None => {
+                    let names: Vec<&str> = params.iter().map(|p| p.0).collect();
+                    diags.push(
+                        Diagnostic::error(
+                            "E0104",
+                            format!("`{}` has no parameter `{}`", name.name, n.name),
+                            n.span,
+                            "unknown argument name",
+                        )
+                        .with_help(format!("its parameters are: {}", names.join(", "))),
+                    );
+                    return None;
+                }
+            },
+            None => {
+                pos += 1;
+                pos - 1
+            }
+        };
+        if i >= params.len() {
+            diags.push(Diagnostic::error(
+                "E0103",
+                format!("`{}` takes {} arguments", name.name, params.len()),
+                a.value.span,
+                "one too many",
+            ));
+            return None;
+        }
+        match number(&a.value) {
+            Some(v) => out[i] = Some(v),
+            None => {
+                diags.push(Diagnostic::error(
+                    "E0203",
+                    format!("`{}` must be a number", params[i].0),
+                    a.value.span,
+                    "not a number",
+                ));
+                return None;
+            }
+        }
+    }
+    for (i, v) in out.iter().enumerate() {
+        if v.is_none() {
+            diags.push(Diagnostic::error(
+                "E0103",
+                format!("`{}` is missing argument `{}`", name.name, params[i].0),
+                name.span,
+                format!("`{}` not given", params[i].0),
+            ));
+            return None;
+        }
+    }
+    Some(out.into_iter().flatten().collect())
+}
+
+const SCHEDULES: &[&str] = &["constant", "step_decay", "exponential", "cosine", "cyclic", "one_cycle"];
+
+/// `schedule = step_decay(every: 3, factor: 0.5)`, `exponential(rate: 0.9)`,
+/// `cosine(min_lr: 0)`, `cyclic(min_lr: 1e-4, period: 2)`, `one_cycle(max_lr: 0.01)`.
+fn schedule(e: &Expr, diags: &mut Diagnostics) -> Option<Schedule> {
+    let Some((name, args)) = call_parts(e) else {
+        diags.push(
+            Diagnostic::error("E0203", "`schedule` must name a schedule", e.span, "not a schedule")
+                .with_help(format!("schedules are: {}", SCHEDULES.join(", "))),
+        );
+        return None;
+    };
+    let positive_int = |v: f64, what: &str, diags: &mut Diagnostics| {
+        if v >= 1.0 && v.fract() == 0.0 {
+            Some(v as usize)
+        } else {
+            diags.push(Diagnostic::error(
+                "E0203",
+                format!("`{what}` must be a whole number of epochs, at least 1"),
+                e.span,
+                "not a valid value",
+            ));
+            None
+        }
+    };
+    Some(match name.name.as_str() {
+        "constant" => {
+            numeric_args(name, args, &[], diags)?;
+            Schedule::Constant
+        }
+        "step_decay" => {
+            let v = numeric_args(name, args, &[("every", None), ("factor", Some(0.1))], diags)?;
+            Schedule::StepDecay {
+                every: positive_int(v[0], "every", diags)?,
+                factor: v[1],
+            }
+        }
+        "exponential" => Schedule::Exponential {
+            rate: numeric_args(name, args, &[("rate", None)], diags)?[0],
+        },
+        "cosine" => Schedule::Cosine {
+            min_lr: numeric_args(name, args, &[("min_lr", Some(0.0))], diags)?[0],
+        },
+        "cyclic" => {
+            let v = numeric_args(name, args, &[("min_lr", None), ("period", Some(2.0))], diags)?;
+            Schedule::Cyclic {
+                min_lr: v[0],
+                period: positive_int(v[1], "period", diags)?,
+            }
+        }
+        "one_cycle" => Schedule::OneCycle {
+            max_lr: numeric_args(name, args, &[("max_lr", None)], diags)?[0],
+        },
+        _ => {
+            let mut d = Diagnostic::error("E0101", format!("unknown schedule `{}`", name.name), name.span, "not a schedule")
+                .with_help(format!("schedules are: {}", SCHEDULES.join(", ")));
+            if let Some(s) = suggest(&name.name, SCHEDULES.iter().copied()) {
+                d = d.with_help(format!("did you mean `{s}`?"));
+            }
+            diags.push(d);
+            return None;
+        }
+    })
+}
+
+/// `early_stop = patience(3)` or `patience(3, monitor: val_accuracy)`.
+fn early_stop(e: &Expr, diags: &mut Diagnostics) -> Option<EarlyStop> {
+    let bad = |diags: &mut Diagnostics| {
+        diags.push(
+            Diagnostic::error("E0203", "`early_stop` needs a patience", e.span, "not a patience")
+                .with_help("e.g. `early_stop = patience(3, monitor: val_loss)`"),
+        );
+    };
+    let Some((name, args)) = call_parts(e).filter(|(n, _)| n.name == "patience") else {
+        bad(diags);
+        return None;
+    };
+    let mut patience = None;
+    let mut monitor = "val_loss".to_string();
+    for a in args {
+        match (a.name.as_ref().map(|n| n.name.as_str()), &a.value.kind) {
+            (None | Some("epochs"), ExprKind::Int(i)) if *i >= 1 => patience = Some(*i as usize),
+            (Some("monitor"), ExprKind::Name(m)) => {
+                let base = m.name.strip_prefix("val_").unwrap_or(&m.name);
+                if base != "loss" && !METRICS.contains(&base) {
+                    diags.push(
+                        Diagnostic::error("E0101", format!("unknown metric `{}`", m.name), m.span, "not a metric").with_help(format!(
+                            "monitor `loss` or one of {}, with an optional `val_` prefix",
+                            METRICS.join(", ")
+                        )),
+                    );
+                    return None;
+                }
+                monitor = m.name.clone();
+            }
+            _ => {
+                bad(diags);
+                return None;
+            }
+        }
+    }
+    let Some(patience) = patience else {
+        diags.push(
+            Diagnostic::error("E0103", "`patience` is missing the number of epochs", name.span, "how many epochs?")
+                .with_help("e.g. `patience(3)`"),
+        );
+        return None;
+    };
+    Some(EarlyStop { patience, monitor })
 }

@@ -50,7 +50,10 @@ fn ui() {
     for path in &files {
         let rel = path.strip_prefix(root).expect("relative").display().to_string();
         let bytes = std::fs::read(path).expect("read");
-        let c = driver::compile_bytes(&rel, &bytes);
+        let mut c = driver::compile_bytes(&rel, &bytes);
+        // Data shapes are checked from file headers, next to the case.
+        let dir = path.parent().expect("in tests/ui");
+        driver::check_data(&mut c, &|src| nnc::runtime::load::feature_shape(src, dir, None));
         let text = &c.db.file(c.root).text;
         let mut expected = annotations(text);
         let mut rendered = String::new();

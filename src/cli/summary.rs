@@ -1,0 +1,95 @@
+//! `nnc summary FILE`: the Keras-style table of each model's layers, from
+//! the checker alone (no data, no training).
+
+use super::say;
+use crate::runtime::summary::{bytes, summarize, thousands};
+use std::path::Path;
+
+pub fn summary(file: &Path) -> i32 {
+    let c = match super::load(file) {
+        Ok(c) => c,
+        Err(msg) => {
+            eprintln!("{msg}");
+            return 1;
+        }
+    };
+    if super::report(&c) > 0 {
+        return 1;
+    }
+    if c.analysis.model_funcs.is_empty() {
+        eprintln!("error: {} declares no model", file.display());
+        return 1;
+    }
+    for (model, func) in &c.analysis.model_funcs {
+        let layers = c
+            .analysis
+            .model_layers
+            .iter()
+            .find(|(m, _)| m == model)
+            .map_or(&[][..], |(_, l)| l.as_slice());
+        let s = summarize(func, layers);
+        // The layer call as written (`Dense(784 -> 128, relu)`), one line.
+        let kind = |name: &str| {
+            layers
+                .iter()
+                .find(|l| l.name == name)
+                .map(|l| c.db.text(l.span).split_whitespace().collect::<Vec<_>>().join(" "))
+                .unwrap_or_default()
+        };
+        let rows: Vec<[String; 4]> = s
+            .rows
+            .iter()
+            .map(|r| {
+                [
+                    format!("{} {}", r.name, kind(&r.name)).trim_end().to_string(),
+                    r.output.clone(),
+                    thousands(r.params as u64),
+                    thousands(r.flops),
+                ]
+            })
+            .collect();
+        let head = ["layer", "output shape", "params", "FLOPs"];
+        let mut w = head.map(str::len);
+        for r in &rows {
+            for (i, cell) in r.iter().enumerate() {
+                w[i] = w[i].max(cell.len());
+            }
+        }
+        let line = |cells: &[String; 4]| {
+            format!(
+                "{:<a$}  {:<b$}  {:>c$}  {:>d$}",
+                cells[0],
+                cells[1],
+                cells[2],
+                cells[3],
+                a = w[0],
+                b = w[1],
+                c = w[2],
+                d = w[3]
+            )
+        };
+        let width = w.iter().sum::<usize>() + 6;
+        say!("model {model}");
+        say!("{}", "=".repeat(width));
+        say!("{}", line(&head.map(String::from)));
+        say!("{}", "-".repeat(width));
+        for r in &rows {
+            say!("{}", line(r));
+        }
+        say!("{}", "=".repeat(width));
+        say!(
+            "total params:       {} ({} as f32)",
+            thousands(s.params as u64),
+            bytes(s.params * 4)
+        );
+        say!("forward FLOPs:      {} per sample", thousands(s.flops));
+        say!("activations:        {} per sample", bytes(s.activations * 4));
+        // Adam keeps two values per parameter; training also holds gradients.
+        say!(
+            "training memory:    about {} for weights, gradients and two optimizer states",
+            bytes(s.params * 4 * 4)
+        );
+        say!("");
+    }
+    0
+}

@@ -1,0 +1,144 @@
+//! Weights on disk as safetensors: parameters under their readable names
+//! (`fc1.W`), optimizer states under `optimizer/<param>/<state>`, and the
+//! step and epoch in the header's metadata, so a run can resume exactly.
+
+use super::split::Standardizer;
+use super::train::Weights;
+use crate::sema::TrainPlan;
+use ndarray::{ArrayD, IxDyn};
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use std::collections::HashMap;
+use std::path::Path;
+
+const STATE_PREFIX: &str = "optimizer/";
+
+fn le_bytes(a: &ArrayD<f32>) -> Vec<u8> {
+    a.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+/// Feature statistics of `standardize = true`, stored beside the weights
+/// because predictions on new samples need them.
+const MEAN: &str = "data/mean";
+const STD: &str = "data/std";
+
+/// The safetensors bytes of `w`; `model` is recorded so a file is not
+/// loaded into the wrong model by mistake.
+pub fn to_bytes(model: &str, w: &Weights, st: Option<&Standardizer>) -> Result<Vec<u8>, String> {
+    let mut params: Vec<(String, Vec<usize>, Vec<u8>)> = w
+        .names
+        .iter()
+        .zip(&w.params)
+        .chain(w.state_names.iter().zip(&w.states))
+        .enumerate()
+        .map(|(i, (n, a))| {
+            let name = if i < w.names.len() {
+                n.clone()
+            } else {
+                format!("{STATE_PREFIX}{n}")
+            };
+            (name, a.shape().to_vec(), le_bytes(a))
+        })
+        .collect();
+    if let Some(st) = st {
+        for (name, v) in [(MEAN, &st.mean), (STD, &st.std)] {
+            params.push((name.to_string(), vec![v.len()], v.iter().flat_map(|x| x.to_le_bytes()).collect()));
+        }
+    }
+    let views = params
+        .iter()
+        .map(|(n, s, b)| TensorView::new(Dtype::F32, s.clone(), b).map(|v| (n.clone(), v)))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    let meta = HashMap::from([
+        ("format".to_string(), "nnc".to_string()),
+        ("model".to_string(), model.to_string()),
+        ("step".to_string(), w.step.to_string()),
+        ("epoch".to_string(), w.epoch.to_string()),
+    ]);
+    safetensors::tensor::serialize(views, Some(meta)).map_err(|e| e.to_string())
+}
+
+/// Write `bytes` to `path` through a temporary file in the same directory
+/// and a rename, so a crash mid-write never leaves a truncated file.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp"));
+    std::fs::write(&tmp, bytes).map_err(|e| format!("{}: cannot write: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, path).map_err(|e| format!("{}: cannot replace: {e}", path.display()))
+}
+
+pub fn save(path: &Path, plan: &TrainPlan, w: &Weights, st: Option<&Standardizer>) -> Result<(), String> {
+    write_atomic(path, &to_bytes(&plan.model, w, st)?)
+}
+
+/// The feature statistics saved with the weights, if the run standardized.
+pub fn load_standardizer(path: &Path) -> Result<Option<Standardizer>, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+    let st = SafeTensors::deserialize(&bytes).map_err(|e| format!("{}: not a safetensors file: {e}", path.display()))?;
+    let get = |n: &str| {
+        st.tensor(n).ok().map(|t| {
+            t.data()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect::<Vec<f32>>()
+        })
+    };
+    Ok(match (get(MEAN), get(STD)) {
+        (Some(mean), Some(std)) => Some(Standardizer { mean, std }),
+        _ => None,
+    })
+}
+
+/// Read weights saved for `plan`. Every parameter must be present with its
+/// declared shape; optimizer states are optional (a weights-only file can
+/// still be evaluated, and training from it starts the optimizer afresh).
+pub fn load(path: &Path, plan: &TrainPlan, fresh: &Weights) -> Result<Weights, String> {
+    let err = |m: String| format!("{}: {m}", path.display());
+    let bytes = std::fs::read(path).map_err(|e| err(format!("cannot read: {e}")))?;
+    let st = SafeTensors::deserialize(&bytes).map_err(|e| err(format!("not a safetensors file: {e}")))?;
+    let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| err(e.to_string()))?;
+    let meta = meta.metadata().clone().unwrap_or_default();
+    if let Some(m) = meta.get("model").filter(|m| **m != plan.model) {
+        return Err(err(format!("holds weights of model `{m}`, not `{}`", plan.model)));
+    }
+    let get = |name: &str, like: &ArrayD<f32>| -> Result<Option<ArrayD<f32>>, String> {
+        let Ok(t) = st.tensor(name) else { return Ok(None) };
+        if t.dtype() != Dtype::F32 {
+            return Err(err(format!("`{name}` is {:?}, expected F32", t.dtype())));
+        }
+        if t.shape() != like.shape() {
+            return Err(err(format!(
+                "`{name}` has shape {:?}, but the model declares {:?}",
+                t.shape(),
+                like.shape()
+            )));
+        }
+        let vals: Vec<f32> = t
+            .data()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        Ok(Some(
+            ArrayD::from_shape_vec(IxDyn(t.shape()), vals).map_err(|e| err(e.to_string()))?,
+        ))
+    };
+    let mut w = fresh.clone();
+    for (name, p) in w.names.iter().zip(w.params.iter_mut()) {
+        *p = get(name, p)?.ok_or_else(|| err(format!("has no tensor `{name}`")))?;
+    }
+    let mut all_states = true;
+    let mut states = vec![];
+    for (name, s) in w.state_names.iter().zip(&w.states) {
+        match get(&format!("{STATE_PREFIX}{name}"), s)? {
+            Some(v) => states.push(v),
+            None => all_states = false,
+        }
+    }
+    let num = |k: &str| meta.get(k).and_then(|v| v.parse::<usize>().ok()).unwrap_or(0);
+    if all_states {
+        w.states = states;
+        w.step = num("step");
+        w.epoch = num("epoch");
+    }
+    Ok(w)
+}

@@ -1,0 +1,139 @@
+//! The Keras-style summary of a model, from the checker alone: per layer
+//! its output shape, parameter count and forward FLOPs per sample.
+//!
+//! Layers come from `Analysis::model_layers`; shapes and FLOPs from the
+//! model's forward IR, where each instruction belongs to the latest layer
+//! whose parameters it depends on (so `relu(x @ W + b)` is all `fc1`).
+
+use crate::ir::{Dim, Func, Op, Type};
+use crate::sema::value::LayerRecord;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Row {
+    /// `fc1`, or `input` for work done before the first layer.
+    pub name: String,
+    pub output: String,
+    pub params: usize,
+    pub flops: u64,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Summary {
+    pub rows: Vec<Row>,
+    pub params: usize,
+    pub flops: u64,
+    /// f32 values a forward pass of one sample produces (layer outputs).
+    pub activations: usize,
+}
+
+/// Elements of a type, with symbolic dims (the batch) counted as 1.
+fn numel(t: &Type) -> u64 {
+    t.shape.iter().map(|d| if let Dim::Known(k) = d { *k as u64 } else { 1 }).product()
+}
+
+/// Floating-point operations of one instruction for one sample: 2·m·k·n
+/// for a matrix product, one per result element for arithmetic, one per
+/// input element for a reduction; data movement is free.
+fn flops(f: &Func, op: &Op, args: &[crate::ir::Value], result: &Type) -> u64 {
+    match op {
+        Op::MatMul => {
+            let a = &f.ty(args[0]).shape;
+            let k = a.last().and_then(Dim::known).unwrap_or(1) as u64;
+            2 * k * numel(result)
+        }
+        Op::Unary(_) | Op::Binary(_) | Op::Compare(_) | Op::Select => numel(result),
+        Op::ReduceSum { .. } | Op::ReduceMax { .. } => numel(f.ty(args[0])),
+        _ => 0,
+    }
+}
+
+pub fn summarize(f: &Func, layers: &[LayerRecord]) -> Summary {
+    // Which layer each function parameter belongs to (None: the input).
+    let layer_of_param = |name: &str| {
+        layers
+            .iter()
+            .position(|l| l.params.iter().any(|(p, _)| format!("{}.{p}", l.name) == name))
+    };
+    let mut owner: Vec<Option<usize>> = vec![None; f.types.len()];
+    for (v, name) in f.params.iter().zip(&f.param_names) {
+        owner[v.index()] = layer_of_param(name);
+    }
+    let mut rows: Vec<Row> = std::iter::once("input".to_string())
+        .chain(layers.iter().map(|l| l.name.clone()))
+        .map(|name| Row {
+            name,
+            output: String::new(),
+            params: 0,
+            flops: 0,
+        })
+        .collect();
+    if let Some(x) = f.params.first() {
+        rows[0].output = crate::ir::shape_to_string(&f.ty(*x).shape);
+    }
+    let mut outputs: Vec<Option<crate::ir::Value>> = vec![None; rows.len()];
+    // Only values computed from the input are layer outputs; constants
+    // (the 0 of relu) are not.
+    let mut from_input = vec![false; f.types.len()];
+    if let Some(x) = f.params.first() {
+        from_input[x.index()] = true;
+    }
+    for inst in &f.insts {
+        let o = inst.args.iter().filter_map(|a| owner[a.index()]).max();
+        owner[inst.result.index()] = o;
+        let row = o.map_or(0, |i| i + 1);
+        rows[row].flops += flops(f, &inst.op, &inst.args, f.ty(inst.result));
+        if inst.args.iter().any(|a| from_input[a.index()]) {
+            from_input[inst.result.index()] = true;
+            outputs[row] = Some(inst.result);
+        }
+    }
+    let mut activations = 0;
+    for (row, out) in rows.iter_mut().zip(&outputs) {
+        if let Some(v) = out {
+            row.output = crate::ir::shape_to_string(&f.ty(*v).shape);
+            activations += numel(f.ty(*v)) as usize;
+        }
+    }
+    for (row, l) in rows.iter_mut().skip(1).zip(layers) {
+        row.params = l.params.iter().map(|(_, t)| numel(t) as usize).sum();
+    }
+    // An input row with no work of its own (no flatten) says nothing.
+    if rows[0].flops == 0 && outputs[0].is_none() {
+        rows.remove(0);
+    }
+    Summary {
+        params: rows.iter().map(|r| r.params).sum(),
+        flops: rows.iter().map(|r| r.flops).sum(),
+        activations,
+        rows,
+    }
+}
+
+/// `109386` → `109,386`.
+pub fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Bytes as `427.3 KiB`.
+pub fn bytes(n: usize) -> String {
+    let units = ["B", "KiB", "MiB", "GiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < units.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", units[u])
+    }
+}
