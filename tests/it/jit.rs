@@ -500,15 +500,21 @@ fn jit_mlp_training_step() {
 /// Threads split large kernels and GEMMs; results must not change.
 #[test]
 fn jit_threads_agree() {
-    let f = mlp::mlp_step(130, &[300, 257, 7, 3]);
+    // Sizes above the thresholds, so both a gemm and loop kernels (incl.
+    // row reductions and the Adam update) are split across threads.
+    let f = mlp::mlp_step(130, &[600, 257, 7, 3]);
+    let kt = Compiled::compile(&f, &Options { threads: 2 }).unwrap().kernels_text();
+    assert!(kt.contains("threads=2") && kt.contains(" parallel"), "{kt}");
     let args = inputs(&f, 3);
     check_with(&f, &args, LONG, 2);
-    let g = func("big", &[f32t(&[513, 130]), f32t(&[130])], |b, p| {
-        let bb = b.broadcast(p[1], &k(&[513, 130]));
+    let g = func("big", &[f32t(&[1025, 130]), f32t(&[130])], |b, p| {
+        let bb = b.broadcast(p[1], &k(&[1025, 130]));
         let e = b.unary(UnaryOp::Exp, p[0]);
         let m = b.mul(e, bb);
         vec![m, b.reduce_sum(m, vec![1], false), b.reduce_sum(m, vec![0], false)]
     });
+    let kt = Compiled::compile(&g, &Options { threads: 2 }).unwrap().kernels_text();
+    assert!(kt.contains("reduce=Sum over=[false, true] parallel"), "{kt}");
     let args = inputs(&g, 4);
     check_with(&g, &args, LONG, 2);
 }
