@@ -88,6 +88,15 @@ fn main() {
         }
     }
 
+    for batch in [32, 128, 1024] {
+        if !want(&format!("inplace{batch}")) {
+            continue;
+        }
+        let f = mlp_step(batch, &SIZES);
+        let ms = time_inplace_ms(&f, reps);
+        println!("train step batch {batch:4} threads 1, in place: {ms:.3} ms");
+    }
+
     if want("infer") {
         for threads in [1, 2] {
             let f = mlp_infer(1024, &SIZES);
@@ -137,4 +146,37 @@ fn step_flops(batch: usize) -> f64 {
         }
     }
     2.0 * macs as f64
+}
+
+/// Like `time_ms`, with parameters and Adam moments updated in their own
+/// buffers (`compile_inplace`), as a training loop would run the step.
+fn time_inplace_ms(f: &Func, reps: usize) -> f64 {
+    let n_params = 2 * (SIZES.len() - 1);
+    // Params: x, weights/biases, y, m..., v..., t; results: loss, new
+    // weights/biases, new m, new v.
+    let state_arg = |i: usize| if i < n_params { 1 + i } else { 2 + i };
+    let pairs: Vec<(usize, usize)> = (0..3 * n_params).map(|i| (state_arg(i), 1 + i)).collect();
+    let mut c = Compiled::compile_inplace(f, &Options { threads: 1 }, &pairs).unwrap();
+    let mut args = mlp_args(f, SIZES[3]);
+    let mut state: Vec<Vec<f32>> = pairs.iter().map(|&(p, _)| std::mem::take(&mut args[p])).collect();
+    let inputs: Vec<Vec<f32>> = args
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| !pairs.iter().any(|&(p, _)| p == *i))
+        .map(|(_, v)| v)
+        .collect();
+    let in_refs: Vec<&[f32]> = inputs.iter().map(|v| v.as_slice()).collect();
+    let mut loss = vec![0.0f32];
+    let mut run = |n: usize| {
+        let mut st: Vec<&mut [f32]> = state.iter_mut().map(|v| v.as_mut_slice()).collect();
+        let t = Instant::now();
+        for _ in 0..n {
+            c.run_inplace(&in_refs, &mut st, &mut [&mut loss]).unwrap();
+        }
+        t.elapsed().as_secs_f64() * 1e3 / n as f64
+    };
+    let one = run(3);
+    let n = ((20.0 / one.max(1e-3)) as usize).clamp(1, 10_000);
+    run(n);
+    median((0..reps).map(|_| run(n)).collect())
 }

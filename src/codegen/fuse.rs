@@ -18,11 +18,13 @@ use super::merge::merge_siblings;
 use crate::ir::{DType, Dim, Func, Op, Value};
 use std::collections::HashMap;
 
-/// Kernels with fewer domain points than this stay on one thread: handing
-/// work to another core costs a few microseconds.
-const PAR_MIN_POINTS: usize = 1 << 15;
-/// GEMMs with fewer multiply-adds than this stay on one thread.
-const PAR_MIN_GEMM: usize = 1 << 22;
+/// Kernels with fewer domain points than this stay on one thread: waking a
+/// rayon worker cost more than it saved for the 100K-element Adam update of
+/// the MLP (batch-32 step 0.30 ms on 2 threads vs 0.21 ms on 1).
+const PAR_MIN_POINTS: usize = 1 << 17;
+/// GEMMs with fewer multiply-adds than this stay on one thread (the 12.8M
+/// MAC products of the batch-128 step gained nothing from a second thread).
+const PAR_MIN_GEMM: usize = 1 << 24;
 
 #[derive(Clone, Debug)]
 enum Class {
@@ -60,7 +62,10 @@ struct Former<'a> {
     threads: usize,
 }
 
-pub fn form(f: &Func, threads: usize) -> Result<Program, String> {
+/// Form the kernel program of `f`. Each `(param, result)` pair in `inplace`
+/// writes that result over that parameter's buffer: directly by the kernel
+/// computing it when `direct[j]`, else by a copy after every other kernel.
+pub fn form(f: &Func, threads: usize, inplace: &[(usize, usize)], direct: &[bool]) -> Result<Program, String> {
     crate::ir::verify(f)?;
     let n = f.types.len();
     let mut dims = Vec::with_capacity(n);
@@ -117,14 +122,33 @@ pub fn form(f: &Func, threads: usize) -> Result<Program, String> {
     }
     let mut out_slot = vec![None; n];
     let mut result_slots = Vec::new();
+    for (j, &(p, r)) in inplace.iter().enumerate() {
+        let (pv, rv) = (f.params.get(p), f.results.get(r));
+        let ok = pv.zip(rv).is_some_and(|(&pv, &rv)| f.ty(pv) == f.ty(rv));
+        let unique = inplace.iter().enumerate().all(|(k, &(p2, r2))| k == j || (p2 != p && r2 != r));
+        if !ok || !unique {
+            return Err(format!(
+                "codegen: in-place pair (param {p}, result {r}) is out of range, repeated or of different types"
+            ));
+        }
+    }
+    let mut fallback = Vec::new();
     for (i, &r) in f.results.iter().enumerate() {
         let len = dims[r.index()].iter().product();
         let s = slots.len();
-        slots.push(SlotInfo {
-            kind: SlotKind::Output(i),
-            len,
-        });
+        let pair = inplace.iter().position(|&(_, ri)| ri == i);
+        let kind = match pair {
+            Some(j) => SlotKind::Alias { param: inplace[j].0 },
+            None => SlotKind::Output(i),
+        };
+        slots.push(SlotInfo { kind, len });
         result_slots.push(s);
+        if let Some(j) = pair {
+            if !direct[j] {
+                fallback.push(i);
+                continue;
+            }
+        }
         // Computed values are written straight into the caller's buffer.
         let computed = def[r.index()].is_some_and(|d| {
             !matches!(
@@ -183,8 +207,16 @@ pub fn form(f: &Func, threads: usize) -> Result<Program, String> {
         }
     }
     // Results not computed in place: views, constants, parameters, repeats.
+    // In-place results that could not be written directly go through a temp
+    // first, so no copy overwrites a parameter another copy still reads.
+    let mut late = Vec::new();
     for (i, &r) in f.results.iter().enumerate() {
         if out_slot[r.index()] == Some(result_slots[i]) {
+            continue;
+        }
+        if fallback.contains(&i) {
+            let (slot, strides) = fm.storage_copy(r);
+            late.push((i, slot, strides));
             continue;
         }
         let d = fm.dims[r.index()].clone();
@@ -200,7 +232,32 @@ pub fn form(f: &Func, threads: usize) -> Result<Program, String> {
             outputs: vec![(src, out)],
             reduce: None,
             parallel: false,
+            pinned: false,
             label: format!("copy {r} to result {i}"),
+        });
+    }
+    for (i, slot, strides) in late {
+        let d = fm.dims[f.results[i].index()].clone();
+        let mut nodes = Vec::new();
+        let src = push_node(
+            &mut nodes,
+            Node::Load(Access {
+                slot,
+                strides: strides.clone(),
+            }),
+        );
+        let out = Access {
+            slot: result_slots[i],
+            strides,
+        };
+        fm.push_loop(LoopKernel {
+            dims: d,
+            nodes,
+            outputs: vec![(src, out)],
+            reduce: None,
+            parallel: false,
+            pinned: true,
+            label: format!("result {i} in place"),
         });
     }
     let mut prog = Program {
@@ -248,7 +305,33 @@ impl Former<'_> {
             outputs: vec![(src, out)],
             reduce: None,
             parallel: false,
+            pinned: false,
             label: format!("materialise {v}"),
+        });
+        (slot, strides)
+    }
+
+    /// A fresh contiguous copy of `v` in a new temp slot.
+    fn storage_copy(&mut self, v: Value) -> (Slot, Vec<isize>) {
+        let d = self.dims[v.index()].clone();
+        let mut nodes = Vec::new();
+        let src = self.leaf(v, &mut nodes);
+        let len = d.iter().product();
+        self.slots.push(SlotInfo { kind: SlotKind::Temp, len });
+        let slot = self.slots.len() - 1;
+        let strides = contiguous_strides(&d);
+        let out = Access {
+            slot,
+            strides: strides.clone(),
+        };
+        self.push_loop(LoopKernel {
+            dims: d,
+            nodes,
+            outputs: vec![(src, out)],
+            reduce: None,
+            parallel: false,
+            pinned: false,
+            label: format!("copy {v} before in-place results"),
         });
         (slot, strides)
     }
@@ -298,6 +381,7 @@ impl Former<'_> {
                         outputs: vec![(src, out)],
                         reduce: None,
                         parallel: false,
+                        pinned: false,
                         label: format!("contiguous copy of {a} for {v}"),
                     });
                     self.class[v.index()] = Class::Stored {
@@ -388,6 +472,7 @@ impl Former<'_> {
             outputs: vec![(src, out)],
             reduce: Some((kind, red)),
             parallel: false,
+            pinned: false,
             label: format!("{v} = reduce {kind:?} {a} over {axes:?}"),
         };
         simplify(&mut k);
@@ -407,6 +492,7 @@ impl Former<'_> {
                 )],
                 reduce: None,
                 parallel: false,
+                pinned: false,
                 label,
             }
         };
@@ -445,6 +531,7 @@ impl Former<'_> {
             outputs: vec![(src, out)],
             reduce: None,
             parallel: false,
+            pinned: false,
             label: format!("{v}"),
         });
         self.class[v.index()] = Class::Stored { slot, strides };
@@ -549,4 +636,36 @@ fn parallel_ok(k: &LoopKernel, threads: usize) -> bool {
     let axis0_reduced = k.reduce.as_ref().is_some_and(|(_, r)| r[0]);
     let has_random = k.nodes.iter().any(|n| matches!(n, Node::Random { .. }));
     threads > 1 && !k.dims.is_empty() && k.dims[0] >= 2 && points >= PAR_MIN_POINTS && !axis0_reduced && !has_random
+}
+
+/// Indices of `inplace` pairs whose direct write would clobber the parameter
+/// before a kernel reads it: every read of the parameter's slot must come
+/// before the first kernel writing the result, or be in that kernel at the
+/// very element it writes (loads precede stores in a loop body).
+pub fn unsafe_inplace(p: &Program, inplace: &[(usize, usize)]) -> Vec<usize> {
+    let mut bad = Vec::new();
+    for (j, &(param, _)) in inplace.iter().enumerate() {
+        let Some(alias) = p.slots.iter().position(|s| s.kind == SlotKind::Alias { param }) else {
+            continue;
+        };
+        let Some(w) = p.kernels.iter().position(|k| k.writes().contains(&alias)) else {
+            continue;
+        };
+        let late_read = p.kernels.iter().enumerate().skip(w + 1).any(|(_, k)| k.reads().contains(&param));
+        let same = match &p.kernels[w] {
+            Kernel::Loop(k) => {
+                let out = k.outputs.iter().find(|(_, a)| a.slot == alias).map(|(_, a)| &a.strides);
+                k.reduce.is_none()
+                    && k.nodes.iter().all(|n| match n {
+                        Node::Load(a) => a.slot != param || Some(&a.strides) == out,
+                        _ => true,
+                    })
+            }
+            Kernel::Gemm(g) => g.a.slot != param && g.b.slot != param,
+        };
+        if late_read || !same {
+            bad.push(j);
+        }
+    }
+    bad
 }

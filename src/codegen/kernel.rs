@@ -69,6 +69,9 @@ pub struct LoopKernel {
     /// Split the outermost axis across threads (set by `fuse` for large,
     /// race-free kernels).
     pub parallel: bool,
+    /// Never moved earlier by sibling merging (the copies that write
+    /// in-place results after every read of the old values).
+    pub pinned: bool,
     /// IR values this kernel computes, for `kernels_text`.
     pub label: String,
 }
@@ -155,6 +158,12 @@ pub enum SlotKind {
     Output(usize),
     /// An intermediate; its offset in the arena is chosen by `plan`.
     Temp,
+    /// A result written over the buffer of parameter `param` (same
+    /// pointer at run time; a separate slot so reads of the old value and of
+    /// the new one can be told apart).
+    Alias {
+        param: usize,
+    },
 }
 
 #[derive(Clone, Debug)]

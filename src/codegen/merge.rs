@@ -15,7 +15,7 @@ pub fn merge_siblings(p: &mut Program) {
             j += 1;
             continue;
         };
-        if kj.reduce.is_some() {
+        if kj.reduce.is_some() || kj.pinned {
             j += 1;
             continue;
         }

@@ -64,6 +64,8 @@ pub struct Compiled {
     _arena: Vec<f32>,
     param_lens: Vec<usize>,
     result_lens: Vec<usize>,
+    /// `(param, result)` pairs sharing one buffer (see `compile_inplace`).
+    inplace: Vec<(usize, usize)>,
     clif: String,
     kernels: String,
 }
@@ -72,8 +74,29 @@ impl Compiled {
     /// `f` must have no symbolic dims (the caller specialises per batch size
     /// with `Func::specialize`).
     pub fn compile(f: &ir::Func, opts: &Options) -> Result<Compiled, String> {
+        Compiled::compile_inplace(f, opts, &[])
+    }
+
+    /// Like `compile`, but each `(param, result)` pair in `inplace` makes
+    /// that result overwrite that parameter's buffer (a training step's
+    /// parameter and optimizer-state updates): no second buffer, no copy.
+    /// Run it with [`Compiled::run_inplace`]. When a direct write would
+    /// clobber a value still to be read, that pair is written by a copy at
+    /// the end instead (still correct, one extra pass).
+    pub fn compile_inplace(f: &ir::Func, opts: &Options, inplace: &[(usize, usize)]) -> Result<Compiled, String> {
         let threads = opts.threads.max(1);
-        let prog = fuse::form(f, threads)?;
+        let mut direct = vec![true; inplace.len()];
+        let prog = loop {
+            let prog = fuse::form(f, threads, inplace, &direct)?;
+            let bad = fuse::unsafe_inplace(&prog, inplace);
+            if bad.is_empty() {
+                break prog;
+            }
+            if bad.iter().any(|&j| !direct[j]) {
+                return Err("internal error: an in-place copy still clobbers a parameter".into());
+            }
+            bad.iter().for_each(|&j| direct[j] = false);
+        };
         let plan = plan::plan(&prog);
         let kernels = text::program_text(&prog, &plan);
 
@@ -207,6 +230,7 @@ impl Compiled {
             _arena: arena,
             param_lens: lens(&f.params),
             result_lens: lens(&f.results),
+            inplace: inplace.to_vec(),
             clif,
             kernels,
         })
@@ -216,32 +240,64 @@ impl Compiled {
     /// function's types (Err, never UB), then runs. All tensors are row-major
     /// f32 buffers; i32 values are passed as f32 holding integers.
     pub fn run(&mut self, args: &[&[f32]], outs: &mut [&mut [f32]]) -> Result<(), String> {
-        if args.len() != self.param_lens.len() {
-            return Err(format!("expected {} arguments, got {}", self.param_lens.len(), args.len()));
+        if !self.inplace.is_empty() {
+            return Err("compiled for in-place updates: call run_inplace".into());
         }
-        if outs.len() != self.result_lens.len() {
-            return Err(format!("expected {} result buffers, got {}", self.result_lens.len(), outs.len()));
+        self.run_inplace(args, &mut [], outs)
+    }
+
+    /// Run a function compiled with `compile_inplace`: `state[j]` is both
+    /// the argument of param `inplace[j].0` and the buffer of result
+    /// `inplace[j].1`; `args` holds the other params and `outs` the other
+    /// results, each in order. Lengths are validated (Err, never UB).
+    pub fn run_inplace(&mut self, args: &[&[f32]], state: &mut [&mut [f32]], outs: &mut [&mut [f32]]) -> Result<(), String> {
+        let (np, nr, ns) = (self.param_lens.len(), self.result_lens.len(), self.inplace.len());
+        if args.len() + ns != np || state.len() != ns || outs.len() + ns != nr {
+            return Err(format!(
+                "expected {} arguments, {ns} state buffers and {} result buffers, got {}, {} and {}",
+                np - ns,
+                nr - ns,
+                args.len(),
+                state.len(),
+                outs.len()
+            ));
         }
-        for (i, (a, &n)) in args.iter().zip(&self.param_lens).enumerate() {
-            if a.len() != n {
-                return Err(format!("argument {i} has {} elements, expected {n}", a.len()));
-            }
-            self.table[i] = a.as_ptr() as usize;
+        let mut args = args.iter();
+        for p in 0..np {
+            let n = self.param_lens[p];
+            let ptr = match self.inplace.iter().position(|&(ip, _)| ip == p) {
+                Some(j) => {
+                    check_len(&format!("state buffer {j}"), state[j].len(), n)?;
+                    state[j].as_mut_ptr() as usize
+                }
+                None => {
+                    let a = args.next().expect("count checked above");
+                    check_len(&format!("argument {p}"), a.len(), n)?;
+                    a.as_ptr() as usize
+                }
+            };
+            self.table[p] = ptr;
         }
-        let np = self.param_lens.len();
-        for (i, (o, &n)) in outs.iter_mut().zip(&self.result_lens).enumerate() {
-            if o.len() != n {
-                return Err(format!("result buffer {i} has {} elements, expected {n}", o.len()));
-            }
-            self.table[np + i] = o.as_mut_ptr() as usize;
+        let mut outs = outs.iter_mut();
+        for r in 0..nr {
+            self.table[np + r] = match self.inplace.iter().find(|&&(_, ir)| ir == r) {
+                Some(&(p, _)) => self.table[p],
+                None => {
+                    let o = outs.next().expect("count checked above");
+                    check_len(&format!("result buffer {r}"), o.len(), self.result_lens[r])?;
+                    o.as_mut_ptr() as usize
+                }
+            };
         }
         // SAFETY: `entry` is the finalised `step` function of `self.module`
         // (alive while `self` is), with signature `extern "C" fn(*const
         // usize)`. Every slot in `table` points to memory of the length the
-        // kernels were planned for: params and results were checked above,
-        // intermediates point into `_arena`, sized by `plan`. Results are
-        // `&mut` and so disjoint from the arguments; compiled code only
-        // reads argument slots.
+        // kernels were planned for: params, state and results were checked
+        // above, intermediates point into `_arena`, sized by `plan`. Results
+        // and state are `&mut` and so disjoint from the arguments and each
+        // other; compiled code only reads argument slots, and writes a state
+        // buffer only after its last read of the old value
+        // (`fuse::unsafe_inplace` checked the kernel order).
         unsafe {
             let step: extern "C" fn(*const usize) = std::mem::transmute(self.entry);
             step(self.table.as_ptr());
@@ -269,4 +325,11 @@ impl Drop for Compiled {
             unsafe { m.free_memory() };
         }
     }
+}
+
+fn check_len(what: &str, got: usize, want: usize) -> Result<(), String> {
+    if got != want {
+        return Err(format!("{what} has {got} elements, expected {want}"));
+    }
+    Ok(())
 }

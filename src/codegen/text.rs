@@ -10,6 +10,7 @@ pub fn program_text(p: &Program, plan: &ArenaPlan) -> String {
         let place = match info.kind {
             SlotKind::Param(i) => format!("param {i}"),
             SlotKind::Output(i) => format!("result {i}"),
+            SlotKind::Alias { param } => format!("result over param {param}"),
             SlotKind::Temp => match plan.offsets[s] {
                 Some(o) => format!("arena +{o}"),
                 None => "unused".to_string(),

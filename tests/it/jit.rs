@@ -500,15 +500,21 @@ fn jit_mlp_training_step() {
 /// Threads split large kernels and GEMMs; results must not change.
 #[test]
 fn jit_threads_agree() {
-    let f = mlp::mlp_step(130, &[300, 257, 7, 3]);
+    // Sizes above the thresholds, so both a gemm and loop kernels (incl.
+    // row reductions and the Adam update) are split across threads.
+    let f = mlp::mlp_step(130, &[600, 257, 7, 3]);
+    let kt = Compiled::compile(&f, &Options { threads: 2 }).unwrap().kernels_text();
+    assert!(kt.contains("threads=2") && kt.contains(" parallel"), "{kt}");
     let args = inputs(&f, 3);
     check_with(&f, &args, LONG, 2);
-    let g = func("big", &[f32t(&[513, 130]), f32t(&[130])], |b, p| {
-        let bb = b.broadcast(p[1], &k(&[513, 130]));
+    let g = func("big", &[f32t(&[1025, 130]), f32t(&[130])], |b, p| {
+        let bb = b.broadcast(p[1], &k(&[1025, 130]));
         let e = b.unary(UnaryOp::Exp, p[0]);
         let m = b.mul(e, bb);
         vec![m, b.reduce_sum(m, vec![1], false), b.reduce_sum(m, vec![0], false)]
     });
+    let kt = Compiled::compile(&g, &Options { threads: 2 }).unwrap().kernels_text();
+    assert!(kt.contains("reduce=Sum over=[false, true] parallel"), "{kt}");
     let args = inputs(&g, 4);
     check_with(&g, &args, LONG, 2);
 }
@@ -739,4 +745,108 @@ fn jit_compiled_is_send() {
     let mut out = vec![0.0f32; 3];
     c.run(&[&[1.0, 2.0, 3.0]], &mut [&mut out]).unwrap();
     assert_eq!(out, [-1.0, -2.0, -3.0]);
+}
+
+/// Buffers tagged with their parameter index.
+type Numbered = Vec<(usize, Vec<f32>)>;
+
+/// In-place training: parameters and Adam moments are updated in their own
+/// buffers (`compile_inplace`); two steps must match two interpreter steps,
+/// and the update kernels must write directly (no fallback copy).
+#[test]
+fn jit_two_steps_in_place() {
+    let sizes = [17, 9, 5, 3];
+    let f = mlp::mlp_step(7, &sizes);
+    let n_params = 2 * (sizes.len() - 1);
+    let state_arg = |i: usize| if i < n_params { 1 + i } else { 2 + i };
+    let pairs: Vec<(usize, usize)> = (0..3 * n_params).map(|i| (state_arg(i), 1 + i)).collect();
+    let mut args = inputs(&f, 13);
+    for a in args.iter_mut().skip(2 + n_params).take(2 * n_params) {
+        a.fill(0.0);
+    }
+    let t_idx = args.len() - 1;
+    let mut c = Compiled::compile_inplace(&f, &Options { threads: 1 }, &pairs).unwrap();
+    assert!(!c.kernels_text().contains("in place"), "{}", c.kernels_text());
+    let mut bufs: Vec<Vec<f32>> = args.iter().map(|t| t.iter().map(|&x| x as f32).collect()).collect();
+    let mut want = args.clone();
+    let mut loss = vec![0.0f32];
+    for step in 1..=2 {
+        bufs[t_idx][0] = step as f32;
+        want[t_idx].fill(step as f64);
+        let (state, rest): (Numbered, Numbered) = std::mem::take(&mut bufs)
+            .into_iter()
+            .enumerate()
+            .partition(|(i, _)| pairs.iter().any(|&(p, _)| p == *i));
+        let mut state: Numbered = state;
+        // State buffers in pair order (pairs are sorted by param here).
+        let arg_refs: Vec<&[f32]> = rest.iter().map(|(_, v)| v.as_slice()).collect();
+        let mut state_refs: Vec<&mut [f32]> = state.iter_mut().map(|(_, v)| v.as_mut_slice()).collect();
+        c.run_inplace(&arg_refs, &mut state_refs, &mut [&mut loss]).unwrap();
+        let mut all: Vec<(usize, Vec<f32>)> = rest.into_iter().chain(state).collect();
+        all.sort_by_key(|(i, _)| *i);
+        bufs = all.into_iter().map(|(_, v)| v).collect();
+        let outs = run(&f, &want).unwrap();
+        for &(p, r) in &pairs {
+            want[p] = outs[r].clone();
+        }
+        let l = outs[0].iter().next().copied().unwrap();
+        assert!((loss[0] as f64 - l).abs() <= TOL * LONG * l.abs().max(1.0));
+    }
+    for (i, (g, w)) in bufs.iter().zip(&want).enumerate() {
+        for (&g, &w) in g.iter().zip(w.iter()) {
+            assert!(
+                (g as f64 - w).abs() <= TOL * LONG * w.abs().max(1.0),
+                "arg {i}: jit {g}, interp {w}"
+            );
+        }
+    }
+    // A plain `run` on an in-place compilation is refused.
+    let a: Vec<&[f32]> = bufs.iter().map(|v| v.as_slice()).collect();
+    assert!(c.run(&a, &mut []).is_err());
+}
+
+/// In-place results that cannot be written directly (transposed reads, a
+/// later reader of the old value, swapped parameters) fall back to copies
+/// and still give the right answer.
+#[test]
+fn jit_in_place_fallbacks() {
+    let f = func("hazards", &[f32t(&[3, 3]), f32t(&[3, 3]), f32t(&[3, 3])], |b, p| {
+        let t = b.transpose(p[0], vec![1, 0]);
+        let two = b.fill(2.0, &k(&[3, 3]));
+        let r0 = b.mul(t, two);
+        let e = b.unary(UnaryOp::Exp, p[1]);
+        let s = b.reduce_sum(p[1], vec![0, 1], false);
+        vec![r0, e, s, p[2], p[1]]
+    });
+    // r0 over p0 (transposed read), r1 over p1 (p1 read later by the sum),
+    // r3 = p2 over p2 (a view), r4 = p1 over... p0 is taken; keep it out.
+    let pairs = [(0, 0), (1, 1), (2, 3)];
+    let args = inputs(&f, 5);
+    let want = run(&f, &args).unwrap();
+    let mut c = Compiled::compile_inplace(&f, &Options { threads: 1 }, &pairs).unwrap();
+    let mut state: Vec<Vec<f32>> = args.iter().map(|t| t.iter().map(|&x| x as f32).collect()).collect();
+    let mut s_out = vec![0.0f32];
+    let mut p1_out = vec![0.0f32; 9];
+    let mut refs: Vec<&mut [f32]> = state.iter_mut().map(|v| v.as_mut_slice()).collect();
+    c.run_inplace(&[], &mut refs, &mut [&mut s_out, &mut p1_out]).unwrap();
+    let got = [&state[0], &state[1], &s_out, &state[2], &p1_out];
+    for (r, (w, g)) in want.iter().zip(got).enumerate() {
+        for (&w, &g) in w.iter().zip(g.iter()) {
+            assert!(
+                (g as f64 - w).abs() <= TOL * LONG * w.abs().max(1.0),
+                "result {r}: jit {g}, interp {w}\n{}",
+                c.kernels_text()
+            );
+        }
+    }
+    // Swapping two parameters through each other's buffers.
+    let g = func("swap", &[f32t(&[7]), f32t(&[7])], |_, p| vec![p[1], p[0]]);
+    let mut c = Compiled::compile_inplace(&g, &Options { threads: 1 }, &[(0, 0), (1, 1)]).unwrap();
+    let (mut a, mut b) = (vec![1.0f32; 7], vec![2.0f32; 7]);
+    c.run_inplace(&[], &mut [&mut a, &mut b], &mut []).unwrap();
+    assert_eq!((a[0], b[6]), (2.0, 1.0));
+    // Bad pairs and counts are errors.
+    assert!(Compiled::compile_inplace(&g, &Options { threads: 1 }, &[(0, 0), (0, 1)]).is_err());
+    assert!(Compiled::compile_inplace(&g, &Options { threads: 1 }, &[(5, 0)]).is_err());
+    assert!(c.run_inplace(&[], &mut [&mut a], &mut []).is_err());
 }
