@@ -19,6 +19,7 @@
 mod axes;
 mod emit;
 mod exp;
+mod fpenv;
 mod fuse;
 mod gemm;
 mod jit;
@@ -298,6 +299,7 @@ impl Compiled {
         // other; compiled code only reads argument slots, and writes a state
         // buffer only after its last read of the old value
         // (`fuse::unsafe_inplace` checked the kernel order).
+        let _ftz = fpenv::FlushSubnormals::new();
         unsafe {
             let step: extern "C" fn(*const usize) = std::mem::transmute(self.entry);
             step(self.table.as_ptr());

@@ -13,6 +13,8 @@ pub(super) extern "C" fn nnc_parallel_for(f: usize, ptrs: usize, n: i64, threads
         let lo = (c * chunk).min(n);
         let hi = ((c + 1) * chunk).min(n);
         if lo < hi {
+            // Worker threads run with the caller's floating-point mode.
+            let _ftz = super::fpenv::FlushSubnormals::new();
             // SAFETY: `f` is a kernel function compiled by this module with
             // the signature (ptrs, lo, hi); chunks are disjoint ranges of
             // the outermost axis, which `fuse` only parallelises when

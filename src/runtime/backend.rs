@@ -19,6 +19,10 @@ pub enum BackendKind {
 /// holding integers).
 pub trait Runner {
     fn call(&mut self, args: &[&ArrayD<f32>]) -> Result<Vec<ArrayD<f32>>, String>;
+    /// Hand back tensors that are no longer needed (the previous step's
+    /// parameters), so their memory holds the next call's results instead
+    /// of being freed and faulted in again.
+    fn recycle(&mut self, _old: Vec<ArrayD<f32>>) {}
 }
 
 /// Runs a function on the f64 reference interpreter.
@@ -49,7 +53,12 @@ pub struct JitRunner {
     func: Func,
     threads: usize,
     compiled: HashMap<Binding, Specialized>,
+    /// Recycled result buffers by length.
+    pool: HashMap<usize, Vec<Vec<f32>>>,
 }
+
+/// Buffers kept per length: enough for one step's parameters and states.
+const POOL_DEPTH: usize = 8;
 
 impl JitRunner {
     /// Bind symbols from the argument shapes, checking every known dim:
@@ -118,7 +127,16 @@ impl Runner for JitRunner {
             })
             .collect();
         let ins: Vec<&[f32]> = owned.iter().map(|c| c.as_ref()).collect();
-        let mut outs: Vec<Vec<f32>> = shapes.iter().map(|s| vec![0.0; s.iter().product()]).collect();
+        // Every result is written in full by the compiled code, so recycled
+        // buffers need no clearing.
+        let pool = &mut self.pool;
+        let mut outs: Vec<Vec<f32>> = shapes
+            .iter()
+            .map(|s| {
+                let n: usize = s.iter().product();
+                pool.get_mut(&n).and_then(Vec::pop).unwrap_or_else(|| vec![0.0; n])
+            })
+            .collect();
         let mut refs: Vec<&mut [f32]> = outs.iter_mut().map(|o| o.as_mut_slice()).collect();
         c.run(&ins, &mut refs)?;
         Ok(outs
@@ -126,6 +144,21 @@ impl Runner for JitRunner {
             .zip(shapes.iter())
             .map(|(o, s)| ArrayD::from_shape_vec(IxDyn(s), o).expect("planned size"))
             .collect())
+    }
+
+    fn recycle(&mut self, old: Vec<ArrayD<f32>>) {
+        for a in old {
+            if !a.is_standard_layout() {
+                continue;
+            }
+            let (v, offset) = a.into_raw_vec_and_offset();
+            if offset.unwrap_or(0) == 0 {
+                let slot = self.pool.entry(v.len()).or_default();
+                if slot.len() < POOL_DEPTH {
+                    slot.push(v);
+                }
+            }
+        }
     }
 }
 
@@ -139,6 +172,7 @@ pub fn runner(kind: BackendKind, func: &Func) -> Box<dyn Runner> {
             func,
             threads,
             compiled: HashMap::new(),
+            pool: HashMap::new(),
         }),
     }
 }
