@@ -49,6 +49,20 @@
 //! `lr` is a scalar input of the step like `step`, not a folded constant,
 //! so learning-rate schedules (`runtime::schedule`) need no recompilation.
 //!
+//! ## Code generation
+//!
+//! `codegen` forms kernels from the optimised step (broadcasts, transposes
+//! and reshapes become strided views; elementwise chains fuse into one
+//! loop; sibling loops over one shape merge, so an Adam update of `m`, `v`
+//! and the parameter is a single pass), plans every intermediate into one
+//! arena, and emits `f32x4` loops with polynomial exp/log/tanh. Matrix
+//! products call the `gemm` crate (its AVX-512 kernels are chosen at run
+//! time) through a symbol imported into the JIT module. Loop-invariant
+//! splats and reciprocals are parked in stack slots because Cranelift would
+//! otherwise rematerialise them inside the loop. Compiled code runs with
+//! subnormals flushed to zero (`codegen::fpenv`). The runtime compiles one
+//! function per batch shape and validates every argument's shape first.
+//!
 //! ## Tools
 //!
 //! `nnc fmt` and `nnc lsp` work from `syntax::lexer` (logos tokens that keep
