@@ -290,10 +290,15 @@ impl Former<'_> {
         if let Class::Stored { slot, strides } = &self.class[v.index()] {
             return (*slot, strides.clone());
         }
+        let slot = self.new_slot(v);
+        self.copy_into(v, slot, format!("materialise {v}"))
+    }
+
+    /// A loop writing `v` contiguously into `slot`.
+    fn copy_into(&mut self, v: Value, slot: Slot, label: String) -> (Slot, Vec<isize>) {
         let d = self.dims[v.index()].clone();
         let mut nodes = Vec::new();
         let src = self.leaf(v, &mut nodes);
-        let slot = self.new_slot(v);
         let strides = contiguous_strides(&d);
         let out = Access {
             slot,
@@ -306,34 +311,17 @@ impl Former<'_> {
             reduce: None,
             parallel: false,
             pinned: false,
-            label: format!("materialise {v}"),
+            label,
         });
         (slot, strides)
     }
 
     /// A fresh contiguous copy of `v` in a new temp slot.
     fn storage_copy(&mut self, v: Value) -> (Slot, Vec<isize>) {
-        let d = self.dims[v.index()].clone();
-        let mut nodes = Vec::new();
-        let src = self.leaf(v, &mut nodes);
-        let len = d.iter().product();
+        let len = self.dims[v.index()].iter().product();
         self.slots.push(SlotInfo { kind: SlotKind::Temp, len });
         let slot = self.slots.len() - 1;
-        let strides = contiguous_strides(&d);
-        let out = Access {
-            slot,
-            strides: strides.clone(),
-        };
-        self.push_loop(LoopKernel {
-            dims: d,
-            nodes,
-            outputs: vec![(src, out)],
-            reduce: None,
-            parallel: false,
-            pinned: false,
-            label: format!("copy {v} before in-place results"),
-        });
-        (slot, strides)
+        self.copy_into(v, slot, format!("copy {v} before in-place results"))
     }
 
     fn view(&mut self, v: Value, op: &Op, a: Value) {

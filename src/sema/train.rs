@@ -257,22 +257,8 @@ pub fn plan(
     let input = inputs[0].1.clone();
     let batch = input.shape.first().cloned().unwrap_or(Dim::Known(1));
     let label = label_type(&data.source, &batch);
-    let xv = e.b.param("x", input.clone());
-    let yv = e.b.param("y", label.clone());
-    let x = Val::Tensor(Tensor {
-        ty: TensorTy {
-            dtype: input.dtype,
-            shape: Some(input.shape.clone()),
-        },
-        ir: Some(xv),
-    });
-    let y = Val::Tensor(Tensor {
-        ty: TensorTy {
-            dtype: label.dtype,
-            shape: Some(label.shape.clone()),
-        },
-        ir: Some(yv),
-    });
+    let x = e.param_tensor("x", &input);
+    let y = e.param_tensor("y", &label);
     let out = e.apply_model(
         model.clone(),
         vec![ArgVal {
@@ -384,14 +370,7 @@ pub fn plan(
 
     // ---- prediction: (x, params...) -> output -----------------------------
     let mut p = Elab::new(db, globals, root, "predict");
-    let xv = p.b.param("x", input.clone());
-    let x = Val::Tensor(Tensor {
-        ty: TensorTy {
-            dtype: input.dtype,
-            shape: Some(input.shape.clone()),
-        },
-        ir: Some(xv),
-    });
+    let x = p.param_tensor("x", &input);
     let out = p.apply_model(
         model.clone(),
         vec![ArgVal {
