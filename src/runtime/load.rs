@@ -77,6 +77,15 @@ fn fit_input(ds: Dataset, input: &ir::Type, path: &Path) -> Result<Dataset, Data
     Ok(Dataset { x, ..ds })
 }
 
+/// The CSV reading options a `csv(...)` source asks for.
+fn csv_options(label: &CsvLabel, scale: Option<f64>) -> CsvOptions {
+    CsvOptions {
+        label: label_column(label),
+        header: Header::Auto,
+        scale: scale.map(|v| v as f32),
+    }
+}
+
 /// Load the data of a plan and split it: `test` holds out a fraction when
 /// the source has no test set; `validation` comes out of the training part.
 pub fn load_splits(plan: &TrainPlan, base: &Path, data_dir: Option<&Path>) -> Result<Splits, DataError> {
@@ -94,11 +103,7 @@ pub fn load_splits(plan: &TrainPlan, base: &Path, data_dir: Option<&Path>) -> Re
         }
         DataSource::Csv { path, label, scale } => {
             let p = resolve(path, base, data_dir)?;
-            let opts = CsvOptions {
-                label: label_column(label),
-                header: Header::Auto,
-                scale: scale.map(|v| v as f32),
-            };
+            let opts = csv_options(label, *scale);
             (data::load_csv(&p, &opts)?, None, p)
         }
         DataSource::Mnist { dir } => {
@@ -157,11 +162,7 @@ pub fn feature_shape(source: &DataSource, base: &Path, data_dir: Option<&Path>) 
         DataSource::Inline { x, .. } => Ok(vec![x.first().map_or(0, Vec::len)]),
         DataSource::Csv { path, label, scale } => {
             let p = resolve(path, base, data_dir)?;
-            let opts = CsvOptions {
-                label: label_column(label),
-                header: Header::Auto,
-                scale: scale.map(|v| v as f32),
-            };
+            let opts = csv_options(label, *scale);
             Ok(vec![data::csv_feature_count(&p, &opts)?])
         }
         DataSource::Mnist { dir } => data::mnist_shape(&resolve(dir, base, data_dir)?),

@@ -1011,15 +1011,7 @@ fn data_source(e: &Expr, diags: &mut Diagnostics) -> Option<DataSpec> {
     for a in args {
         if let Some(n) = &a.name {
             if !known.contains(&n.name.as_str()) {
-                diags.push(
-                    Diagnostic::error(
-                        "E0104",
-                        format!("`{}` has no parameter `{}`", name.name, n.name),
-                        n.span,
-                        "unknown argument name",
-                    )
-                    .with_help(format!("its parameters are: {}", known.join(", "))),
-                );
+                diags.push(unknown_argument(&name.name, n, known));
                 return None;
             }
         }
@@ -1130,15 +1122,7 @@ fn numeric_args(name: &Ident, args: &[Arg], params: &[(&str, Option<f64>)], diag
                 Some(i) => i,
                 None => {
                     let names: Vec<&str> = params.iter().map(|p| p.0).collect();
-                    diags.push(
-                        Diagnostic::error(
-                            "E0104",
-                            format!("`{}` has no parameter `{}`", name.name, n.name),
-                            n.span,
-                            "unknown argument name",
-                        )
-                        .with_help(format!("its parameters are: {}", names.join(", "))),
-                    );
+                    diags.push(unknown_argument(&name.name, n, &names));
                     return None;
                 }
             },
@@ -1292,4 +1276,15 @@ fn early_stop(e: &Expr, diags: &mut Diagnostics) -> Option<EarlyStop> {
         return None;
     };
     Some(EarlyStop { patience, monitor })
+}
+
+/// E0104 for a keyword a data source or train setting does not take.
+fn unknown_argument(callee: &str, arg: &Ident, known: &[&str]) -> Diagnostic {
+    Diagnostic::error(
+        "E0104",
+        format!("`{callee}` has no parameter `{}`", arg.name),
+        arg.span,
+        "unknown argument name",
+    )
+    .with_help(format!("its parameters are: {}", known.join(", ")))
 }
