@@ -55,7 +55,7 @@ fn main() {
 
     if std::env::var_os("NNC_DUMP").is_some() {
         let f = mlp_step(32, &SIZES);
-        let c = Compiled::compile(&f, &Options { threads: 1 }).unwrap();
+        let c = Compiled::compile(&f, &Options::threads(1)).unwrap();
         println!("{}", nnc::ir::print_func(&f));
         println!("{}", c.kernels_text());
         println!("{}", c.clif_text());
@@ -66,7 +66,7 @@ fn main() {
         let times: Vec<f64> = (0..5)
             .map(|_| {
                 let t = Instant::now();
-                let c = Compiled::compile(&f, &Options { threads: 1 }).unwrap();
+                let c = Compiled::compile(&f, &Options::threads(1)).unwrap();
                 let ms = t.elapsed().as_secs_f64() * 1e3;
                 drop(c);
                 ms
@@ -81,26 +81,16 @@ fn main() {
                 continue;
             }
             let f = mlp_step(batch, &SIZES);
-            let mut c = Compiled::compile(&f, &Options { threads }).unwrap();
-            let ms = time_ms(&mut c, &f, reps);
+            let ms = time_inplace_ms(&f, threads, reps);
             let gflops = step_flops(batch) / ms / 1e6;
             println!("train step batch {batch:4} threads {threads}: {ms:.3} ms  ({gflops:.1} GFLOP/s)");
         }
     }
 
-    for batch in [32, 128, 1024] {
-        if !want(&format!("inplace{batch}")) {
-            continue;
-        }
-        let f = mlp_step(batch, &SIZES);
-        let ms = time_inplace_ms(&f, reps);
-        println!("train step batch {batch:4} threads 1, in place: {ms:.3} ms");
-    }
-
     if want("infer") {
         for threads in [1, 2] {
             let f = mlp_infer(1024, &SIZES);
-            let mut c = Compiled::compile(&f, &Options { threads }).unwrap();
+            let mut c = Compiled::compile(&f, &Options::threads(threads)).unwrap();
             let ms = time_ms(&mut c, &f, reps);
             println!("inference batch 1024 threads {threads}: {ms:.3} ms");
         }
@@ -125,7 +115,7 @@ fn main() {
             })
             .collect();
         let interp = median(times);
-        let mut c = Compiled::compile(&f, &Options { threads: 1 }).unwrap();
+        let mut c = Compiled::compile(&f, &Options::threads(1)).unwrap();
         let jit = time_ms(&mut c, &f, reps);
         println!(
             "interpreter (f64) train step batch 128: {interp:.3} ms; JIT 1 thread {jit:.3} ms = {:.0}x faster",
@@ -149,14 +139,15 @@ fn step_flops(batch: usize) -> f64 {
 }
 
 /// Like `time_ms`, with parameters and Adam moments updated in their own
-/// buffers (`compile_inplace`), as a training loop would run the step.
-fn time_inplace_ms(f: &Func, reps: usize) -> f64 {
+/// buffers (`compile_inplace`, guarded by the loss), as `nnc run` runs the
+/// step.
+fn time_inplace_ms(f: &Func, threads: usize, reps: usize) -> f64 {
     let n_params = 2 * (SIZES.len() - 1);
     // Params: x, weights/biases, y, m..., v..., t; results: loss, new
     // weights/biases, new m, new v.
     let state_arg = |i: usize| if i < n_params { 1 + i } else { 2 + i };
     let pairs: Vec<(usize, usize)> = (0..3 * n_params).map(|i| (state_arg(i), 1 + i)).collect();
-    let mut c = Compiled::compile_inplace(f, &Options { threads: 1 }, &pairs).unwrap();
+    let mut c = Compiled::compile_inplace(f, &Options::threads(threads), &pairs, Some(0)).unwrap();
     let mut args = mlp_args(f, SIZES[3]);
     let mut state: Vec<Vec<f32>> = pairs.iter().map(|&(p, _)| std::mem::take(&mut args[p])).collect();
     let inputs: Vec<Vec<f32>> = args

@@ -1,6 +1,7 @@
 //! The command line: parses arguments, reads files, prints. The only module
 //! besides `lsp` that touches files, stdout or the process.
 
+mod bench;
 mod eval;
 mod fmt;
 mod lsp;
@@ -49,6 +50,8 @@ enum Command {
     Fmt(fmt::FmtArgs),
     /// Run the language server on stdin/stdout (for editors).
     Lsp,
+    /// Time training steps, inference, compilation and an epoch on random data.
+    Bench(bench::BenchArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -67,6 +70,8 @@ enum Stage {
     Fused,
     /// The Cranelift IR of the compiled training step.
     Clif,
+    /// The machine code of the compiled training step.
+    Asm,
 }
 
 /// Print to stdout, ignoring a closed pipe (`nnc ir ... | head`).
@@ -83,9 +88,10 @@ pub(crate) use say;
 const STACK_BYTES: usize = 1 << 30;
 
 pub fn main() -> i32 {
+    let started = std::time::Instant::now();
     std::thread::Builder::new()
         .stack_size(STACK_BYTES)
-        .spawn(main_on_big_stack)
+        .spawn(move || main_on_big_stack(started))
         .and_then(|h| h.join().map_err(|_| std::io::Error::other("nnc panicked")))
         .unwrap_or_else(|e| {
             eprintln!("error: internal error: {e}");
@@ -93,7 +99,8 @@ pub fn main() -> i32 {
         })
 }
 
-fn main_on_big_stack() -> i32 {
+/// `started`: when the process began (for `nnc bench`'s time to first step).
+fn main_on_big_stack(started: std::time::Instant) -> i32 {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -110,6 +117,7 @@ fn main_on_big_stack() -> i32 {
         Command::Ir { file, stage } => ir(&file, stage),
         Command::Fmt(args) => fmt::fmt(&args),
         Command::Lsp => lsp::lsp(),
+        Command::Bench(args) => bench::bench(&args, started),
         Command::Explain { code } => match diag::explain(&code) {
             Some(text) => {
                 say!("{}", text.trim_end());
@@ -222,18 +230,23 @@ fn ir(file: &Path, stage: Stage) -> i32 {
                 say!("{}", crate::ir::print_func(&f));
             }
         }
-        Stage::Fused | Stage::Clif => {
+        Stage::Fused | Stage::Clif | Stage::Asm => {
             for p in &c.analysis.plans {
                 let (f, _) = driver::training_step(p);
                 let batch = p.settings.batch_size;
                 let f = crate::opt::optimize(&f).specialize(&|_| Some(batch));
-                match crate::codegen::Compiled::compile(&f, &crate::codegen::Options { threads: 1 }) {
-                    Ok(code) => say!(
+                let opts = crate::codegen::Options {
+                    threads: 1,
+                    asm: stage == Stage::Asm,
+                };
+                let weights = p.params.len() + p.states.iter().map(|(_, s)| s.len()).sum::<usize>();
+                match crate::runtime::backend::compile_step(&f, weights, &opts) {
+                    Ok((code, _)) => say!(
                         "{}",
-                        if stage == Stage::Fused {
-                            code.kernels_text()
-                        } else {
-                            code.clif_text()
+                        match stage {
+                            Stage::Fused => code.kernels_text(),
+                            Stage::Clif => code.clif_text(),
+                            _ => code.asm_text(),
                         }
                     ),
                     Err(e) => {

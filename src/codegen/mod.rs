@@ -7,14 +7,16 @@
 //! - `emit` and `exp` generate loop bodies (`f32x4` with a scalar tail,
 //!   polynomial exp/log/tanh); `gemm` calls the matrix-product routine;
 //!   `parallel` splits large kernels across rayon's threads; `jit` sets up
-//!   the native ISA and the host symbols; `text` prints the kernels.
+//!   the native ISA and the host symbols; `text` prints the kernels
+//!   (`nnc ir --stage fused`; `--stage clif` and `--stage asm` show the
+//!   Cranelift IR and the machine code).
 //!
 //! The whole function becomes one compiled `step(ptrs)` that runs every
 //! kernel in order over a table of buffer pointers, so `run` allocates
-//! nothing. Results are written straight into the caller's buffers; a
-//! training loop updates parameters without copies by passing this step's
-//! result buffers as the next step's arguments (ping-pong), since Rust's
-//! borrows rule out one buffer being both.
+//! nothing. Results are written straight into the caller's buffers, or,
+//! with `compile_inplace`, over the buffers of the parameters they replace
+//! (a training step's weights and optimizer states), optionally guarded by
+//! a scalar result that must be finite before any of them is written.
 
 mod axes;
 mod emit;
@@ -41,13 +43,19 @@ use kernel::{Kernel, Node, SlotKind};
 pub struct Options {
     /// Threads for large GEMMs and kernels (1 = everything on the caller).
     pub threads: usize,
+    /// Keep the disassembled machine code of every kernel (`asm_text`).
+    pub asm: bool,
+}
+
+impl Options {
+    pub fn threads(threads: usize) -> Options {
+        Options { threads, asm: false }
+    }
 }
 
 impl Default for Options {
     fn default() -> Options {
-        Options {
-            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
-        }
+        Options::threads(std::thread::available_parallelism().map_or(1, |n| n.get()))
     }
 }
 
@@ -68,6 +76,7 @@ pub struct Compiled {
     /// `(param, result)` pairs sharing one buffer (see `compile_inplace`).
     inplace: Vec<(usize, usize)>,
     clif: String,
+    asm: String,
     kernels: String,
 }
 
@@ -75,7 +84,7 @@ impl Compiled {
     /// `f` must have no symbolic dims (the caller specialises per batch size
     /// with `Func::specialize`).
     pub fn compile(f: &ir::Func, opts: &Options) -> Result<Compiled, String> {
-        Compiled::compile_inplace(f, opts, &[])
+        Compiled::compile_inplace(f, opts, &[], None)
     }
 
     /// Like `compile`, but each `(param, result)` pair in `inplace` makes
@@ -84,7 +93,13 @@ impl Compiled {
     /// Run it with [`Compiled::run_inplace`]. When a direct write would
     /// clobber a value still to be read, that pair is written by a copy at
     /// the end instead (still correct, one extra pass).
-    pub fn compile_inplace(f: &ir::Func, opts: &Options, inplace: &[(usize, usize)]) -> Result<Compiled, String> {
+    ///
+    /// With `guard: Some(r)`, scalar result `r` (a training step's loss) is
+    /// checked as soon as it is computed: when it is NaN or infinite the
+    /// function returns before any in-place buffer is written, so a step that
+    /// diverges leaves the weights as they were. Err when some in-place
+    /// write would have to happen before `r` is known.
+    pub fn compile_inplace(f: &ir::Func, opts: &Options, inplace: &[(usize, usize)], guard: Option<usize>) -> Result<Compiled, String> {
         let threads = opts.threads.max(1);
         let mut direct = vec![true; inplace.len()];
         let prog = loop {
@@ -97,6 +112,10 @@ impl Compiled {
                 return Err("internal error: an in-place copy still clobbers a parameter".into());
             }
             bad.iter().for_each(|&j| direct[j] = false);
+        };
+        let guard_after = match guard {
+            Some(r) => Some(guard_position(&prog, r)?),
+            None => None,
         };
         let plan = plan::plan(&prog);
         let kernels = text::program_text(&prog, &plan);
@@ -130,6 +149,7 @@ impl Compiled {
         let mut ctx = module.make_context();
         let mut fctx = FunctionBuilderContext::new();
         let mut clif = String::new();
+        let mut asm = String::new();
         let mut kernel_ids = Vec::new();
         for (i, k) in prog.kernels.iter().enumerate() {
             let Kernel::Loop(lk) = k else {
@@ -156,9 +176,13 @@ impl Compiled {
                 b.finalize(module.target_config());
             }
             clif.push_str(&format!("; {name}: {}\n{}\n", lk.label, ctx.func.display()));
+            ctx.set_disasm(opts.asm);
             module
                 .define_function(id, &mut ctx)
                 .map_err(|e| format!("codegen: kernel {name}: {e:?}"))?;
+            if let Some(code) = ctx.compiled_code().and_then(|c| c.vcode.as_ref()) {
+                asm.push_str(&format!("; {name}: {}\n{code}\n", lk.label));
+            }
             module.clear_context(&mut ctx);
             kernel_ids.push(Some(id));
         }
@@ -177,7 +201,7 @@ impl Compiled {
             let ptrs = b.block_params(entry)[0];
             let gemm_ref = module.declare_func_in_func(gemm_id, b.func);
             let par_ref = module.declare_func_in_func(par_id, b.func);
-            for (k, id) in prog.kernels.iter().zip(&kernel_ids) {
+            for (i, (k, id)) in prog.kernels.iter().zip(&kernel_ids).enumerate() {
                 match k {
                     Kernel::Gemm(g) => gemm::emit_call(&mut b, g, ptrs, gemm_ref),
                     Kernel::Loop(lk) => {
@@ -193,15 +217,22 @@ impl Compiled {
                         }
                     }
                 }
+                if let Some((_, slot)) = guard_after.filter(|&(after, _)| after == i) {
+                    emit_finite_guard(&mut b, ptrs, slot);
+                }
             }
             b.ins().return_(&[]);
             b.seal_all_blocks();
             b.finalize(module.target_config());
         }
         clif.push_str(&format!("; step\n{}\n", ctx.func.display()));
+        ctx.set_disasm(opts.asm);
         module
             .define_function(step_id, &mut ctx)
             .map_err(|e| format!("codegen: step: {e:?}"))?;
+        if let Some(code) = ctx.compiled_code().and_then(|c| c.vcode.as_ref()) {
+            asm.push_str(&format!("; step\n{code}\n"));
+        }
         module.clear_context(&mut ctx);
         module.finalize_definitions().map_err(err)?;
         let entry = module.get_finalized_function(step_id) as usize;
@@ -233,6 +264,7 @@ impl Compiled {
             result_lens: lens(&f.results),
             inplace: inplace.to_vec(),
             clif,
+            asm,
             kernels,
         })
     }
@@ -312,6 +344,12 @@ impl Compiled {
         self.clif.clone()
     }
 
+    /// Disassembled machine code of every loop kernel, when compiled with
+    /// `Options::asm` (empty otherwise).
+    pub fn asm_text(&self) -> String {
+        self.asm.clone()
+    }
+
     /// The fused kernels, slots and arena layout.
     pub fn kernels_text(&self) -> String {
         self.kernels.clone()
@@ -327,6 +365,47 @@ impl Drop for Compiled {
             unsafe { m.free_memory() };
         }
     }
+}
+
+/// The kernel after which result `r` is final, and its slot; Err when an
+/// earlier kernel already writes an in-place buffer (a guard there could
+/// not keep the old weights).
+fn guard_position(p: &kernel::Program, r: usize) -> Result<(usize, kernel::Slot), String> {
+    let slot = p
+        .slots
+        .iter()
+        .position(|s| s.kind == SlotKind::Output(r) && s.len == 1)
+        .ok_or_else(|| format!("the guarded result {r} is not a scalar result"))?;
+    let last = p
+        .kernels
+        .iter()
+        .rposition(|k| k.writes().contains(&slot))
+        .ok_or_else(|| format!("no kernel computes the guarded result {r}"))?;
+    let early = p.kernels[..=last]
+        .iter()
+        .any(|k| k.writes().iter().any(|&s| matches!(p.slots[s].kind, SlotKind::Alias { .. })));
+    if early {
+        return Err(format!("an in-place update is written before result {r} is known"));
+    }
+    Ok((last, slot))
+}
+
+/// `if !(x - x == 0) { return }` for the scalar in `slot`: true exactly
+/// when `x` is NaN or infinite.
+fn emit_finite_guard(b: &mut FunctionBuilder, ptrs: cranelift_codegen::ir::Value, slot: kernel::Slot) {
+    use cranelift_codegen::ir::condcodes::FloatCC;
+    use cranelift_codegen::ir::{types::F32, MemFlagsData};
+    let flags = MemFlagsData::trusted();
+    let addr = b.ins().load(I64, flags, ptrs, (slot * 8) as i32);
+    let x = b.ins().load(F32, flags, addr, 0);
+    let d = b.ins().fsub(x, x);
+    let zero = b.ins().f32const(0.0);
+    let finite = b.ins().fcmp(FloatCC::Equal, d, zero);
+    let (cont, stop) = (b.create_block(), b.create_block());
+    b.ins().brif(finite, cont, &[], stop, &[]);
+    b.switch_to_block(stop);
+    b.ins().return_(&[]);
+    b.switch_to_block(cont);
 }
 
 fn check_len(what: &str, got: usize, want: usize) -> Result<(), String> {

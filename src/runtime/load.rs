@@ -69,11 +69,14 @@ fn fit_input(ds: Dataset, input: &ir::Type, path: &Path) -> Result<Dataset, Data
     }
     let mut shape = vec![ds.len()];
     shape.extend(dims);
-    let x =
-        ds.x.as_standard_layout()
-            .into_owned()
-            .into_shape_with_order(IxDyn(&shape))
-            .expect("same element count");
+    // Moved, not copied, when already row-major (60,000 MNIST images are
+    // 188 MB).
+    let x = if ds.x.is_standard_layout() {
+        ds.x
+    } else {
+        ds.x.as_standard_layout().into_owned()
+    };
+    let x = x.into_shape_with_order(IxDyn(&shape)).expect("same element count");
     Ok(Dataset { x, ..ds })
 }
 

@@ -2,8 +2,9 @@
 //! loop, and checkpoints; it is the only place that calls into compiled code.
 //!
 //! - [`data`]: datasets from IDX (MNIST) and CSV files, plain or gzip.
-//! - [`split`]: seeded shuffles, train/validation splits, mini-batches,
-//!   standardisation, one-hot encoding.
+//! - [`split`]: seeded shuffles, train/validation splits,
+//!   standardisation, one-hot encoding; [`batch`]: mini-batches gathered
+//!   one step ahead on a loader thread.
 //! - [`metrics`]: accuracy, confusion matrix, macro P/R/F1, MSE/MAE/R².
 //! - [`load`]: a `train` block's data source to splits in the model's shape.
 //! - [`step`]: the whole training step as one IR function.
@@ -12,8 +13,11 @@
 //! - [`checkpoint`]: weights as safetensors; [`history`]: metrics as CSV
 //!   and JSON lines; [`curves`]: learning curves as SVG and PNG.
 //! - [`summary`]: the per-layer table of a model, from the checker alone.
+//! - [`bench`]: step, inference and epoch times on random data.
 
 pub mod backend;
+pub mod batch;
+pub mod bench;
 pub mod checkpoint;
 pub mod curves;
 pub mod data;

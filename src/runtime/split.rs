@@ -1,5 +1,5 @@
 //! Deterministic data handling: shuffling, train/validation splits, row
-//! gathers, mini-batches, standardisation and one-hot encoding.
+//! gathers, standardisation and one-hot encoding.
 //!
 //! Every random choice comes from [`CounterRng`], a SplitMix64 stream keyed by
 //! `(seed, stream)`. Keying by the epoch (rather than carrying RNG state from
@@ -123,57 +123,6 @@ pub fn take(ds: &Dataset, idx: &[usize]) -> Dataset {
         name: ds.name.clone(),
     }
 }
-
-/// Mini-batches `(x, y)` of `ds` in the order `order`, `batch_size` rows
-/// each; the last batch holds the remainder (it is not dropped, so every
-/// sample is seen once per epoch).
-#[derive(Clone, Debug)]
-pub struct Batches<'a> {
-    ds: &'a Dataset,
-    order: &'a [usize],
-    batch_size: usize,
-    pos: usize,
-}
-
-impl<'a> Batches<'a> {
-    /// # Panics
-    /// If `batch_size` is 0 or an index in `order` is out of range (checked
-    /// here, once, rather than mid-epoch).
-    pub fn new(ds: &'a Dataset, order: &'a [usize], batch_size: usize) -> Batches<'a> {
-        assert!(batch_size > 0, "batch size must be at least 1");
-        let n = ds.len();
-        if let Some(&bad) = order.iter().find(|&&i| i >= n) {
-            panic!("batch index {bad} out of range for dataset `{}` of {n} rows", ds.name);
-        }
-        Batches {
-            ds,
-            order,
-            batch_size,
-            pos: 0,
-        }
-    }
-}
-
-impl Iterator for Batches<'_> {
-    type Item = (ArrayD<f32>, ArrayD<f32>);
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.pos >= self.order.len() {
-            return None;
-        }
-        let end = (self.pos + self.batch_size).min(self.order.len());
-        let rows = &self.order[self.pos..end];
-        self.pos = end;
-        Some((self.ds.x.select(Axis(0), rows), self.ds.y.select(Axis(0), rows)))
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        let left = (self.order.len() - self.pos).div_ceil(self.batch_size);
-        (left, Some(left))
-    }
-}
-
-impl ExactSizeIterator for Batches<'_> {}
 
 /// Why preprocessing could not be applied.
 #[derive(Clone, Debug, PartialEq)]

@@ -3,7 +3,8 @@
 //! early when asked. Reporting goes through `Observer`, so the runtime
 //! never prints.
 
-use super::backend::{runner, BackendKind, Runner};
+use super::backend::{runner, step_runner, BackendKind};
+use super::batch::{for_each_batch, rows, Flow};
 use super::data::Dataset;
 use super::metrics;
 use super::schedule::{lr_at, Clock};
@@ -147,47 +148,36 @@ pub fn initial_weights(plan: &TrainPlan) -> Result<Weights, String> {
     })
 }
 
-/// Rows `idx` of `a` (a batch).
-/// Rows `idx` of `a` (a batch), copied row by row: ndarray's `select`
-/// concatenates one view per row, which cost 12 % of an MNIST epoch.
-fn rows(a: &ArrayD<f32>, idx: &[usize]) -> ArrayD<f32> {
-    let Some(flat) = a.as_slice() else { return a.select(Axis(0), idx) };
-    let width = a.shape()[1..].iter().product::<usize>();
-    let mut out = Vec::with_capacity(idx.len() * width);
-    for &i in idx {
-        out.extend_from_slice(&flat[i * width..(i + 1) * width]);
-    }
-    let mut shape = a.shape().to_vec();
-    shape[0] = idx.len();
-    ArrayD::from_shape_vec(IxDyn(&shape), out).expect("rows of a standard-layout array")
-}
-
 /// Correct predictions in a batch: argmax against class labels, or a 0.5
 /// threshold for a single sigmoid output against 0/1 targets.
 pub fn correct(output: &ArrayD<f32>, y: &ArrayD<f32>) -> usize {
     let n = output.shape()[0];
     let width = output.len() / n.max(1);
-    let out = output.view().into_shape_with_order(IxDyn(&[n, width])).expect("contiguous output");
-    let mut hits = 0;
-    for i in 0..n {
-        let row = out.index_axis(Axis(0), i);
-        if width == 1 {
-            let pred = if row[0] >= 0.5 { 1.0 } else { 0.0 };
-            hits += usize::from(pred == y.as_slice().map_or(0.0, |s| s[i]));
-        } else if y.ndim() == 1 {
-            let arg = row
-                .iter()
-                .enumerate()
-                .fold((0, f32::NEG_INFINITY), |(bi, bv), (j, &v)| if v > bv { (j, v) } else { (bi, bv) })
-                .0;
-            hits += usize::from(arg as f32 == y[[i]]);
-        } else {
-            // Multi-column targets: every thresholded column must match.
-            let ok = (0..width).all(|j| (row[j] >= 0.5) == (y[[i, j]] >= 0.5));
-            hits += usize::from(ok);
-        }
-    }
-    hits
+    let out = output.as_standard_layout();
+    let out = out.as_slice().expect("standard layout");
+    let y = y.as_standard_layout();
+    let y = y.as_slice().expect("standard layout");
+    let one_label_per_row = y.len() == n;
+    out.chunks_exact(width.max(1))
+        .enumerate()
+        .filter(|&(i, row)| {
+            if width == 1 {
+                let pred = if row[0] >= 0.5 { 1.0 } else { 0.0 };
+                pred == y[i]
+            } else if one_label_per_row {
+                let arg = row
+                    .iter()
+                    .enumerate()
+                    .fold((0, f32::NEG_INFINITY), |(bi, bv), (j, &v)| if v > bv { (j, v) } else { (bi, bv) })
+                    .0;
+                arg as f32 == y[i]
+            } else {
+                // Multi-column targets: every thresholded column must match.
+                let targets = &y[i * width..(i + 1) * width];
+                row.iter().zip(targets).all(|(&o, &t)| (o >= 0.5) == (t >= 0.5))
+            }
+        })
+        .count()
 }
 
 /// Whether a plan classifies (integer labels, or 0/1 targets such as a
@@ -216,13 +206,13 @@ impl Tally {
         }
     }
 
-    fn add(&mut self, loss: f64, output: ArrayD<f32>, y: &ArrayD<f32>) {
+    fn add(&mut self, loss: f64, output: ArrayD<f32>, y: ArrayD<f32>) {
         let b = y.shape()[0];
         self.loss += loss * b as f64;
         self.n += b;
-        self.hits += correct(&output, y);
+        self.hits += correct(&output, &y);
         self.outputs.push(output);
-        self.targets.push(y.clone());
+        self.targets.push(y);
     }
 
     fn running_loss(&self) -> f64 {
@@ -286,7 +276,7 @@ pub fn evaluate_outputs(
         args.extend(w.params.iter());
         let mut out = loss_fn.call(&args)?;
         let loss = f64::from(out[0].iter().next().copied().unwrap_or(f32::NAN));
-        tally.add(loss, out.swap_remove(1), &y);
+        tally.add(loss, out.swap_remove(1), y);
         start += bs;
     }
     tally.finish(plan)
@@ -348,7 +338,7 @@ pub fn train(plan: &TrainPlan, backend: BackendKind, splits: &Splits, obs: &mut 
 /// Train with options: a sample limit, an epoch override, a resume point.
 pub fn train_with(plan: &TrainPlan, splits: &Splits, opts: &TrainOptions, obs: &mut dyn Observer) -> Result<Outcome, String> {
     let (step_fn, _) = training_step(plan);
-    let mut step: Box<dyn Runner> = runner(opts.backend, &step_fn);
+    let mut step = step_runner(opts.backend, &step_fn);
     let (mut w, mut history) = match &opts.resume {
         Some((w, h)) => (w.clone(), h.clone()),
         None => (initial_weights(plan)?, vec![]),
@@ -388,8 +378,11 @@ pub fn train_with(plan: &TrainPlan, splits: &Splits, opts: &TrainOptions, obs: &
         let order = split::shuffle_indices(n, s.seed, epoch as u64);
         let batches: Vec<&[usize]> = order.chunks(s.batch_size.max(1)).collect();
         let mut tally = Tally::new();
-        for (bi, idx) in batches.iter().enumerate() {
-            let (x, y) = (rows(&train_set.x, idx), rows(&train_set.y, idx));
+        // Parameters then states, as the step takes them; updated in place.
+        let mut weights = std::mem::take(&mut w.params);
+        weights.append(&mut w.states);
+        let mut diverged = None;
+        for_each_batch(train_set, &batches, |bi, x, y| {
             let clock = Clock {
                 step: w.step,
                 steps_per_epoch,
@@ -398,32 +391,19 @@ pub fn train_with(plan: &TrainPlan, splits: &Splits, opts: &TrainOptions, obs: &
             lr = lr_at(&s.schedule, base_lr, s.warmup, clock);
             let stepv = ArrayD::from_elem(IxDyn(&[]), (w.step + 1) as f32);
             let lrv = ArrayD::from_elem(IxDyn(&[]), lr as f32);
-            let mut args: Vec<&ArrayD<f32>> = vec![&x, &y, &stepv, &lrv];
-            args.extend(w.params.iter());
-            args.extend(w.states.iter());
-            let out = step.call(&args)?;
-            let loss = f64::from(out[0].iter().next().copied().unwrap_or(f32::NAN));
+            let (loss, output) = step.step([x, y.view(), stepv.view(), lrv.view()], &mut weights)?;
+            let loss = f64::from(loss);
             if !loss.is_finite() {
-                // Keep the last good weights; report where it happened.
-                let msg = format!(
+                // The step left the weights as they were; report where.
+                diverged = Some(format!(
                     "the loss became {loss} at epoch {epoch}, step {} (batch {} of {}); the last finite weights are kept",
                     w.step + 1,
                     bi + 1,
                     batches.len()
-                );
-                return Ok(Outcome {
-                    weights: w,
-                    history,
-                    diverged: Some(msg),
-                    stopped_early: None,
-                });
+                ));
+                return Ok(Flow::Stop);
             }
-            let mut rest = out.into_iter();
-            let output = rest.nth(1).expect("the step returns the output");
-            tally.add(loss, output, &y);
-            let old_params = std::mem::replace(&mut w.params, rest.by_ref().take(np).collect());
-            let old_states = std::mem::replace(&mut w.states, rest.collect());
-            step.recycle(old_params.into_iter().chain(old_states).collect());
+            tally.add(loss, output, y.to_owned());
             w.step += 1;
             obs.batch(&BatchProgress {
                 epoch,
@@ -433,7 +413,20 @@ pub fn train_with(plan: &TrainPlan, splits: &Splits, opts: &TrainOptions, obs: &
                 running_loss: tally.running_loss(),
                 samples: tally.n,
             });
+            Ok(Flow::Continue)
+        })?;
+        if diverged.is_some() {
+            w.states = weights.split_off(np);
+            w.params = weights;
+            return Ok(Outcome {
+                weights: w,
+                history,
+                diverged,
+                stopped_early: None,
+            });
         }
+        w.states = weights.split_off(np);
+        w.params = weights;
         w.epoch = epoch;
         let train = tally.finish(plan)?.0;
         let validation = match &splits.validation {

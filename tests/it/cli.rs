@@ -85,11 +85,71 @@ fn run_with_missing_data_names_the_file() {
 
 #[test]
 fn every_ir_stage_prints() {
-    for stage in ["ast", "typed", "ir", "grad", "opt", "fused", "clif"] {
+    for stage in ["ast", "typed", "ir", "grad", "opt", "fused", "clif", "asm"] {
         let o = nnc(&["ir", "examples/xor.nn", "--stage", stage]);
         let (out, err) = text(&o);
         assert_eq!(o.status.code(), Some(0), "{stage}: {err}");
         assert!(!out.trim().is_empty(), "{stage}");
+    }
+    // The machine code is x86-64 or AArch64 assembly of every kernel and
+    // of the step that calls them.
+    let (asm, _) = text(&nnc(&["ir", "examples/xor.nn", "--stage", "asm"]));
+    assert!(asm.contains("; step") && asm.contains("ret"), "{asm}");
+}
+
+/// `nnc bench` measures every figure on random data without a dataset; its
+/// JSON has one entry per (batch, threads) and an epoch time. (What the
+/// times are is not checked: speed belongs to benchmarks, not tests.)
+#[test]
+fn bench_reports_every_figure() {
+    let o = nnc(&[
+        "bench",
+        "examples/xor.nn",
+        "--json",
+        "--batch",
+        "4,7",
+        "--threads",
+        "1,2",
+        "--infer-batch",
+        "5",
+        "--samples",
+        "50",
+    ]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(v["model"], "Xor");
+    let steps = v["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 4, "{out}");
+    assert!(steps.iter().all(|s| s["ms"].as_f64().is_some_and(|ms| ms > 0.0)), "{out}");
+    assert_eq!(v["inference"].as_array().unwrap().len(), 2);
+    assert_eq!(v["epochs"][0]["samples"], 50);
+    for key in ["compile_ms", "first_step_ms", "interp_ms"] {
+        assert!(v[key].as_f64().is_some_and(|x| x >= 0.0), "{key}: {out}");
+    }
+    // The text form names each figure.
+    let (out, err) = text(&nnc(&[
+        "bench",
+        "examples/xor.nn",
+        "--batch",
+        "4",
+        "--threads",
+        "1",
+        "--samples",
+        "0",
+    ]));
+    assert!(
+        out.contains("train step") && out.contains("interpreter") && !out.contains("epoch"),
+        "{out}{err}"
+    );
+    // Bad requests are errors, not panics.
+    for args in [
+        vec!["bench", "examples/xor.nn", "--batch", "0"],
+        vec!["bench", "examples/xor.nn", "--threads", "0"],
+        vec!["bench", "no-such-file.nn"],
+    ] {
+        let o = nnc(&args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", text(&o).1);
     }
 }
 

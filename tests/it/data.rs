@@ -8,12 +8,13 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use ndarray::{array, ArrayD, IxDyn};
+use nnc::runtime::batch::{for_each_batch, rows, Flow};
 use nnc::runtime::data::{
     csv_feature_count, idx_header, load_csv, load_idx_pair, load_mnist, mnist_shape, read_idx, CsvOptions, DataError, Dataset, Header,
     LabelColumn,
 };
 use nnc::runtime::metrics::{self, ConfusionMatrix, MetricError};
-use nnc::runtime::split::{one_hot, shuffle_indices, standardize, take, train_val_split, Batches, CounterRng, PrepError};
+use nnc::runtime::split::{one_hot, shuffle_indices, standardize, take, train_val_split, CounterRng, PrepError};
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -563,26 +564,57 @@ fn take_gathers_rows_in_order() {
     assert_eq!(sub.num_classes, Some(3));
 }
 
+/// Every batch of a shuffled epoch arrives in order with the rows its
+/// indices name, across the loader's hand-overs of several batches, and the
+/// last batch holds the remainder.
 #[test]
 fn batches_cover_the_order_with_a_partial_last_batch() {
-    let ds = toy_dataset(10);
-    let order = shuffle_indices(10, 3, 0);
-    let batches = Batches::new(&ds, &order, 4);
-    assert_eq!(batches.len(), 3);
-    let got: Vec<(ArrayD<f32>, ArrayD<f32>)> = batches.collect();
-    let sizes: Vec<usize> = got.iter().map(|(x, _)| x.shape()[0]).collect();
-    assert_eq!(sizes, [4, 4, 2]);
-    assert_eq!(got[2].1.shape(), &[2]);
-    // Each batch row is the dataset row the order names.
-    let seen: Vec<usize> = got.iter().flat_map(|(x, _)| x.outer_iter().map(|r| r[0] as usize)).collect();
-    assert_eq!(seen, order);
-    for (x, y) in &got {
+    let ds = toy_dataset(100);
+    let order = shuffle_indices(100, 3, 0);
+    let batches: Vec<&[usize]> = order.chunks(3).collect();
+    let mut seen = vec![];
+    let mut sizes = vec![];
+    for_each_batch(&ds, &batches, |i, x, y| {
+        assert_eq!(i, sizes.len());
+        sizes.push(x.shape()[0]);
+        assert_eq!(y.shape(), &[x.shape()[0]]);
         for (row, label) in x.outer_iter().zip(y.iter()) {
+            assert_eq!(row[1], 10.0 * row[0]);
             assert_eq!(*label, ((row[0] as usize) % 3) as f32);
+            seen.push(row[0] as usize);
         }
-    }
-    // An exact multiple has no empty trailing batch.
-    assert_eq!(Batches::new(&ds, &order, 5).count(), 2);
+        Ok(Flow::Continue)
+    })
+    .unwrap();
+    assert_eq!(sizes.len(), 34);
+    assert!(sizes[..33].iter().all(|&s| s == 3) && sizes[33] == 1, "{sizes:?}");
+    assert_eq!(seen, order);
+    // `rows` gathers the same way, for evaluation batches.
+    assert_eq!(rows(&ds.x, &[4, 1]), arr(&[4.0, 40.0, 1.0, 10.0], &[2, 2]));
+}
+
+/// Stopping early or failing mid-epoch ends the loader (no hang) and
+/// reports the error.
+#[test]
+fn batches_stop_early_and_pass_errors_on() {
+    let ds = toy_dataset(200);
+    let order: Vec<usize> = (0..200).collect();
+    let batches: Vec<&[usize]> = order.chunks(2).collect();
+    let mut calls = 0;
+    for_each_batch(&ds, &batches, |i, _, _| {
+        calls += 1;
+        Ok(if i == 20 { Flow::Stop } else { Flow::Continue })
+    })
+    .unwrap();
+    assert_eq!(calls, 21);
+    let err = for_each_batch(
+        &ds,
+        &batches,
+        |i, _, _| if i == 40 { Err("boom".into()) } else { Ok(Flow::Continue) },
+    );
+    assert_eq!(err, Err("boom".to_string()));
+    // No batches at all is a no-op.
+    for_each_batch(&ds, &[], |_, _, _| panic!("no batch to see")).unwrap();
 }
 
 #[test]

@@ -55,7 +55,7 @@ fn inputs(f: &Func, seed: u64) -> Vec<Tensor> {
 }
 
 fn run_jit(f: &Func, args: &[Tensor], threads: usize) -> Vec<Vec<f32>> {
-    let mut c = Compiled::compile(f, &Options { threads }).unwrap_or_else(|e| panic!("{e}\n{}", ir::print_func(f)));
+    let mut c = Compiled::compile(f, &Options::threads(threads)).unwrap_or_else(|e| panic!("{e}\n{}", ir::print_func(f)));
     let a32: Vec<Vec<f32>> = args.iter().map(|t| t.iter().map(|&x| x as f32).collect()).collect();
     let arg_refs: Vec<&[f32]> = a32.iter().map(|v| v.as_slice()).collect();
     let mut outs: Vec<Vec<f32>> = f
@@ -82,7 +82,7 @@ fn check_with(f: &Func, args: &[Tensor], kfac: f64, threads: usize) {
             let same_special = (w.is_nan() && g.is_nan()) || (w.is_infinite() && w == g);
             let ok = same_special || (g - w).abs() <= TOL * kfac * w.abs().max(1.0);
             if !ok {
-                let c = Compiled::compile(f, &Options { threads }).unwrap();
+                let c = Compiled::compile(f, &Options::threads(threads)).unwrap();
                 panic!(
                     "@{} result {r}[{i}]: jit {g}, interp {w}\n{}\n{}",
                     f.name,
@@ -503,7 +503,7 @@ fn jit_threads_agree() {
     // Sizes above the thresholds, so both a gemm and loop kernels (incl.
     // row reductions and the Adam update) are split across threads.
     let f = mlp::mlp_step(130, &[600, 257, 7, 3]);
-    let kt = Compiled::compile(&f, &Options { threads: 2 }).unwrap().kernels_text();
+    let kt = Compiled::compile(&f, &Options::threads(2)).unwrap().kernels_text();
     assert!(kt.contains("threads=2") && kt.contains(" parallel"), "{kt}");
     let args = inputs(&f, 3);
     check_with(&f, &args, LONG, 2);
@@ -513,7 +513,7 @@ fn jit_threads_agree() {
         let m = b.mul(e, bb);
         vec![m, b.reduce_sum(m, vec![1], false), b.reduce_sum(m, vec![0], false)]
     });
-    let kt = Compiled::compile(&g, &Options { threads: 2 }).unwrap().kernels_text();
+    let kt = Compiled::compile(&g, &Options::threads(2)).unwrap().kernels_text();
     assert!(kt.contains("reduce=Sum over=[false, true] parallel"), "{kt}");
     let args = inputs(&g, 4);
     check_with(&g, &args, LONG, 2);
@@ -522,7 +522,7 @@ fn jit_threads_agree() {
 #[test]
 fn jit_rejects_wrong_arguments() {
     let f = func("add", &[f32t(&[3, 7]), f32t(&[3, 7])], |b, p| vec![b.add(p[0], p[1])]);
-    let mut c = Compiled::compile(&f, &Options { threads: 1 }).unwrap();
+    let mut c = Compiled::compile(&f, &Options::threads(1)).unwrap();
     let a = vec![1.0f32; 21];
     let short = vec![1.0f32; 20];
     let mut out = vec![0.0f32; 21];
@@ -542,9 +542,9 @@ fn jit_rejects_symbolic_dims() {
     let x = b.param("x", Type::f32(vec![Dim::Sym("B".into()), Dim::Known(3)]));
     let y = b.neg(x);
     let f = b.finish(&[y]);
-    assert!(Compiled::compile(&f, &Options { threads: 1 }).is_err());
+    assert!(Compiled::compile(&f, &Options::threads(1)).is_err());
     let s = f.specialize(&|_| Some(5));
-    assert!(Compiled::compile(&s, &Options { threads: 1 }).is_ok());
+    assert!(Compiled::compile(&s, &Options::threads(1)).is_ok());
 }
 
 /// KiB of anonymous executable mappings: where JIT code lives. (Process
@@ -568,7 +568,7 @@ fn jit_code_kb() -> Option<usize> {
 fn jit_compile_and_drop_does_not_leak() {
     let f = mlp::mlp_step(3, &[17, 9, 5, 3]);
     let once = |_: usize| {
-        let c = Compiled::compile(&f, &Options { threads: 1 }).unwrap();
+        let c = Compiled::compile(&f, &Options::threads(1)).unwrap();
         assert!(!c.clif_text().is_empty() && !c.kernels_text().is_empty());
     };
     (0..20).for_each(once);
@@ -585,7 +585,7 @@ fn jit_compile_and_drop_does_not_leak() {
 #[test]
 fn jit_texts_describe_kernels() {
     let f = mlp::mlp_step(7, &[17, 9, 5, 3]);
-    let c = Compiled::compile(&f, &Options { threads: 1 }).unwrap();
+    let c = Compiled::compile(&f, &Options::threads(1)).unwrap();
     let kt = c.kernels_text();
     assert!(kt.contains("gemm"), "{kt}");
     assert!(kt.contains("reduce=Max"), "{kt}");
@@ -609,7 +609,7 @@ fn jit_two_steps_ping_pong() {
     }
     let t_idx = args.len() - 1;
     args[t_idx].fill(1.0);
-    let mut c = Compiled::compile(&f, &Options { threads: 1 }).unwrap();
+    let mut c = Compiled::compile(&f, &Options::threads(1)).unwrap();
     let mut ping: Vec<Vec<f32>> = args.iter().map(|t| t.iter().map(|&x| x as f32).collect()).collect();
     let mut pong: Vec<Vec<f32>> = f
         .results
@@ -739,7 +739,7 @@ fn jit_random_programs() {
 fn jit_compiled_is_send() {
     fn is_send<T: Send>(_: &T) {}
     let f = func("neg", &[f32t(&[3])], |b, p| vec![b.neg(p[0])]);
-    let c = Compiled::compile(&f, &Options { threads: 1 }).unwrap();
+    let c = Compiled::compile(&f, &Options::threads(1)).unwrap();
     is_send(&c);
     let mut c = std::thread::spawn(move || c).join().unwrap();
     let mut out = vec![0.0f32; 3];
@@ -765,7 +765,7 @@ fn jit_two_steps_in_place() {
         a.fill(0.0);
     }
     let t_idx = args.len() - 1;
-    let mut c = Compiled::compile_inplace(&f, &Options { threads: 1 }, &pairs).unwrap();
+    let mut c = Compiled::compile_inplace(&f, &Options::threads(1), &pairs, Some(0)).unwrap();
     assert!(!c.kernels_text().contains("in place"), "{}", c.kernels_text());
     let mut bufs: Vec<Vec<f32>> = args.iter().map(|t| t.iter().map(|&x| x as f32).collect()).collect();
     let mut want = args.clone();
@@ -803,6 +803,18 @@ fn jit_two_steps_in_place() {
     // A plain `run` on an in-place compilation is refused.
     let a: Vec<&[f32]> = bufs.iter().map(|v| v.as_slice()).collect();
     assert!(c.run(&a, &mut []).is_err());
+
+    // A non-finite loss (an infinite input) returns before any update is
+    // written: parameters and moments keep their values bit for bit.
+    let (mut state, rest): (Numbered, Numbered) = bufs.into_iter().enumerate().partition(|(i, _)| pairs.iter().any(|&(p, _)| p == *i));
+    let before = state.clone();
+    let mut rest = rest;
+    rest[0].1[3] = f32::INFINITY;
+    let arg_refs: Vec<&[f32]> = rest.iter().map(|(_, v)| v.as_slice()).collect();
+    let mut state_refs: Vec<&mut [f32]> = state.iter_mut().map(|(_, v)| v.as_mut_slice()).collect();
+    c.run_inplace(&arg_refs, &mut state_refs, &mut [&mut loss]).unwrap();
+    assert!(!loss[0].is_finite(), "loss {}", loss[0]);
+    assert_eq!(state, before);
 }
 
 /// In-place results that cannot be written directly (transposed reads, a
@@ -823,7 +835,7 @@ fn jit_in_place_fallbacks() {
     let pairs = [(0, 0), (1, 1), (2, 3)];
     let args = inputs(&f, 5);
     let want = run(&f, &args).unwrap();
-    let mut c = Compiled::compile_inplace(&f, &Options { threads: 1 }, &pairs).unwrap();
+    let mut c = Compiled::compile_inplace(&f, &Options::threads(1), &pairs, None).unwrap();
     let mut state: Vec<Vec<f32>> = args.iter().map(|t| t.iter().map(|&x| x as f32).collect()).collect();
     let mut s_out = vec![0.0f32];
     let mut p1_out = vec![0.0f32; 9];
@@ -841,12 +853,48 @@ fn jit_in_place_fallbacks() {
     }
     // Swapping two parameters through each other's buffers.
     let g = func("swap", &[f32t(&[7]), f32t(&[7])], |_, p| vec![p[1], p[0]]);
-    let mut c = Compiled::compile_inplace(&g, &Options { threads: 1 }, &[(0, 0), (1, 1)]).unwrap();
+    let mut c = Compiled::compile_inplace(&g, &Options::threads(1), &[(0, 0), (1, 1)], None).unwrap();
     let (mut a, mut b) = (vec![1.0f32; 7], vec![2.0f32; 7]);
     c.run_inplace(&[], &mut [&mut a, &mut b], &mut []).unwrap();
     assert_eq!((a[0], b[6]), (2.0, 1.0));
     // Bad pairs and counts are errors.
-    assert!(Compiled::compile_inplace(&g, &Options { threads: 1 }, &[(0, 0), (0, 1)]).is_err());
-    assert!(Compiled::compile_inplace(&g, &Options { threads: 1 }, &[(5, 0)]).is_err());
+    assert!(Compiled::compile_inplace(&g, &Options::threads(1), &[(0, 0), (0, 1)], None).is_err());
+    assert!(Compiled::compile_inplace(&g, &Options::threads(1), &[(5, 0)], None).is_err());
     assert!(c.run_inplace(&[], &mut [&mut a], &mut []).is_err());
+}
+
+/// A step whose loss is computed from an updated weight cannot return
+/// before the update; the runner then keeps a copy and restores it, so a
+/// non-finite loss still leaves the weights unchanged on both backends.
+#[test]
+fn step_runner_restores_weights_when_it_cannot_return_early() {
+    use nnc::runtime::backend::{compile_step, step_runner, BackendKind};
+    let f = func(
+        "late_loss",
+        &[f32t(&[2, 3]), f32t(&[2]), f32t(&[]), f32t(&[]), f32t(&[4])],
+        |b, p| {
+            let two = b.fill(2.0, &k(&[4]));
+            let w2 = b.mul(p[4], two);
+            let loss = b.reduce_sum(w2, vec![0], false);
+            vec![loss, p[0], w2]
+        },
+    );
+    let (_, backup) = compile_step(&f, 1, &Options::threads(1)).unwrap();
+    assert!(backup, "the loss needs the new weight, so no early return is possible");
+    let arr = |dims: &[usize], v: Vec<f32>| ArrayD::from_shape_vec(IxDyn(dims), v).unwrap();
+    let x = arr(&[2, 3], vec![1.0; 6]);
+    let y = arr(&[2], vec![0.0; 2]);
+    let s = arr(&[], vec![1.0]);
+    for kind in [BackendKind::Interp, BackendKind::Jit { threads: 1 }] {
+        let mut r = step_runner(kind, &f);
+        let mut w = vec![arr(&[4], vec![1.0, 2.0, 3.0, 4.0])];
+        let (loss, out) = r.step([x.view(), y.view(), s.view(), s.view()], &mut w).unwrap();
+        assert_eq!((loss, out.shape()), (20.0, &[2, 3][..]));
+        assert_eq!(w[0].as_slice().unwrap(), &[2.0, 4.0, 6.0, 8.0]);
+        w[0][[1]] = f32::INFINITY;
+        let before = w.clone();
+        let (loss, _) = r.step([x.view(), y.view(), s.view(), s.view()], &mut w).unwrap();
+        assert!(!loss.is_finite());
+        assert_eq!(w, before, "{kind:?}");
+    }
 }

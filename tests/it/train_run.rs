@@ -230,3 +230,32 @@ fn standardize_uses_training_statistics_and_saves_them_with_the_weights() {
     let o = train_with(&plan, &s, &opts(3), &mut Snapshots::default()).unwrap();
     assert!(o.history[2].validation.as_ref().unwrap().accuracy.unwrap() > 0.9);
 }
+
+/// A loss that becomes infinite or NaN stops training with a message naming
+/// the epoch and step, and keeps the weights from before the step that
+/// diverged: finite, on both backends (the compiled step updates weights in
+/// place, so it must return before writing when its loss is not finite).
+#[test]
+fn divergence_stops_and_keeps_the_last_finite_weights() {
+    let (plan, s) = digits("optimizer = sgd(lr: 1e30)\n batch_size = 32");
+    let mut steps = vec![];
+    for backend in [INTERP, BackendKind::Jit { threads: 1 }] {
+        let mut o = opts(3);
+        o.backend = backend;
+        let out = train_with(&plan, &s, &o, &mut Snapshots::default()).unwrap();
+        let msg = out
+            .diverged
+            .unwrap_or_else(|| panic!("{backend:?}: a learning rate of 1e30 must diverge"));
+        assert!(
+            msg.contains("at epoch 1, step ") && msg.contains("last finite weights are kept"),
+            "{msg}"
+        );
+        let w = &out.weights;
+        assert!(w.step >= 1, "{msg}");
+        for t in w.params.iter().chain(&w.states) {
+            assert!(t.iter().all(|v| v.is_finite()), "{backend:?}: {msg}");
+        }
+        steps.push(w.step);
+    }
+    assert_eq!(steps[0], steps[1], "both backends diverge at the same step");
+}
