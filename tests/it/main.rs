@@ -2,6 +2,7 @@
 
 mod cli;
 mod data;
+mod diff;
 mod examples;
 mod format;
 mod gradcheck;

@@ -1,0 +1,402 @@
+//! The differential suite at the language level: every test program (the
+//! examples, `tests/ui/ok`, one program per stdlib optimizer and one using
+//! every stdlib initializer) and every stdlib function, run by the f64
+//! reference interpreter and by compiled f32 code exactly as `nnc run` runs
+//! them (`runtime::backend`), on random inputs at batch 1 and at odd sizes
+//! that are not multiples of the vector width; plus the compiled gradients
+//! of each example's loss against central differences.
+//!
+//! Tolerance as in `jit.rs`: |jit − interp| ≤ 1e-5 · k · max(1, |interp|),
+//! k = 8 for values that are long f32 sums (products, whole steps).
+
+use ndarray::{ArrayD, IxDyn};
+use nnc::autodiff::grad_func;
+use nnc::driver::{self, lower_function};
+use nnc::ir::{self, Builder, DType, Dim, Func, Op, Type};
+use nnc::runtime::backend::{runner, step_runner, BackendKind};
+use nnc::runtime::step::training_step;
+use nnc::runtime::train::initial_weights;
+use nnc::sema::TrainPlan;
+use std::path::Path;
+
+const TOL: f64 = 1e-5;
+const LONG: f64 = 8.0;
+const JIT: BackendKind = BackendKind::Jit { threads: 1 };
+const INTERP: BackendKind = BackendKind::Interp;
+/// Batch 1, and odd sizes: not multiples of the 4 lanes of a vector.
+const BATCHES: [usize; 3] = [1, 7, 13];
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn assert_close(what: &str, want: &ArrayD<f32>, got: &ArrayD<f32>, k: f64) {
+    assert_eq!(want.shape(), got.shape(), "{what}: shapes");
+    for (i, (&w, &g)) in want.iter().zip(got.iter()).enumerate() {
+        let (w, g) = (f64::from(w), f64::from(g));
+        let same_special = (w.is_nan() && g.is_nan()) || (w.is_infinite() && w == g);
+        assert!(
+            same_special || (g - w).abs() <= TOL * k * w.abs().max(1.0),
+            "{what}[{i}]: compiled {g}, interpreter {w}"
+        );
+    }
+}
+
+/// Uniform in [lo, hi), the same numbers on every run.
+fn uniform(dims: &[usize], seed: u64, lo: f64, hi: f64) -> ArrayD<f32> {
+    let n: usize = dims.iter().product();
+    let v = (0..n as u64)
+        .map(|i| (lo + (hi - lo) * ir::random_uniform(seed, i)) as f32)
+        .collect();
+    ArrayD::from_shape_vec(IxDyn(dims), v).unwrap()
+}
+
+/// Class ids in `0..classes`.
+fn labels(n: usize, classes: usize, seed: u64) -> ArrayD<f32> {
+    let v = (0..n as u64).map(|i| (ir::random_bits(seed, i) % classes as u64) as f32).collect();
+    ArrayD::from_shape_vec(IxDyn(&[n]), v).unwrap()
+}
+
+fn dims(ty: &Type, batch: usize) -> Vec<usize> {
+    ty.shape
+        .iter()
+        .map(|d| match d {
+            Dim::Known(n) => *n,
+            Dim::Sym(_) => batch,
+        })
+        .collect()
+}
+
+fn classes(plan: &TrainPlan) -> usize {
+    let out = plan.predict.ty(plan.predict.results[0]);
+    out.shape.last().and_then(Dim::known).unwrap_or(1).max(1)
+}
+
+/// A batch of random samples for `plan`: features in [-1, 1), labels valid
+/// for its loss (class ids, or 0/1 targets).
+fn batch(plan: &TrainPlan, b: usize, seed: u64) -> (ArrayD<f32>, ArrayD<f32>) {
+    let x = uniform(&dims(&plan.input, b), seed, -1.0, 1.0);
+    let ys = dims(&plan.label, b);
+    let y = match plan.label.dtype {
+        DType::I32 => labels(b, classes(plan), seed + 1),
+        DType::F32 => uniform(&ys, seed + 1, 0.0, 1.0).mapv(f32::round),
+    };
+    (x, y)
+}
+
+/// Initialisation, prediction, loss and two whole training steps, each on
+/// both backends.
+fn check_plan(name: &str, plan: &TrainPlan) {
+    let mut init = [runner(INTERP, &plan.init), runner(JIT, &plan.init)];
+    let inits: Vec<Vec<ArrayD<f32>>> = init.iter_mut().map(|r| r.call(&[]).unwrap()).collect();
+    for (i, (w, g)) in inits[0].iter().zip(&inits[1]).enumerate() {
+        assert_close(&format!("{name}: init {i}"), w, g, 1.0);
+    }
+    let w = initial_weights(plan).unwrap();
+    let step_fn = training_step(plan).0;
+    for b in BATCHES {
+        let (x, y) = batch(plan, b, 100 + b as u64);
+        let mut args = vec![&x];
+        args.extend(w.params.iter());
+        let want = runner(INTERP, &plan.predict).call(&args).unwrap();
+        let got = runner(JIT, &plan.predict).call(&args).unwrap();
+        assert_close(&format!("{name}: predict, batch {b}"), &want[0], &got[0], LONG);
+        args.insert(1, &y);
+        let want = runner(INTERP, &plan.loss).call(&args).unwrap();
+        let got = runner(JIT, &plan.loss).call(&args).unwrap();
+        for (r, (w, g)) in want.iter().zip(&got).enumerate() {
+            assert_close(&format!("{name}: loss result {r}, batch {b}"), w, g, LONG);
+        }
+        // Optimizer state as in mid-training (positive, of order 1), not the
+        // initial zeros: with zero second moments Adam divides a gradient by
+        // its own magnitude, so a gradient that is a sum cancelling to ~1e-8
+        // would turn f32 rounding into a visible change of the weight.
+        let states = w
+            .states
+            .iter()
+            .enumerate()
+            .map(|(i, s)| uniform(s.shape(), 200 + i as u64, 0.5, 1.5));
+        let mut weights: Vec<Vec<ArrayD<f32>>> = vec![w.params.iter().cloned().chain(states).collect(); 2];
+        let mut steps = [step_runner(INTERP, &step_fn), step_runner(JIT, &step_fn)];
+        // Two steps, so the second runs on updated weights and state.
+        for t in 5..=6 {
+            let stepv = ArrayD::from_elem(IxDyn(&[]), t as f32);
+            let lr = ArrayD::from_elem(IxDyn(&[]), 0.01f32);
+            let mut outs = vec![];
+            for (s, ws) in steps.iter_mut().zip(weights.iter_mut()) {
+                outs.push(s.step([x.view(), y.view(), stepv.view(), lr.view()], ws).unwrap());
+            }
+            let what = format!("{name}: step {t}, batch {b}");
+            assert_close(
+                &format!("{what}, loss"),
+                &ArrayD::from_elem(IxDyn(&[]), outs[0].0),
+                &ArrayD::from_elem(IxDyn(&[]), outs[1].0),
+                LONG,
+            );
+            assert_close(&format!("{what}, output"), &outs[0].1, &outs[1].1, LONG);
+            for (i, (w, g)) in weights[0].iter().zip(&weights[1]).enumerate() {
+                assert_close(&format!("{what}, weight {i}"), w, g, LONG);
+            }
+            // Both continue from the oracle's weights, so one step's error
+            // is compared, not two steps' accumulated through Adam.
+            weights[1] = weights[0].clone();
+        }
+    }
+}
+
+fn compile_plans(name: &str, src: &str) -> Vec<TrainPlan> {
+    let c = driver::compile(name, src);
+    assert!(!c.has_errors(), "{name}: {:?}", c.diagnostics());
+    c.analysis.plans.clone()
+}
+
+/// A model's forward function on random inputs (symbolic dims at `b`).
+fn check_model(name: &str, f: &Func) {
+    for b in BATCHES {
+        let args: Vec<ArrayD<f32>> = f
+            .params
+            .iter()
+            .enumerate()
+            .map(|(i, &p)| uniform(&dims(f.ty(p), b), 300 + i as u64, -1.0, 1.0))
+            .collect();
+        let refs: Vec<&ArrayD<f32>> = args.iter().collect();
+        let want = runner(INTERP, f).call(&refs).unwrap();
+        let got = runner(JIT, f).call(&refs).unwrap();
+        for (r, (w, g)) in want.iter().zip(&got).enumerate() {
+            assert_close(&format!("{name}: model result {r}, batch {b}"), w, g, LONG);
+        }
+    }
+}
+
+/// The names declared by `keyword` (`fn`, `optimizer`) in the stdlib.
+fn stdlib_names(keyword: &str) -> Vec<String> {
+    let mut names = vec![];
+    for entry in std::fs::read_dir(root().join("stdlib")).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix(keyword).and_then(|r| r.strip_prefix(' ')) {
+                names.push(rest.split(|c: char| !c.is_alphanumeric() && c != '_').next().unwrap().to_string());
+            }
+        }
+    }
+    names.sort();
+    names
+}
+
+/// A small classifier trained with `optimizer`.
+fn optimizer_program(optimizer: &str) -> String {
+    format!(
+        "model M(x: [batch, 5]) -> [batch, 3] = x |> Dense(5 -> 6, tanh) |> Dense(6 -> 3)\n\
+         train M {{\n data = tensors(x: [[0, 0, 0, 0, 0]], y: [[0, 1, 0]])\n loss = mse(model(x), y)\n optimizer = {optimizer}()\n}}\n"
+    )
+}
+
+/// Initializers: every stdlib `fn` taking a `shape`.
+fn initializers() -> Vec<String> {
+    let mut out = vec![];
+    for entry in std::fs::read_dir(root().join("stdlib")).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("fn ").filter(|r| r.contains("(shape")) {
+                out.push(rest.split('(').next().unwrap().to_string());
+            }
+        }
+    }
+    out
+}
+
+/// A layer with one parameter per initializer, so `init` draws from each.
+fn initializer_program(inits: &[String]) -> String {
+    let params: String = inits.iter().map(|i| format!("    param {i}_w: [5, 3] = {i}()\n")).collect();
+    let sum = inits.iter().map(|i| format!("{i}_w")).collect::<Vec<_>>().join(" + ");
+    format!(
+        "layer Inits() {{\n{params}    fn forward(x: [..., 5]) -> [..., 3] = x @ ({sum})\n}}\n\
+         model M(x: [batch, 5]) -> [batch, 3] = x |> Inits()\n\
+         train M {{\n data = tensors(x: [[0, 0, 0, 0, 0]], y: [[0, 1, 0]])\n loss = mse(model(x), y)\n optimizer = sgd(lr: 0.1)\n}}\n"
+    )
+}
+
+#[test]
+fn every_test_program_agrees() {
+    let mut files = vec![];
+    for dir in ["examples", "tests/ui/ok"] {
+        for entry in std::fs::read_dir(root().join(dir)).unwrap() {
+            let p = entry.unwrap().path();
+            if p.extension().is_some_and(|e| e == "nn") {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    assert!(files.len() >= 9, "{files:?}");
+    for p in &files {
+        let name = p.strip_prefix(root()).unwrap().display().to_string();
+        let c = driver::compile(&name, &std::fs::read_to_string(p).unwrap());
+        assert!(!c.has_errors(), "{name}: {:?}", c.diagnostics());
+        for (model, f) in &c.analysis.model_funcs {
+            check_model(&format!("{name}: {model}"), f);
+        }
+        for plan in &c.analysis.plans {
+            check_plan(&name, plan);
+        }
+    }
+}
+
+#[test]
+fn every_stdlib_optimizer_and_initializer_agrees() {
+    let optimizers = stdlib_names("optimizer");
+    assert!(optimizers.len() >= 7, "{optimizers:?}");
+    for o in &optimizers {
+        for plan in compile_plans(o, &optimizer_program(o)) {
+            check_plan(&format!("optimizer {o}"), &plan);
+        }
+    }
+    let inits = initializers();
+    assert!(inits.len() >= 8, "{inits:?}");
+    for plan in compile_plans("initializers", &initializer_program(&inits)) {
+        check_plan("initializers", &plan);
+    }
+}
+
+fn f32t(dims: &[usize]) -> Type {
+    Type::f32(dims.iter().map(|&d| Dim::Known(d)).collect())
+}
+
+fn i32t(n: usize) -> Type {
+    Type {
+        dtype: DType::I32,
+        shape: vec![Dim::Known(n)],
+    }
+}
+
+/// `sum(f(args) * r)` for a fixed random `r`, so a gradient reaches every
+/// output element.
+fn scalarize(f: &Func) -> Func {
+    let mut b = Builder::new(format!("{}_loss", f.name));
+    let ps: Vec<_> = f.params.iter().map(|&p| b.param("p", f.ty(p).clone())).collect();
+    let out = b.inline(f, &ps)[0];
+    let shape = b.shape(out);
+    let r = b.push(
+        Op::RandomNormal {
+            shape: shape.clone(),
+            seed: 99,
+        },
+        &[],
+    );
+    let m = b.mul(out, r);
+    let s = b.reduce_sum(m, (0..shape.len()).collect(), false);
+    b.finish(&[s])
+}
+
+/// Run `f` and the gradient of `scalarize(f)` on both backends.
+fn check_function(name: &str, types: &[Type], args: &[ArrayD<f32>]) {
+    let f = lower_function("", name, types).unwrap_or_else(|d| panic!("{name}: {d:?}"));
+    let wrt: Vec<usize> = (0..types.len()).filter(|&i| types[i].dtype == DType::F32).collect();
+    let g = grad_func(&scalarize(&f), &wrt);
+    let refs: Vec<&ArrayD<f32>> = args.iter().collect();
+    for (what, func) in [("value", &f), ("gradient", &g)] {
+        let want = runner(INTERP, func).call(&refs).unwrap();
+        let got = runner(JIT, func).call(&refs).unwrap();
+        for (r, (w, c)) in want.iter().zip(&got).enumerate() {
+            assert_close(&format!("{name} {what} {r} at {:?}", args[0].shape()), w, c, LONG);
+        }
+    }
+}
+
+#[test]
+fn every_stdlib_function_agrees() {
+    let inits = initializers();
+    let mut covered: Vec<String> = inits.clone();
+    for (rows, cols) in [(1, 1), (1, 5), (7, 13), (13, 3)] {
+        let s = [rows, cols];
+        let x = uniform(&s, 1, -2.0, 2.0);
+        for name in [
+            "identity",
+            "step",
+            "sigmoid",
+            "relu",
+            "leaky_relu",
+            "logsumexp",
+            "log_softmax",
+            "softmax",
+            "l1",
+            "l2",
+        ] {
+            check_function(name, &[f32t(&s)], std::slice::from_ref(&x));
+            covered.push(name.into());
+        }
+        let t = uniform(&s, 2, -1.0, 1.0);
+        for name in ["mse", "mae"] {
+            check_function(name, &[f32t(&s), f32t(&s)], &[x.clone(), t.clone()]);
+            covered.push(name.into());
+        }
+        let probs = uniform(&s, 3, 0.05, 0.95);
+        check_function("categorical_cross_entropy", &[f32t(&s), f32t(&s)], &[x.clone(), probs.clone()]);
+        let targets = uniform(&s, 4, 0.0, 1.0).mapv(f32::round);
+        check_function("binary_cross_entropy", &[f32t(&s), f32t(&s)], &[probs, targets]);
+        let y = labels(rows, cols, 5);
+        for name in ["cross_entropy", "pick"] {
+            check_function(name, &[f32t(&s), i32t(rows)], &[x.clone(), y.clone()]);
+        }
+        let x3 = uniform(&[rows, 3, cols], 6, -1.0, 1.0);
+        check_function("flatten", &[f32t(&[rows, 3, cols])], &[x3]);
+    }
+    covered.extend(
+        [
+            "categorical_cross_entropy",
+            "binary_cross_entropy",
+            "cross_entropy",
+            "pick",
+            "flatten",
+        ]
+        .map(String::from),
+    );
+    // A stdlib function added without a case here fails this test.
+    for name in stdlib_names("fn") {
+        assert!(covered.contains(&name), "stdlib fn `{name}` has no differential case");
+    }
+}
+
+/// The compiled gradient of each example's loss with respect to every
+/// parameter, against f64 central differences of the interpreter's loss.
+#[test]
+fn compiled_gradients_match_finite_differences() {
+    for file in ["xor.nn", "digits.nn", "neuron.nn"] {
+        let src = std::fs::read_to_string(root().join("examples").join(file)).unwrap();
+        for plan in compile_plans(file, &src) {
+            let b = 3;
+            let f = plan.loss.specialize(&|_| Some(b));
+            // The loss alone (`plan.loss` also returns the model's output).
+            let mut bld = Builder::new("loss_only");
+            let ps: Vec<_> = f.params.iter().map(|&p| bld.param("p", f.ty(p).clone())).collect();
+            let l = bld.inline(&f, &ps)[0];
+            let loss = bld.finish(&[l]);
+            let wrt: Vec<usize> = (2..loss.params.len()).collect();
+            let g = grad_func(&loss, &wrt);
+            let (x, y) = batch(&plan, b, 7);
+            let w = initial_weights(&plan).unwrap();
+            let mut args: Vec<ArrayD<f32>> = vec![x, y];
+            args.extend(w.params.iter().cloned());
+            let refs: Vec<&ArrayD<f32>> = args.iter().collect();
+            let grads = runner(JIT, &g).call(&refs).unwrap();
+            let f64args: Vec<ir::interp::Tensor> = args.iter().map(|a| a.mapv(f64::from)).collect();
+            let at = |a: &[ir::interp::Tensor]| ir::interp::run(&loss, a).unwrap()[0].iter().next().copied().unwrap();
+            let h = 1e-5;
+            for (k, &i) in wrt.iter().enumerate() {
+                // Up to 12 entries of each parameter, spread over it.
+                let n = args[i].len();
+                for j in (0..n).step_by(n.div_ceil(12)) {
+                    let (mut plus, mut minus) = (f64args.clone(), f64args.clone());
+                    plus[i].as_slice_mut().unwrap()[j] += h;
+                    minus[i].as_slice_mut().unwrap()[j] -= h;
+                    let numeric = (at(&plus) - at(&minus)) / (2.0 * h);
+                    let compiled = f64::from(grads[1 + k].as_slice().unwrap()[j]);
+                    assert!(
+                        (compiled - numeric).abs() <= 1e-4 * numeric.abs().max(1.0),
+                        "{file}: d loss / d param {k}[{j}]: compiled {compiled}, finite differences {numeric}"
+                    );
+                }
+            }
+        }
+    }
+}
