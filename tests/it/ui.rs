@@ -84,7 +84,16 @@ fn ui() {
                 rendered.push_str("----- GRAD (optimized training step)\n");
                 let (step, _) = driver::training_step(p);
                 nnc::ir::verify(&step).unwrap_or_else(|e| panic!("{rel}: step does not verify: {e}"));
-                rendered.push_str(&nnc::ir::print_func(&nnc::opt::optimize(&step)));
+                let opt = nnc::opt::optimize(&step);
+                rendered.push_str(&nnc::ir::print_func(&opt));
+                // Fusion, in-place updates and arena sharing, as `nnc run`
+                // compiles the step (at a fixed batch size).
+                rendered.push_str("----- KERNELS (the compiled training step at batch 4)\n");
+                let weights = p.params.len() + p.states.iter().map(|(_, s)| s.len()).sum::<usize>();
+                let fixed = opt.specialize(&|_| Some(4));
+                let (code, _) = nnc::runtime::backend::compile_step(&fixed, weights, &nnc::codegen::Options::threads(1))
+                    .unwrap_or_else(|e| panic!("{rel}: {e}"));
+                rendered.push_str(&code.kernels_text());
             }
         }
         let name = rel.trim_start_matches("tests/ui/").trim_end_matches(".nn").replace('/', "__");
