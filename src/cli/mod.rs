@@ -234,7 +234,7 @@ fn ir(file: &Path, stage: Stage) -> i32 {
             for p in &c.analysis.plans {
                 let (f, _) = driver::training_step(p);
                 let batch = p.settings.batch_size;
-                let f = crate::opt::optimize(&f).specialize(&|_| Some(batch));
+                let f = crate::opt::optimize(&crate::opt::optimize(&f).specialize(&|_| Some(batch)));
                 let opts = crate::codegen::Options {
                     threads: 1,
                     asm: stage == Stage::Asm,

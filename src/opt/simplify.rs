@@ -16,6 +16,8 @@
 //!   `+0`. It is folded only when `x` provably is never `-0` (an `exp`,
 //!   `abs`, comparison, ... see [`Simplifier::may_be_neg_zero`]); likewise
 //!   `x - (-0)`.
+//! - The sum of an integer constant over known dims is folded to constant
+//!   times count, exact in both precisions below 2^24.
 //! - `x * 0 -> 0` is never applied: `inf * 0` and `NaN * 0` are NaN, and
 //!   `-3 * 0` is `-0`, so it is wrong even for finite inputs.
 //! - `pow(x, 2) -> x * x`: the product is the correctly rounded square, which
@@ -203,6 +205,20 @@ impl Simplifier {
                 }
             }
             Op::ReduceSum { axes, .. } | Op::ReduceMax { axes, .. } if axes.is_empty() => Some(args[0]),
+            Op::ReduceSum { axes, keep } => {
+                // A sum of an integer constant over known sizes (the element
+                // count of a `mean` once the batch size is fixed) is exact in
+                // f32 below 2^24, whatever the order of the additions.
+                let (_, c) = self.splat(args[0])?;
+                let shape = self.shape(args[0]);
+                let n = axes.iter().map(|&a| shape[a].known()).product::<Option<usize>>()?;
+                let total = f64::from(c) * n as f64;
+                if c.fract() != 0.0 || total.abs() >= f64::from(1u32 << 24) {
+                    return None;
+                }
+                let out = crate::ir::reduce_shape(self.rb.b.ty(args[0]), axes, *keep).ok()?;
+                Some(self.fold(total as f32, &out))
+            }
             Op::Cast { to } if self.rb.b.ty(args[0]).dtype == *to => Some(args[0]),
             _ => None,
         }

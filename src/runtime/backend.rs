@@ -82,7 +82,8 @@ fn bind(func: &Func, shapes: &[&[usize]]) -> Result<Binding, String> {
 /// `func` with the symbols of `key` replaced by their sizes, and the shapes
 /// of its results.
 fn specialize(func: &Func, key: &Binding) -> (Func, Vec<Vec<usize>>) {
-    let f = func.specialize(&|s| key.iter().find(|(k, _)| k == s).map(|(_, v)| *v));
+    // Fixed sizes let the optimizer fold more (a mean's element count).
+    let f = crate::opt::optimize(&func.specialize(&|s| key.iter().find(|(k, _)| k == s).map(|(_, v)| *v)));
     let shapes = f
         .results
         .iter()
