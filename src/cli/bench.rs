@@ -151,16 +151,9 @@ fn json(f: &Figures, plan: &TrainPlan, args: &BenchArgs) -> String {
 }
 
 pub fn bench(args: &BenchArgs, started: Instant) -> i32 {
-    let c = match super::load(&args.file) {
-        Ok(c) => c,
-        Err(msg) => {
-            eprintln!("{msg}");
-            return 1;
-        }
-    };
-    if super::report(&c) > 0 {
+    let Some(c) = super::load_clean(&args.file) else {
         return 1;
-    }
+    };
     if c.analysis.plans.is_empty() {
         eprintln!("error: {} has no `train` block to benchmark", args.file.display());
         return 1;

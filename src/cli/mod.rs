@@ -147,6 +147,13 @@ pub(crate) fn load(path: &Path) -> Result<Compilation, String> {
     Ok(driver::compile_bytes_with(&path.display().to_string(), &bytes, &resolve))
 }
 
+/// `load` then `report`: the compilation, or None after printing why the
+/// file cannot be used (unreadable, or with errors).
+pub(crate) fn load_clean(path: &Path) -> Option<Compilation> {
+    let c = load(path).map_err(|msg| eprintln!("{msg}")).ok()?;
+    (report(&c) == 0).then_some(c)
+}
+
 /// Print diagnostics to stderr; returns the number of errors.
 pub(crate) fn report(c: &Compilation) -> usize {
     let color = std::io::stderr().is_terminal();

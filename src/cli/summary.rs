@@ -6,16 +6,9 @@ use crate::runtime::summary::{bytes, summarize, thousands};
 use std::path::Path;
 
 pub fn summary(file: &Path) -> i32 {
-    let c = match super::load(file) {
-        Ok(c) => c,
-        Err(msg) => {
-            eprintln!("{msg}");
-            return 1;
-        }
-    };
-    if super::report(&c) > 0 {
+    let Some(c) = super::load_clean(file) else {
         return 1;
-    }
+    };
     if c.analysis.model_funcs.is_empty() {
         eprintln!("error: {} declares no model", file.display());
         return 1;

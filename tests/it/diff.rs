@@ -9,10 +9,11 @@
 //! Tolerance as in `jit.rs`: |jit − interp| ≤ 1e-5 · k · max(1, |interp|),
 //! k = 8 for values that are long f32 sums (products, whole steps).
 
+use crate::common::scalarize;
 use ndarray::{ArrayD, IxDyn};
 use nnc::autodiff::grad_func;
 use nnc::driver::{self, lower_function};
-use nnc::ir::{self, Builder, DType, Dim, Func, Op, Type};
+use nnc::ir::{self, Builder, DType, Dim, Func, Type};
 use nnc::runtime::backend::{runner, step_runner, BackendKind};
 use nnc::runtime::step::training_step;
 use nnc::runtime::train::initial_weights;
@@ -267,25 +268,6 @@ fn i32t(n: usize) -> Type {
         dtype: DType::I32,
         shape: vec![Dim::Known(n)],
     }
-}
-
-/// `sum(f(args) * r)` for a fixed random `r`, so a gradient reaches every
-/// output element.
-fn scalarize(f: &Func) -> Func {
-    let mut b = Builder::new(format!("{}_loss", f.name));
-    let ps: Vec<_> = f.params.iter().map(|&p| b.param("p", f.ty(p).clone())).collect();
-    let out = b.inline(f, &ps)[0];
-    let shape = b.shape(out);
-    let r = b.push(
-        Op::RandomNormal {
-            shape: shape.clone(),
-            seed: 99,
-        },
-        &[],
-    );
-    let m = b.mul(out, r);
-    let s = b.reduce_sum(m, (0..shape.len()).collect(), false);
-    b.finish(&[s])
 }
 
 /// Run `f` and the gradient of `scalarize(f)` on both backends.

@@ -1,6 +1,7 @@
 //! The one integration-test binary (one link keeps test builds fast).
 
 mod cli;
+mod common;
 mod data;
 mod diff;
 mod examples;

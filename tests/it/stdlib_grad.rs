@@ -1,11 +1,12 @@
 //! Finite-difference gradient checks of every differentiable stdlib
 //! function, lowered from its `.nn` source exactly as a model uses it.
 
+use crate::common::scalarize;
 use ndarray::{ArrayD, IxDyn};
 use nnc::autodiff::grad_func;
 use nnc::driver::lower_function;
 use nnc::ir::interp::{run, Tensor};
-use nnc::ir::{self, Builder, DType, Dim, Func, Op, Type};
+use nnc::ir::{self, DType, Dim, Type};
 
 fn f32t(dims: &[usize]) -> Type {
     Type::f32(dims.iter().map(|&d| Dim::Known(d)).collect())
@@ -18,25 +19,6 @@ fn data(dims: &[usize], seed: u64, lo: f64, hi: f64) -> Tensor {
         (0..n as u64).map(|i| lo + (hi - lo) * ir::random_uniform(seed, i)).collect(),
     )
     .unwrap()
-}
-
-/// `sum(f(args) * r)` for a fixed random `r`: a scalar that depends on
-/// every output element.
-fn scalarize(f: &Func) -> Func {
-    let mut b = Builder::new(format!("{}_loss", f.name));
-    let ps: Vec<_> = f.params.iter().map(|&p| b.param("p", f.ty(p).clone())).collect();
-    let out = b.inline(f, &ps)[0];
-    let shape = b.shape(out);
-    let r = b.push(
-        Op::RandomNormal {
-            shape: shape.clone(),
-            seed: 99,
-        },
-        &[],
-    );
-    let m = b.mul(out, r);
-    let s = b.reduce_sum(m, (0..shape.len()).collect(), false);
-    b.finish(&[s])
 }
 
 /// Compare the gradient w.r.t. every f32 argument with central differences.
