@@ -85,6 +85,10 @@ impl Progress<'_> {
 }
 
 impl Observer for Progress<'_> {
+    fn best(&mut self, w: &Weights) -> Result<(), String> {
+        checkpoint::save(&self.out.join(BEST), self.plan, w, self.standardizer)
+    }
+
     fn batch(&mut self, p: &BatchProgress) {
         if self.quiet {
             return;
@@ -161,17 +165,30 @@ fn out_dir(args: &RunArgs, plan: &TrainPlan, several: bool) -> PathBuf {
     }
 }
 
-/// Weights and history saved in `dir` by an earlier run of `plan`.
-fn resume_from(dir: &Path, plan: &TrainPlan) -> Result<(Weights, Vec<EpochReport>), String> {
+/// The weights of the best epoch so far, when the `train` block has
+/// `early_stop` (a resumed run that stops early returns them).
+const BEST: &str = "best.safetensors";
+
+/// Weights and history saved in `dir` by an earlier run of `plan`, and the
+/// best epoch's weights when early stopping saved them.
+type Resumed = ((Weights, Vec<EpochReport>), Option<Weights>);
+
+fn resume_from(dir: &Path, plan: &TrainPlan) -> Result<Resumed, String> {
     let fresh = train::initial_weights(plan)?;
     let w = checkpoint::load(&dir.join("weights.safetensors"), plan, &fresh)?;
+    let best_path = dir.join(BEST);
+    let best = if best_path.exists() {
+        Some(checkpoint::load(&best_path, plan, &fresh)?)
+    } else {
+        None
+    };
     let path = dir.join("metrics.jsonl");
     let mut h = match std::fs::read_to_string(&path) {
         Ok(text) => history::from_jsonl(&text).map_err(|e| format!("{}: {e}", path.display()))?,
         Err(_) => vec![],
     };
     h.truncate(w.epoch);
-    Ok((w, h))
+    Ok(((w, h), best))
 }
 
 pub fn run(args: &RunArgs) -> i32 {
@@ -200,7 +217,10 @@ pub fn run(args: &RunArgs) -> i32 {
         if let Some(dir) = &args.resume {
             let dir = if several { dir.join(&plan.model) } else { dir.clone() };
             match resume_from(&dir, plan) {
-                Ok(r) => opts.resume = Some(r),
+                Ok((r, best)) => {
+                    opts.resume = Some(r);
+                    opts.resume_best = best;
+                }
                 Err(e) => {
                     eprintln!("error: cannot resume from {}: {e}", dir.display());
                     return 1;

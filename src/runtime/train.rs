@@ -74,6 +74,11 @@ pub trait Observer {
     fn epoch(&mut self, _r: &EpochReport, _w: &Weights) -> Result<(), String> {
         Ok(())
     }
+    /// When early stopping sees a new best epoch (after `epoch`), with its
+    /// weights: a resumed run needs them to end on the best epoch.
+    fn best(&mut self, _w: &Weights) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// Parameters and optimizer state of a model being trained.
@@ -120,6 +125,9 @@ pub struct TrainOptions {
     pub epochs: Option<usize>,
     /// Continue from these weights and this history (`--resume`).
     pub resume: Option<(Weights, Vec<EpochReport>)>,
+    /// With `resume`: the weights of the best epoch so far, saved through
+    /// `Observer::best`, for early stopping to return.
+    pub resume_best: Option<Weights>,
 }
 
 impl TrainOptions {
@@ -129,6 +137,7 @@ impl TrainOptions {
             limit: None,
             epochs: None,
             resume: None,
+            resume_best: None,
         }
     }
 }
@@ -362,11 +371,17 @@ pub fn train_with(plan: &TrainPlan, splits: &Splits, opts: &TrainOptions, obs: &
         patience: e.patience,
         best: None,
     });
-    // A resumed run keeps counting patience from its history. Only the last
-    // weights are on disk, so they stand in for an earlier best epoch's.
+    // A resumed run keeps counting patience from its history. The best
+    // epoch's weights come from `resume_best` when they were saved; the last
+    // weights stand in otherwise (and the stop message says so).
     if let Some(p) = patience.as_mut() {
         for r in &history {
             p.update(r, &w);
+        }
+        if let (Some((_, epoch, kept)), Some(saved)) = (p.best.as_mut(), &opts.resume_best) {
+            if saved.epoch == *epoch {
+                *kept = saved.clone();
+            }
         }
     }
     let np = w.params.len();
@@ -444,12 +459,21 @@ pub fn train_with(plan: &TrainPlan, splits: &Splits, opts: &TrainOptions, obs: &
         obs.epoch(&r, &w)?;
         history.push(r);
         let Some(p) = patience.as_mut() else { continue };
-        if p.update(history.last().expect("just pushed"), &w) {
+        let stop = p.update(history.last().expect("just pushed"), &w);
+        if p.best.as_ref().is_some_and(|(_, e, _)| *e == epoch) {
+            obs.best(&w)?;
+        }
+        if stop {
             let (v, best_epoch, best) = p.best.clone().expect("stopping implies a best epoch");
-            let msg = format!(
-                "{} did not improve for {} epochs; kept the weights of epoch {best_epoch} ({} {v:.4})",
-                p.monitor, p.patience, p.monitor
-            );
+            let kept = if best.epoch == best_epoch {
+                format!("kept the weights of epoch {best_epoch} ({} {v:.4})", p.monitor)
+            } else {
+                format!(
+                    "the best was epoch {best_epoch} ({} {v:.4}), before the resume, and its weights were not saved; kept those of epoch {}",
+                    p.monitor, best.epoch
+                )
+            };
+            let msg = format!("{} did not improve for {} epochs; {kept}", p.monitor, p.patience);
             return Ok(Outcome {
                 weights: best,
                 history,

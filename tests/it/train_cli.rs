@@ -281,3 +281,33 @@ fn regression_runs_report_mse_mae_and_r2() {
         "{csv}"
     );
 }
+
+/// With `early_stop`, the best epoch's weights are saved beside the last
+/// ones, and a resumed run that stops early ends on them.
+#[test]
+fn early_stopping_saves_the_best_weights_for_a_resume() {
+    let dir = temp_dir("best");
+    let file = dir.join("digits_stop.nn");
+    let src = std::fs::read_to_string("examples/digits.nn")
+        .unwrap()
+        .replace(
+            "optimizer  = adam(lr: 0.003)",
+            "optimizer  = adam(lr: 0.05)\n    early_stop = patience(2, monitor: val_loss)",
+        )
+        .replace("batch_size = 32", "batch_size = 16");
+    assert!(src.contains("early_stop"), "{src}");
+    std::fs::write(&file, src).unwrap();
+    let out = dir.join("run");
+    let common = ["--data-dir", "examples", "--backend", "interp", "--out", s(&out)];
+    let mut args = vec!["run", s(&file), "--epochs", "2"];
+    args.extend(common);
+    ok(&args);
+    assert!(out.join("best.safetensors").is_file());
+    let mut args = vec!["run", s(&file), "--epochs", "60", "--resume", s(&out)];
+    args.extend(["--data-dir", "examples", "--backend", "interp"]);
+    let report = ok(&args);
+    assert!(
+        report.contains("early stop:") && report.contains("kept the weights of epoch"),
+        "{report}"
+    );
+}

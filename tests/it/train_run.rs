@@ -93,6 +93,52 @@ fn early_stopping_keeps_the_best_epoch() {
     assert!(msg.contains(&format!("epoch {}", best + 1)), "{msg}");
 }
 
+/// Keeps the weights early stopping reports as the best so far.
+#[derive(Default)]
+struct Best(Option<Weights>);
+impl Observer for Best {
+    fn best(&mut self, w: &Weights) -> Result<(), String> {
+        self.0 = Some(w.clone());
+        Ok(())
+    }
+}
+
+/// A run resumed after its best epoch still ends on that epoch's weights
+/// when they were saved, and says plainly when they were not.
+#[test]
+fn early_stopping_after_a_resume_keeps_the_best_epoch() {
+    let (plan, s) = digits("optimizer = adam(lr: 0.05)\n batch_size = 16\n early_stop = patience(2, monitor: val_loss)");
+    let straight = train_with(&plan, &s, &opts(60), &mut Snapshots::default()).unwrap();
+    let stopped_at = straight.history.len();
+    let best = stopped_at - 2;
+    assert!(best >= 1, "the best epoch is {best}");
+    // Stop one epoch after the best, then resume.
+    let mut saved = Best::default();
+    let first = train_with(&plan, &s, &opts(best + 1), &mut saved).unwrap();
+    let saved = saved.0.expect("a best epoch was reported");
+    assert_eq!(saved.epoch, best);
+    let resume = |best_weights: Option<Weights>| {
+        let mut o = opts(60);
+        o.resume = Some((first.weights.clone(), first.history.clone()));
+        o.resume_best = best_weights;
+        train_with(&plan, &s, &o, &mut Snapshots::default()).unwrap()
+    };
+    let resumed = resume(Some(saved));
+    assert_eq!(resumed.history.len(), stopped_at);
+    assert_eq!(resumed.weights, straight.weights);
+    let msg = resumed.stopped_early.unwrap();
+    assert!(msg.contains(&format!("kept the weights of epoch {best}")), "{msg}");
+    // Without the saved best, the last weights before the resume are kept,
+    // and the message says which.
+    let resumed = resume(None);
+    assert_eq!(resumed.weights.params, first.weights.params);
+    let msg = resumed.stopped_early.unwrap();
+    assert!(
+        msg.contains("were not saved") && msg.contains(&format!("kept those of epoch {}", best + 1)),
+        "{msg}"
+    );
+}
+
 #[test]
 fn early_stopping_on_accuracy_waits_for_improvement() {
     let (plan, s) = digits("optimizer = adam(lr: 0.01)\n early_stop = patience(100, monitor: val_accuracy)");
