@@ -32,38 +32,86 @@ pub(super) extern "C" fn nnc_gemm(
     rhs_cs: i64,
     threads: i64,
 ) {
-    let par = if threads > 1 {
-        gemm::Parallelism::Rayon(threads as usize)
-    } else {
-        gemm::Parallelism::None
+    let p = Product {
+        n,
+        k,
+        dst: (dst as usize, dst_rs, dst_cs),
+        lhs: (lhs as usize, lhs_rs, lhs_cs),
+        rhs: (rhs as usize, rhs_rs, rhs_cs),
     };
-    // SAFETY: compiled code passes pointers into buffers whose lengths the
-    // runtime checked against the kernel plan (`Compiled::run`) or into the
-    // arena sized by `plan`, with the strides `fuse` derived from the IR
-    // shapes, so every element gemm touches is in bounds; `dst` never
-    // overlaps `lhs`/`rhs` (matmul results get a fresh slot).
-    unsafe {
-        gemm::gemm(
-            m as usize,
-            n as usize,
-            k as usize,
-            dst,
-            dst_cs as isize,
-            dst_rs as isize,
-            false,
-            lhs,
-            lhs_cs as isize,
-            lhs_rs as isize,
-            rhs,
-            rhs_cs as isize,
-            rhs_rs as isize,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            par,
-        )
+    if threads <= 1 || m < 2 * ROW_BLOCK {
+        p.rows(0, m);
+        return;
+    }
+    // Threads take contiguous blocks of output rows (the batch rows of a
+    // forward product): each packs only its own part of `lhs`, and nothing
+    // synchronises inside the product.
+    let t = threads.min(m / ROW_BLOCK);
+    // i64 has no stable div_ceil.
+    let per = ((m + t - 1) / t + ROW_BLOCK - 1) / ROW_BLOCK * ROW_BLOCK;
+    rayon::scope(|s| {
+        for c in 1..t {
+            s.spawn(move |_| {
+                // Workers run with the caller's floating-point mode.
+                let _ftz = super::fpenv::FlushSubnormals::new();
+                p.rows((c * per).min(m), ((c + 1) * per).min(m));
+            });
+        }
+        p.rows(0, per.min(m));
+    });
+}
+
+/// Rows per thread's block, at least: a few of the microkernel's tiles.
+const ROW_BLOCK: i64 = 48;
+
+/// One product's operands: (address, row stride, column stride) each.
+#[derive(Clone, Copy)]
+struct Product {
+    n: i64,
+    k: i64,
+    dst: (usize, i64, i64),
+    lhs: (usize, i64, i64),
+    rhs: (usize, i64, i64),
+}
+
+impl Product {
+    /// Rows `r0..r1` of the result, on this thread.
+    fn rows(self, r0: i64, r1: i64) {
+        if r0 >= r1 {
+            return;
+        }
+        let (dst, drs, dcs) = self.dst;
+        let (lhs, lrs, lcs) = self.lhs;
+        let (rhs, rrs, rcs) = self.rhs;
+        // SAFETY: compiled code passes pointers into buffers whose lengths
+        // the runtime checked against the kernel plan (`Compiled::run`) or
+        // into the arena sized by `plan`, with the strides `fuse` derived
+        // from the IR shapes, so every element gemm touches is in bounds;
+        // `dst` never overlaps `lhs`/`rhs` (matmul results get a fresh
+        // slot), and the row blocks of concurrent calls are disjoint.
+        unsafe {
+            gemm::gemm(
+                (r1 - r0) as usize,
+                self.n as usize,
+                self.k as usize,
+                (dst as *mut f32).offset((r0 * drs) as isize),
+                dcs as isize,
+                drs as isize,
+                false,
+                (lhs as *const f32).offset((r0 * lrs) as isize),
+                lcs as isize,
+                lrs as isize,
+                rhs as *const f32,
+                rcs as isize,
+                rrs as isize,
+                0.0,
+                1.0,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            )
+        }
     }
 }
 
