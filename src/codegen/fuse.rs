@@ -22,8 +22,9 @@ use std::collections::HashMap;
 /// rayon worker cost more than it saved for the 100K-element Adam update of
 /// the MLP (batch-32 step 0.30 ms on 2 threads vs 0.21 ms on 1).
 const PAR_MIN_POINTS: usize = 1 << 17;
-/// GEMMs with fewer multiply-adds than this stay on one thread (the 12.8M
-/// MAC products of the batch-128 step gained nothing from a second thread).
+/// GEMMs with fewer multiply-adds than this stay on one thread: splitting
+/// the 12.8M-MAC products of the batch-128 MLP step over two threads made
+/// the step 10-25 % slower (`cargo bench --bench mlp_step t2`, 2 vCPUs).
 const PAR_MIN_GEMM: usize = 1 << 24;
 
 #[derive(Clone, Debug)]

@@ -39,14 +39,14 @@ pub(super) extern "C" fn nnc_gemm(
         lhs: (lhs as usize, lhs_rs, lhs_cs),
         rhs: (rhs as usize, rhs_rs, rhs_cs),
     };
-    if threads <= 1 || m < 2 * ROW_BLOCK {
+    if threads <= 1 || m < 4 * ROW_BLOCK {
         p.rows(0, m);
         return;
     }
     // Threads take contiguous blocks of output rows (the batch rows of a
     // forward product): each packs only its own part of `lhs`, and nothing
     // synchronises inside the product.
-    let t = threads.min(m / ROW_BLOCK);
+    let t = threads.min(m / (2 * ROW_BLOCK));
     // i64 has no stable div_ceil.
     let per = ((m + t - 1) / t + ROW_BLOCK - 1) / ROW_BLOCK * ROW_BLOCK;
     rayon::scope(|s| {
@@ -61,8 +61,9 @@ pub(super) extern "C" fn nnc_gemm(
     });
 }
 
-/// Rows per thread's block, at least: a few of the microkernel's tiles.
-const ROW_BLOCK: i64 = 48;
+/// Rows per thread's block are a multiple of this (a vector of f32 rows)
+/// and at least twice it.
+const ROW_BLOCK: i64 = 16;
 
 /// One product's operands: (address, row stride, column stride) each.
 #[derive(Clone, Copy)]
