@@ -21,6 +21,9 @@ use std::time::Instant;
 const BATCH_MS: f64 = 20.0;
 /// Timed batches; the median is reported.
 const REPS: usize = 7;
+/// Random inputs larger than this many f32 values (4 GiB) are refused
+/// rather than allocated.
+const MAX_VALUES: usize = 1 << 30;
 
 /// The concrete shape of `ty` with its batch dim set to `batch`; Err when
 /// another dim is symbolic (there is no size to invent for it).
@@ -55,6 +58,10 @@ fn classes(plan: &TrainPlan) -> usize {
 pub fn synthetic(plan: &TrainPlan, n: usize, seed: u64) -> Result<Dataset, String> {
     let mut rng = CounterRng::new(seed, 0xbe9c);
     let xs = concrete(&plan.input, n, "input")?;
+    let values = xs.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
+    if values.is_none_or(|v| v > MAX_VALUES) {
+        return Err(format!("{n} random samples of shape {:?} would need more than 4 GiB", &xs[1..]));
+    }
     let x = ArrayD::from_shape_simple_fn(IxDyn(&xs), || rng.next_f32());
     let ys = concrete(&plan.label, n, "label")?;
     let k = classes(plan);

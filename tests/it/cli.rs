@@ -146,6 +146,8 @@ fn bench_reports_every_figure() {
     for args in [
         vec!["bench", "examples/xor.nn", "--batch", "0"],
         vec!["bench", "examples/xor.nn", "--threads", "0"],
+        vec!["bench", "examples/xor.nn", "--batch", "1000000000000"],
+        vec!["bench", "tests/ui/ok/attention.nn"],
         vec!["bench", "no-such-file.nn"],
     ] {
         let o = nnc(&args);
