@@ -227,15 +227,7 @@ pub fn form(f: &Func, threads: usize, inplace: &[(usize, usize)], direct: &[bool
             slot: result_slots[i],
             strides: contiguous_strides(&d),
         };
-        fm.push_loop(LoopKernel {
-            dims: d,
-            nodes,
-            outputs: vec![(src, out)],
-            reduce: None,
-            parallel: false,
-            pinned: false,
-            label: format!("copy {r} to result {i}"),
-        });
+        fm.push_loop(LoopKernel::store(d, nodes, src, out, format!("copy {r} to result {i}")));
     }
     for (i, slot, strides) in late {
         let d = fm.dims[f.results[i].index()].clone();
@@ -252,13 +244,8 @@ pub fn form(f: &Func, threads: usize, inplace: &[(usize, usize)], direct: &[bool
             strides,
         };
         fm.push_loop(LoopKernel {
-            dims: d,
-            nodes,
-            outputs: vec![(src, out)],
-            reduce: None,
-            parallel: false,
             pinned: true,
-            label: format!("result {i} in place"),
+            ..LoopKernel::store(d, nodes, src, out, format!("result {i} in place"))
         });
     }
     let mut prog = Program {
@@ -305,15 +292,7 @@ impl Former<'_> {
             slot,
             strides: strides.clone(),
         };
-        self.push_loop(LoopKernel {
-            dims: d,
-            nodes,
-            outputs: vec![(src, out)],
-            reduce: None,
-            parallel: false,
-            pinned: false,
-            label,
-        });
+        self.push_loop(LoopKernel::store(d, nodes, src, out, label));
         (slot, strides)
     }
 
@@ -364,15 +343,7 @@ impl Former<'_> {
                         slot: copy,
                         strides: contiguous_strides(&ad),
                     };
-                    self.push_loop(LoopKernel {
-                        dims: ad,
-                        nodes,
-                        outputs: vec![(src, out)],
-                        reduce: None,
-                        parallel: false,
-                        pinned: false,
-                        label: format!("contiguous copy of {a} for {v}"),
-                    });
+                    self.push_loop(LoopKernel::store(ad, nodes, src, out, format!("contiguous copy of {a} for {v}")));
                     self.class[v.index()] = Class::Stored {
                         slot: copy,
                         strides: contiguous_strides(&self.dims[v.index()]),
@@ -469,21 +440,11 @@ impl Former<'_> {
         let fill = |label: String| {
             let mut nodes = Vec::new();
             let c = push_node(&mut nodes, Node::Const(kind.identity()));
-            LoopKernel {
-                dims: vd.clone(),
-                nodes,
-                outputs: vec![(
-                    c,
-                    Access {
-                        slot,
-                        strides: contiguous_strides(&vd),
-                    },
-                )],
-                reduce: None,
-                parallel: false,
-                pinned: false,
-                label,
-            }
+            let out = Access {
+                slot,
+                strides: contiguous_strides(&vd),
+            };
+            LoopKernel::store(vd.clone(), nodes, c, out, label)
         };
         if k.dims.contains(&0) {
             self.push_loop(fill(format!("{v} = empty reduction")));
@@ -514,15 +475,7 @@ impl Former<'_> {
             slot,
             strides: strides.clone(),
         };
-        self.push_loop(LoopKernel {
-            dims: d,
-            nodes,
-            outputs: vec![(src, out)],
-            reduce: None,
-            parallel: false,
-            pinned: false,
-            label: format!("{v}"),
-        });
+        self.push_loop(LoopKernel::store(d, nodes, src, out, format!("{v}")));
         self.class[v.index()] = Class::Stored { slot, strides };
     }
 

@@ -77,6 +77,20 @@ pub struct LoopKernel {
 }
 
 impl LoopKernel {
+    /// A loop storing node `src` of `nodes` at `out` for every point of
+    /// `dims`: no reduction, one thread, free to merge.
+    pub fn store(dims: Vec<usize>, nodes: Vec<Node>, src: usize, out: Access, label: String) -> LoopKernel {
+        LoopKernel {
+            dims,
+            nodes,
+            outputs: vec![(src, out)],
+            reduce: None,
+            parallel: false,
+            pinned: false,
+            label,
+        }
+    }
+
     /// True when the reduction is over the innermost axis only, so the
     /// accumulator lives in registers and the result is stored once.
     pub fn direct_reduce(&self) -> bool {
