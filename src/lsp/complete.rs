@@ -2,19 +2,20 @@
 //! signatures; inside a call, that callee's keyword arguments first; names
 //! bound in the enclosing declaration; keywords.
 
+use super::call::call_site;
 use super::document::Snapshot;
 use super::info::{builtin_info, global_info, NameInfo};
 use super::walk::{binders, item_at};
 use crate::sema::builtins::BUILTINS;
 use crate::sema::scope::Global;
-use crate::syntax::lexer::{Tok, Token, KEYWORDS};
+use crate::syntax::lexer::KEYWORDS;
 use lsp_types::{CompletionItem, CompletionItemKind, CompletionItemLabelDetails, Documentation, MarkupContent, MarkupKind};
 
 /// `current` gives the cursor's context (the text being typed); `good` the
 /// names (the last text that parsed).
 pub fn complete(current: &Snapshot, good: &Snapshot, offset: usize) -> Vec<CompletionItem> {
     let mut items = vec![];
-    if let Some(callee) = enclosing_callee(&current.tokens, &current.text, offset) {
+    if let Some(callee) = call_site(&current.tokens, &current.text, offset).map(|s| s.callee) {
         let info = match good.comp.analysis.globals.get(&callee) {
             Some(g) => Some(global_info(&good.comp.db, g)),
             None => builtin_info(&callee),
@@ -92,32 +93,4 @@ fn name_item(name: &str, kind: CompletionItemKind, info: NameInfo) -> Completion
         sort_text: Some(format!("2{name}")),
         ..Default::default()
     }
-}
-
-/// The name of the call whose parentheses enclose `offset`: scan back over
-/// balanced brackets to an unclosed `(` right after a name.
-pub fn enclosing_callee(tokens: &[Token], text: &str, offset: usize) -> Option<String> {
-    let end = tokens.partition_point(|t| t.end <= offset);
-    let sig: Vec<&Token> = tokens[..end].iter().filter(|t| !t.kind.is_trivia()).collect();
-    let mut depth = 0usize;
-    for (i, t) in sig.iter().enumerate().rev() {
-        if t.kind.is_close() {
-            depth += 1;
-        } else if t.kind.is_open() {
-            if depth == 0 {
-                if t.kind != Tok::LParen {
-                    return None;
-                }
-                let prev = sig.get(i.checked_sub(1)?)?;
-                // `fn f(` declares parameters; it calls nothing.
-                let declares = i >= 2 && matches!(sig[i - 2].kind, Tok::Fn | Tok::Layer | Tok::Model | Tok::Optimizer);
-                if declares {
-                    return None;
-                }
-                return (prev.kind == Tok::Ident || prev.kind.is_contextual()).then(|| prev.text(text).to_string());
-            }
-            depth -= 1;
-        }
-    }
-    None
 }

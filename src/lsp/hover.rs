@@ -3,7 +3,7 @@
 
 use super::document::Snapshot;
 use super::info::{name_info, type_at};
-use super::{complete, walk};
+use super::walk;
 use crate::syntax::lexer::{word_at, Tok};
 use lsp_types::{Hover, HoverContents, MarkupContent, MarkupKind};
 
@@ -71,7 +71,7 @@ fn keyword_argument(snap: &Snapshot, offset: usize) -> Option<(String, crate::sy
     if after.kind != Tok::Colon {
         return None;
     }
-    let callee = complete::enclosing_callee(&snap.tokens, &snap.text, w.start)?;
+    let callee = super::call::call_site(&snap.tokens, &snap.text, w.start)?.callee;
     let info = name_info(snap, &callee)?;
     let (_, decl) = info.params.into_iter().find(|(n, _)| n == w.text(&snap.text))?;
     Some((format!("{callee}: {decl}"), w))

@@ -1,5 +1,6 @@
 //! The language server (`nnc lsp`): diagnostics as you type, hover with
 //! shapes, inlay hints, go to definition (also into the stdlib), completion,
+//! signature help,
 //! document symbols, semantic tokens, formatting and quick fixes (the
 //! diagnostics' `help:` replacements, when they check), over stdio.
 //!
@@ -12,6 +13,7 @@
 //! error response (and a line on stderr), never a dead server.
 
 mod actions;
+mod call;
 mod complete;
 pub mod convert;
 mod diagnostics;
@@ -22,6 +24,7 @@ mod inlay;
 mod nav;
 mod semantic;
 mod server;
+mod signature;
 pub mod stdlib;
 mod walk;
 

@@ -3,13 +3,13 @@
 
 use super::convert::LineIndex;
 use super::document::{Document, Snapshot};
-use super::{actions, complete, diagnostics, hover, inlay, nav, semantic, stdlib};
+use super::{actions, complete, diagnostics, hover, inlay, nav, semantic, signature, stdlib};
 use crate::base::Span;
 use lsp_server::{Connection, ErrorCode, Message, Notification, Request, Response};
 use lsp_types::notification::{DidChangeTextDocument, DidCloseTextDocument, DidOpenTextDocument, Notification as _, PublishDiagnostics};
 use lsp_types::request::{
     CodeActionRequest, Completion, DocumentSymbolRequest, Formatting, GotoDefinition, HoverRequest, InlayHintRequest, Request as _,
-    SemanticTokensFullRequest,
+    SemanticTokensFullRequest, SignatureHelpRequest,
 };
 use lsp_types::*;
 use serde_json::Value;
@@ -51,6 +51,11 @@ pub fn capabilities() -> ServerCapabilities {
         definition_provider: Some(OneOf::Left(true)),
         completion_provider: Some(CompletionOptions {
             trigger_characters: Some(vec!["(".into(), ",".into(), ">".into()]),
+            ..Default::default()
+        }),
+        signature_help_provider: Some(SignatureHelpOptions {
+            trigger_characters: Some(vec!["(".into(), ",".into()]),
+            retrigger_characters: Some(vec![">".into(), ":".into()]),
             ..Default::default()
         }),
         document_symbol_provider: Some(OneOf::Left(true)),
@@ -219,6 +224,15 @@ impl Server {
                 let doc = self.doc(&p.text_document_position.text_document.uri)?;
                 let offset = doc.current.lines.offset(&doc.current.text, p.text_document_position.position);
                 json(CompletionResponse::Array(complete::complete(&doc.current, &doc.good, offset)))
+            }
+            SignatureHelpRequest::METHOD => {
+                let p: SignatureHelpParams = params(req.params)?;
+                let doc = self.doc(&p.text_document_position_params.text_document.uri)?;
+                let offset = doc
+                    .current
+                    .lines
+                    .offset(&doc.current.text, p.text_document_position_params.position);
+                json(signature::signature_help(&doc.current, &doc.good, offset))
             }
             DocumentSymbolRequest::METHOD => {
                 let p: DocumentSymbolParams = params(req.params)?;

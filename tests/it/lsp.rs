@@ -300,6 +300,44 @@ fn lsp_completes_names_with_signatures_and_keyword_arguments() {
     assert!(!top.as_array().expect("items").iter().any(|i| label(i).ends_with(':')));
 }
 
+/// Inside a call's parentheses: the callee's signature, the argument being
+/// typed highlighted by position (`,` and `->` separate), by keyword, or
+/// shifted by one for a function in a pipeline; nothing outside a call.
+#[test]
+fn lsp_signature_help_follows_the_argument_being_typed() {
+    let text = "model M(x: [batch, 4]) -> [batch, 2] =\n    x |> Dense(4 -> 2, relu) |> leaky_relu(slope: 0.2)\n\n\
+                fn f(p, q) = where(p > 0, p, q)\n";
+    let mut c = Client::start();
+    c.open(text);
+    let help = |c: &mut Client, needle: &str, delta: usize| c.at("textDocument/signatureHelp", text, needle, delta);
+    let h = help(&mut c, "4 -> 2", 1);
+    assert_eq!(
+        h["signatures"][0]["label"], "layer Dense(inputs: int, outputs: int, activation: fn = identity)",
+        "{h}"
+    );
+    assert_eq!(h["activeParameter"], 0, "{h}");
+    assert_eq!(h["signatures"][0]["parameters"][1]["label"], "outputs: int");
+    assert_eq!(help(&mut c, "2, relu", 1)["activeParameter"], 1);
+    assert_eq!(help(&mut c, "relu)", 2)["activeParameter"], 2);
+    // `x |> leaky_relu(|`: the pipeline supplies `x`, so the first typed
+    // argument is `slope`.
+    assert_eq!(help(&mut c, "leaky_relu(", 11)["activeParameter"], 1);
+    // `x |> leaky_relu(slope: ...)`: by keyword.
+    let h = help(&mut c, "0.2)", 1);
+    assert!(
+        h["signatures"][0]["label"].as_str().unwrap().starts_with("fn leaky_relu(x, slope"),
+        "{h}"
+    );
+    assert_eq!(h["activeParameter"], 1, "{h}");
+    // A primitive, positionally: where(p > 0, p, |q).
+    let h = help(&mut c, "q)\n", 0);
+    assert!(h["signatures"][0]["label"].as_str().unwrap().starts_with("fn where("), "{h}");
+    assert_eq!(h["activeParameter"], 2, "{h}");
+    // Declaring parameters is not a call; nor is the top level.
+    assert_eq!(help(&mut c, "p, q) =", 0), Value::Null);
+    assert_eq!(help(&mut c, "model", 0), Value::Null);
+}
+
 #[test]
 fn lsp_inlay_hints_show_let_and_pipeline_shapes() {
     let text = "model Digits(x: [batch, 64]) -> [batch, 10] {\n    let h = x |> Dense(64 -> 32, relu)\n    return h\n      |> Dense(32 -> 10)\n}\n".to_string();

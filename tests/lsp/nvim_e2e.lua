@@ -1,6 +1,6 @@
 -- End-to-end test of editors/nvim with Neovim itself as the LSP client:
 -- filetype, syntax, `require("nnc").setup()` starting `nnc lsp`, the shape
--- error at the right place, its quick fix, cleared when fixed, hover, inlay hints, go to
+-- error at the right place, its quick fix, cleared when fixed, hover, signature help, inlay hints, go to
 -- definition into the stdlib, formatting. Run by tests/it/lsp_nvim.rs:
 --
 --   NNC_BIN=target/debug/nnc NNC_REPO=$PWD nvim --headless --clean -l tests/lsp/nvim_e2e.lua
@@ -100,6 +100,19 @@ for _, r in pairs(res) do
 end
 check(hover:find("[batch, 64]", 1, true), "hover shows the stage's shape: " .. hover)
 check(hover:find("layer Dense(", 1, true), "hover shows Dense's signature: " .. hover)
+
+-- Signature help inside the call, on its third argument (`relu`).
+vim.api.nvim_win_set_cursor(0, { 5, 27 })
+params = vim.lsp.util.make_position_params(0, client.offset_encoding)
+res = vim.lsp.buf_request_sync(buf, "textDocument/signatureHelp", params, 5000) or {}
+local sig, active = "", -1
+for _, r in pairs(res) do
+  if r.result then
+    sig = r.result.signatures[1].label
+    active = r.result.activeParameter
+  end
+end
+check(sig:find("layer Dense(", 1, true) and active == 2, ("signature help on relu: %s, parameter %d"):format(sig, active))
 
 -- Inlay hints (enabled by setup) for the pipeline stages.
 check(vim.wait(5000, function()

@@ -4,8 +4,8 @@
 --
 -- starts `nnc lsp` for every buffer of filetype `nn`, turns on inlay hints
 -- (shapes of `let`s and pipeline stages) and maps nothing: use the usual
--- LSP keys (K for hover, gd / CTRL-] for definition, gq or
--- vim.lsp.buf.format() to format).
+-- LSP keys (K for hover, gd / CTRL-] for definition, CTRL-S in insert mode
+-- for signature help on 0.11, gq or vim.lsp.buf.format() to format).
 local M = {}
 
 M.defaults = {
