@@ -10,18 +10,8 @@ use nnc::runtime::history;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Where the datasets are; a missing directory fails the test loudly
-/// rather than skipping it.
 fn data_dir() -> PathBuf {
-    let dir = std::env::var_os("NNC_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
-    assert!(
-        dir.join("mnist").is_dir(),
-        "MNIST not found in {}: set NNC_DATA to the directory holding mnist/",
-        dir.display()
-    );
-    dir
+    crate::common::data_dir("mnist")
 }
 
 fn out_dir(name: &str) -> PathBuf {
