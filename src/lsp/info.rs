@@ -35,36 +35,17 @@ pub fn global_info(db: &SourceDb, g: &Global) -> NameInfo {
             .map(|p| (p.name.name.clone(), compact(db.text(p.span))))
             .collect::<Vec<_>>()
     };
-    match g {
-        Global::Fn(d) => NameInfo {
-            signature: format!("fn {}({}){}", d.name.name, params_text(db, &d.params), ret_text(db, d.ret.as_ref())),
-            doc: d.doc.clone(),
-            params: names(&d.params),
-            kind: "function",
-        },
-        Global::Layer(d) => NameInfo {
-            signature: format!("layer {}({})", d.name.name, params_text(db, &d.params)),
-            doc: d.doc.clone(),
-            params: names(&d.params),
-            kind: "layer",
-        },
-        Global::Model(d) => NameInfo {
-            signature: format!(
-                "model {}({}){}",
-                d.name.name,
-                params_text(db, &d.inputs),
-                ret_text(db, d.ret.as_ref())
-            ),
-            doc: d.doc.clone(),
-            params: names(&d.inputs),
-            kind: "model",
-        },
-        Global::Optimizer(d) => NameInfo {
-            signature: format!("optimizer {}({})", d.name.name, params_text(db, &d.params)),
-            doc: d.doc.clone(),
-            params: names(&d.params),
-            kind: "optimizer",
-        },
+    let (kind, keyword, name, params, ret, doc) = match g {
+        Global::Fn(d) => ("function", "fn", &d.name.name, &d.params, d.ret.as_ref(), &d.doc),
+        Global::Layer(d) => ("layer", "layer", &d.name.name, &d.params, None, &d.doc),
+        Global::Model(d) => ("model", "model", &d.name.name, &d.inputs, d.ret.as_ref(), &d.doc),
+        Global::Optimizer(d) => ("optimizer", "optimizer", &d.name.name, &d.params, None, &d.doc),
+    };
+    NameInfo {
+        signature: format!("{keyword} {name}({}){}", params_text(db, params), ret_text(db, ret)),
+        doc: doc.clone(),
+        params: names(params),
+        kind,
     }
 }
 

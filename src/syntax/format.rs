@@ -254,25 +254,8 @@ fn is_unary_position(prev: Option<Tok>) -> bool {
     match prev {
         None => true,
         Some(t) => {
-            t.is_open()
-                || matches!(
-                    t,
-                    Tok::Comma
-                        | Tok::Colon
-                        | Tok::Semi
-                        | Tok::Eq
-                        | Tok::Pipe
-                        | Tok::Arrow
-                        | Tok::Compare
-                        | Tok::AssignOp
-                        | Tok::Plus
-                        | Tok::Minus
-                        | Tok::Star
-                        | Tok::Slash
-                        | Tok::At
-                        | Tok::Caret
-                        | Tok::Return
-                )
+            // After an operator an operand must follow, as after these.
+            t.is_open() || ends_incomplete(t) || matches!(t, Tok::Comma | Tok::Colon | Tok::Semi | Tok::Return)
         }
     }
 }
