@@ -25,7 +25,8 @@ pub struct BenchArgs {
     /// Samples in the timed epoch, at the file's batch size (0: skip).
     #[arg(long, default_value_t = 60_000)]
     pub samples: usize,
-    /// Print one JSON object (for scripts such as bench/peers.py).
+    /// Print JSON: one object per `train` block, a line each (for scripts
+    /// such as bench/peers.py).
     #[arg(long)]
     pub json: bool,
 }
@@ -33,11 +34,12 @@ pub struct BenchArgs {
 /// Everything measured for one `train` block.
 struct Figures {
     model: String,
-    /// Compile time of the step at the file's batch size (first call minus
-    /// a steady call), ms.
+    /// Compile time of the step at the file's batch size (optimising, and
+    /// the first call minus a steady one), ms.
     compile_ms: f64,
-    /// Process start to the end of the first training step, ms.
-    first_step_ms: f64,
+    /// Process start to the end of the first training step, ms (for the
+    /// first `train` block only: later ones start after earlier benchmarks).
+    first_step_ms: Option<f64>,
     /// `(batch, threads, ms)` per training step.
     steps: Vec<(usize, usize, f64)>,
     /// `(threads, ms)` per forward pass at `infer_batch`.
@@ -52,14 +54,14 @@ fn jit(threads: usize) -> BackendKind {
     BackendKind::Jit { threads }
 }
 
-fn measure(plan: &TrainPlan, args: &BenchArgs, threads: &[usize], started: Instant) -> Result<Figures, String> {
+fn measure(plan: &TrainPlan, args: &BenchArgs, threads: &[usize], started: Option<Instant>) -> Result<Figures, String> {
     let own = plan.settings.batch_size.max(1);
     // First: what a user waits for before training starts.
     let mut probe = StepProbe::new(plan, own, jit(threads[0]))?;
     let t = Instant::now();
     probe.step()?;
     let first_call = t.elapsed().as_secs_f64() * 1e3;
-    let first_step_ms = started.elapsed().as_secs_f64() * 1e3;
+    let first_step_ms = started.map(|s| s.elapsed().as_secs_f64() * 1e3);
     let steady = probe.ms()?;
     let mut steps = vec![];
     for &b in &args.batch {
@@ -89,7 +91,7 @@ fn measure(plan: &TrainPlan, args: &BenchArgs, threads: &[usize], started: Insta
     let interp_ms = t.elapsed().as_secs_f64() * 1e3 / 2.0;
     Ok(Figures {
         model: plan.model.clone(),
-        compile_ms: (first_call - steady).max(0.0),
+        compile_ms: probe.setup_ms + (first_call - steady).max(0.0),
         first_step_ms,
         steps,
         inference,
@@ -101,7 +103,9 @@ fn measure(plan: &TrainPlan, args: &BenchArgs, threads: &[usize], started: Insta
 fn print_text(f: &Figures, plan: &TrainPlan, args: &BenchArgs) {
     let own = plan.settings.batch_size;
     say!("{}: {}, random data; median of 7 after warm-up", f.model, plan.optimizer);
-    say!("  process start to first step done  {:8.1} ms", f.first_step_ms);
+    if let Some(ms) = f.first_step_ms {
+        say!("  process start to first step done  {ms:8.1} ms");
+    }
     say!("  compile (training step, batch {own:<4})  {:8.1} ms", f.compile_ms);
     for &(b, t, ms) in &f.steps {
         say!("  train step   batch {b:<5} threads {t}  {ms:8.3} ms");
@@ -145,8 +149,11 @@ fn json(f: &Figures, plan: &TrainPlan, args: &BenchArgs) -> String {
             .collect(),
     );
     format!(
-        "{{\"model\": {:?}, \"compile_ms\": {:.3}, \"first_step_ms\": {:.3}, \"steps\": {steps}, \"inference\": {inference}, \"epochs\": {epochs}, \"interp_ms\": {:.4}}}",
-        f.model, f.compile_ms, f.first_step_ms, f.interp_ms
+        "{{\"model\": {:?}, \"compile_ms\": {:.3}, \"first_step_ms\": {}, \"steps\": {steps}, \"inference\": {inference}, \"epochs\": {epochs}, \"interp_ms\": {:.4}}}",
+        f.model,
+        f.compile_ms,
+        f.first_step_ms.map_or("null".to_string(), |ms| format!("{ms:.3}")),
+        f.interp_ms
     )
 }
 
@@ -167,8 +174,8 @@ pub fn bench(args: &BenchArgs, started: Instant) -> i32 {
         threads = vec![1, std::thread::available_parallelism().map_or(1, |n| n.get())];
         threads.dedup();
     }
-    for plan in &c.analysis.plans {
-        match measure(plan, args, &threads, started) {
+    for (i, plan) in c.analysis.plans.iter().enumerate() {
+        match measure(plan, args, &threads, (i == 0).then_some(started)) {
             Ok(f) if args.json => say!("{}", json(&f, plan, args)),
             Ok(f) => print_text(&f, plan, args),
             Err(e) => {

@@ -106,6 +106,9 @@ fn median_ms(f: &mut dyn FnMut() -> Result<(), String>) -> Result<f64, String> {
 /// A training step ready to time: the runner, one batch, the weights.
 pub struct StepProbe {
     runner: Box<dyn StepRunner>,
+    /// Milliseconds to build the runner (optimising the step's IR); the
+    /// rest of compilation happens in the first `step`.
+    pub setup_ms: f64,
     x: ArrayD<f32>,
     y: ArrayD<f32>,
     lr: ArrayD<f32>,
@@ -119,8 +122,12 @@ impl StepProbe {
         let w = initial_weights(plan)?;
         let mut weights = w.params;
         weights.extend(w.states);
+        let step_fn = training_step(plan).0;
+        let t = Instant::now();
+        let runner = step_runner(backend, &step_fn);
         Ok(StepProbe {
-            runner: step_runner(backend, &training_step(plan).0),
+            runner,
+            setup_ms: t.elapsed().as_secs_f64() * 1e3,
             x: data.x,
             y: data.y,
             lr: ArrayD::from_elem(IxDyn(&[]), plan.lr.unwrap_or(0.0) as f32),
