@@ -9,7 +9,9 @@ use crate::runtime::metrics;
 use crate::runtime::train::{self, Scores, Weights};
 use crate::sema::TrainPlan;
 use clap::ValueEnum;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use ndarray::ArrayD;
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug)]
@@ -86,7 +88,27 @@ pub fn final_report(
     name: &str,
     data: &crate::runtime::data::Dataset,
 ) -> Result<Vec<(String, f64)>, String> {
-    let (s, out, y) = train::evaluate_outputs(plan, backend, w, data)?;
+    // A bar while a slow backend works through the set, on a terminal.
+    let bar = std::io::stdout().is_terminal().then(|| {
+        let bar = ProgressBar::with_draw_target(Some(data.len() as u64), ProgressDrawTarget::stdout());
+        bar.set_style(
+            ProgressStyle::with_template("{prefix}  [{bar:30.cyan/blue}] {pos}/{len}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        bar.set_prefix(format!("evaluating on the {name} set"));
+        bar
+    });
+    let mut progress = |done: usize, _| {
+        if let Some(b) = &bar {
+            b.set_position(done as u64);
+        }
+    };
+    let result = train::evaluate_outputs(plan, backend, w, data, &mut progress);
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    let (s, out, y) = result?;
     say!("{} on the {name} set ({} samples):", plan.model, data.len());
     let mut vals = vec![("loss".to_string(), s.loss)];
     // Multi-label 0/1 targets have accuracy (every column right) but no

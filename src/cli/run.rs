@@ -124,6 +124,12 @@ impl Observer for Progress<'_> {
         }
     }
 
+    fn validation(&mut self, done: usize, total: usize) {
+        if let Some(bar) = &self.bar {
+            bar.set_message(format!("validating {done}/{total}"));
+        }
+    }
+
     fn epoch(&mut self, r: &EpochReport, w: &Weights) -> Result<(), String> {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();

@@ -74,6 +74,8 @@ pub trait Observer {
     fn epoch(&mut self, _r: &EpochReport, _w: &Weights) -> Result<(), String> {
         Ok(())
     }
+    /// Validation samples evaluated so far, after each batch.
+    fn validation(&mut self, _done: usize, _total: usize) {}
     /// When early stopping sees a new best epoch (after `epoch`), with its
     /// weights: a resumed run needs them to end on the best epoch.
     fn best(&mut self, _w: &Weights) -> Result<(), String> {
@@ -263,12 +265,14 @@ impl Tally {
 }
 
 /// Scores of the current weights on a dataset, with the model's outputs
-/// and the targets (for a confusion matrix).
+/// and the targets (for a confusion matrix). `progress(done, total)` is
+/// told the samples evaluated after each batch.
 pub fn evaluate_outputs(
     plan: &TrainPlan,
     backend: BackendKind,
     w: &Weights,
     data: &Dataset,
+    progress: &mut dyn FnMut(usize, usize),
 ) -> Result<(Scores, ArrayD<f32>, ArrayD<f32>), String> {
     let mut loss_fn = runner(backend, &plan.loss);
     let n = data.x.shape()[0];
@@ -287,13 +291,14 @@ pub fn evaluate_outputs(
         let loss = f64::from(out[0].iter().next().copied().unwrap_or(f32::NAN));
         tally.add(loss, out.swap_remove(1), y);
         start += bs;
+        progress(start.min(n), n);
     }
     tally.finish(plan)
 }
 
 /// Loss and metrics of the current weights on a dataset, in batches.
 pub fn evaluate(plan: &TrainPlan, backend: BackendKind, w: &Weights, data: &Dataset) -> Result<Scores, String> {
-    Ok(evaluate_outputs(plan, backend, w, data)?.0)
+    Ok(evaluate_outputs(plan, backend, w, data, &mut |_, _| {})?.0)
 }
 
 /// Tracks the monitored value for early stopping.
@@ -445,7 +450,10 @@ pub fn train_with(plan: &TrainPlan, splits: &Splits, opts: &TrainOptions, obs: &
         w.epoch = epoch;
         let train = tally.finish(plan)?.0;
         let validation = match &splits.validation {
-            Some(v) if !v.is_empty() => Some(evaluate(plan, opts.backend, &w, v)?),
+            Some(v) if !v.is_empty() => {
+                let mut progress = |done, total| obs.validation(done, total);
+                Some(evaluate_outputs(plan, opts.backend, &w, v, &mut progress)?.0)
+            }
             _ => None,
         };
         let r = EpochReport {
