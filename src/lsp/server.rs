@@ -46,7 +46,7 @@ impl Locator {
 
 pub fn capabilities() -> ServerCapabilities {
     ServerCapabilities {
-        text_document_sync: Some(TextDocumentSyncCapability::Kind(TextDocumentSyncKind::FULL)),
+        text_document_sync: Some(TextDocumentSyncCapability::Kind(TextDocumentSyncKind::INCREMENTAL)),
         hover_provider: Some(HoverProviderCapability::Simple(true)),
         definition_provider: Some(OneOf::Left(true)),
         completion_provider: Some(CompletionOptions {
@@ -304,7 +304,8 @@ impl Server {
                 let mut text = doc.current.text.clone();
                 for change in p.content_changes {
                     match change.range {
-                        // Full sync is what we ask for; apply ranges anyway.
+                        // Incremental sync: edits in order, each against the text
+                        // left by the previous one.
                         Some(r) => {
                             let lines = LineIndex::new(&text);
                             let (a, b) = (lines.offset(&text, r.start), lines.offset(&text, r.end));

@@ -338,6 +338,46 @@ fn lsp_signature_help_follows_the_argument_being_typed() {
     assert_eq!(help(&mut c, "model", 0), Value::Null);
 }
 
+/// Incremental sync: range edits, several per notification, each against
+/// the text the previous one left; positions count UTF-16 units.
+#[test]
+fn lsp_applies_incremental_edits_in_order() {
+    let text = "// sizes: 784 → 128 → 64 🙂\nmodel M(x: [batch, 28, 28]) -> [batch, 10] =\n    x |> flatten\n      |> Dense(784 -> 128, relu)\n      |> Dense(100 -> 64, relu)\n      |> Dense(64 -> 10)\n";
+    let mut c = Client::start();
+    assert_eq!(c.open(text).len(), 1, "the wrong size");
+    let edit = |line: u32, from: u32, to: u32, new: &str| json!({ "range": { "start": { "line": line, "character": from }, "end": { "line": line, "character": to } }, "text": new });
+    let change = |c: &mut Client, version: i32, edits: Vec<Value>| {
+        c.notify(
+            "textDocument/didChange",
+            json!({ "textDocument": { "uri": URI, "version": version }, "contentChanges": edits }),
+        );
+        c.diagnostics()
+    };
+    // `100` -> `128` on line 4: fixed.
+    assert_eq!(change(&mut c, 2, vec![edit(4, 15, 18, "128")]), Vec::<Value>::new());
+    // Several edits in one notification: a line inserted at the top; the
+    // size, now on line 5, broken again; text inserted before the emoji
+    // (after two multi-byte arrows, each one UTF-16 unit); a stray space
+    // inside `Dense(`.
+    let edits = vec![
+        edit(0, 0, 0, "// first\n"),
+        edit(5, 15, 18, "99"),
+        edit(1, 25, 25, "ok "),
+        edit(4, 15, 15, " "),
+    ];
+    let diags = change(&mut c, 3, edits);
+    assert_eq!(diags.len(), 1, "{diags:?}");
+    assert_eq!(diags[0]["code"], "E0301");
+    assert_eq!(diags[0]["range"]["start"]["line"], 5, "{diags:?}");
+    // Formatting returns the whole text the server holds, respaced.
+    let edits = c.request(
+        "textDocument/formatting",
+        json!({ "textDocument": { "uri": URI }, "options": { "tabSize": 4, "insertSpaces": true } }),
+    );
+    let want = "// first\n// sizes: 784 → 128 → 64 ok 🙂\nmodel M(x: [batch, 28, 28]) -> [batch, 10] =\n    x |> flatten\n      |> Dense(784 -> 128, relu)\n      |> Dense(99 -> 64, relu)\n      |> Dense(64 -> 10)\n";
+    assert_eq!(edits[0]["newText"], want, "{edits}");
+}
+
 #[test]
 fn lsp_inlay_hints_show_let_and_pipeline_shapes() {
     let text = "model Digits(x: [batch, 64]) -> [batch, 10] {\n    let h = x |> Dense(64 -> 32, relu)\n    return h\n      |> Dense(32 -> 10)\n}\n".to_string();
