@@ -43,14 +43,16 @@ codes! {
     "The name refers to a declaration of another kind than this place needs: `train`\nnames a model, `optimizer =` calls an optimizer, a pipeline stage is a function,\nlayer or model.";
     "E0110", "assignment to an unknown variable",
     "Inside an optimizer, `x = ...`, `x -= ...` update a `state` variable or `param`.\nDeclare the variable with `state x = ...` first.";
+    "E0114", "no such member",
+    "`a.b` reads a member of a layer instance — a parameter (`fc1.W`), a buffer, an\nargument of its constructor (`fc1.outputs`) or a method — or, on a model, one of\nits layers (`model.fc1`). In a `train` block's `loss` the trained model's layers\nare in scope by name, so weights-only regularisation reads\n\n    loss = cross_entropy(model(x), y) + 1e-4 * (l2(fc1.W) + l2(fc2.W))\n\nA layer bound with `let fc1 = Dense(...)` is named `fc1`; an unnamed one is\n`dense1`, `dense2`, ... in order. The message suggests the closest member.";
     "E0201", "wrong dtype",
     "An operation received an integer tensor where it needs a float tensor, or the\nother way round. Labels are `i32`; everything differentiable is `f32`.";
     "E0202", "expected a compile-time value",
     "Layer arguments such as sizes, kernel widths and axes must be known when the\nmodel is compiled: integer or float literals, or arithmetic on other such\narguments. A tensor cannot be used there.";
     "E0203", "wrong kind of value",
     "A value of one kind (a number, a tensor, a function, a layer, a list) was used\nwhere another kind is needed, for example a number where a function is expected.";
-    "E0204", "integer overflow or division by zero in a dimension",
-    "Arithmetic on compile-time integers (shapes, sizes) overflowed or divided by zero.";
+    "E0204", "compile-time arithmetic overflows or divides by zero",
+    "Arithmetic on compile-time numbers (shapes, sizes, hyperparameters) is exact:\nintegers are 64-bit and never silently become floats, so\n\n    let n = 2^40 * 2^40     // error: overflows\n\nis an error at the expression, as is a division or remainder by zero. `/` of two\nintegers is an integer when it divides exactly and a float otherwise (`1/16` is\n0.0625); round with `floor(a / b)` or `ceil(a / b)`, and take remainders with\n`a % b` (the sign of `b`, as in Python). Write a float literal (`2.0^40`) to\ncompute in floating point. Inside a shape annotation every dim is a whole number\nand `/` rounds down: `[n, (h + 2*pad - k) / stride + 1]`.";
     "E0301", "argument shape mismatch",
     "A function or layer declares the shape of a parameter, and the argument's shape\ndoes not match it. Named dims (`inputs`, `n`) must agree everywhere they occur;\n`...` matches any number of leading dims.\n\n    layer Dense(inputs: int, outputs: int) { fn forward(x: [..., inputs]) = ... }\n    x |> Dense(100 -> 10)    // x is [batch, 784]: error, 784 != 100\n\nThe help line gives the layer arguments that would fit the input.";
     "E0302", "shapes cannot be broadcast",

@@ -78,6 +78,7 @@ pub fn tokens(current: &Snapshot, good: &Snapshot) -> Vec<SemanticToken> {
             | Tok::Minus
             | Tok::Star
             | Tok::Slash
+            | Tok::Percent
             | Tok::At
             | Tok::Caret => (OPERATOR, 0),
             _ => continue,

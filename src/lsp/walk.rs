@@ -88,7 +88,18 @@ pub fn expr(e: &Expr, f: &mut dyn FnMut(&Expr)) {
                 }
             }
         }
-        _ => {}
+        ExprKind::Index { base, items } => {
+            expr(base, f);
+            for it in items {
+                match it {
+                    IndexItem::At(x) => expr(x, f),
+                    IndexItem::Slice { start, end, step, .. } => [start, end, step].into_iter().flatten().for_each(|x| expr(x, f)),
+                    IndexItem::Ellipsis(_) => {}
+                }
+            }
+        }
+        ExprKind::Field { base, .. } => expr(base, f),
+        ExprKind::Int(_) | ExprKind::Float(_) | ExprKind::Bool(_) | ExprKind::Str(_) | ExprKind::Name(_) | ExprKind::Error => {}
     }
 }
 

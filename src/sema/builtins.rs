@@ -57,6 +57,12 @@ pub const BUILTINS: &[(&str, &[&str], &str)] = &[
         "outputs per unit: [in, out] -> out; [out, in, k...] -> out*k...",
     ),
     ("size", &["x", "axis"], "the size of dim `axis` of `x`, as a compile-time integer"),
+    (
+        "floor",
+        &["x"],
+        "a compile-time number rounded down to an integer: `floor((h - k) / stride) + 1`",
+    ),
+    ("ceil", &["x"], "a compile-time number rounded up to an integer"),
 ];
 
 pub const NAMES: &[&str] = &[
@@ -85,6 +91,8 @@ pub const NAMES: &[&str] = &[
     "fan_in",
     "fan_out",
     "size",
+    "floor",
+    "ceil",
 ];
 
 pub fn lookup(name: &str) -> Option<&'static str> {
@@ -187,6 +195,7 @@ fn int_arg(e: &mut Elab, v: &Val, span: Span, what: &str) -> Option<i64> {
                 span,
                 format!("this is {}", other.kind()),
             );
+            let d = e.with_rounding_fix(d, other, span);
             e.report(d);
             None
         }
@@ -544,7 +553,44 @@ pub fn call(e: &mut Elab, name: &'static str, args: Vec<ArgVal>, span: Span, _ca
                 }
             }
         }
+        "floor" | "ceil" => round_number(e, name, &x),
         _ => unreachable!("builtin {name}"),
+    }
+}
+
+/// `floor(x)`, `ceil(x)` of a compile-time number: an integer. Quotients
+/// of integers below 2^52 are exact in f64, so `floor(a / b)` is exact for
+/// every size a model can have.
+fn round_number(e: &mut Elab, name: &str, x: &(Val, Span)) -> Val {
+    let f = match &x.0 {
+        Val::Int(i) => return Val::Int(*i),
+        Val::Float(f) => *f,
+        Val::Any | Val::Dim(_) => return Val::Any,
+        Val::Error => return Val::Error,
+        other => {
+            let d = Diagnostic::error(
+                "E0202",
+                format!("`{name}` rounds a compile-time number"),
+                x.1,
+                format!("this is {}", other.kind()),
+            );
+            e.report(d);
+            return Val::Error;
+        }
+    };
+    let r = if name == "floor" { f.floor() } else { f.ceil() };
+    // i64::MAX as f64 rounds up to 2^63, so compare with < on 2^63.
+    if r.is_finite() && r >= -(2f64.powi(63)) && r < 2f64.powi(63) {
+        Val::Int(r as i64)
+    } else {
+        let d = Diagnostic::error(
+            "E0204",
+            format!("`{name}` of {f} does not fit a 64-bit integer"),
+            x.1,
+            format!("this is {}", x.0.kind()),
+        );
+        e.report(d);
+        Val::Error
     }
 }
 

@@ -197,6 +197,7 @@ impl Elab<'_> {
                         format!("this is {}", v.kind()),
                     )
                     .with_secondary(n.span, format!("`{}` declared as {} here", p.name.name, n.name));
+                    let d = if n.name == "int" { self.with_rounding_fix(d, v, a.span) } else { d };
                     self.report(d);
                     Val::Error
                 }

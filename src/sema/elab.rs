@@ -83,6 +83,8 @@ pub struct Elab<'a> {
     /// Layer instances created, by name (for `nnc summary` and hover).
     pub layers: Vec<LayerRecord>,
     pub(super) model_memo: HashMap<(String, Vec<ir::Value>), Val>,
+    /// Every layer instance created, in order, for `fc1.W` and `model.fc1`.
+    pub instances: Vec<Rc<LayerInst>>,
 }
 
 impl<'a> Elab<'a> {
@@ -107,6 +109,7 @@ impl<'a> Elab<'a> {
             lowering: true,
             layers: vec![],
             model_memo: HashMap::new(),
+            instances: vec![],
         }
     }
 
@@ -146,6 +149,18 @@ impl<'a> Elab<'a> {
 
     pub(super) fn text(&self, span: Span) -> &str {
         self.db.text(span)
+    }
+
+    /// Add to a "must be an integer" error about `v` at `span` the fix for
+    /// a quotient that did not divide exactly: `floor(...)` of the same text.
+    pub(super) fn with_rounding_fix(&self, d: Diagnostic, v: &Val, span: Span) -> Diagnostic {
+        match v {
+            Val::Float(x) if x.is_finite() && span.file == self.root && self.text(span).contains('/') => {
+                let text = self.text(span).split_whitespace().collect::<Vec<_>>().join(" ");
+                d.with_help(format!("`/` divides exactly, giving {x} here; to round down write `floor({text})`"))
+            }
+            _ => d,
+        }
     }
 
     pub(super) fn record(&mut self, span: Span, v: &Val) {
@@ -207,6 +222,14 @@ impl<'a> Elab<'a> {
                 let args = self.eval_args(args, env);
                 self.call(f, args, e.span, callee.span)
             }
+            ExprKind::Field { base, field } => {
+                let v = self.eval(base, env);
+                self.member(&v, field, base.span)
+            }
+            ExprKind::Index { .. } => {
+                self.report(Diagnostic::error("E0501", "indexing is not implemented yet", e.span, "an index"));
+                Val::Error
+            }
             ExprKind::Pipe(lhs, rhs) => {
                 let x = self.eval(lhs, env);
                 let arg = ArgVal {
@@ -263,6 +286,60 @@ impl<'a> Elab<'a> {
             }
         }
         out
+    }
+
+    /// `layer.name`: a parameter, buffer, argument or method of a layer
+    /// instance; `model.name`: a layer the model created.
+    pub(super) fn member(&mut self, v: &Val, field: &Ident, base_span: Span) -> Val {
+        let (found, owner, candidates): (Option<Val>, String, Vec<String>) = match v {
+            Val::Layer(inst) => (
+                inst.env.get(&field.name).cloned(),
+                format!("layer `{}` ({})", inst.name, inst.decl.name.name),
+                inst.env.names(),
+            ),
+            Val::Model(m) => {
+                let top = |i: &&Rc<LayerInst>| !i.name.contains('.');
+                let hit = self.instances.iter().filter(top).find(|i| i.name == field.name).cloned();
+                (
+                    hit.map(Val::Layer),
+                    format!("model `{}`", m.name.name),
+                    self.instances.iter().filter(top).map(|i| i.name.clone()).collect(),
+                )
+            }
+            Val::Any => return Val::Any,
+            Val::Error => return Val::Error,
+            other => {
+                let d = Diagnostic::error(
+                    "E0203",
+                    format!("`.{}` reads a member of a layer or a model", field.name),
+                    base_span,
+                    format!("this is {}", other.kind()),
+                );
+                self.report(d);
+                return Val::Error;
+            }
+        };
+        if let Some(v) = found {
+            return v;
+        }
+        let mut d = Diagnostic::error(
+            "E0114",
+            format!("{owner} has no member `{}`", field.name),
+            field.span,
+            "no such member",
+        );
+        d = match suggest(&field.name, candidates.iter().map(String::as_str)) {
+            Some(s) => d.with_help(format!("did you mean `{s}`?")),
+            None if candidates.is_empty() => d,
+            None => {
+                let mut names = candidates.clone();
+                names.sort();
+                names.dedup();
+                d.with_help(format!("its members are: {}", names.join(", ")))
+            }
+        };
+        self.report(d);
+        Val::Error
     }
 
     pub fn lookup(&mut self, id: &Ident, env: &Env) -> Val {

@@ -101,6 +101,7 @@ impl Elab<'_> {
             params: created,
         });
         self.layer_cache.insert(key, inst.clone());
+        self.instances.push(inst.clone());
         Val::Layer(inst)
     }
 

@@ -135,13 +135,46 @@ impl Elab<'_> {
             );
         }
         // Compile-time arithmetic folds.
-        if let Some(v) = fold_numbers(op, l, r) {
-            return v;
+        match fold_numbers(op, l, r) {
+            Some(Ok(v)) => return v,
+            Some(Err(why)) => {
+                let text = self.text(whole).split_whitespace().collect::<Vec<_>>().join(" ");
+                let d = Diagnostic::error(
+                    "E0204",
+                    format!("compile-time arithmetic `{text}` {}", why.describe()),
+                    whole,
+                    format!("{} {} {}", l.kind(), op.symbol(), r.kind()),
+                );
+                let d = match why {
+                    FoldError::Overflow => d.with_note(
+                        "sizes and other compile-time integers are 64-bit; a float literal (`2.0^40`) computes in floating point",
+                    ),
+                    FoldError::DivideByZero => d,
+                };
+                self.report(d);
+                return Val::Error;
+            }
+            None => {}
         }
         if matches!(l, Val::Error) || matches!(r, Val::Error) {
             return Val::Error;
         }
         let sym = op.symbol();
+        if op == BinOp::Rem {
+            let (at, v) = if matches!(l, Val::Int(_) | Val::Float(_)) {
+                (sr, r)
+            } else {
+                (sl, l)
+            };
+            let d = Diagnostic::error(
+                "E0202",
+                "`%` is the remainder of compile-time numbers",
+                at,
+                format!("this is {}", v.kind()),
+            );
+            self.report(d);
+            return Val::Error;
+        }
         let (Some(a), Some(b)) = (
             self.as_tensor(l, sl, &format!("`{sym}`")),
             self.as_tensor(r, sr, &format!("`{sym}`")),
@@ -179,7 +212,7 @@ impl Elab<'_> {
                     BinOp::Ge => self.b.compare(CmpOp::Ge, x, y),
                     BinOp::Eq => self.b.compare(CmpOp::Eq, x, y),
                     BinOp::Ne => self.b.compare(CmpOp::Ne, x, y),
-                    BinOp::MatMul => unreachable!(),
+                    BinOp::MatMul | BinOp::Rem => unreachable!("handled above"),
                 })
             }
             _ => None,
@@ -337,7 +370,29 @@ impl Elab<'_> {
     }
 }
 
-fn fold_numbers(op: BinOp, l: &Val, r: &Val) -> Option<Val> {
+/// Why compile-time arithmetic has no value.
+pub(super) enum FoldError {
+    Overflow,
+    DivideByZero,
+}
+
+impl FoldError {
+    fn describe(&self) -> &'static str {
+        match self {
+            FoldError::Overflow => "overflows",
+            FoldError::DivideByZero => "divides by zero",
+        }
+    }
+}
+
+/// Arithmetic on compile-time numbers (`None`: an operand is not a number).
+///
+/// Integers stay exact: `+ - * ^` are checked 64-bit arithmetic (overflow
+/// is an error, not a silent float), `/` gives an integer when it divides
+/// exactly and a float otherwise (`1/16` is 0.0625, `(28 - 4) / 2` is the
+/// size 12), `%` is the remainder with the sign of the divisor (Python's).
+/// Rounding a quotient down is `floor(a / b)`, as the textbook writes it.
+pub(super) fn fold_numbers(op: BinOp, l: &Val, r: &Val) -> Option<Result<Val, FoldError>> {
     use Val::*;
     let as_f = |v: &Val| match v {
         Int(i) => Some(*i as f64),
@@ -345,31 +400,60 @@ fn fold_numbers(op: BinOp, l: &Val, r: &Val) -> Option<Val> {
         _ => None,
     };
     if let (Int(a), Int(b)) = (l, r) {
-        let v = match op {
-            BinOp::Add => a.checked_add(*b).map(Int),
-            BinOp::Sub => a.checked_sub(*b).map(Int),
-            BinOp::Mul => a.checked_mul(*b).map(Int),
-            BinOp::Div => return Some(Float(*a as f64 / *b as f64)),
-            BinOp::Pow if *b >= 0 && *b < 64 => a.checked_pow(*b as u32).map(Int),
-            _ => None,
+        let (a, b) = (*a, *b);
+        let exact = |v: Option<i64>| Some(v.map(Int).ok_or(FoldError::Overflow));
+        return match op {
+            BinOp::Add => exact(a.checked_add(b)),
+            BinOp::Sub => exact(a.checked_sub(b)),
+            BinOp::Mul => exact(a.checked_mul(b)),
+            BinOp::Pow if b >= 0 => exact(u32::try_from(b).ok().and_then(|e| a.checked_pow(e))),
+            BinOp::Pow if a == 0 => Some(Err(FoldError::DivideByZero)),
+            BinOp::Pow => Some(Ok(Float((a as f64).powf(b as f64)))),
+            BinOp::Div | BinOp::Rem if b == 0 => Some(Err(FoldError::DivideByZero)),
+            BinOp::Div if a % b == 0 => exact(a.checked_div(b)),
+            BinOp::Div => Some(Ok(Float(a as f64 / b as f64))),
+            BinOp::Rem => Some(Ok(Int(floored_rem(a, b)))),
+            BinOp::Lt => Some(Ok(Bool(a < b))),
+            BinOp::Le => Some(Ok(Bool(a <= b))),
+            BinOp::Gt => Some(Ok(Bool(a > b))),
+            BinOp::Ge => Some(Ok(Bool(a >= b))),
+            BinOp::Eq => Some(Ok(Bool(a == b))),
+            BinOp::Ne => Some(Ok(Bool(a != b))),
+            BinOp::MatMul => None,
         };
-        if v.is_some() {
-            return v;
-        }
     }
     let (a, b) = (as_f(l)?, as_f(r)?);
-    Some(match op {
-        BinOp::Add => Float(a + b),
-        BinOp::Sub => Float(a - b),
-        BinOp::Mul => Float(a * b),
-        BinOp::Div => Float(a / b),
-        BinOp::Pow => Float(a.powf(b)),
-        BinOp::Lt => Bool(a < b),
-        BinOp::Le => Bool(a <= b),
-        BinOp::Gt => Bool(a > b),
-        BinOp::Ge => Bool(a >= b),
-        BinOp::Eq => Bool(a == b),
-        BinOp::Ne => Bool(a != b),
+    if matches!(op, BinOp::Div | BinOp::Rem) && b == 0.0 {
+        return Some(Err(FoldError::DivideByZero));
+    }
+    let v = match op {
+        BinOp::Add => a + b,
+        BinOp::Sub => a - b,
+        BinOp::Mul => a * b,
+        BinOp::Div => a / b,
+        BinOp::Rem => a - b * (a / b).floor(),
+        BinOp::Pow if a == 0.0 && b < 0.0 => return Some(Err(FoldError::DivideByZero)),
+        BinOp::Pow => a.powf(b),
+        BinOp::Lt => return Some(Ok(Bool(a < b))),
+        BinOp::Le => return Some(Ok(Bool(a <= b))),
+        BinOp::Gt => return Some(Ok(Bool(a > b))),
+        BinOp::Ge => return Some(Ok(Bool(a >= b))),
+        BinOp::Eq => return Some(Ok(Bool(a == b))),
+        BinOp::Ne => return Some(Ok(Bool(a != b))),
         BinOp::MatMul => return None,
-    })
+    };
+    // A finite result or NaN from finite operands (e.g. (-8)^(1/3)) is a
+    // value; infinity from finite operands is an overflow.
+    Some(if v.is_infinite() { Err(FoldError::Overflow) } else { Ok(Float(v)) })
+}
+
+/// `a % b` with the sign of `b`, as in Python: `-1 % 3` is 2.
+fn floored_rem(a: i64, b: i64) -> i64 {
+    // i64::MIN % -1 overflows in Rust; mathematically it is 0.
+    let r = a.checked_rem(b).unwrap_or(0);
+    if r != 0 && (r < 0) != (b < 0) {
+        r + b
+    } else {
+        r
+    }
 }

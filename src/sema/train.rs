@@ -284,6 +284,13 @@ pub fn plan(
         })
         .collect();
     env.vars.insert("params".into(), Val::List(trainable));
+    // The model's layers by name, so a loss can regularise some weights:
+    // `1e-4 * l2(fc1.W)`.
+    for inst in &e.instances {
+        if !inst.name.contains('.') && !env.vars.contains_key(&inst.name) {
+            env.vars.insert(inst.name.clone(), Val::Layer(inst.clone()));
+        }
+    }
     let loss_field = fields["loss"];
     let loss = e.eval(&loss_field.value, &mut env);
     let loss_t = match &loss {

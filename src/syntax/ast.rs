@@ -261,6 +261,8 @@ pub enum BinOp {
     Sub,
     Mul,
     Div,
+    /// `a % b`: the remainder of compile-time integers, with the sign of `b`.
+    Rem,
     MatMul,
     Pow,
     Lt,
@@ -278,6 +280,7 @@ impl BinOp {
             BinOp::Sub => "-",
             BinOp::Mul => "*",
             BinOp::Div => "/",
+            BinOp::Rem => "%",
             BinOp::MatMul => "@",
             BinOp::Pow => "^",
             BinOp::Lt => "<",
@@ -312,6 +315,16 @@ pub enum ExprKind {
     },
     /// `lhs |> rhs`: apply `rhs` to `lhs` (as the first argument when `rhs` is a call).
     Pipe(Box<Expr>, Box<Expr>),
+    /// `x[:, t, 0:64]`: basic indexing, one item per indexed axis.
+    Index {
+        base: Box<Expr>,
+        items: Vec<IndexItem>,
+    },
+    /// `fc1.W`: a member of a layer.
+    Field {
+        base: Box<Expr>,
+        field: Ident,
+    },
     /// A syntax error placeholder; never reported twice.
     Error,
 }
@@ -323,4 +336,29 @@ pub struct Arg {
     /// The `128` of `784 -> 128`: a second positional argument.
     pub arrow_to: Option<Expr>,
     pub span: Span,
+}
+
+/// One entry between the brackets of `x[...]`.
+#[derive(Clone, Debug)]
+pub enum IndexItem {
+    /// `t`, `-1`: one position; the axis is dropped.
+    At(Expr),
+    /// `start:end:step`, each part optional; the axis is kept.
+    Slice {
+        start: Option<Expr>,
+        end: Option<Expr>,
+        step: Option<Expr>,
+        span: Span,
+    },
+    /// `...`: as many whole axes as the other items leave.
+    Ellipsis(Span),
+}
+
+impl IndexItem {
+    pub fn span(&self) -> Span {
+        match self {
+            IndexItem::At(e) => e.span,
+            IndexItem::Slice { span, .. } | IndexItem::Ellipsis(span) => *span,
+        }
+    }
 }

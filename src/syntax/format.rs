@@ -131,6 +131,7 @@ fn ends_incomplete(t: Tok) -> bool {
             | Tok::Minus
             | Tok::Star
             | Tok::Slash
+            | Tok::Percent
             | Tok::At
             | Tok::Caret
             | Tok::Compare
@@ -142,7 +143,7 @@ fn ends_incomplete(t: Tok) -> bool {
 fn starts_continuation(t: Tok) -> bool {
     matches!(
         t,
-        Tok::Pipe | Tok::Arrow | Tok::Plus | Tok::Star | Tok::Slash | Tok::At | Tok::Caret | Tok::Compare
+        Tok::Pipe | Tok::Arrow | Tok::Plus | Tok::Star | Tok::Slash | Tok::Percent | Tok::At | Tok::Caret | Tok::Compare
     )
 }
 
@@ -197,6 +198,9 @@ fn layout(src: &str, tokens: &[Token]) -> String {
     let mut blank_run = 0;
     // The previous code line as written out, for aligning `|>` under `|>`.
     let mut prev_code_out = String::new();
+    // For each open bracket, whether it indexes (`x[...]`), where `:`
+    // separates slice bounds instead of starting a type or an argument.
+    let mut brackets: Vec<bool> = vec![];
     for (i, line) in lines.iter().enumerate() {
         if line.is_blank() {
             blank_run += 1;
@@ -221,9 +225,16 @@ fn layout(src: &str, tokens: &[Token]) -> String {
                 let (pidx, p) = solid[k - 1];
                 let existing: String = line.tokens[pidx + 1..idx].iter().map(|s| s.text(src)).collect();
                 let unary = p.kind == Tok::Minus && is_unary_position(prev_before(&solid, k - 1, prev_sig));
-                out.push_str(&gap(p.kind, t.kind, unary, &existing));
+                let in_index = brackets.last().copied().unwrap_or(false);
+                out.push_str(&gap(p.kind, t.kind, unary, in_index, &existing));
             }
             out.push_str(t.text(src).trim_end_matches('\r'));
+            if t.kind.is_open() {
+                let before = prev_before(&solid, k, prev_sig);
+                brackets.push(t.kind == Tok::LBracket && before.is_some_and(ends_operand));
+            } else if t.kind.is_close() {
+                brackets.pop();
+            }
         }
         for &(_, t) in &solid {
             if !t.kind.is_comment() {
@@ -260,9 +271,14 @@ fn is_unary_position(prev: Option<Tok>) -> bool {
     }
 }
 
+/// A token that ends an operand, so a `[` after it indexes.
+fn ends_operand(t: Tok) -> bool {
+    matches!(t, Tok::Ident | Tok::RParen | Tok::RBracket) || t.is_contextual()
+}
+
 /// The whitespace to put between two tokens on one line, given what the
-/// author wrote (`existing`).
-fn gap(prev: Tok, next: Tok, prev_is_unary_minus: bool, existing: &str) -> String {
+/// author wrote (`existing`); `in_index` when inside `x[...]`.
+fn gap(prev: Tok, next: Tok, prev_is_unary_minus: bool, in_index: bool, existing: &str) -> String {
     const NONE: &str = "";
     let at_least_one = || {
         if existing.is_empty() || existing.contains('\t') {
@@ -276,6 +292,14 @@ fn gap(prev: Tok, next: Tok, prev_is_unary_minus: bool, existing: &str) -> Strin
         return at_least_one();
     }
     if matches!(prev, Tok::LParen | Tok::LBracket) || matches!(next, Tok::RParen | Tok::RBracket) {
+        return NONE.into();
+    }
+    // Slice bounds: `x[0:64]` or `x[a + 1 : b]`, as the author spaced them.
+    if in_index && (prev == Tok::Colon || next == Tok::Colon) {
+        return keep();
+    }
+    // Indexing: `x[t]`, `f(x)[0]`.
+    if next == Tok::LBracket && ends_operand(prev) {
         return NONE.into();
     }
     if matches!(next, Tok::Comma | Tok::Semi | Tok::Colon | Tok::Dot) || prev == Tok::Dot {
@@ -334,6 +358,16 @@ mod tests {
             "model M(x: [b, 4]) -> [b, 2] =\n    x |> Dense(4 -> 8)\n      |> Dense(8 -> 2)\n\ntrain M {\n    data   = tensors(\n        x: [[1, 2, 3, 4]],\n        y: [[0, 1]],\n    )\n    /* block\n   comment */ epochs = 1\n}\n"
         );
         assert_eq!(fmt(&once), once);
+    }
+
+    #[test]
+    fn indexing_is_tight_and_slices_keep_their_spacing() {
+        assert_eq!(
+            fmt("fn f(x) = x [1, 0:4, ::-1] + g(x) [a + 1 : b]\nfn g(l) = l.W [0] % 3\n"),
+            "fn f(x) = x[1, 0:4, ::-1] + g(x)[a + 1 : b]\nfn g(l) = l.W[0] % 3\n"
+        );
+        // A list after `=` or `:` is not an index.
+        assert_eq!(fmt("fn f(x: [n]) = [x, x]\n"), "fn f(x: [n]) = [x, x]\n");
     }
 
     #[test]

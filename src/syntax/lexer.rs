@@ -97,6 +97,8 @@ pub enum Tok {
     Star,
     #[token("/")]
     Slash,
+    #[token("%")]
+    Percent,
     #[token("@")]
     At,
     #[token("^")]

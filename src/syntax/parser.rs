@@ -110,6 +110,11 @@ fn describe(rule: &Rule) -> &'static str {
         Rule::pipe_op => "`|>`",
         Rule::cmp_op | Rule::add_op | Rule::mul_op | Rule::neg => "an operator",
         Rule::call_args => "`(`",
+        // `x[...]` and `x.name` are postfix operators: listing them apart
+        // after every expression would only lengthen each message.
+        Rule::index_args | Rule::field => "an operator",
+        Rule::index | Rule::slice => "an index",
+        Rule::slice_colon => "`:`",
         Rule::arg => "an argument",
         Rule::paren => "`(`",
         Rule::list => "`[`",
@@ -565,7 +570,13 @@ impl Build<'_> {
     fn expr(&self, p: Pair<Rule>) -> Expr {
         let span = self.span(&p);
         match p.as_rule() {
-            Rule::expr | Rule::paren => self.expr(p.into_inner().next().expect("expr")),
+            Rule::expr => self.expr(p.into_inner().next().expect("expr")),
+            // A parenthesised expression spans its parentheses, so a fix
+            // that wraps it (`floor((h - k) / 2)`) keeps them balanced.
+            Rule::paren => Expr {
+                span,
+                ..self.expr(p.into_inner().next().expect("expr"))
+            },
             Rule::pipe => {
                 let mut it = p.into_inner();
                 let mut acc = self.expr(it.next().expect("operand"));
@@ -589,6 +600,7 @@ impl Build<'_> {
                         "-" => BinOp::Sub,
                         "*" => BinOp::Mul,
                         "/" => BinOp::Div,
+                        "%" => BinOp::Rem,
                         "@" => BinOp::MatMul,
                         "<" => BinOp::Lt,
                         "<=" => BinOp::Le,
@@ -635,6 +647,9 @@ impl Build<'_> {
                 match it.next() {
                     Some(e) => {
                         let exp = self.expr(e);
+                        // Not the pair's span: that includes the whitespace
+                        // and comments after it.
+                        let span = base.span.to(exp.span);
                         Expr {
                             kind: ExprKind::Binary(BinOp::Pow, Box::new(base), Box::new(exp)),
                             span,
@@ -646,16 +661,24 @@ impl Build<'_> {
             Rule::postfix => {
                 let mut it = p.into_inner();
                 let mut acc = self.expr(it.next().expect("atom"));
-                for call in it {
-                    let s = acc.span.to(self.span(&call));
-                    let args = call.into_inner().map(|a| self.arg(a)).collect();
-                    acc = Expr {
-                        kind: ExprKind::Call {
+                for suffix in it {
+                    let s = acc.span.to(self.span(&suffix));
+                    let kind = match suffix.as_rule() {
+                        Rule::call_args => ExprKind::Call {
                             callee: Box::new(acc),
-                            args,
+                            args: suffix.into_inner().map(|a| self.arg(a)).collect(),
                         },
-                        span: s,
+                        Rule::index_args => ExprKind::Index {
+                            base: Box::new(acc),
+                            items: suffix.into_inner().map(|i| self.index_item(i)).collect(),
+                        },
+                        Rule::field => ExprKind::Field {
+                            base: Box::new(acc),
+                            field: self.ident(suffix.into_inner().next().expect("field name")),
+                        },
+                        r => unreachable!("postfix {r:?}"),
                     };
+                    acc = Expr { kind, span: s };
                 }
                 acc
             }
@@ -684,6 +707,28 @@ impl Build<'_> {
                 span,
             },
             r => unreachable!("expr {r:?}"),
+        }
+    }
+
+    fn index_item(&self, p: Pair<Rule>) -> IndexItem {
+        let q = p.into_inner().next().expect("index");
+        let span = self.span(&q);
+        match q.as_rule() {
+            Rule::ellipsis => IndexItem::Ellipsis(span),
+            Rule::slice => {
+                // Parts in order, split by the colons: start, end, step.
+                let mut parts: [Option<Expr>; 3] = [None, None, None];
+                let mut at = 0;
+                for r in q.into_inner() {
+                    match r.as_rule() {
+                        Rule::slice_colon => at += 1,
+                        _ => parts[at] = Some(self.expr(r)),
+                    }
+                }
+                let [start, end, step] = parts;
+                IndexItem::Slice { start, end, step, span }
+            }
+            _ => IndexItem::At(self.expr(q)),
         }
     }
 

@@ -10,6 +10,7 @@ mod gradcheck;
 mod ir_passes;
 mod ir_snap;
 mod jit;
+mod lang;
 mod lsp;
 mod lsp_e2e;
 mod lsp_editors;

@@ -1,0 +1,121 @@
+//! Language features end to end (issue 9): compile-time arithmetic that
+//! stays exact, and a layer's weights by name inside the loss.
+
+use nnc::autodiff::grad_func;
+use nnc::driver;
+use nnc::ir::interp::run;
+use nnc::ir::{Builder, Dim};
+use nnc::runtime::train::initial_weights;
+
+/// The output shape of `model` in `src`, which must check clean.
+fn output_shape(src: &str, model: &str) -> Vec<Dim> {
+    let c = driver::compile("t.nn", src);
+    assert!(!c.has_errors(), "{src}\n{:?}", c.diagnostics());
+    let (_, f) = c.analysis.model_funcs.iter().find(|(n, _)| n == model).expect("model lowered");
+    f.ty(f.results[0]).shape.clone()
+}
+
+/// The diagnostic codes `src` produces.
+fn codes(src: &str) -> Vec<&'static str> {
+    driver::compile("t.nn", src).diagnostics().iter().map(|d| d.code).collect()
+}
+
+/// The output width `Dense(4 -> size)` gets for a size expression.
+fn size_of(expr: &str) -> usize {
+    let src = format!("model M(x: [batch, 4]) = x |> Dense(4 -> {expr})");
+    output_shape(&src, "M")[1].known().expect("known width")
+}
+
+#[test]
+fn compile_time_integers_are_exact() {
+    // The textbook's convolution size formula.
+    assert_eq!(size_of("floor((28 + 2*0 - 3) / 2) + 1"), 13);
+    assert_eq!(size_of("(28 - 4) / 2"), 12, "an exact quotient is an integer");
+    assert_eq!(size_of("ceil(25 / 2)"), 13);
+    assert_eq!(size_of("7 % 3 + 1"), 2);
+    assert_eq!(size_of("-7 % 3"), 2, "the remainder has the sign of the divisor");
+    assert_eq!(size_of("floor(-7 / 2) + 6"), 2, "floor rounds toward -inf");
+    assert_eq!(size_of("2^62 / 2^60"), 4);
+    assert_eq!(size_of("3 * (1 + 1)"), 6);
+}
+
+#[test]
+fn compile_time_overflow_and_division_by_zero_are_errors() {
+    let dense = |e: &str| format!("model M(x: [batch, 4]) = x |> Dense(4 -> {e})");
+    for bad in [
+        "2^40 * 2^40",
+        "2^63",
+        "2^62 + 2^62",
+        "-(2^62) - 2^62 - 2^62",
+        "8 / 0",
+        "8 % 0",
+        "floor(1.0e300)",
+    ] {
+        assert_eq!(codes(&dense(bad)), vec!["E0204"], "{bad}");
+    }
+    // A quotient that is not whole is not a size; the help rounds it.
+    let c = driver::compile("t.nn", &dense("(28 - 5) / 2 + 1"));
+    let d = &c.diagnostics()[0];
+    assert_eq!(d.code, "E0203");
+    assert!(
+        d.help.as_deref().unwrap_or("").contains("write `floor((28 - 5) / 2 + 1)`"),
+        "{:?}",
+        d.help
+    );
+    // Floats still compute in floating point: 1/16 is not 0.
+    assert!(codes("model M(x: [batch, 4]) = x * (1/16) * 2.0^100").is_empty());
+}
+
+const WEIGHT_DECAY: &str = "
+model M(x: [batch, 2]) -> [batch, 2] {
+    let fc1 = Dense(2 -> 3, relu)
+    return x |> fc1 |> Dense(3 -> 2)
+}
+train M {
+    data = tensors(x: [[1, 2], [3, 4]], y: [[0, 1], [1, 0]])
+    loss = l2(fc1.W) + l2(model.dense1.b) + 0 * mse(model(x), y)
+    optimizer = sgd
+}
+";
+
+#[test]
+fn a_loss_regularises_layer_weights_by_name() {
+    let c = driver::compile("t.nn", WEIGHT_DECAY);
+    assert!(!c.has_errors(), "{:?}", c.diagnostics());
+    let plan = &c.analysis.plans[0];
+    let names: Vec<&str> = plan.params.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["fc1.W", "fc1.b", "dense1.W", "dense1.b"]);
+    // The loss alone, differentiated with respect to every parameter.
+    let mut b = Builder::new("loss_only");
+    let ps: Vec<_> = plan.loss.params.iter().map(|&p| b.param("p", plan.loss.ty(p).clone())).collect();
+    let l = b.inline(&plan.loss, &ps)[0];
+    let loss = b.finish(&[l]);
+    let wrt: Vec<usize> = (2..loss.params.len()).collect();
+    let g = grad_func(&loss, &wrt);
+    let w = initial_weights(plan).unwrap();
+    let x = ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&[2, 2]), vec![1.0, 2.0, 3.0, 4.0]).unwrap();
+    let y = ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&[2, 2]), vec![0.0, 1.0, 1.0, 0.0]).unwrap();
+    let mut args = vec![x, y];
+    args.extend(w.params.iter().map(|p| p.mapv(f64::from)));
+    let out = run(&g, &args).unwrap();
+    // d/dW sum(W²) = 2W for the named weights; the others get nothing.
+    for (k, (grad, param)) in out[1..].iter().zip(&args[2..]).enumerate() {
+        let want = if k == 0 || k == 3 {
+            param.mapv(|v| 2.0 * v)
+        } else {
+            param.mapv(|_| 0.0)
+        };
+        assert_eq!(grad, &want, "gradient of {}", names[k]);
+    }
+}
+
+#[test]
+fn an_unknown_member_suggests_the_right_one() {
+    let src = WEIGHT_DECAY.replace("l2(fc1.W)", "l2(fc1.w)");
+    let c = driver::compile("t.nn", &src);
+    let d = &c.diagnostics()[0];
+    assert_eq!((d.code, d.help.as_deref()), ("E0114", Some("did you mean `W`?")));
+    let src = WEIGHT_DECAY.replace("l2(fc1.W)", "l2(fc3.W)");
+    let codes: Vec<_> = driver::compile("t.nn", &src).diagnostics().iter().map(|d| d.code).collect();
+    assert_eq!(codes, ["E0101"], "an unknown layer is an unknown name");
+}
