@@ -22,6 +22,7 @@
 //! | `codegen` | fused loops in Cranelift, GEMM calls, the JIT module | base, diag, ir, opt |
 //! | `sema` | names, stdlib, dtypes, symbolic shapes — and lowering | base, diag, syntax, ir |
 //! | `runtime` | data, splits, metrics, the training step and loop, schedules, checkpoints, histories, curves, summaries, backends | everything above |
+//! | `teach` | tools for learners: the derived backward pass in textbook notation, traced steps, function samples, search spaces | everything above but `driver` |
 //! | `driver` | the pure façade: source in, diagnostics and IR out | everything above |
 //! | `cli`, `lsp` | commands, files, printing, the language server | anything |
 //!
@@ -85,6 +86,26 @@
 //! hover, definitions and hints while the text is broken. A diagnostic's
 //! `help:` replacement becomes a quick fix only after the fixed text has
 //! been compiled and found to check.
+//!
+//! ## Teaching tools
+//!
+//! `nnc explain --grad`, `trace`, `plot` and `tune` live in `teach`. The IR
+//! is flat (every call inlined), so `sema` records each call it inlines
+//! (`CallRecord`: callee, layer, argument and result values, the range of
+//! instructions it emitted); `teach::graph` regroups the loss function by
+//! those records into layers and calls (`relu(z)` rather than
+//! `max(z, 0)`), and `teach::backward` applies the vector-Jacobian rules of
+//! `autodiff` at that level, printing each named adjoint once in the
+//! textbook's notation. The closed forms in the "where" lines are also
+//! written as `.nn` code and tested against autodiff. `trace` composes the
+//! step like `runtime::step` but copies instructions itself, so forward
+//! values keep their names and `autodiff::grad_with_adjoints` names the
+//! backward ones; it runs in the f64 interpreter and replays earlier steps
+//! so its weights are `nnc run`'s. Hyper-parameters reach a trial as edits of
+//! the source text (`nnc run --set`, `teach::overrides`), so every setting,
+//! even one folded into the compiled update (`beta1`), works as if written
+//! by hand; each `tune` trial is a child `nnc run` with its own run
+//! directory, and a finished trial's `trial.json` lets a re-run continue.
 
 pub mod autodiff;
 pub mod base;
@@ -98,3 +119,4 @@ pub mod opt;
 pub mod runtime;
 pub mod sema;
 pub mod syntax;
+pub mod teach;

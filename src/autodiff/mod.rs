@@ -22,6 +22,12 @@ use std::collections::HashMap;
 /// Values that do not depend on any `wrt` get no adjoint work (activity analysis);
 /// a `wrt` the output does not depend on gets zeros.
 pub fn grad(b: &mut Builder, output: Value, wrt: &[Value]) -> Vec<Value> {
+    grad_with_adjoints(b, output, wrt).0
+}
+
+/// `grad`, also returning the adjoint of every forward value that got one
+/// (d output / d value), so tools can show the backward pass by name.
+pub fn grad_with_adjoints(b: &mut Builder, output: Value, wrt: &[Value]) -> (Vec<Value>, HashMap<Value, Value>) {
     assert_eq!(b.ty(output), &Type::scalar(), "internal error: grad of a non-scalar output");
     let forward = b.func().insts.clone();
     let active = activity(b, &forward, wrt);
@@ -46,9 +52,11 @@ pub fn grad(b: &mut Builder, output: Value, wrt: &[Value]) -> Vec<Value> {
             }
         }
     }
-    wrt.iter()
+    let grads = wrt
+        .iter()
         .map(|&w| cx.adj.get(&w).copied().unwrap_or_else(|| cx.zeros_like(w)))
-        .collect()
+        .collect();
+    (grads, cx.adj)
 }
 
 /// `@{f.name}.vjp`: same params as `f` (which must return one f32[] scalar), returns the

@@ -2,13 +2,19 @@
 //! besides `lsp` that touches files, stdout or the process.
 
 mod bench;
+mod cmdline;
 mod eval;
+mod explain_grad;
 mod fmt;
 mod lsp;
+mod overrides;
+mod plot;
 mod predict;
 mod report;
 mod run;
 mod summary;
+mod trace;
+mod tune;
 
 use crate::diag;
 use crate::driver::{self, Compilation};
@@ -44,14 +50,24 @@ enum Command {
     Predict(predict::PredictArgs),
     /// Each model's layers, output shapes, parameters and FLOPs.
     Summary { file: PathBuf },
-    /// Explain a diagnostic code, e.g. `nnc explain E0301`.
-    Explain { code: String },
+    /// Explain a diagnostic code (`nnc explain E0301`), or the backward pass of
+    /// a file's training as equations (`nnc explain --grad FILE`).
+    Explain(explain_grad::ExplainArgs),
     /// Format files in place (`--check`: only list the ones that would change).
     Fmt(fmt::FmtArgs),
     /// Run the language server on stdin/stdout (for editors).
     Lsp,
     /// Time training steps, inference, compilation and an epoch on random data.
     Bench(bench::BenchArgs),
+    /// One training step on real data through the interpreter: every value of
+    /// the forward pass, the backward pass and the update, and the parameter change.
+    Trace(trace::TraceArgs),
+    /// Draw functions of one tensor and their derivatives (SVG/PNG), or a
+    /// run's learning curves in the terminal (`--run DIR`).
+    Plot(plot::PlotArgs),
+    /// Search hyper-parameters: grid and random trials, run in parallel, pruned
+    /// at the median; re-running continues the study.
+    Tune(tune::TuneArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -118,22 +134,22 @@ fn main_on_big_stack(started: std::time::Instant) -> i32 {
         Command::Fmt(args) => fmt::fmt(&args),
         Command::Lsp => lsp::lsp(),
         Command::Bench(args) => bench::bench(&args, started),
-        Command::Explain { code } => match diag::explain(&code) {
-            Some(text) => {
-                say!("{}", text.trim_end());
-                0
-            }
-            None => {
-                eprintln!("error: unknown diagnostic code `{code}`; codes look like E0301");
-                1
-            }
-        },
+        Command::Explain(args) => explain_grad::explain(&args),
+        Command::Trace(args) => trace::trace(&args),
+        Command::Plot(args) => plot::plot(&args),
+        Command::Tune(args) => tune::tune(&args),
     }
 }
 
 /// Read and check one file; a file that cannot be read is an error message.
 pub(crate) fn load(path: &Path) -> Result<Compilation, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("error: cannot read {}: {e}", path.display()))?;
+    Ok(load_bytes(path, &bytes))
+}
+
+/// Check `bytes` as the contents of `path` (`use` lines and data paths
+/// resolve next to it).
+pub(crate) fn load_bytes(path: &Path, bytes: &[u8]) -> Compilation {
     let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     // `use layers` loads `layers.nn` beside the file; `use "a/b.nn"` a path.
     let resolve = move |target: &str| {
@@ -144,7 +160,7 @@ pub(crate) fn load(path: &Path) -> Result<Compilation, String> {
         };
         std::fs::read_to_string(&file).ok().map(|t| (file.display().to_string(), t))
     };
-    Ok(driver::compile_bytes_with(&path.display().to_string(), &bytes, &resolve))
+    driver::compile_bytes_with(&path.display().to_string(), bytes, &resolve)
 }
 
 /// `load` then `report`: the compilation, or None after printing why the
@@ -152,6 +168,21 @@ pub(crate) fn load(path: &Path) -> Result<Compilation, String> {
 pub(crate) fn load_clean(path: &Path) -> Option<Compilation> {
     let c = load(path).map_err(|msg| eprintln!("{msg}")).ok()?;
     (report(&c) == 0).then_some(c)
+}
+
+/// The training runs a teaching command works on: the one for `model`, or
+/// all of them; a coded error (E0801, E0805) when there is none.
+pub(crate) fn select_plans<'c>(
+    c: &'c Compilation,
+    model: Option<&str>,
+    cmd: &cmdline::CmdLine,
+) -> Result<Vec<&'c crate::sema::TrainPlan>, i32> {
+    let plans: Vec<&crate::sema::TrainPlan> = c.analysis.plans.iter().filter(|p| model.is_none_or(|m| p.model == m)).collect();
+    if !plans.is_empty() {
+        return Ok(plans);
+    }
+    let runs: Vec<&str> = c.analysis.plans.iter().map(|p| p.model.as_str()).collect();
+    Err(explain_grad::no_such_run(cmd, model.unwrap_or_default(), &runs))
 }
 
 /// Print diagnostics to stderr; returns the number of errors.

@@ -54,13 +54,18 @@ pub fn base_dir(file: &Path) -> PathBuf {
 /// Read and check `file`, including its data's shape against the model
 /// (from file headers); prints diagnostics. `None` when there were errors.
 pub fn load_checked(file: &Path, data_dir: Option<&Path>) -> Option<Compilation> {
-    let mut c = match super::load(file) {
+    let c = match super::load(file) {
         Ok(c) => c,
         Err(msg) => {
             eprintln!("{msg}");
             return None;
         }
     };
+    check_loaded(c, file, data_dir)
+}
+
+/// The checks of `load_checked` on a compilation already made.
+pub fn check_loaded(mut c: Compilation, file: &Path, data_dir: Option<&Path>) -> Option<Compilation> {
     let base = base_dir(file);
     driver::check_data(&mut c, &|src| load::feature_shape(src, &base, data_dir));
     if super::report(&c) > 0 {

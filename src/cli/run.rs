@@ -37,6 +37,9 @@ pub struct RunArgs {
     /// Train for this many epochs instead of the file's `epochs`.
     #[arg(long)]
     pub epochs: Option<usize>,
+    /// Set a train setting or optimizer parameter: `--set lr=0.01 --set batch_size=64`.
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    pub set: Vec<String>,
 }
 
 /// `2026-11-23T20:31:05Z` → `20261123-203105`, in UTC, from the system clock
@@ -198,7 +201,7 @@ fn resume_from(dir: &Path, plan: &TrainPlan) -> Result<Resumed, String> {
 }
 
 pub fn run(args: &RunArgs) -> i32 {
-    let Some(c) = report::load_checked(&args.file, args.data_dir.as_deref()) else {
+    let Some(c) = super::overrides::load_checked(&args.file, args.data_dir.as_deref(), &args.set) else {
         return 1;
     };
     let backend = args.engine.kind();

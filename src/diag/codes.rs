@@ -36,7 +36,7 @@ codes! {
     "E0106", "not callable",
     "Only functions, layers, models and optimizers can be called. The callee here is a\nvalue such as a tensor or a number.";
     "E0107", "unknown or missing training setting",
-    "A `train` block accepts: data, loss, optimizer, epochs, batch_size, validation,\ntest, metrics, seed, early_stop, schedule, warmup, standardize. `data`, `loss`\nand `optimizer` are required.\n\n    early_stop = patience(3, monitor: val_loss)     // stop after 3 epochs without improvement\n    schedule   = cosine()                           // or step_decay(every: 3, factor: 0.5),\n                                                    // exponential(rate: 0.9), cyclic(min_lr: 1e-4, period: 2),\n                                                    // one_cycle(max_lr: 0.01)\n    warmup     = 500                                // steps of linear learning-rate warm-up\n    standardize = true                              // features to mean 0, variance 1 (training statistics)";
+    "A `train` block accepts: data, loss, optimizer, epochs, batch_size, validation,\ntest, metrics, seed, early_stop, schedule, warmup, standardize, search. `data`, `loss`\nand `optimizer` are required.\n\n    early_stop = patience(3, monitor: val_loss)     // stop after 3 epochs without improvement\n    schedule   = cosine()                           // or step_decay(every: 3, factor: 0.5),\n                                                    // exponential(rate: 0.9), cyclic(min_lr: 1e-4, period: 2),\n                                                    // one_cycle(max_lr: 0.01)\n    warmup     = 500                                // steps of linear learning-rate warm-up\n    standardize = true                              // features to mean 0, variance 1 (training statistics)\n    search     = space(lr: log_uniform(1e-4, 1e-1))  // what `nnc tune` searches";
     "E0108", "module not found",
     "`use NAME` loads `NAME.nn` from the directory of the file, or a standard-library\nmodule of that name. Neither exists.";
     "E0109", "wrong kind of declaration",
@@ -77,6 +77,16 @@ codes! {
     "The program is valid but uses a feature the selected backend cannot run.";
     "E0601", "cannot read data",
     "The dataset named by `data =` could not be read: the file is missing, truncated,\nor not in the expected format. The message names the file. Relative paths are\nresolved against the .nn file's directory, then `--data-dir` / `NNC_DATA`.";
+    "E0801", "unknown name on the command line",
+    "A command-line option names a model, function or hyper-parameter the file does not\nhave. The message suggests the closest name that exists.\n\n    nnc explain --grad xor.nn --model Xr      // error: no trained model `Xr`; did you mean `Xor`?\n    nnc tune mnist.nn --grid lrr=0.1,0.01     // error: `lrr` is not a setting; did you mean `lr`?";
+    "E0802", "empty or contradictory search space",
+    "`nnc tune` needs at least one hyper-parameter with at least one value, each named\nonce, with ranges whose low end is below the high end (and above zero for\n`log:` ranges), and values the setting accepts (a whole batch size, a learning\nrate above zero).\n\n    nnc tune mnist.nn --grid lr=0.1,0.01 --random batch_size=16..128 --trials 8";
+    "E0803", "step or sample past the end of the data",
+    "`nnc trace --step K` traces the K-th training step (counting from 1) of the first\nepoch and `--sample N` starts the batch at sample N; both must lie inside the\ntraining split. The message gives how many steps and samples there are.";
+    "E0804", "function cannot be plotted",
+    "`nnc plot` draws functions of one tensor, such as activations: `relu`, `sigmoid`,\n`tanh`, or a `fn` of the file with one parameter (others need defaults). A\nfunction of two tensors (a loss), a layer or a number has no curve to draw.";
+    "E0805", "no training run",
+    "`nnc explain --grad`, `nnc trace` and `nnc tune` work on a `train` block: the loss\nit differentiates, the data it reads, the settings it tunes. The file declares none\n(or none for the model named with `--model`).";
 }
 
 pub fn lookup(code: &str) -> Option<&'static CodeInfo> {

@@ -13,7 +13,7 @@ mod verify;
 
 pub use builder::Builder;
 pub use parse::parse_func;
-pub use print::print_func;
+pub use print::{op_attrs, op_name, print_func};
 pub use verify::{reduce_shape, verify};
 
 use std::fmt;

@@ -9,10 +9,11 @@ use plotters::prelude::*;
 use std::path::Path;
 use std::sync::Once;
 
-const FONT: &str = "sans-serif";
+/// The family name every chart uses (registered by `register_font`).
+pub const FONT: &str = "sans-serif";
 const SIZE: (u32, u32) = (1000, 420);
 
-fn register_font() {
+pub fn register_font() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         // DejaVu Sans parses with ab_glyph; a failure would only lose text.

@@ -2,7 +2,7 @@
 //! annotated shapes (binding their dim names), and inlining bodies.
 
 use super::elab::{ArgVal, Elab, Mismatch};
-use super::value::{Callable, Env, OptimizerInst, TensorTy, Val};
+use super::value::{CallRecord, Callable, Env, OptimizerInst, Tensor, TensorTy, Val};
 use crate::base::Span;
 use crate::diag::{suggest, Diagnostic};
 use crate::ir::{DType, Dim};
@@ -21,9 +21,22 @@ impl Elab<'_> {
             self.report(d);
             return Val::Error;
         }
+        let record = self.lowering.then(|| call_head(&f, &args));
+        let (start, depth) = (self.b.func().insts.len(), self.frames.len());
         self.frames.push(span);
         let out = self.call_inner(f, args, span, callee_span);
         self.frames.pop();
+        if let (Some(Some((callee, layer, args))), Val::Tensor(Tensor { ir: Some(result), .. })) = (record, &out) {
+            let end = self.b.func().insts.len();
+            self.calls.push(CallRecord {
+                callee,
+                layer,
+                args,
+                result: *result,
+                insts: start..end,
+                depth,
+            });
+        }
         out
     }
 
@@ -519,4 +532,34 @@ fn result_span(body: &Body) -> Span {
             })
             .unwrap_or(b.span),
     }
+}
+
+/// What a call record says about the callee and tensor arguments, taken
+/// before the call consumes them; None for values that are not calls of
+/// tensor code (constructors, optimizers).
+fn call_head(f: &Val, args: &[ArgVal]) -> Option<(String, Option<String>, Vec<crate::ir::Value>)> {
+    fn name(c: &Callable) -> String {
+        match c {
+            Callable::Decl { decl, .. } => decl.name.name.clone(),
+            Callable::Builtin(n) => (*n).to_string(),
+            Callable::Partial { base, .. } => name(base),
+        }
+    }
+    let (callee, layer) = match f {
+        Val::Fn(c) => (name(c), None),
+        Val::Layer(inst) => (inst.decl.name.name.clone(), Some(inst.name.clone())),
+        Val::Model(decl) => (decl.name.name.clone(), None),
+        _ => return None,
+    };
+    let tensors = args
+        .iter()
+        .filter_map(|a| {
+            if let Val::Tensor(Tensor { ir: Some(v), .. }) = &a.val {
+                Some(*v)
+            } else {
+                None
+            }
+        })
+        .collect();
+    Some((callee, layer, tensors))
 }

@@ -13,7 +13,7 @@
 //! and models); this file holds its state, diagnostics and expressions.
 
 use super::scope::{Global, Globals};
-use super::value::{Callable, Env, LayerInst, LayerRecord, Tensor, Val};
+use super::value::{CallRecord, Callable, Env, LayerInst, LayerRecord, Tensor, Val};
 use crate::base::{FileId, SourceDb, Span};
 use crate::diag::{suggest, Diagnostic, Diagnostics};
 use crate::ir::{self, Builder, UnaryOp};
@@ -85,6 +85,9 @@ pub struct Elab<'a> {
     pub(super) model_memo: HashMap<(String, Vec<ir::Value>), Val>,
     /// Every layer instance created, in order, for `fc1.W` and `model.fc1`.
     pub instances: Vec<Rc<LayerInst>>,
+    /// Every call inlined while lowering, innermost first (a call is
+    /// recorded when it returns).
+    pub calls: Vec<CallRecord>,
 }
 
 impl<'a> Elab<'a> {
@@ -110,6 +113,7 @@ impl<'a> Elab<'a> {
             layers: vec![],
             model_memo: HashMap::new(),
             instances: vec![],
+            calls: vec![],
         }
     }
 

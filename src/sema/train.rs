@@ -121,6 +121,9 @@ pub struct TrainPlan {
     pub states: Vec<(usize, Vec<(String, ir::Type)>)>,
     pub init: Func,
     pub loss: Func,
+    /// The calls inlined into `loss` (layers, activations, the loss
+    /// function), for tools that show it as written (`nnc explain --grad`).
+    pub loss_calls: Vec<super::value::CallRecord>,
     pub predict: Func,
     pub updates: Vec<(usize, Func)>,
     pub optimizer: String,
@@ -144,6 +147,8 @@ const FIELDS: &[&str] = &[
     "schedule",
     "warmup",
     "standardize",
+    // Read by `nnc tune` (`teach::search::from_train_block`), not by training.
+    "search",
 ];
 const METRICS: &[&str] = &["accuracy", "precision", "recall", "f1", "mse", "mae", "r2"];
 
@@ -372,6 +377,7 @@ pub fn plan(
     if has_errors {
         return None;
     }
+    let loss_calls = std::mem::take(&mut e.calls);
     let loss_func = e.b.finish(&[loss_t.ir?, out_t.ir?]);
     debug_assert!(ir::verify(&loss_func).is_ok(), "{:?}", ir::verify(&loss_func));
 
@@ -456,6 +462,7 @@ pub fn plan(
         states,
         init: init_func,
         loss: loss_func,
+        loss_calls,
         predict,
         updates,
         optimizer: opt.decl.name.name.clone(),

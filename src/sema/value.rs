@@ -85,6 +85,24 @@ pub struct LayerRecord {
     pub params: Vec<(String, crate::ir::Type)>,
 }
 
+/// One call inlined while lowering (a function, builtin, layer or model),
+/// so tools can regroup the flat IR into the calls the user wrote:
+/// `nnc explain --grad` shows `relu(z¹)` instead of `max(z¹, 0)`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CallRecord {
+    /// `relu`, `tanh`, `cross_entropy`; for a layer its kind (`Dense`).
+    pub callee: String,
+    /// The applied layer instance (`fc1`), when the callee is a layer.
+    pub layer: Option<String>,
+    /// The IR value of each tensor argument, in order.
+    pub args: Vec<crate::ir::Value>,
+    pub result: crate::ir::Value,
+    /// The instructions the call emitted: `insts[start..end]` of the function built.
+    pub insts: std::ops::Range<usize>,
+    /// Calls enclosing this one (0: written in the train block or model body).
+    pub depth: usize,
+}
+
 /// An optimizer with its hyperparameters bound.
 #[derive(Debug)]
 pub struct OptimizerInst {

@@ -19,6 +19,7 @@ mod lsp_stdio;
 mod mnist;
 mod robust;
 mod stdlib_grad;
+mod teach;
 mod tidy;
 mod train_cli;
 mod train_run;

@@ -15,6 +15,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("sema", &["base", "diag", "syntax", "ir"]),
     ("runtime", &["base", "diag", "syntax", "ir", "sema", "autodiff", "opt", "codegen"]),
     (
+        "teach",
+        &["base", "diag", "syntax", "ir", "sema", "autodiff", "opt", "codegen", "runtime"],
+    ),
+    (
         "driver",
         &["base", "diag", "syntax", "ir", "sema", "autodiff", "opt", "codegen", "runtime"],
     ),

@@ -1,0 +1,463 @@
+//! The backward pass of a train plan's loss, derived on the regrouped graph
+//! (`graph`) with the vector-Jacobian rules of `autodiff::rules` written
+//! as equations: `x · W` sends `g · Wᵀ` to `x` and `xᵀ · g` to `W`, a
+//! broadcast sends `Σ g` back, a call `f(z)` of an elementwise function
+//! sends `g ⊙ f'(z)`. The same rules, one level up: where `autodiff` sees
+//! `max(z, 0)`, this sees `relu(z)`.
+//!
+//! Naming follows the textbook: layer `l`'s parameters `W[l]`, `b[l]`; the
+//! input of its final activation `z[l]` and its output `a[l]` (a layer with
+//! no activation outputs `z[l]`); the loss `L`; `δ[l] = ∂L/∂z[l]`. Other
+//! intermediate values have no name and are written out where they are used.
+//! Each named value's adjoint is printed once, in the section of the layer
+//! that computed the value, so a section reads from `∂L/∂a[l]` to `δ[l]` to
+//! the parameters' gradients.
+
+use super::graph::{regroup, CallClass, Graph, Node, NodeKind};
+use super::notation::{hadamard, Expr, Name};
+use crate::ir::{self, DType, Dim, Func, Op, UnaryOp, Value};
+use crate::sema::TrainPlan;
+use std::collections::HashMap;
+
+/// Where an equation is printed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Section {
+    /// Code before the first layer (`flatten`), and the input's gradient.
+    Input,
+    /// Layer `l` (1-based).
+    Layer(usize),
+    /// Code after the last layer: the loss.
+    Loss,
+}
+
+#[derive(Clone, Debug)]
+pub struct Equation {
+    /// `Var(z¹)` in the forward pass, `Adj(z¹)` (`δ¹`) in the backward pass.
+    pub lhs: Expr,
+    pub rhs: Expr,
+    pub shape: String,
+    /// Why the step does not compute it (the input's gradient).
+    pub unused: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct LayerInfo {
+    /// `fc1`.
+    pub name: String,
+    /// `Dense`.
+    pub kind: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct Derivation {
+    pub model: String,
+    /// Names used for the model's parameters: (`W¹`, `fc1.W`, shape).
+    pub symbols: Vec<(Name, String, String)>,
+    pub layers: Vec<LayerInfo>,
+    pub forward: Vec<(Section, Equation)>,
+    /// From the loss back to the input.
+    pub backward: Vec<(Section, Equation)>,
+    /// The name of each named value of the plan's loss function.
+    pub names: HashMap<Value, Name>,
+    /// Functions whose derivative appears (`relu`, `cross_entropy`), in
+    /// order of appearance, with the class that decides the form.
+    pub functions: Vec<String>,
+}
+
+struct Cx<'a> {
+    f: &'a Func,
+    g: &'a Graph,
+    names: HashMap<Value, Name>,
+    producer: HashMap<Value, usize>,
+    /// Depends on a parameter or the input (so it has a gradient to show).
+    active: Vec<bool>,
+    /// Depends on a trained parameter (so the step computes its adjoint).
+    trained: Vec<bool>,
+    functions: Vec<String>,
+}
+
+/// Derive the backward pass of `plan`'s loss.
+pub fn derive(plan: &TrainPlan) -> Derivation {
+    let f = &plan.loss;
+    let g = regroup(f, &plan.loss_calls);
+    let mut names: HashMap<Value, Name> = HashMap::new();
+    let mut symbols = vec![];
+    // The longest layer name that prefixes the parameter (`enc.fc1.W`).
+    for (&v, pname) in f.params.iter().zip(&f.param_names) {
+        let owner = g
+            .layers
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| pname.strip_prefix(&l.name).is_some_and(|r| r.starts_with('.')))
+            .max_by_key(|(_, l)| l.name.len());
+        let name = match owner {
+            Some((k, l)) => Name::of_layer(&pname[l.name.len() + 1..], k + 1),
+            None => Name::plain(pname.clone()),
+        };
+        if owner.is_some() {
+            symbols.push((name.clone(), pname.clone(), ir::shape_to_string(&f.ty(v).shape)));
+        }
+        names.insert(v, name);
+    }
+    let producer: HashMap<Value, usize> = g.nodes.iter().enumerate().map(|(i, n)| (n.result, i)).collect();
+    for (k, layer) in g.layers.iter().enumerate() {
+        let l = k + 1;
+        let activation = producer.get(&layer.output).map(|&i| &g.nodes[i]).and_then(|n| match &n.kind {
+            NodeKind::Call {
+                class: CallClass::Elementwise,
+                ..
+            } => n.args.iter().find(|a| f.ty(**a).dtype == DType::F32).copied(),
+            _ => None,
+        });
+        match activation {
+            Some(z) if !names.contains_key(&z) => {
+                names.insert(z, Name::of_layer("z", l));
+                names.insert(layer.output, Name::of_layer("a", l));
+            }
+            _ => {
+                names.entry(layer.output).or_insert(Name::of_layer("z", l));
+            }
+        }
+    }
+    let loss = f.results[0];
+    names.insert(loss, Name::plain("L"));
+
+    let trainable: Vec<Value> = plan
+        .params
+        .iter()
+        .zip(&f.params[2..])
+        .filter(|(p, _)| p.trainable)
+        .map(|(_, v)| *v)
+        .collect();
+    let mut from_input = trainable.clone();
+    from_input.push(f.params[0]);
+    let mut cx = Cx {
+        f,
+        g: &g,
+        names,
+        producer,
+        active: activity(f, &from_input),
+        trained: activity(f, &trainable),
+        functions: vec![],
+    };
+    let section_of = |cx: &Cx, v: Value| -> Section {
+        match cx.producer.get(&v) {
+            Some(&i) => cx.section_of_node(i),
+            None => match cx.names.get(&v).and_then(|n| n.layer) {
+                Some(l) => Section::Layer(l),
+                None => Section::Input,
+            },
+        }
+    };
+
+    // ---- forward: every named value, in order --------------------------
+    let mut forward = vec![];
+    for node in &g.nodes {
+        if let Some(n) = cx.names.get(&node.result).cloned() {
+            let rhs = cx.node_expr(node);
+            forward.push((
+                section_of(&cx, node.result),
+                Equation {
+                    lhs: Expr::Var(n),
+                    rhs,
+                    shape: ir::shape_to_string(&f.ty(node.result).shape),
+                    unused: false,
+                },
+            ));
+        }
+    }
+
+    // ---- backward: reverse order, adjoints summed per value -------------
+    let mut adj: HashMap<Value, Vec<Expr>> = HashMap::new();
+    adj.insert(loss, vec![Expr::Num(1.0)]);
+    let mut backward = vec![];
+    let emit = |cx: &Cx, v: Value, contributions: Vec<Expr>, backward: &mut Vec<(Section, Equation)>| -> Expr {
+        let rhs = sum(contributions);
+        match cx.names.get(&v) {
+            Some(n) if v != loss => {
+                backward.push((
+                    section_of(cx, v),
+                    Equation {
+                        lhs: Expr::Adj(n.clone()),
+                        rhs,
+                        shape: ir::shape_to_string(&cx.f.ty(v).shape),
+                        unused: !cx.trained[v.index()],
+                    },
+                ));
+                Expr::Adj(n.clone())
+            }
+            _ => rhs,
+        }
+    };
+    for i in (0..g.nodes.len()).rev() {
+        let node = &g.nodes[i];
+        let Some(contributions) = adj.remove(&node.result) else {
+            continue;
+        };
+        let gexpr = emit(&cx, node.result, contributions, &mut backward);
+        for (arg, c) in cx.vjp(node, gexpr) {
+            if cx.active[arg.index()] && f.ty(arg).dtype == DType::F32 {
+                adj.entry(arg).or_default().push(c);
+            }
+        }
+    }
+    // Parameters and the input: after their layer's other equations, in
+    // declaration order.
+    let mut leaves: Vec<(Section, Equation)> = vec![];
+    for &p in &f.params {
+        if let Some(contributions) = adj.remove(&p) {
+            emit(&cx, p, contributions, &mut leaves);
+        }
+    }
+    // Stable: within a section, values keep the order they were completed.
+    let order = |s: &Section| std::cmp::Reverse(*s);
+    backward.extend(leaves);
+    backward.sort_by_key(|(s, _)| order(s));
+
+    Derivation {
+        model: plan.model.clone(),
+        symbols,
+        layers: g
+            .layers
+            .iter()
+            .map(|l| LayerInfo {
+                name: l.name.clone(),
+                kind: l.kind.clone(),
+            })
+            .collect(),
+        forward,
+        backward,
+        functions: std::mem::take(&mut cx.functions),
+        names: cx.names,
+    }
+}
+
+fn sum(mut terms: Vec<Expr>) -> Expr {
+    if terms.len() == 1 {
+        terms.remove(0)
+    } else {
+        Expr::Sum(terms)
+    }
+}
+
+/// Values that depend differentiably on any of `from`.
+fn activity(f: &Func, from: &[Value]) -> Vec<bool> {
+    let mut active = vec![false; f.types.len()];
+    for v in from {
+        active[v.index()] = true;
+    }
+    for inst in &f.insts {
+        let hit = crate::autodiff::differentiable_args(&inst.op)
+            .iter()
+            .any(|&i| active[inst.args[i].index()]);
+        active[inst.result.index()] |= hit && f.ty(inst.result).dtype == DType::F32;
+    }
+    active
+}
+
+impl Cx<'_> {
+    fn section_of_node(&self, i: usize) -> Section {
+        if let Some(l) = self.g.nodes[i].layer {
+            return Section::Layer(l + 1);
+        }
+        let after_layers = self.g.nodes[..i].iter().any(|n| n.layer.is_some());
+        if after_layers {
+            Section::Loss
+        } else {
+            Section::Input
+        }
+    }
+
+    fn note_function(&mut self, callee: &str) {
+        if !self.functions.iter().any(|f| f == callee) {
+            self.functions.push(callee.to_string());
+        }
+    }
+
+    /// The forward expression of `v`: its name, or how it was computed.
+    fn expr(&self, v: Value) -> Expr {
+        if let Some(n) = self.names.get(&v) {
+            return Expr::Var(n.clone());
+        }
+        match self.producer.get(&v) {
+            Some(&i) => self.node_expr(&self.g.nodes[i]),
+            None => Expr::Var(Name::plain(v.to_string())),
+        }
+    }
+
+    fn node_expr(&self, node: &Node) -> Expr {
+        let a: Vec<Expr> = node.args.iter().map(|&v| self.expr(v)).collect();
+        let arg = |i: usize| Box::new(a[i].clone());
+        let apply = |name: &str| Expr::Apply(name.into(), a.clone());
+        match &node.kind {
+            NodeKind::Call { callee, .. } => apply(callee),
+            NodeKind::Prim(op) => match op {
+                Op::Const(x) => Expr::Num(*x),
+                Op::Unary(UnaryOp::Neg) => Expr::Neg(arg(0)),
+                Op::Unary(u) => apply(unary_name(*u)),
+                Op::Binary(ir::BinaryOp::Add) => Expr::Sum(vec![a[0].clone(), a[1].clone()]),
+                Op::Binary(ir::BinaryOp::Sub) => Expr::Sub(arg(0), arg(1)),
+                Op::Binary(ir::BinaryOp::Mul) => Expr::Hadamard(arg(0), arg(1)),
+                Op::Binary(ir::BinaryOp::Div) => Expr::Div(arg(0), arg(1)),
+                Op::Binary(ir::BinaryOp::Pow) => Expr::Pow(arg(0), arg(1)),
+                Op::Binary(ir::BinaryOp::Max) => apply("max"),
+                Op::Binary(ir::BinaryOp::Min) => apply("min"),
+                Op::Compare(c) => apply(compare_name(*c)),
+                Op::Select => apply("where"),
+                // Broadcasting is implicit in the notation, as in the source.
+                Op::Broadcast { .. } | Op::Cast { .. } => a[0].clone(),
+                Op::ReduceSum { .. } => apply("sum"),
+                Op::ReduceMax { .. } => apply("max"),
+                Op::Reshape { .. } => apply("reshape"),
+                Op::Transpose { perm } if perm.len() == 2 => Expr::Transpose(arg(0)),
+                Op::Transpose { .. } => apply("transpose"),
+                Op::MatMul => Expr::MatMul(arg(0), arg(1)),
+                Op::OneHot { .. } => apply("one_hot"),
+                Op::RandomUniform { .. } => apply("uniform"),
+                Op::RandomNormal { .. } => apply("normal"),
+            },
+        }
+    }
+
+    /// Each operand's share of the adjoint `g` of `node`'s result; notes
+    /// the functions whose derivatives it writes.
+    fn vjp(&mut self, node: &Node, g: Expr) -> Vec<(Value, Expr)> {
+        match &node.kind {
+            NodeKind::Call { callee, .. } => self.note_function(callee),
+            NodeKind::Prim(Op::Unary(u @ (UnaryOp::Sqrt | UnaryOp::Tanh))) => self.note_function(unary_name(*u)),
+            NodeKind::Prim(_) => {}
+        }
+        self.rules(node, g)
+    }
+
+    fn rules(&self, node: &Node, g: Expr) -> Vec<(Value, Expr)> {
+        let a: Vec<Expr> = node.args.iter().map(|&v| self.expr(v)).collect();
+        let bx = |e: &Expr| Box::new(e.clone());
+        let shape_of = |v: Value| ir::shape_to_string(&self.f.ty(v).shape);
+        let to = |i: usize, e: Expr| (node.args[i], e);
+        match &node.kind {
+            NodeKind::Call { callee, class } => {
+                let f = Expr::Apply(callee.clone(), a.clone());
+                node.args
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, v)| self.active[v.index()])
+                    .map(|(i, &v)| {
+                        let e = match class {
+                            CallClass::Elementwise => hadamard(g.clone(), Expr::Deriv(callee.clone(), bx(&a[i]))),
+                            CallClass::Scalar => hadamard(g.clone(), Expr::Partial(bx(&f), bx(&a[i]))),
+                            CallClass::Reshape => Expr::Apply("reshape".into(), vec![g.clone(), Expr::Var(Name::plain(shape_of(v)))]),
+                            CallClass::Vector => Expr::JacT {
+                                f: bx(&f),
+                                wrt: bx(&a[i]),
+                                g: bx(&g),
+                            },
+                        };
+                        (v, e)
+                    })
+                    .collect()
+            }
+            NodeKind::Prim(op) => {
+                let generic = |i: usize| hadamard(g.clone(), Expr::Partial(Box::new(self.node_expr(node)), bx(&a[i])));
+                let positions = crate::autodiff::differentiable_args(op);
+                let all = match op {
+                    Op::Unary(UnaryOp::Neg) => vec![to(0, Expr::Neg(bx(&g)))],
+                    Op::Unary(UnaryOp::Exp) => vec![to(0, hadamard(g.clone(), Expr::Apply("exp".into(), vec![a[0].clone()])))],
+                    Op::Unary(UnaryOp::Log) => vec![to(0, Expr::Div(bx(&g), bx(&a[0])))],
+                    Op::Unary(UnaryOp::Abs) => vec![to(0, hadamard(g.clone(), Expr::Apply("sign".into(), vec![a[0].clone()])))],
+                    Op::Unary(u @ (UnaryOp::Sqrt | UnaryOp::Tanh)) => {
+                        vec![to(0, hadamard(g.clone(), Expr::Deriv(unary_name(*u).into(), bx(&a[0]))))]
+                    }
+                    Op::Binary(ir::BinaryOp::Add) => vec![to(0, g.clone()), to(1, g.clone())],
+                    Op::Binary(ir::BinaryOp::Sub) => vec![to(0, g.clone()), to(1, Expr::Neg(bx(&g)))],
+                    Op::Binary(ir::BinaryOp::Mul) => {
+                        vec![to(0, hadamard(g.clone(), a[1].clone())), to(1, hadamard(g.clone(), a[0].clone()))]
+                    }
+                    Op::Binary(ir::BinaryOp::Div) => vec![
+                        to(0, Expr::Div(bx(&g), bx(&a[1]))),
+                        to(
+                            1,
+                            Expr::Neg(Box::new(Expr::Div(
+                                Box::new(hadamard(g.clone(), a[0].clone())),
+                                Box::new(Expr::Pow(bx(&a[1]), Box::new(Expr::Num(2.0)))),
+                            ))),
+                        ),
+                    ],
+                    Op::Binary(_) | Op::Select | Op::ReduceMax { .. } => positions.iter().map(|&i| to(i, generic(i))).collect(),
+                    Op::Broadcast { shape } => {
+                        let from = &self.f.ty(node.args[0]).shape;
+                        vec![to(0, sum_over_broadcast(g, from, shape))]
+                    }
+                    Op::ReduceSum { .. } => vec![to(0, Expr::Spread(bx(&g), shape_of(node.args[0])))],
+                    Op::Reshape { .. } => vec![to(
+                        0,
+                        Expr::Apply("reshape".into(), vec![g, Expr::Var(Name::plain(shape_of(node.args[0])))]),
+                    )],
+                    Op::Transpose { perm } if perm.len() == 2 => vec![to(0, Expr::Transpose(bx(&g)))],
+                    Op::Transpose { perm } => {
+                        let mut inverse = vec![0; perm.len()];
+                        for (i, &p) in perm.iter().enumerate() {
+                            inverse[p] = i;
+                        }
+                        let text = format!("{inverse:?}");
+                        vec![to(0, Expr::Apply("transpose".into(), vec![g, Expr::Var(Name::plain(text))]))]
+                    }
+                    Op::MatMul => vec![
+                        to(0, Expr::MatMul(bx(&g), Box::new(Expr::Transpose(bx(&a[1]))))),
+                        to(1, Expr::MatMul(Box::new(Expr::Transpose(bx(&a[0]))), bx(&g))),
+                    ],
+                    Op::Cast { .. } => vec![to(0, g)],
+                    Op::Unary(UnaryOp::Sign)
+                    | Op::Const(_)
+                    | Op::Compare(_)
+                    | Op::OneHot { .. }
+                    | Op::RandomUniform { .. }
+                    | Op::RandomNormal { .. } => vec![],
+                };
+                all.into_iter()
+                    .filter(|(v, _)| positions.iter().any(|&i| node.args[i] == *v))
+                    .collect()
+            }
+        }
+    }
+}
+
+/// The adjoint of a broadcast from `from` to `to`: `g` summed over the
+/// axes the broadcast added or stretched, named by their dims (`Σ_batch`).
+fn sum_over_broadcast(g: Expr, from: &[Dim], to: &[Dim]) -> Expr {
+    let offset = to.len() - from.len();
+    let axes: Vec<String> = to
+        .iter()
+        .enumerate()
+        .filter(|&(i, d)| i < offset || (from[i - offset] == Dim::Known(1) && *d != Dim::Known(1)))
+        .map(|(_, d)| d.to_string())
+        .collect();
+    if axes.is_empty() {
+        g
+    } else {
+        Expr::SumOver(axes, Box::new(g))
+    }
+}
+
+fn unary_name(u: UnaryOp) -> &'static str {
+    match u {
+        UnaryOp::Neg => "neg",
+        UnaryOp::Exp => "exp",
+        UnaryOp::Log => "log",
+        UnaryOp::Sqrt => "sqrt",
+        UnaryOp::Tanh => "tanh",
+        UnaryOp::Abs => "abs",
+        UnaryOp::Sign => "sign",
+    }
+}
+
+fn compare_name(c: ir::CmpOp) -> &'static str {
+    match c {
+        ir::CmpOp::Lt => "lt",
+        ir::CmpOp::Le => "le",
+        ir::CmpOp::Gt => "gt",
+        ir::CmpOp::Ge => "ge",
+        ir::CmpOp::Eq => "eq",
+        ir::CmpOp::Ne => "ne",
+    }
+}

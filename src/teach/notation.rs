@@ -1,0 +1,300 @@
+//! Equations as small expression trees, printed in the textbook's notation
+//! as plain Unicode text or as LaTeX (markdown embeds the LaTeX in `$…$`).
+//!
+//! The notation follows the backpropagation article the project serves:
+//! `z[l]`, `a[l]`, `W[l]` for layer `l` (superscripts in text: `z¹`),
+//! `δ[l] = ∂L/∂z[l]`, `⊙` for the elementwise product, `ᵀ` for the
+//! transpose, `f'` for a derivative. Rows are samples (nnc computes
+//! `x · W`, so the article's `δ aᵀ` appears as `aᵀ · δ`).
+
+use std::fmt::Write as _;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    Latex,
+    Markdown,
+}
+
+/// A named quantity: `W` of layer 2, `x`, `L`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Name {
+    pub base: String,
+    pub layer: Option<usize>,
+}
+
+impl Name {
+    pub fn plain(base: impl Into<String>) -> Name {
+        Name {
+            base: base.into(),
+            layer: None,
+        }
+    }
+    pub fn of_layer(base: impl Into<String>, layer: usize) -> Name {
+        Name {
+            base: base.into(),
+            layer: Some(layer),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Expr {
+    /// A named forward value.
+    Var(Name),
+    /// The adjoint ∂L/∂name (printed `δ` for a pre-activation `z`).
+    Adj(Name),
+    Num(f64),
+    /// `f(args)`: a function of the stdlib or the file, or a primitive.
+    Apply(String, Vec<Expr>),
+    /// `f'(z)`: the derivative of an elementwise function.
+    Deriv(String, Box<Expr>),
+    /// `∂f/∂wrt`: a partial derivative of a scalar or vector function.
+    Partial(Box<Expr>, Box<Expr>),
+    /// The transposed Jacobian of `f` with respect to `wrt`, applied to `g`.
+    JacT {
+        f: Box<Expr>,
+        wrt: Box<Expr>,
+        g: Box<Expr>,
+    },
+    MatMul(Box<Expr>, Box<Expr>),
+    Transpose(Box<Expr>),
+    Hadamard(Box<Expr>, Box<Expr>),
+    Div(Box<Expr>, Box<Expr>),
+    Pow(Box<Expr>, Box<Expr>),
+    Sum(Vec<Expr>),
+    Sub(Box<Expr>, Box<Expr>),
+    Neg(Box<Expr>),
+    /// A sum over the named axes (`Σ_batch`): the adjoint of a broadcast.
+    SumOver(Vec<String>, Box<Expr>),
+    /// `g` copied along reduced axes back to `shape`: the adjoint of a sum.
+    Spread(Box<Expr>, String),
+}
+
+impl Expr {
+    pub fn is_one(&self) -> bool {
+        matches!(self, Expr::Num(x) if *x == 1.0)
+    }
+    fn prec(&self) -> u8 {
+        match self {
+            Expr::Sum(_) | Expr::Sub(..) => 1,
+            Expr::MatMul(..) | Expr::Hadamard(..) | Expr::Div(..) | Expr::SumOver(..) => 2,
+            Expr::Neg(_) => 3,
+            Expr::Pow(..) => 4,
+            Expr::Var(_)
+            | Expr::Adj(_)
+            | Expr::Num(_)
+            | Expr::Apply(..)
+            | Expr::Deriv(..)
+            | Expr::Partial(..)
+            | Expr::JacT { .. }
+            | Expr::Transpose(_)
+            | Expr::Spread(..) => 5,
+        }
+    }
+}
+
+/// `g ⊙ e`, dropping a factor of 1 (the adjoint of the loss itself).
+pub fn hadamard(g: Expr, e: Expr) -> Expr {
+    if g.is_one() {
+        e
+    } else {
+        Expr::Hadamard(Box::new(g), Box::new(e))
+    }
+}
+
+fn superscript(n: usize) -> String {
+    const DIGITS: [char; 10] = ['⁰', '¹', '²', '³', '⁴', '⁵', '⁶', '⁷', '⁸', '⁹'];
+    n.to_string()
+        .chars()
+        .map(|c| DIGITS[c.to_digit(10).unwrap_or(0) as usize])
+        .collect()
+}
+
+/// Greek and decorated names in LaTeX.
+fn latex_base(base: &str) -> String {
+    match base {
+        "δ" => r"\delta".into(),
+        "ŷ" => r"\hat{y}".into(),
+        b if b.chars().count() == 1 => b.into(),
+        b => format!(r"\mathrm{{{}}}", b.replace('_', r"\_")),
+    }
+}
+
+pub fn name(n: &Name, fmt: Format) -> String {
+    match (fmt, n.layer) {
+        (Format::Text, None) => n.base.clone(),
+        (Format::Text, Some(l)) => format!("{}{}", n.base, superscript(l)),
+        (_, None) => latex_base(&n.base),
+        (_, Some(l)) => format!("{}^{{[{l}]}}", latex_base(&n.base)),
+    }
+}
+
+/// The name of the adjoint of `n`: `δ¹` for a pre-activation `z¹`.
+pub fn adjoint_name(n: &Name, fmt: Format) -> String {
+    if n.base == "z" {
+        return name(
+            &Name {
+                base: "δ".into(),
+                layer: n.layer,
+            },
+            fmt,
+        );
+    }
+    match fmt {
+        Format::Text => format!("∂L/∂{}", name(n, fmt)),
+        _ => format!(r"\frac{{\partial L}}{{\partial {}}}", name(n, fmt)),
+    }
+}
+
+fn num(x: f64) -> String {
+    if x.fract() == 0.0 && x.abs() < 1e15 {
+        format!("{}", x as i64)
+    } else {
+        format!("{x}")
+    }
+}
+
+fn func_name(f: &str, fmt: Format) -> String {
+    match fmt {
+        Format::Text => f.to_string(),
+        _ => format!(r"\mathrm{{{}}}", f.replace('_', r"\_")),
+    }
+}
+
+/// Print `e` in `fmt` (LaTeX for both latex and markdown).
+pub fn render(e: &Expr, fmt: Format) -> String {
+    let mut out = String::new();
+    write_expr(&mut out, e, fmt);
+    out
+}
+
+fn child(out: &mut String, e: &Expr, min: u8, fmt: Format) {
+    if e.prec() < min {
+        out.push_str(if fmt == Format::Text { "(" } else { r"\left(" });
+        write_expr(out, e, fmt);
+        out.push_str(if fmt == Format::Text { ")" } else { r"\right)" });
+    } else {
+        write_expr(out, e, fmt);
+    }
+}
+
+fn args(out: &mut String, list: &[Expr], fmt: Format) {
+    out.push('(');
+    for (i, a) in list.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        write_expr(out, a, fmt);
+    }
+    out.push(')');
+}
+
+fn binop(out: &mut String, a: &Expr, op: &str, b: &Expr, prec: u8, fmt: Format) {
+    child(out, a, prec, fmt);
+    out.push_str(op);
+    // Right operands of the same precedence are parenthesised: a ⊙ (b · c).
+    child(out, b, prec + 1, fmt);
+}
+
+fn write_expr(out: &mut String, e: &Expr, fmt: Format) {
+    let tex = fmt != Format::Text;
+    match e {
+        Expr::Var(n) => out.push_str(&name(n, fmt)),
+        Expr::Adj(n) => out.push_str(&adjoint_name(n, fmt)),
+        Expr::Num(x) => out.push_str(&num(*x)),
+        Expr::Apply(f, list) => {
+            out.push_str(&func_name(f, fmt));
+            args(out, list, fmt);
+        }
+        Expr::Deriv(f, z) => {
+            out.push_str(&func_name(f, fmt));
+            out.push('\'');
+            args(out, std::slice::from_ref(z.as_ref()), fmt);
+        }
+        Expr::Partial(f, wrt) => {
+            if tex {
+                out.push_str(r"\frac{\partial ");
+                write_expr(out, f, fmt);
+                out.push_str(r"}{\partial ");
+                write_expr(out, wrt, fmt);
+                out.push('}');
+            } else {
+                out.push('∂');
+                child(out, f, 5, fmt);
+                out.push_str("/∂");
+                child(out, wrt, 5, fmt);
+            }
+        }
+        Expr::JacT { f, wrt, g } => {
+            if tex {
+                out.push_str(r"\left(\frac{\partial ");
+                write_expr(out, f, fmt);
+                out.push_str(r"}{\partial ");
+                write_expr(out, wrt, fmt);
+                out.push_str(r"}\right)^{\top} ");
+            } else {
+                out.push_str("(∂");
+                child(out, f, 5, fmt);
+                out.push_str("/∂");
+                child(out, wrt, 5, fmt);
+                out.push_str(")ᵀ ");
+            }
+            child(out, g, 5, fmt);
+        }
+        Expr::MatMul(a, b) => binop(out, a, if tex { r" \cdot " } else { " · " }, b, 2, fmt),
+        Expr::Hadamard(a, b) => binop(out, a, if tex { r" \odot " } else { " ⊙ " }, b, 2, fmt),
+        Expr::Div(a, b) => binop(out, a, " / ", b, 2, fmt),
+        Expr::Pow(a, b) => {
+            child(out, a, 5, fmt);
+            out.push('^');
+            if tex {
+                out.push('{');
+                write_expr(out, b, fmt);
+                out.push('}');
+            } else {
+                child(out, b, 5, fmt);
+            }
+        }
+        Expr::Transpose(a) => {
+            // `{a^{[1]}}^{\top}`: LaTeX refuses a double superscript.
+            if tex {
+                out.push('{');
+            }
+            child(out, a, 5, fmt);
+            out.push_str(if tex { r"}^{\top}" } else { "ᵀ" });
+        }
+        Expr::Sum(terms) => {
+            for (i, t) in terms.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(" + ");
+                }
+                child(out, t, 1, fmt);
+            }
+        }
+        Expr::Sub(a, b) => binop(out, a, " - ", b, 1, fmt),
+        Expr::Neg(a) => {
+            out.push('-');
+            child(out, a, 4, fmt);
+        }
+        Expr::SumOver(axes, a) => {
+            if tex {
+                let _ = write!(out, r"\sum_{{\text{{{}}}}} ", axes.join(", "));
+            } else {
+                let _ = write!(out, "Σ_{} ", axes.join(","));
+            }
+            child(out, a, 3, fmt);
+        }
+        Expr::Spread(a, shape) => {
+            if tex {
+                out.push_str(r"\mathrm{broadcast}(");
+                write_expr(out, a, fmt);
+                let _ = write!(out, r", \texttt{{{shape}}})");
+            } else {
+                out.push_str("broadcast(");
+                write_expr(out, a, fmt);
+                let _ = write!(out, ", {shape})");
+            }
+        }
+    }
+}

@@ -1,0 +1,498 @@
+//! Tools for learners: `nnc explain --grad`, `nnc trace`, `nnc plot`,
+//! `nnc tune` and `nnc run --set`, as a user runs them, with their bad input.
+
+use nnc::teach::{derivatives, overrides, search};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn nnc(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_nnc"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("NNC_DATA")
+        .output()
+        .expect("run nnc")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Exit 0 and the standard output.
+fn ok(args: &[&str]) -> String {
+    let o = nnc(args);
+    assert_eq!(o.status.code(), Some(0), "nnc {args:?} failed:\n{}", stderr(&o));
+    stdout(&o)
+}
+
+/// Exit 1 with `code` in the standard error, which is returned.
+fn fails_with(args: &[&str], code: &str) -> String {
+    let o = nnc(args);
+    let err = stderr(&o);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "nnc {args:?}: expected exit 1\nstdout:\n{}\nstderr:\n{err}",
+        stdout(&o)
+    );
+    assert!(err.contains(code), "nnc {args:?}: expected {code} in:\n{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    err
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("nnc-teach-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn plan_of(text: &str) -> nnc::sema::TrainPlan {
+    let c = nnc::driver::compile("t.nn", text);
+    assert!(!c.has_errors(), "{:?}", c.diagnostics());
+    c.analysis.plans.into_iter().next().expect("a train block")
+}
+
+fn example(name: &str) -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples").join(name)).unwrap()
+}
+
+// ---- explain --grad -------------------------------------------------------
+
+#[test]
+fn explain_grad_xor_text() {
+    insta::assert_snapshot!(ok(&["explain", "--grad", "examples/xor.nn"]));
+}
+
+#[test]
+fn explain_grad_mnist_mlp_text() {
+    insta::assert_snapshot!(ok(&["explain", "--grad", "examples/mnist_mlp.nn"]));
+}
+
+#[test]
+fn explain_grad_xor_latex() {
+    insta::assert_snapshot!(ok(&["explain", "--grad", "examples/xor.nn", "--format", "latex"]));
+}
+
+#[test]
+fn explain_grad_digits_markdown() {
+    insta::assert_snapshot!(ok(&["explain", "--grad", "examples/digits.nn", "--format", "markdown"]));
+}
+
+#[test]
+fn explain_grad_walks_every_layer_from_the_loss_to_the_input() {
+    let plan = plan_of(&example("mnist_mlp.nn"));
+    let d = nnc::teach::backward::derive(&plan);
+    let text = |e: &nnc::teach::notation::Expr| nnc::teach::notation::render(e, nnc::teach::notation::Format::Text);
+    let lines: Vec<String> = d
+        .backward
+        .iter()
+        .map(|(_, e)| format!("{} = {}", text(&e.lhs), text(&e.rhs)))
+        .collect();
+    // Every trained parameter gets its gradient, in the textbook's form.
+    for l in ["¹", "²", "³"] {
+        assert!(lines.iter().any(|x| x.starts_with(&format!("∂L/∂W{l} = "))), "{lines:#?}");
+        assert!(lines.contains(&format!("∂L/∂b{l} = Σ_batch δ{l}")), "{lines:#?}");
+    }
+    assert!(lines.contains(&"δ¹ = ∂L/∂a¹ ⊙ relu'(z¹)".to_string()), "{lines:#?}");
+    assert!(lines.contains(&"∂L/∂a¹ = δ² · W²ᵀ".to_string()), "{lines:#?}");
+    assert!(lines.contains(&"∂L/∂W² = a¹ᵀ · δ²".to_string()), "{lines:#?}");
+    // Sections run from the loss back to the input.
+    let sections: Vec<_> = d.backward.iter().map(|(s, _)| *s).collect();
+    let mut sorted = sections.clone();
+    sorted.sort_by_key(|s| std::cmp::Reverse(*s));
+    assert_eq!(sections, sorted);
+}
+
+/// Every closed-form derivative printed in a "where" line agrees with
+/// autodiff of the function itself.
+#[test]
+fn every_known_derivative_matches_autodiff() {
+    use nnc::ir::{interp, Dim, Type};
+    let (n, c) = (3, 4);
+    let mut ok = 0;
+    for k in derivatives::KNOWN {
+        let sig = |name: &str, types: &[Type]| {
+            nnc::driver::lower_function(k.check, name, types).unwrap_or_else(|e| panic!("{}: {e:?}", k.callee))
+        };
+        let f32 = |dims: &[usize]| Type::f32(dims.iter().map(|&d| Dim::Known(d)).collect());
+        let i32 = |dims: &[usize]| Type {
+            dtype: nnc::ir::DType::I32,
+            shape: dims.iter().map(|&d| Dim::Known(d)).collect(),
+        };
+        let data = |shape: &[usize], seed: u64, lo: f64, hi: f64| {
+            let len: usize = shape.iter().product();
+            let v: Vec<f64> = (0..len).map(|i| lo + (hi - lo) * nnc::ir::random_uniform(seed, i as u64)).collect();
+            ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(shape), v).unwrap()
+        };
+        // Away from kinks (0 for relu), inside domains (0 < p < 1).
+        let z = data(&[n, c], 1, 0.05, 0.95).mapv(|x| {
+            if nnc::ir::random_uniform(5, (x * 1e6) as u64) < 0.5 {
+                -x * 3.0
+            } else {
+                x * 3.0
+            }
+        });
+        let (fun, expected, args): (nnc::ir::Func, nnc::ir::Func, Vec<ndarray::ArrayD<f64>>) = match k.callee {
+            "cross_entropy" => {
+                let labels = ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&[n]), vec![0.0, 3.0, 1.0]).unwrap();
+                (
+                    sig(k.callee, &[f32(&[n, c]), i32(&[n])]),
+                    sig("d", &[f32(&[n, c]), i32(&[n])]),
+                    vec![z, labels],
+                )
+            }
+            "categorical_cross_entropy" | "binary_cross_entropy" | "mse" | "mae" => {
+                let p = if k.callee == "binary_cross_entropy" {
+                    data(&[n, c], 2, 0.1, 0.9)
+                } else {
+                    z
+                };
+                let t = data(&[n, c], 3, 0.0, 1.0);
+                (
+                    sig(k.callee, &[f32(&[n, c]), f32(&[n, c])]),
+                    sig("d", &[f32(&[n, c]), f32(&[n, c])]),
+                    vec![p, t],
+                )
+            }
+            "softmax" | "log_softmax" => {
+                let g = data(&[n, c], 4, -1.0, 1.0);
+                // The vector-Jacobian product of f at z with g is the
+                // gradient of sum(f(z) * g).
+                let f = sig(k.callee, &[f32(&[n, c])]);
+                let mut b = nnc::ir::Builder::new("fg");
+                let zp = b.param("z", f.ty(f.params[0]).clone());
+                let gp = b.param("g", f.ty(f.params[0]).clone());
+                let y = b.inline(&f, &[zp])[0];
+                let m = b.mul(y, gp);
+                let s = b.reduce_sum(m, vec![0, 1], false);
+                (b.finish(&[s]), sig("d", &[f32(&[n, c]), f32(&[n, c])]), vec![z, g])
+            }
+            "sqrt" => (sig(k.callee, &[f32(&[n, c])]), sig("d", &[f32(&[n, c])]), vec![z.mapv(f64::abs)]),
+            _ => (sig(k.callee, &[f32(&[n, c])]), sig("d", &[f32(&[n, c])]), vec![z]),
+        };
+        // Elementwise functions: the gradient of sum(f(z)).
+        let scalar = if fun.ty(fun.results[0]).rank() == 0 {
+            fun
+        } else {
+            let mut b = nnc::ir::Builder::from_func(fun.clone());
+            let s = b.reduce_sum(fun.results[0], vec![0, 1], false);
+            b.finish(&[s])
+        };
+        let grad = nnc::autodiff::grad_func(&scalar, &[0]);
+        let got = &interp::run(&grad, &args).unwrap()[1];
+        let want = &interp::run(&expected, &args).unwrap()[0];
+        for (g, w) in got.iter().zip(want.iter()) {
+            assert!(
+                (g - w).abs() <= 1e-9 * (1.0 + w.abs()),
+                "{}: autodiff {g}, closed form {w}",
+                k.callee
+            );
+        }
+        ok += 1;
+    }
+    assert_eq!(ok, derivatives::KNOWN.len());
+}
+
+#[test]
+fn explain_grad_bad_model_is_coded_with_a_suggestion() {
+    let err = fails_with(&["explain", "--grad", "examples/xor.nn", "--model", "Xr"], "E0801");
+    assert!(err.contains("did you mean `Xor`?"), "{err}");
+    let dir = temp_dir("notrain");
+    let f = dir.join("m.nn");
+    std::fs::write(&f, "model M(x: [b, 2]) -> [b, 1] = x |> Dense(2 -> 1)\n").unwrap();
+    fails_with(&["explain", "--grad", f.to_str().unwrap()], "E0805");
+}
+
+// ---- trace ------------------------------------------------------------------
+
+#[test]
+fn trace_xor_text() {
+    insta::assert_snapshot!(ok(&["trace", "examples/xor.nn"]));
+}
+
+#[test]
+fn trace_xor_one_sample_at_step_3_json() {
+    let out = ok(&["trace", "examples/xor.nn", "--sample", "2", "--step", "3", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["step"], 3);
+    assert_eq!(v["samples"], serde_json::json!([2]));
+    let names: Vec<&str> = v["nodes"].as_array().unwrap().iter().filter_map(|n| n["name"].as_str()).collect();
+    for want in ["x", "z¹", "a¹", "z²", "a²", "L", "δ²", "δ¹", "∂L/∂W¹", "∂L/∂b²", "W¹ (new)"] {
+        assert!(names.contains(&want), "{want} missing from {names:?}");
+    }
+    for phase in ["forward", "backward", "update"] {
+        assert!(v["nodes"].as_array().unwrap().iter().any(|n| n["phase"] == phase));
+    }
+    assert_eq!(v["changes"].as_array().unwrap().len(), 4);
+}
+
+/// The traced step is the step `nnc run` takes: after it, the parameters
+/// are those of one epoch of XOR (four samples, one batch) in the JIT.
+#[test]
+fn trace_matches_the_compiled_training_step() {
+    use nnc::runtime::{backend::BackendKind, load, train};
+    let plan = plan_of(&example("xor.nn"));
+    let splits = load::load_splits(&plan, Path::new("examples"), None).unwrap();
+    for step in [1usize, 2] {
+        let t = nnc::teach::trace::trace(&plan, &splits.train, &nnc::teach::trace::TraceRequest { step, sample: None }).unwrap();
+        let mut opts = train::TrainOptions::new(BackendKind::Jit { threads: 1 });
+        opts.epochs = Some(step);
+        struct Quiet;
+        impl train::Observer for Quiet {}
+        let out = train::train_with(&plan, &splits, &opts, &mut Quiet).unwrap();
+        for (c, w) in t.changes.iter().zip(&out.weights.params) {
+            let mean = w.iter().map(|&x| f64::from(x)).sum::<f64>() / w.len() as f64;
+            let max = w.iter().map(|&x| f64::from(x)).fold(f64::NEG_INFINITY, f64::max);
+            assert!(
+                (c.after.mean - mean).abs() < 1e-5,
+                "{} step {step}: {} vs {mean}",
+                c.param,
+                c.after.mean
+            );
+            assert!(
+                (c.after.max - max).abs() < 1e-5,
+                "{} step {step}: {} vs {max}",
+                c.param,
+                c.after.max
+            );
+            for (a, b) in c.after.first.iter().zip(w.iter()) {
+                assert!((a - f64::from(*b)).abs() < 1e-5, "{} step {step}: {a} vs {b}", c.param);
+            }
+        }
+    }
+}
+
+#[test]
+fn trace_past_the_data_is_coded() {
+    let err = fails_with(&["trace", "examples/xor.nn", "--step", "301"], "E0803");
+    assert!(err.contains("300 steps"), "{err}");
+    let err = fails_with(&["trace", "examples/xor.nn", "--sample", "4"], "E0803");
+    assert!(err.contains("4 samples"), "{err}");
+    fails_with(&["trace", "examples/xor.nn", "--step", "0"], "E0803");
+}
+
+// ---- plot -------------------------------------------------------------------
+
+#[test]
+fn plot_writes_the_activation_figure() {
+    let dir = temp_dir("plot");
+    let svg = dir.join("act.svg");
+    let out = ok(&["plot", "sigmoid", "tanh", "relu", "--derivative", "--out", svg.to_str().unwrap()]);
+    assert!(out.contains("wrote"), "{out}");
+    let text = std::fs::read_to_string(&svg).unwrap();
+    for label in ["sigmoid&apos;", "tanh&apos;", "relu&apos;"] {
+        assert!(text.contains(label), "{label} not in the legend");
+    }
+    let png = dir.join("act.png");
+    ok(&["plot", "leaky_relu", "--out", png.to_str().unwrap()]);
+    assert_eq!(&std::fs::read(&png).unwrap()[1..4], b"PNG");
+}
+
+#[test]
+fn plotted_derivative_is_autodiffs() {
+    let f = nnc::driver::lower_function("", "sigmoid", &[nnc::teach::plot::input_type(5)]).unwrap();
+    let xs = [-4.0, -1.0, 0.0, 0.5, 3.0];
+    let d = nnc::teach::plot::sample(&nnc::teach::plot::derivative(&f), &xs).unwrap();
+    for (x, g) in xs.iter().zip(d) {
+        let s = 1.0 / (1.0 + (-x).exp());
+        assert!((g - s * (1.0 - s)).abs() < 1e-12, "{x}: {g}");
+    }
+}
+
+#[test]
+fn plot_in_the_terminal_and_from_a_file() {
+    let dir = temp_dir("plotfile");
+    let f = dir.join("act.nn");
+    std::fs::write(&f, "/// A smooth ReLU.\nfn softplus(x) = log(1 + exp(x))\n").unwrap();
+    let out = ok(&["plot", "softplus", "--file", f.to_str().unwrap(), "--derivative", "--terminal"]);
+    assert!(out.contains("softplus'") && out.contains('│'), "{out}");
+}
+
+#[test]
+fn plot_bad_functions_are_coded() {
+    let err = fails_with(&["plot", "mse"], "E0804");
+    assert!(err.contains("2 arguments"), "{err}");
+    fails_with(&["plot", "softmax"], "E0804");
+    fails_with(&["plot", "Dense"], "E0804");
+    let err = fails_with(&["plot", "sigmoud"], "E0801");
+    assert!(err.contains("did you mean `sigmoid`?"), "{err}");
+    fails_with(&["plot", "relu", "--from", "1", "--to", "-1"], "E0802");
+}
+
+#[test]
+fn plot_run_curves_in_the_terminal() {
+    let dir = temp_dir("curves");
+    ok(&["run", "examples/xor.nn", "--epochs", "5", "--quiet", "--out", dir.to_str().unwrap()]);
+    let out = ok(&["plot", "--run", dir.to_str().unwrap()]);
+    assert!(out.contains("loss per epoch") && out.contains("accuracy per epoch"), "{out}");
+    let err = fails_with_any(&["plot", "--run", "no/such/dir"]);
+    assert!(err.contains("metrics.jsonl"), "{err}");
+}
+
+fn fails_with_any(args: &[&str]) -> String {
+    let o = nnc(args);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    stderr(&o)
+}
+
+// ---- run --set ----------------------------------------------------------------
+
+#[test]
+fn overrides_edit_the_train_block_and_the_optimizer() {
+    let text = example("xor.nn");
+    let c = nnc::driver::compile("xor.nn", &text);
+    let set = |pairs: &[(&str, &str)]| {
+        let o: Vec<overrides::Override> = pairs
+            .iter()
+            .map(|(n, v)| overrides::Override {
+                name: n.to_string(),
+                value: v.to_string(),
+            })
+            .collect();
+        overrides::apply(&text, &c.module, &c.analysis.globals, None, &o)
+    };
+    let edited = set(&[("lr", "0.1"), ("batch_size", "2"), ("beta1", "0.8"), ("warmup", "3")]).unwrap();
+    assert!(edited.contains("adam(lr: 0.1, beta1: 0.8)"), "{edited}");
+    assert!(
+        edited.contains("batch_size = 2\n") && edited.contains("    warmup = 3\n}"),
+        "{edited}"
+    );
+    let plan = plan_of(&edited);
+    assert_eq!(plan.lr, Some(0.1));
+    assert_eq!(plan.settings.batch_size, 2);
+    assert_eq!(plan.settings.warmup, 3);
+    match set(&[("lrr", "0.1")]) {
+        Err(overrides::OverrideError::Unknown { known, .. }) => assert!(known.contains(&"lr".to_string())),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        set(&[("batch_size", "2.5")]),
+        Err(overrides::OverrideError::BadValue { .. })
+    ));
+}
+
+#[test]
+fn run_set_trains_with_the_value_and_rejects_unknown_names() {
+    let dir = temp_dir("set");
+    ok(&[
+        "run",
+        "examples/xor.nn",
+        "--set",
+        "epochs=3",
+        "--quiet",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    let metrics = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
+    assert_eq!(metrics.lines().count(), 4, "{metrics}");
+    let err = fails_with(&["run", "examples/xor.nn", "--set", "lrr=0.1"], "E0801");
+    assert!(err.contains("did you mean `lr`?"), "{err}");
+    fails_with(&["run", "examples/xor.nn", "--set", "lr"], "E0802");
+}
+
+// ---- tune ---------------------------------------------------------------------
+
+#[test]
+fn search_spaces_expand_deterministically() {
+    let axes = vec![
+        search::parse_axis("lr=log:1e-4..1e-1/4", true).unwrap(),
+        search::parse_axis("batch_size=1..4", false).unwrap(),
+        search::parse_axis("beta1=log:0.5..0.99", false).unwrap(),
+    ];
+    let t = search::trials(&axes, 3, 7);
+    assert_eq!(t.len(), 12);
+    assert_eq!(t, search::trials(&axes, 3, 7));
+    let lrs: Vec<&str> = t.iter().step_by(3).map(|c| c[0].1.as_str()).collect();
+    assert_eq!(lrs, ["0.0001", "0.001", "0.01", "0.1"]);
+    for c in &t {
+        let bs: i64 = c[1].1.parse().unwrap();
+        let b1: f64 = c[2].1.parse().unwrap();
+        assert!((1..=4).contains(&bs) && (0.5..=0.99).contains(&b1), "{c:?}");
+    }
+}
+
+#[test]
+fn median_rule_prunes_only_the_trials_behind() {
+    let others = vec![vec![1.0, 0.5, 0.4], vec![1.0, 0.6, 0.5], vec![1.0, 0.7, 0.6]];
+    assert!(!search::should_prune(&[2.0], &others, 1, false), "warm-up epoch");
+    assert!(search::should_prune(&[2.0, 0.9], &others, 2, false));
+    assert!(!search::should_prune(&[2.0, 0.55], &others, 2, false));
+    assert!(
+        !search::should_prune(&[2.0, 0.9], &others[..2], 2, false),
+        "too few trials to judge"
+    );
+    assert!(search::should_prune(
+        &[0.2, 0.3],
+        &[vec![0.5, 0.9], vec![0.5, 0.8], vec![0.5, 0.7]],
+        2,
+        true
+    ));
+}
+
+#[test]
+fn tune_runs_trials_writes_results_and_continues() {
+    let study = temp_dir("tune");
+    let s = study.to_str().unwrap();
+    let args = [
+        "tune",
+        "examples/xor.nn",
+        "--grid",
+        "lr=0.02,0.1",
+        "--random",
+        "batch_size=2,4",
+        "--trials",
+        "2",
+        "--epochs",
+        "20",
+        "--prune",
+        "none",
+        "--study",
+        s,
+    ];
+    let out = ok(&args);
+    assert!(out.contains("4 trials, 0 done before"), "{out}");
+    assert!(
+        out.contains("best: trial") && out.contains("reproduce: nnc run examples/xor.nn --set lr="),
+        "{out}"
+    );
+    let csv = std::fs::read_to_string(study.join("results.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 5, "{csv}");
+    assert!(csv.starts_with("trial,status,lr,batch_size,train_loss,epochs,seconds\n"), "{csv}");
+    for t in 1..=4 {
+        let dir = study.join(format!("trial-{t:03}"));
+        assert!(dir.join("weights.safetensors").is_file() && dir.join("trial.json").is_file());
+    }
+    assert!(std::fs::read_to_string(study.join("tune.svg")).unwrap().contains("<svg"));
+    // Again: nothing left to run, the same table.
+    let again = ok(&args);
+    assert!(again.contains("4 trials, 4 done before"), "{again}");
+    assert!(!again.contains("trial   1/4"), "{again}");
+    // Another space in the same study is refused.
+    let mut other = args.to_vec();
+    other[3] = "lr=0.5";
+    fails_with(&other, "E0802");
+}
+
+#[test]
+fn tune_bad_spaces_are_coded() {
+    let e = fails_with(&["tune", "examples/xor.nn"], "E0802");
+    assert!(e.contains("search space is empty"), "{e}");
+    let e = fails_with(&["tune", "examples/xor.nn", "--grid", "lrr=0.1,0.2"], "E0801");
+    assert!(e.contains("did you mean `lr`?"), "{e}");
+    fails_with(
+        &["tune", "examples/xor.nn", "--grid", "lr=0.1", "--random", "lr=log:1e-3..1e-1"],
+        "E0802",
+    );
+    fails_with(&["tune", "examples/xor.nn", "--random", "lr=log:0..1"], "E0802");
+    fails_with(&["tune", "examples/xor.nn", "--random", "lr=0.5..0.1"], "E0802");
+    fails_with(&["tune", "examples/xor.nn", "--grid", "lr=1e-3..1e-1"], "E0802");
+    fails_with(&["tune", "examples/xor.nn", "--grid", "batch_size=2.5"], "E0802");
+    fails_with(&["tune", "examples/xor.nn", "--grid", "lr="], "E0802");
+    let e = fails_with(&["tune", "examples/xor.nn", "--grid", "lr=0.1", "--metric", "val_acc"], "E0801");
+    assert!(e.contains("train_accuracy") || e.contains("did you mean"), "{e}");
+}
