@@ -50,6 +50,28 @@
 //! `lr` is a scalar input of the step like `step`, not a folded constant,
 //! so learning-rate schedules (`runtime::schedule`) need no recompilation.
 //!
+//! ## One place per op
+//!
+//! Every fact about an IR op is an exhaustive method of `ir::Op` in
+//! `ir/op.rs`: its name and the parser's inverse (`Op::from_name`), arity,
+//! kind (source, elementwise, view, reduction, contraction, index),
+//! attributes as printed, attribute shapes, differentiable operands and
+//! commutativity. The value of each elementwise op on one number is
+//! `ir::scalar`, which the interpreter computes with, `opt::simplify` folds
+//! with (only where every backend is bit-exact) and `sema` evaluates
+//! compile-time numbers with; the JIT is tested against it. Type rules are
+//! `ir::verify::infer`, one arm per op.
+//!
+//! The passes in `ir`, `autodiff`, `opt` and `codegen` match ops without
+//! wildcard arms, so a new op is a compile error at every place that must
+//! decide something about it. `tests/it/tidy.rs` keeps it so: it refuses a
+//! `_`/binding arm in a match whose arms name ops, and `matches!` over a
+//! list of ops. Clippy's `wildcard_enum_match_arm` was the alternative, but
+//! it fires on every enum (`Option`, `Dim`, kernel nodes), is not run by
+//! `cargo test` in CI, and does not see `matches!`, where the old code hid
+//! most of its silent choices; asking about one op (`if let`, a
+//! single-variant `matches!`) stays allowed.
+//!
 //! ## Code generation
 //!
 //! `codegen` forms kernels from the optimised step (broadcasts, transposes

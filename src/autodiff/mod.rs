@@ -14,7 +14,7 @@
 
 mod rules;
 
-use crate::ir::{self, Builder, DType, Dim, Op, Shape, Type, Value};
+use crate::ir::{self, Builder, DType, Dim, Shape, Type, Value};
 use std::collections::HashMap;
 
 /// Append to `b` the backward pass of scalar `output` (type f32[]) and return, for each
@@ -77,28 +77,6 @@ pub fn grad_func(f: &ir::Func, wrt: &[usize]) -> ir::Func {
     out
 }
 
-/// Operand positions through which an op's result depends differentiably on
-/// its operands. Ops with no such position (sign, compare, one_hot,
-/// constants, random draws, casts to i32) stop both activity and gradients.
-pub(crate) fn differentiable_args(op: &Op) -> &'static [usize] {
-    match op {
-        Op::Unary(ir::UnaryOp::Sign) => &[],
-        Op::Unary(_) => &[0],
-        Op::Binary(_) | Op::MatMul => &[0, 1],
-        // The condition only routes the gradient.
-        Op::Select => &[1, 2],
-        Op::Broadcast { .. } | Op::ReduceSum { .. } | Op::ReduceMax { .. } | Op::Reshape { .. } | Op::Transpose { .. } => &[0],
-        // f32 -> f32 is the identity; i32 -> f32 has no f32 operand to reach.
-        Op::Cast { to: DType::F32 } => &[0],
-        Op::Cast { to: DType::I32 }
-        | Op::Compare(_)
-        | Op::OneHot { .. }
-        | Op::Const(_)
-        | Op::RandomUniform { .. }
-        | Op::RandomNormal { .. } => &[],
-    }
-}
-
 /// Forward activity: a value is active when it is an f32 `wrt` value or an
 /// f32 result depending differentiably on an active value.
 fn activity(b: &Builder, forward: &[ir::Inst], wrt: &[Value]) -> Vec<bool> {
@@ -109,7 +87,7 @@ fn activity(b: &Builder, forward: &[ir::Inst], wrt: &[Value]) -> Vec<bool> {
         active[w.index()] = is_f32(w);
     }
     for inst in forward {
-        let from_args = differentiable_args(&inst.op).iter().any(|&i| active[inst.args[i].index()]);
+        let from_args = inst.op.differentiable_args().iter().any(|&i| active[inst.args[i].index()]);
         active[inst.result.index()] |= from_args && is_f32(inst.result);
     }
     active

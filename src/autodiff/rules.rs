@@ -4,7 +4,7 @@
 //! as the result) and returns, for each operand it was asked for (`want`),
 //! that operand's adjoint contribution. Operands not wanted get no code.
 
-use super::{differentiable_args, Ctx};
+use super::Ctx;
 use crate::ir::{BinaryOp, CmpOp, Dim, Inst, Op, Shape, UnaryOp, Value};
 
 pub(super) fn vjp(cx: &mut Ctx, inst: &Inst, g: Value, want: &[bool]) -> Vec<Option<Value>> {
@@ -12,7 +12,7 @@ pub(super) fn vjp(cx: &mut Ctx, inst: &Inst, g: Value, want: &[bool]) -> Vec<Opt
     // active the others are (e.g. the condition of a select).
     let mut want = want.to_vec();
     for (i, w) in want.iter_mut().enumerate() {
-        *w &= differentiable_args(&inst.op).contains(&i);
+        *w &= inst.op.differentiable_args().contains(&i);
     }
     let (x, y) = (&inst.args, inst.result);
     match &inst.op {

@@ -15,7 +15,7 @@
 use super::axes::simplify;
 use super::kernel::*;
 use super::merge::merge_siblings;
-use crate::ir::{DType, Dim, Func, Op, Value};
+use crate::ir::{DType, Dim, Func, Op, OpKind, Value};
 use std::collections::HashMap;
 
 /// Kernels with fewer domain points than this stay on one thread: waking a
@@ -89,18 +89,13 @@ pub fn form(f: &Func, threads: usize, inplace: &[(usize, usize)], direct: &[bool
                 seen.push(a);
                 uses[a.index()] += 1;
             }
-            match inst.op {
-                Op::MatMul | Op::Reshape { .. } | Op::Transpose { .. } | Op::Broadcast { .. } | Op::OneHot { .. } => {
-                    need_storage[a.index()] = true
-                }
-                Op::Unary(_)
-                | Op::Binary(_)
-                | Op::Compare(_)
-                | Op::Select
-                | Op::Cast { .. }
-                | Op::ReduceSum { .. }
-                | Op::ReduceMax { .. } => fusable_consumer[a.index()] = true,
-                _ => {}
+            // Views, GEMMs and index ops read their operand through
+            // strides of their own; elementwise ops and reductions can take
+            // it as an inlined expression.
+            match inst.op.kind() {
+                OpKind::View | OpKind::Contraction | OpKind::Index => need_storage[a.index()] = true,
+                OpKind::Elementwise | OpKind::Reduction => fusable_consumer[a.index()] = true,
+                OpKind::Source => {}
             }
         }
     }
@@ -151,12 +146,7 @@ pub fn form(f: &Func, threads: usize, inplace: &[(usize, usize)], direct: &[bool
             }
         }
         // Computed values are written straight into the caller's buffer.
-        let computed = def[r.index()].is_some_and(|d| {
-            !matches!(
-                f.insts[d].op,
-                Op::Const(_) | Op::Broadcast { .. } | Op::Reshape { .. } | Op::Transpose { .. }
-            )
-        });
+        let computed = def[r.index()].is_some_and(|d| computes_its_value(&f.insts[d].op));
         if computed && out_slot[r.index()].is_none() {
             out_slot[r.index()] = Some(s);
         }
@@ -174,37 +164,30 @@ pub fn form(f: &Func, threads: usize, inplace: &[(usize, usize)], direct: &[bool
     };
     for inst in &f.insts {
         let v = inst.result;
-        let inlinable = matches!(
-            inst.op,
-            Op::Unary(_)
-                | Op::Binary(_)
-                | Op::Compare(_)
-                | Op::Select
-                | Op::Cast { .. }
-                | Op::OneHot { .. }
-                | Op::RandomUniform { .. }
-                | Op::RandomNormal { .. }
-        );
         match &inst.op {
             Op::Const(x) => fm.class[v.index()] = Class::Const(*x as f32),
-            Op::Broadcast { .. } | Op::Reshape { .. } | Op::Transpose { .. } => fm.view(v, &inst.op, inst.args[0]),
+            Op::Broadcast { .. } => fm.view(v, View::Broadcast, inst.args[0]),
+            Op::Reshape { .. } => fm.view(v, View::Reshape, inst.args[0]),
+            Op::Transpose { perm } => fm.view(v, View::Transpose(perm), inst.args[0]),
             Op::MatMul => fm.matmul(v, inst.args[0], inst.args[1]),
-            Op::ReduceSum { axes, .. } | Op::ReduceMax { axes, .. } => {
-                let kind = if matches!(inst.op, Op::ReduceSum { .. }) {
-                    ReduceKind::Sum
-                } else {
-                    ReduceKind::Max
-                };
-                fm.reduce(v, kind, axes, inst.args[0]);
-            }
-            _ if inlinable => {
+            Op::ReduceSum { axes, .. } => fm.reduce(v, ReduceKind::Sum, axes, inst.args[0]),
+            Op::ReduceMax { axes, .. } => fm.reduce(v, ReduceKind::Max, axes, inst.args[0]),
+            // Computed per element by a loop body (`expr_op`): inlined into
+            // its one consumer, or a loop of its own.
+            Op::Unary(_)
+            | Op::Binary(_)
+            | Op::Compare(_)
+            | Op::Select
+            | Op::Cast { .. }
+            | Op::OneHot { .. }
+            | Op::RandomUniform { .. }
+            | Op::RandomNormal { .. } => {
                 if uses[v.index()] == 1 && !need_storage[v.index()] && fusable_consumer[v.index()] {
                     fm.class[v.index()] = Class::Inline;
                 } else {
                     fm.elementwise(v);
                 }
             }
-            op => return Err(format!("codegen: unsupported op {op:?}")),
         }
     }
     // Results not computed in place: views, constants, parameters, repeats.
@@ -304,7 +287,7 @@ impl Former<'_> {
         self.copy_into(v, slot, format!("copy {v} before in-place results"))
     }
 
-    fn view(&mut self, v: Value, op: &Op, a: Value) {
+    fn view(&mut self, v: Value, view: View, a: Value) {
         if let Class::Const(c) = self.class[a.index()] {
             self.class[v.index()] = Class::Const(c);
             return;
@@ -312,8 +295,8 @@ impl Former<'_> {
         let (slot, s) = self.storage(a);
         let ad = &self.dims[a.index()];
         let vd = &self.dims[v.index()];
-        let strides = match op {
-            Op::Broadcast { .. } => {
+        let strides = match view {
+            View::Broadcast => {
                 let off = vd.len() - ad.len();
                 (0..vd.len())
                     .map(|i| {
@@ -325,8 +308,8 @@ impl Former<'_> {
                     })
                     .collect()
             }
-            Op::Transpose { perm } => perm.iter().map(|&p| s[p]).collect(),
-            _ => {
+            View::Transpose(perm) => perm.iter().map(|&p| s[p]).collect(),
+            View::Reshape => {
                 // Reshape keeps row-major order, so it is free only over
                 // contiguous data (size-1 dims may have any stride).
                 let contiguous = ad.iter().zip(&s).zip(contiguous_strides(ad)).all(|((&n, &x), c)| n == 1 || x == c);
@@ -551,15 +534,45 @@ impl Former<'_> {
                 let idx = push_node(nodes, Node::Index(is));
                 Node::Compare(crate::ir::CmpOp::Eq, label, idx)
             }
-            Op::RandomUniform { seed, .. } | Op::RandomNormal { seed, .. } => Node::Random {
+            Op::RandomUniform { seed, .. } => Node::Random {
                 seed: *seed,
                 strides: contiguous_strides(&self.dims[v.index()]),
-                normal: matches!(inst.op, Op::RandomNormal { .. }),
+                normal: false,
             },
-            _ => return self.leaf(v, nodes),
+            Op::RandomNormal { seed, .. } => Node::Random {
+                seed: *seed,
+                strides: contiguous_strides(&self.dims[v.index()]),
+                normal: true,
+            },
+            // Not computed per element: read from where they were stored.
+            Op::Const(_)
+            | Op::Broadcast { .. }
+            | Op::Reshape { .. }
+            | Op::Transpose { .. }
+            | Op::MatMul
+            | Op::ReduceSum { .. }
+            | Op::ReduceMax { .. } => return self.leaf(v, nodes),
         };
         push_node(nodes, node)
     }
+}
+
+/// Whether a result defined by `op` is computed by a kernel (and so can be
+/// written straight into the caller's buffer) rather than being a constant
+/// or a view of other storage.
+fn computes_its_value(op: &Op) -> bool {
+    match op.kind() {
+        OpKind::View => false,
+        OpKind::Source => !matches!(op, Op::Const(_)),
+        OpKind::Elementwise | OpKind::Reduction | OpKind::Contraction | OpKind::Index => true,
+    }
+}
+
+/// The view ops, as [`Former::view`] builds their strides.
+enum View<'a> {
+    Broadcast,
+    Reshape,
+    Transpose(&'a [usize]),
 }
 
 /// Append `n`, reusing an identical load or constant already in the body.

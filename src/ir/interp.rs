@@ -5,20 +5,19 @@
 //! f64 rather than f32 keeps finite-difference gradient checks accurate; the
 //! JIT is compared against it with an f32 tolerance.
 //!
-//! Semantics chosen where the type rules leave room (the JIT must match):
-//! - `sign(0) = 0`, `sign(NaN) = NaN`.
-//! - `max`/`min` (binary and `reduce_max`) propagate NaN.
+//! Elementwise ops compute with [`super::scalar`], the one definition of
+//! their values (`sign(0) = 0`, NaN-propagating `max`/`min`, saturating
+//! casts). Semantics chosen here where the type rules leave room (the JIT
+//! must match):
 //! - `one_hot` of a label outside `0..depth` is an all-zero row (as in
 //!   TensorFlow and JAX), so padding labels such as -1 contribute nothing.
-//! - `cast` to i32 truncates toward zero and saturates at the i32 range;
-//!   NaN becomes 0 (Rust's `as i32`, Cranelift's `fcvt_to_sint_sat`).
 //! - `reduce_max` over an empty axis gives -inf.
 //!
 //! After each instruction the result's shape is checked against its declared
 //! type (with symbols bound), so the interpreter also catches IR whose types
 //! lie about the data.
 
-use super::{BinaryOp, CmpOp, DType, Dim, Func, Inst, Op, Type, UnaryOp};
+use super::{scalar, BinaryOp, DType, Dim, Func, Inst, Op, Type};
 use ndarray::linalg::general_mat_mul;
 use ndarray::{ArrayD, ArrayView2, Axis, Ix2, IxDyn};
 use std::borrow::Cow;
@@ -164,16 +163,13 @@ fn check_shape(t: &Tensor, ty: &Type, bind: &Bindings) -> Result<(), String> {
 fn eval(inst: &Inst, x: &[&Tensor], bind: &Bindings) -> Result<Tensor, String> {
     Ok(match &inst.op {
         Op::Const(c) => ArrayD::from_elem(IxDyn(&[]), *c),
-        Op::Unary(u) => kernels::map1(x[0], unary_fn(*u)),
-        Op::Binary(op) => zip2(x[0], x[1], binary_fn(*op))?,
-        Op::Compare(op) => {
-            let cmp = compare_fn(*op);
-            zip2(x[0], x[1], move |a, b| if cmp(a, b) { 1.0 } else { 0.0 })?
-        }
+        Op::Unary(u) => kernels::map1(x[0], |v| scalar::unary(*u, v)),
+        Op::Binary(op) => zip2(x[0], x[1], |a, b| scalar::binary(*op, a, b))?,
+        Op::Compare(op) => zip2(x[0], x[1], |a, b| if scalar::compare(*op, a, b) { 1.0 } else { 0.0 })?,
         Op::Select => select(x[0], x[1], x[2])?,
         Op::Broadcast { shape } => broadcast(x[0], &resolve(shape, bind)?)?,
         Op::ReduceSum { axes, keep } => reduce(x[0], axes, *keep, 0.0, |acc, v| acc + v)?,
-        Op::ReduceMax { axes, keep } => reduce(x[0], axes, *keep, f64::NEG_INFINITY, nan_max)?,
+        Op::ReduceMax { axes, keep } => reduce(x[0], axes, *keep, f64::NEG_INFINITY, |a, b| scalar::binary(BinaryOp::Max, a, b))?,
         Op::Reshape { shape } => {
             let shape = resolve(shape, bind)?;
             let view = x[0].to_shape(IxDyn(&shape)).map_err(|e| format!("reshape: {e}"))?;
@@ -183,71 +179,11 @@ fn eval(inst: &Inst, x: &[&Tensor], bind: &Bindings) -> Result<Tensor, String> {
         Op::Transpose { perm } => x[0].clone().permuted_axes(IxDyn(perm)),
         Op::MatMul => matmul(x[0], x[1])?,
         Op::OneHot { depth } => one_hot(x[0], *depth),
-        Op::Cast { to: DType::I32 } => kernels::map1(x[0], |v| (v as i32) as f64),
+        Op::Cast { to: DType::I32 } => kernels::map1(x[0], scalar::to_i32),
         Op::Cast { to: DType::F32 } => x[0].clone(),
         Op::RandomUniform { shape, seed } => random(&resolve(shape, bind)?, *seed, super::random_uniform),
         Op::RandomNormal { shape, seed } => random(&resolve(shape, bind)?, *seed, super::random_normal),
     })
-}
-
-fn unary_fn(op: UnaryOp) -> fn(f64) -> f64 {
-    match op {
-        UnaryOp::Neg => |v| -v,
-        UnaryOp::Exp => f64::exp,
-        UnaryOp::Log => f64::ln,
-        UnaryOp::Sqrt => f64::sqrt,
-        UnaryOp::Tanh => f64::tanh,
-        UnaryOp::Abs => f64::abs,
-        // `f64::signum` maps 0 to 1; the IR's sign maps 0 to 0.
-        UnaryOp::Sign => |v| {
-            if v > 0.0 {
-                1.0
-            } else if v < 0.0 {
-                -1.0
-            } else {
-                v * 0.0 // 0 stays 0, NaN stays NaN
-            }
-        },
-    }
-}
-
-fn nan_max(a: f64, b: f64) -> f64 {
-    if a.is_nan() || b.is_nan() {
-        f64::NAN
-    } else {
-        a.max(b)
-    }
-}
-
-fn nan_min(a: f64, b: f64) -> f64 {
-    if a.is_nan() || b.is_nan() {
-        f64::NAN
-    } else {
-        a.min(b)
-    }
-}
-
-fn binary_fn(op: BinaryOp) -> fn(f64, f64) -> f64 {
-    match op {
-        BinaryOp::Add => |a, b| a + b,
-        BinaryOp::Sub => |a, b| a - b,
-        BinaryOp::Mul => |a, b| a * b,
-        BinaryOp::Div => |a, b| a / b,
-        BinaryOp::Pow => f64::powf,
-        BinaryOp::Max => nan_max,
-        BinaryOp::Min => nan_min,
-    }
-}
-
-fn compare_fn(op: CmpOp) -> fn(f64, f64) -> bool {
-    match op {
-        CmpOp::Lt => |a, b| a < b,
-        CmpOp::Le => |a, b| a <= b,
-        CmpOp::Gt => |a, b| a > b,
-        CmpOp::Ge => |a, b| a >= b,
-        CmpOp::Eq => |a, b| a == b,
-        CmpOp::Ne => |a, b| a != b,
-    }
 }
 
 fn same_shape(a: &Tensor, b: &Tensor) -> Result<(), String> {

@@ -7,11 +7,14 @@
 
 mod builder;
 pub mod interp;
+mod op;
 pub mod parse;
 mod print;
+pub mod scalar;
 mod verify;
 
 pub use builder::Builder;
+pub use op::{Attr, AttrReader, BinaryOp, CmpOp, Op, OpKind, UnaryOp};
 pub use parse::parse_func;
 pub use print::{op_attrs, op_name, print_func};
 pub use verify::{reduce_shape, verify};
@@ -109,97 +112,6 @@ impl fmt::Display for Value {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum UnaryOp {
-    Neg,
-    Exp,
-    Log,
-    Sqrt,
-    Tanh,
-    Abs,
-    /// -1, 0 or 1; its derivative is zero.
-    Sign,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum BinaryOp {
-    Add,
-    Sub,
-    Mul,
-    Div,
-    Pow,
-    Max,
-    Min,
-}
-
-/// Comparisons produce 1.0 where true and 0.0 where false (dtype f32).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum CmpOp {
-    Lt,
-    Le,
-    Gt,
-    Ge,
-    Eq,
-    Ne,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub enum Op {
-    /// A scalar f32 constant (shape `[]`).
-    Const(f64),
-    Unary(UnaryOp),
-    /// Operands of identical shape.
-    Binary(BinaryOp),
-    /// Operands of identical shape; result f32 0/1 of that shape.
-    Compare(CmpOp),
-    /// `select c, a, b`: `a` where `c != 0`, else `b`; all of one shape.
-    Select,
-    /// NumPy broadcast of the operand to `shape` (operand dims align to the
-    /// right; each is 1 or equal to the target dim).
-    Broadcast {
-        shape: Shape,
-    },
-    /// Sum over `axes` (sorted, distinct). `keep` keeps them as size 1.
-    ReduceSum {
-        axes: Vec<usize>,
-        keep: bool,
-    },
-    /// Max over `axes`. Its gradient flows to every position equal to the max.
-    ReduceMax {
-        axes: Vec<usize>,
-        keep: bool,
-    },
-    /// Same element count, row-major order.
-    Reshape {
-        shape: Shape,
-    },
-    /// Result dim `i` is operand dim `perm[i]`.
-    Transpose {
-        perm: Vec<usize>,
-    },
-    /// `[..., m, k] @ [..., k, n] -> [..., m, n]`; leading dims identical.
-    MatMul,
-    /// `i32[...]` labels to `f32[..., depth]` one-hot rows.
-    OneHot {
-        depth: usize,
-    },
-    /// Convert between dtypes (i32 -> f32 exactly; f32 -> i32 truncates).
-    Cast {
-        to: DType,
-    },
-    /// Counter-based uniform draws in [0, 1): element `i` is a pure function
-    /// of (`seed`, `i`), so every backend draws the same numbers.
-    RandomUniform {
-        shape: Shape,
-        seed: u64,
-    },
-    /// Standard normal draws, Box–Muller over the same counter stream.
-    RandomNormal {
-        shape: Shape,
-        seed: u64,
-    },
-}
-
 #[derive(Clone, Debug, PartialEq)]
 pub struct Inst {
     pub result: Value,
@@ -260,10 +172,8 @@ impl Func {
             t.shape = sub(&t.shape);
         }
         for inst in &mut f.insts {
-            match &mut inst.op {
-                Op::Broadcast { shape } | Op::Reshape { shape } => *shape = sub(shape),
-                Op::RandomUniform { shape, .. } | Op::RandomNormal { shape, .. } => *shape = sub(shape),
-                _ => {}
+            for shape in inst.op.shapes_mut() {
+                *shape = sub(shape);
             }
         }
         f

@@ -19,7 +19,7 @@
 //! later from `verify` without a location.
 
 use super::verify::infer;
-use super::{BinaryOp, CmpOp, DType, Dim, Func, Inst, Op, Shape, Type, UnaryOp, Value};
+use super::{AttrReader, DType, Dim, Func, Inst, Op, Shape, Type, Value};
 use std::collections::HashMap;
 
 /// Parse one function in the printed IR text format.
@@ -290,62 +290,28 @@ fn dtype(word: &str) -> Result<DType, String> {
     }
 }
 
-/// The op named `name` with its attributes (the inverse of `op_name` and
-/// `op_attrs` in the printer).
+impl AttrReader for Attrs {
+    fn shape(&mut self, key: &str) -> Result<Shape, String> {
+        Attrs::shape(self, key)
+    }
+    fn axes(&mut self, key: &str) -> Result<Vec<usize>, String> {
+        self.indices(key)
+    }
+    fn bool(&mut self, key: &str) -> Result<bool, String> {
+        Attrs::bool(self, key)
+    }
+    fn int(&mut self, key: &str) -> Result<u64, String> {
+        Attrs::int(self, key)
+    }
+    fn dtype(&mut self, key: &str) -> Result<DType, String> {
+        dtype(&self.word(key)?)
+    }
+}
+
+/// The op named `name` with its attributes ([`Op::from_name`]), rejecting
+/// attributes the op does not take.
 fn build_op(name: &str, mut a: Attrs) -> Result<Op, String> {
-    use BinaryOp as B;
-    use CmpOp as C;
-    use UnaryOp as U;
-    let op = match name {
-        "neg" => Op::Unary(U::Neg),
-        "exp" => Op::Unary(U::Exp),
-        "log" => Op::Unary(U::Log),
-        "sqrt" => Op::Unary(U::Sqrt),
-        "tanh" => Op::Unary(U::Tanh),
-        "abs" => Op::Unary(U::Abs),
-        "sign" => Op::Unary(U::Sign),
-        "add" => Op::Binary(B::Add),
-        "sub" => Op::Binary(B::Sub),
-        "mul" => Op::Binary(B::Mul),
-        "div" => Op::Binary(B::Div),
-        "pow" => Op::Binary(B::Pow),
-        "max" => Op::Binary(B::Max),
-        "min" => Op::Binary(B::Min),
-        "lt" => Op::Compare(C::Lt),
-        "le" => Op::Compare(C::Le),
-        "gt" => Op::Compare(C::Gt),
-        "ge" => Op::Compare(C::Ge),
-        "eq" => Op::Compare(C::Eq),
-        "ne" => Op::Compare(C::Ne),
-        "select" => Op::Select,
-        "matmul" => Op::MatMul,
-        "broadcast" => Op::Broadcast { shape: a.shape("shape")? },
-        "reshape" => Op::Reshape { shape: a.shape("shape")? },
-        "reduce_sum" => Op::ReduceSum {
-            axes: a.indices("axes")?,
-            keep: a.bool("keep")?,
-        },
-        "reduce_max" => Op::ReduceMax {
-            axes: a.indices("axes")?,
-            keep: a.bool("keep")?,
-        },
-        "transpose" => Op::Transpose { perm: a.indices("perm")? },
-        "one_hot" => Op::OneHot {
-            depth: a.int("depth")? as usize,
-        },
-        "cast" => Op::Cast {
-            to: dtype(&a.word("to")?)?,
-        },
-        "random_uniform" => Op::RandomUniform {
-            shape: a.shape("shape")?,
-            seed: a.int("seed")?,
-        },
-        "random_normal" => Op::RandomNormal {
-            shape: a.shape("shape")?,
-            seed: a.int("seed")?,
-        },
-        _ => return Err(format!("unknown op `{name}`")),
-    };
+    let op = Op::from_name(name, &mut a)?;
     a.done(name)?;
     Ok(op)
 }
@@ -495,7 +461,7 @@ impl<'a> Cursor<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ir::{print_func, verify, Builder};
+    use crate::ir::{print_func, verify, BinaryOp, Builder, CmpOp, UnaryOp};
 
     fn f32t(dims: &[Dim]) -> Type {
         Type::f32(dims.to_vec())
@@ -523,9 +489,10 @@ mod tests {
         for (a, b) in g.insts.iter().zip(&f.insts) {
             assert_eq!((a.result, &a.args), (b.result, &b.args));
             // Constants compare by bits so NaN and -0.0 count.
-            match (&a.op, &b.op) {
-                (Op::Const(x), Op::Const(y)) => assert_eq!(x.to_bits(), y.to_bits()),
-                (x, y) => assert_eq!(x, y),
+            if let (Op::Const(x), Op::Const(y)) = (&a.op, &b.op) {
+                assert_eq!(x.to_bits(), y.to_bits());
+            } else {
+                assert_eq!(a.op, b.op);
             }
         }
         let names: Vec<String> = (0..f.params.len()).map(|i| format!("p{i}")).collect();
@@ -560,14 +527,14 @@ mod tests {
         );
         let s = bld.param("s", Type::scalar());
         let mut last = x;
-        for u in [U::Neg, U::Exp, U::Log, U::Sqrt, U::Tanh, U::Abs, U::Sign] {
+        for u in UnaryOp::ALL {
             last = bld.unary(u, last);
         }
-        for op in [B::Add, B::Sub, B::Mul, B::Div, B::Pow, B::Max, B::Min] {
+        for op in BinaryOp::ALL {
             last = bld.binary(op, last, x);
         }
         let mut cmps = Vec::new();
-        for c in [C::Lt, C::Le, C::Gt, C::Ge, C::Eq, C::Ne] {
+        for c in CmpOp::ALL {
             cmps.push(bld.compare(c, last, x));
         }
         let sel = bld.select(cmps[0], last, x);
@@ -613,10 +580,6 @@ mod tests {
         let f = bld.finish(&[r, rm, t, ci, cf, ru, rn, sc, consts[4]]);
         round_trip(&f);
     }
-
-    use BinaryOp as B;
-    use CmpOp as C;
-    use UnaryOp as U;
 
     #[test]
     fn round_trips_no_params_and_no_results() {

@@ -1,70 +1,17 @@
 //! The IR text format, used by `nnc ir` and by snapshot tests.
 
-use super::{BinaryOp, CmpOp, Func, Op, UnaryOp, Value};
+use super::{Func, Op, Value};
 use std::collections::HashMap;
 use std::fmt::Write;
 
-pub fn op_name(op: &Op) -> &'static str {
-    match op {
-        Op::Const(_) => "const",
-        Op::Unary(u) => match u {
-            UnaryOp::Neg => "neg",
-            UnaryOp::Exp => "exp",
-            UnaryOp::Log => "log",
-            UnaryOp::Sqrt => "sqrt",
-            UnaryOp::Tanh => "tanh",
-            UnaryOp::Abs => "abs",
-            UnaryOp::Sign => "sign",
-        },
-        Op::Binary(b) => match b {
-            BinaryOp::Add => "add",
-            BinaryOp::Sub => "sub",
-            BinaryOp::Mul => "mul",
-            BinaryOp::Div => "div",
-            BinaryOp::Pow => "pow",
-            BinaryOp::Max => "max",
-            BinaryOp::Min => "min",
-        },
-        Op::Compare(c) => match c {
-            CmpOp::Lt => "lt",
-            CmpOp::Le => "le",
-            CmpOp::Gt => "gt",
-            CmpOp::Ge => "ge",
-            CmpOp::Eq => "eq",
-            CmpOp::Ne => "ne",
-        },
-        Op::Select => "select",
-        Op::Broadcast { .. } => "broadcast",
-        Op::ReduceSum { .. } => "reduce_sum",
-        Op::ReduceMax { .. } => "reduce_max",
-        Op::Reshape { .. } => "reshape",
-        Op::Transpose { .. } => "transpose",
-        Op::MatMul => "matmul",
-        Op::OneHot { .. } => "one_hot",
-        Op::Cast { .. } => "cast",
-        Op::RandomUniform { .. } => "random_uniform",
-        Op::RandomNormal { .. } => "random_normal",
-    }
-}
-
-fn list<T: std::fmt::Display>(xs: &[T]) -> String {
-    let items: Vec<String> = xs.iter().map(|x| x.to_string()).collect();
-    format!("[{}]", items.join(", "))
-}
-
 /// Attributes in `{k=v, ...}` form, or an empty string.
-pub fn op_attrs(op: &Op) -> String {
-    match op {
-        Op::Broadcast { shape } | Op::Reshape { shape } => format!(" {{shape={}}}", list(shape)),
-        Op::ReduceSum { axes, keep } | Op::ReduceMax { axes, keep } => format!(" {{axes={}, keep={keep}}}", list(axes)),
-        Op::Transpose { perm } => format!(" {{perm={}}}", list(perm)),
-        Op::OneHot { depth } => format!(" {{depth={depth}}}"),
-        Op::Cast { to } => format!(" {{to={to}}}"),
-        Op::RandomUniform { shape, seed } | Op::RandomNormal { shape, seed } => {
-            format!(" {{shape={}, seed={seed}}}", list(shape))
-        }
-        _ => String::new(),
+fn attrs_text(op: &Op) -> String {
+    let attrs = op.attrs();
+    if attrs.is_empty() {
+        return String::new();
     }
+    let items: Vec<String> = attrs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    format!(" {{{}}}", items.join(", "))
 }
 
 /// Print `f`, renumbering values in definition order.
@@ -94,12 +41,15 @@ pub fn print_func(f: &Func) -> String {
             .map(|&a| names.get(&a).map_or_else(|| format!("?{a}"), |n| format!("v{n}")))
             .collect();
         let res = name(inst.result, &mut names);
-        let body = match &inst.op {
-            Op::Const(x) => format!("const {x:?}"),
-            op if args.is_empty() => op_name(op).to_string(),
-            op => format!("{} {}", op_name(op), args.join(", ")),
+        // A constant's value is written inline, not as an attribute.
+        let body = if let Op::Const(x) = &inst.op {
+            format!("const {x:?}")
+        } else if args.is_empty() {
+            inst.op.name().to_string()
+        } else {
+            format!("{} {}", inst.op.name(), args.join(", "))
         };
-        let _ = writeln!(out, "    {res} = {body}{} : {}", op_attrs(&inst.op), f.ty(inst.result));
+        let _ = writeln!(out, "    {res} = {body}{} : {}", attrs_text(&inst.op), f.ty(inst.result));
     }
     let rets: Vec<String> = f
         .results

@@ -49,18 +49,13 @@ fn element_count(shape: &[Dim]) -> (usize, Vec<String>) {
 
 /// The result type of `op` applied to operands of the given types.
 pub fn infer(op: &Op, args: &[&Type]) -> Result<Type, String> {
-    let arity = match op {
-        Op::Const(_) | Op::RandomUniform { .. } | Op::RandomNormal { .. } => 0,
-        Op::Binary(_) | Op::Compare(_) | Op::MatMul => 2,
-        Op::Select => 3,
-        _ => 1,
-    };
+    let arity = op.arity();
     if args.len() != arity {
-        return Err(format!("{op:?} takes {arity} operands, got {}", args.len()));
+        return Err(format!("{} takes {arity} operands, got {}", op.name(), args.len()));
     }
     let f32_only = |t: &Type| -> Result<(), String> {
         if t.dtype != DType::F32 {
-            return Err(format!("{op:?} needs f32 operands, got {t}"));
+            return Err(format!("{} needs f32 operands, got {t}", op.name()));
         }
         Ok(())
     };

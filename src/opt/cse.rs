@@ -6,7 +6,7 @@
 //! single block, so the earlier definition dominates every later use.
 
 use super::Rebuild;
-use crate::ir::{BinaryOp, CmpOp, Func, Op, Value};
+use crate::ir::{Func, Op, Value};
 use std::collections::HashMap;
 
 /// A hashable identity for an op. Constants compare by bits, so `0.0` and
@@ -19,19 +19,11 @@ enum OpKey {
     Other(String),
 }
 
-/// Ops whose operands can be swapped without changing any result bit
-/// (IEEE addition, multiplication and (in)equality are commutative). `max`
-/// and `min` are left out: which operand wins for NaN or for `0.0` vs `-0.0`
-/// is a backend convention, not something to rely on here.
-fn commutative(op: &Op) -> bool {
-    matches!(op, Op::Binary(BinaryOp::Add | BinaryOp::Mul) | Op::Compare(CmpOp::Eq | CmpOp::Ne))
-}
-
 fn op_key(op: &Op) -> OpKey {
-    match op {
-        Op::Const(x) => OpKey::Const(x.to_bits()),
-        op => OpKey::Other(format!("{op:?}")),
+    if let Op::Const(x) = op {
+        return OpKey::Const(x.to_bits());
     }
+    OpKey::Other(format!("{op:?}"))
 }
 
 pub fn cse(f: &Func) -> Func {
@@ -40,7 +32,7 @@ pub fn cse(f: &Func) -> Func {
     for inst in &f.insts {
         let args = rb.args(&inst.args);
         let mut key_args = args.clone();
-        if commutative(&inst.op) {
+        if inst.op.is_commutative() {
             key_args.sort();
         }
         let key = (op_key(&inst.op), key_args);

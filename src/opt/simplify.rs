@@ -38,7 +38,7 @@
 //! collapse in one run. Instructions made dead are left for DCE.
 
 use super::Rebuild;
-use crate::ir::{BinaryOp, CmpOp, DType, Dim, Func, Op, UnaryOp, Value};
+use crate::ir::{scalar, BinaryOp, DType, Dim, Func, Op, UnaryOp, Value};
 
 /// How far [`Simplifier::may_be_neg_zero`] looks back; deeper means unknown.
 const SIGN_DEPTH: u32 = 8;
@@ -108,14 +108,16 @@ impl Simplifier {
     /// its f32 value. Broadcasts of broadcasts are already collapsed, so one
     /// level suffices.
     fn splat(&self, v: Value) -> Option<(Value, f32)> {
-        match self.def(v)? {
-            (Op::Const(c), _) => Some((v, c as f32)),
-            (Op::Broadcast { .. }, a) => match self.def(a[0])? {
-                (Op::Const(c), _) => Some((a[0], c as f32)),
-                _ => None,
-            },
-            _ => None,
+        let (op, args) = self.def(v)?;
+        if let Op::Const(c) = op {
+            return Some((v, c as f32));
         }
+        if let Op::Broadcast { .. } = op {
+            if let (Op::Const(c), _) = self.def(args[0])? {
+                return Some((args[0], c as f32));
+            }
+        }
+        None
     }
 
     /// Scalar `s` broadcast to `shape` (just `s` for a scalar shape).
@@ -140,14 +142,7 @@ impl Simplifier {
             Op::Binary(b) => self.binary(*b, args[0], args[1]),
             Op::Compare(c) => {
                 let ((_, a), (_, b)) = (self.splat(args[0])?, self.splat(args[1])?);
-                let r = match c {
-                    CmpOp::Lt => a < b,
-                    CmpOp::Le => a <= b,
-                    CmpOp::Gt => a > b,
-                    CmpOp::Ge => a >= b,
-                    CmpOp::Eq => a == b,
-                    CmpOp::Ne => a != b,
-                };
+                let r = scalar::compare(*c, f64::from(a), f64::from(b));
                 let shape = self.shape(args[0]);
                 Some(self.fold(if r { 1.0 } else { 0.0 }, &shape))
             }
@@ -166,10 +161,10 @@ impl Simplifier {
                 if self.shape(x) == *shape {
                     return Some(x);
                 }
-                match self.def(x)? {
-                    (Op::Broadcast { .. }, inner) => Some(self.emit(op.clone(), vec![inner[0]])),
-                    _ => None,
-                }
+                let (Op::Broadcast { .. }, inner) = self.def(x)? else {
+                    return None;
+                };
+                Some(self.emit(op.clone(), vec![inner[0]]))
             }
             Op::Reshape { shape } => {
                 let x = args[0];
@@ -179,10 +174,10 @@ impl Simplifier {
                 if let Some((s, _)) = self.splat(x) {
                     return Some(self.spread(s, shape));
                 }
-                match self.def(x)? {
-                    (Op::Reshape { .. }, inner) => Some(self.emit(op.clone(), vec![inner[0]])),
-                    _ => None,
-                }
+                let (Op::Reshape { .. }, inner) = self.def(x)? else {
+                    return None;
+                };
+                Some(self.emit(op.clone(), vec![inner[0]]))
             }
             Op::Transpose { perm } => {
                 let x = args[0];
@@ -194,15 +189,13 @@ impl Simplifier {
                     let shape: Vec<Dim> = perm.iter().map(|&p| from[p].clone()).collect();
                     return Some(self.spread(s, &shape));
                 }
-                match self.def(x)? {
-                    // Result dim i is inner's dim perm[i], which is the
-                    // source's dim inner_perm[perm[i]].
-                    (Op::Transpose { perm: inner_perm }, inner) => {
-                        let composed = perm.iter().map(|&p| inner_perm[p]).collect();
-                        Some(self.emit(Op::Transpose { perm: composed }, vec![inner[0]]))
-                    }
-                    _ => None,
-                }
+                // Result dim i is inner's dim perm[i], which is the
+                // source's dim inner_perm[perm[i]].
+                let (Op::Transpose { perm: inner_perm }, inner) = self.def(x)? else {
+                    return None;
+                };
+                let composed = perm.iter().map(|&p| inner_perm[p]).collect();
+                Some(self.emit(Op::Transpose { perm: composed }, vec![inner[0]]))
             }
             Op::ReduceSum { axes, .. } | Op::ReduceMax { axes, .. } if axes.is_empty() => Some(args[0]),
             Op::ReduceSum { axes, keep } => {
@@ -220,7 +213,13 @@ impl Simplifier {
                 Some(self.fold(total as f32, &out))
             }
             Op::Cast { to } if self.rb.b.ty(args[0]).dtype == *to => Some(args[0]),
-            _ => None,
+            Op::Cast { .. }
+            | Op::ReduceMax { .. }
+            | Op::Const(_)
+            | Op::MatMul
+            | Op::OneHot { .. }
+            | Op::RandomUniform { .. }
+            | Op::RandomNormal { .. } => None,
         }
     }
 
@@ -231,15 +230,7 @@ impl Simplifier {
             }
         }
         let (_, c) = self.splat(x)?;
-        let r = match u {
-            UnaryOp::Neg => -c,
-            UnaryOp::Abs => c.abs(),
-            UnaryOp::Sqrt => c.sqrt(),
-            // `signum` gives ±1 for ±0 and NaN for NaN; the op's value there
-            // is a backend convention, so only fold the unambiguous cases.
-            UnaryOp::Sign if c != 0.0 && !c.is_nan() => c.signum(),
-            _ => return None,
-        };
+        let r = scalar::fold_unary(u, c)?;
         let shape = self.shape(x);
         Some(self.fold(r, &shape))
     }
@@ -248,18 +239,7 @@ impl Simplifier {
         let sx = self.splat(x).map(|s| s.1);
         let sy = self.splat(y).map(|s| s.1);
         if let (Some(a), Some(b)) = (sx, sy) {
-            // max/min of NaN, or of 0 and -0, depends on the backend.
-            let plain = !(a.is_nan() || b.is_nan() || (a == 0.0 && b == 0.0));
-            let r = match op {
-                BinaryOp::Add => Some(a + b),
-                BinaryOp::Sub => Some(a - b),
-                BinaryOp::Mul => Some(a * b),
-                BinaryOp::Div => Some(a / b),
-                BinaryOp::Max if plain => Some(a.max(b)),
-                BinaryOp::Min if plain => Some(a.min(b)),
-                _ => None,
-            };
-            if let Some(r) = r {
+            if let Some(r) = scalar::fold_binary(op, a, b) {
                 let shape = self.shape(x);
                 return Some(self.fold(r, &shape));
             }
@@ -288,7 +268,7 @@ impl Simplifier {
             BinaryOp::Div if is(sy, 1.0) => return Some(x),
             BinaryOp::Pow if is(sy, 1.0) => return Some(x),
             BinaryOp::Pow if is(sy, 2.0) => return Some(self.emit(Op::Binary(BinaryOp::Mul), vec![x, x])),
-            _ => {}
+            BinaryOp::Sub | BinaryOp::Div | BinaryOp::Pow | BinaryOp::Max | BinaryOp::Min => {}
         }
         None
     }
@@ -308,13 +288,20 @@ impl Simplifier {
         match op {
             Op::Const(c) => (c as f32).to_bits() == (-0.0f32).to_bits(),
             Op::Compare(_) | Op::OneHot { .. } | Op::RandomUniform { .. } => false,
-            Op::Unary(UnaryOp::Exp | UnaryOp::Abs) => false,
+            Op::Unary(u) => match u {
+                UnaryOp::Exp | UnaryOp::Abs | UnaryOp::Sign => false,
+                UnaryOp::Sqrt => rec(args[0]),
+                UnaryOp::Neg | UnaryOp::Log | UnaryOp::Tanh => true,
+            },
             Op::Cast { .. } if self.rb.b.ty(args[0]).dtype == DType::I32 => false,
-            Op::Binary(BinaryOp::Add) => rec(args[0]) && rec(args[1]),
-            Op::Binary(BinaryOp::Sub) => rec(args[0]),
-            Op::Broadcast { .. } | Op::Reshape { .. } | Op::Transpose { .. } | Op::Unary(UnaryOp::Sqrt) => rec(args[0]),
+            Op::Binary(b) => match b {
+                BinaryOp::Add => rec(args[0]) && rec(args[1]),
+                BinaryOp::Sub => rec(args[0]),
+                BinaryOp::Mul | BinaryOp::Div | BinaryOp::Pow | BinaryOp::Max | BinaryOp::Min => true,
+            },
+            Op::Broadcast { .. } | Op::Reshape { .. } | Op::Transpose { .. } => rec(args[0]),
             Op::Select => rec(args[1]) || rec(args[2]),
-            _ => true,
+            Op::Cast { .. } | Op::ReduceSum { .. } | Op::ReduceMax { .. } | Op::MatMul | Op::RandomNormal { .. } => true,
         }
     }
 }

@@ -335,15 +335,7 @@ impl Elab<'_> {
                     Val::Float(f) => *f,
                     _ => unreachable!(),
                 };
-                let r = match op {
-                    UnaryOp::Neg => -x,
-                    UnaryOp::Exp => x.exp(),
-                    UnaryOp::Log => x.ln(),
-                    UnaryOp::Sqrt => x.sqrt(),
-                    UnaryOp::Tanh => x.tanh(),
-                    UnaryOp::Abs => x.abs(),
-                    UnaryOp::Sign => x.signum(),
-                };
+                let r = ir::scalar::unary(op, x);
                 if op == UnaryOp::Neg {
                     if let Val::Int(i) = v {
                         return Val::Int(-i);
@@ -426,20 +418,23 @@ pub(super) fn fold_numbers(op: BinOp, l: &Val, r: &Val) -> Option<Result<Val, Fo
     if matches!(op, BinOp::Div | BinOp::Rem) && b == 0.0 {
         return Some(Err(FoldError::DivideByZero));
     }
+    // Arithmetic and comparisons as the IR defines them (`ir::scalar`).
+    let arith = |op| ir::scalar::binary(op, a, b);
+    let cmp = |op| Some(Ok(Bool(ir::scalar::compare(op, a, b))));
     let v = match op {
-        BinOp::Add => a + b,
-        BinOp::Sub => a - b,
-        BinOp::Mul => a * b,
-        BinOp::Div => a / b,
+        BinOp::Add => arith(BinaryOp::Add),
+        BinOp::Sub => arith(BinaryOp::Sub),
+        BinOp::Mul => arith(BinaryOp::Mul),
+        BinOp::Div => arith(BinaryOp::Div),
         BinOp::Rem => a - b * (a / b).floor(),
         BinOp::Pow if a == 0.0 && b < 0.0 => return Some(Err(FoldError::DivideByZero)),
-        BinOp::Pow => a.powf(b),
-        BinOp::Lt => return Some(Ok(Bool(a < b))),
-        BinOp::Le => return Some(Ok(Bool(a <= b))),
-        BinOp::Gt => return Some(Ok(Bool(a > b))),
-        BinOp::Ge => return Some(Ok(Bool(a >= b))),
-        BinOp::Eq => return Some(Ok(Bool(a == b))),
-        BinOp::Ne => return Some(Ok(Bool(a != b))),
+        BinOp::Pow => arith(BinaryOp::Pow),
+        BinOp::Lt => return cmp(CmpOp::Lt),
+        BinOp::Le => return cmp(CmpOp::Le),
+        BinOp::Gt => return cmp(CmpOp::Gt),
+        BinOp::Ge => return cmp(CmpOp::Ge),
+        BinOp::Eq => return cmp(CmpOp::Eq),
+        BinOp::Ne => return cmp(CmpOp::Ne),
         BinOp::MatMul => return None,
     };
     // A finite result or NaN from finite operands (e.g. (-8)^(1/3)) is a

@@ -1,0 +1,456 @@
+//! The op set, and every fact about an op that the passes share.
+//!
+//! Each fact is one exhaustive method here — [`Op::name`] and its inverse
+//! [`Op::from_name`], [`Op::arity`], [`Op::kind`], [`Op::attrs`],
+//! [`Op::differentiable_args`], [`Op::shapes_mut`] — so adding a variant is a
+//! compile error at every place that must decide something about it, never a
+//! wildcard that silently guesses. Type rules are in `verify.rs`, the value of
+//! each elementwise op on one number in `scalar.rs`. `tests/it/tidy.rs` keeps
+//! `ir`, `autodiff`, `opt` and `codegen` free of wildcard arms over ops.
+
+use super::{DType, Dim, Shape};
+use std::fmt;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum UnaryOp {
+    Neg,
+    Exp,
+    Log,
+    Sqrt,
+    Tanh,
+    Abs,
+    /// -1, 0 or 1; its derivative is zero.
+    Sign,
+}
+
+impl UnaryOp {
+    /// Every unary op (the tidy test checks this lists each variant).
+    pub const ALL: [UnaryOp; 7] = [
+        UnaryOp::Neg,
+        UnaryOp::Exp,
+        UnaryOp::Log,
+        UnaryOp::Sqrt,
+        UnaryOp::Tanh,
+        UnaryOp::Abs,
+        UnaryOp::Sign,
+    ];
+
+    /// The name in IR text.
+    pub fn name(self) -> &'static str {
+        match self {
+            UnaryOp::Neg => "neg",
+            UnaryOp::Exp => "exp",
+            UnaryOp::Log => "log",
+            UnaryOp::Sqrt => "sqrt",
+            UnaryOp::Tanh => "tanh",
+            UnaryOp::Abs => "abs",
+            UnaryOp::Sign => "sign",
+        }
+    }
+
+    /// Whether the result depends differentiably on the operand (`sign` is
+    /// piecewise constant: its gradient is zero, so it stops activity).
+    pub fn is_differentiable(self) -> bool {
+        match self {
+            UnaryOp::Neg | UnaryOp::Exp | UnaryOp::Log | UnaryOp::Sqrt | UnaryOp::Tanh | UnaryOp::Abs => true,
+            UnaryOp::Sign => false,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BinaryOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Pow,
+    Max,
+    Min,
+}
+
+impl BinaryOp {
+    pub const ALL: [BinaryOp; 7] = [
+        BinaryOp::Add,
+        BinaryOp::Sub,
+        BinaryOp::Mul,
+        BinaryOp::Div,
+        BinaryOp::Pow,
+        BinaryOp::Max,
+        BinaryOp::Min,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            BinaryOp::Add => "add",
+            BinaryOp::Sub => "sub",
+            BinaryOp::Mul => "mul",
+            BinaryOp::Div => "div",
+            BinaryOp::Pow => "pow",
+            BinaryOp::Max => "max",
+            BinaryOp::Min => "min",
+        }
+    }
+
+    /// Operands can be swapped without changing any result bit. `max` and
+    /// `min` are not: which operand wins for NaN or for `0.0` vs `-0.0` is a
+    /// backend convention, not something to rely on.
+    pub fn is_commutative(self) -> bool {
+        match self {
+            BinaryOp::Add | BinaryOp::Mul => true,
+            BinaryOp::Sub | BinaryOp::Div | BinaryOp::Pow | BinaryOp::Max | BinaryOp::Min => false,
+        }
+    }
+}
+
+/// Comparisons produce 1.0 where true and 0.0 where false (dtype f32).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CmpOp {
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    Eq,
+    Ne,
+}
+
+impl CmpOp {
+    pub const ALL: [CmpOp; 6] = [CmpOp::Lt, CmpOp::Le, CmpOp::Gt, CmpOp::Ge, CmpOp::Eq, CmpOp::Ne];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            CmpOp::Lt => "lt",
+            CmpOp::Le => "le",
+            CmpOp::Gt => "gt",
+            CmpOp::Ge => "ge",
+            CmpOp::Eq => "eq",
+            CmpOp::Ne => "ne",
+        }
+    }
+
+    pub fn is_commutative(self) -> bool {
+        match self {
+            CmpOp::Eq | CmpOp::Ne => true,
+            CmpOp::Lt | CmpOp::Le | CmpOp::Gt | CmpOp::Ge => false,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Op {
+    /// A scalar f32 constant (shape `[]`).
+    Const(f64),
+    Unary(UnaryOp),
+    /// Operands of identical shape.
+    Binary(BinaryOp),
+    /// Operands of identical shape; result f32 0/1 of that shape.
+    Compare(CmpOp),
+    /// `select c, a, b`: `a` where `c != 0`, else `b`; all of one shape.
+    Select,
+    /// NumPy broadcast of the operand to `shape` (operand dims align to the
+    /// right; each is 1 or equal to the target dim).
+    Broadcast {
+        shape: Shape,
+    },
+    /// Sum over `axes` (sorted, distinct). `keep` keeps them as size 1.
+    ReduceSum {
+        axes: Vec<usize>,
+        keep: bool,
+    },
+    /// Max over `axes`. Its gradient flows to every position equal to the max.
+    ReduceMax {
+        axes: Vec<usize>,
+        keep: bool,
+    },
+    /// Same element count, row-major order.
+    Reshape {
+        shape: Shape,
+    },
+    /// Result dim `i` is operand dim `perm[i]`.
+    Transpose {
+        perm: Vec<usize>,
+    },
+    /// `[..., m, k] @ [..., k, n] -> [..., m, n]`; leading dims identical.
+    MatMul,
+    /// `i32[...]` labels to `f32[..., depth]` one-hot rows.
+    OneHot {
+        depth: usize,
+    },
+    /// Convert between dtypes (i32 -> f32 exactly; f32 -> i32 truncates).
+    Cast {
+        to: DType,
+    },
+    /// Counter-based uniform draws in [0, 1): element `i` is a pure function
+    /// of (`seed`, `i`), so every backend draws the same numbers.
+    RandomUniform {
+        shape: Shape,
+        seed: u64,
+    },
+    /// Standard normal draws, Box–Muller over the same counter stream.
+    RandomNormal {
+        shape: Shape,
+        seed: u64,
+    },
+}
+
+/// How an op's result elements relate to its operands' elements; the code
+/// generator forms kernels by kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpKind {
+    /// No operands: constants and random draws.
+    Source,
+    /// Result element `i` is a function of operand elements `i` (all
+    /// operands and the result have one shape, up to dtype).
+    Elementwise,
+    /// The operand's elements rearranged or repeated, none computed: a
+    /// strided view of its storage.
+    View,
+    /// Folds some axes of the operand away.
+    Reduction,
+    /// A sum of products over a shared axis (matrix products).
+    Contraction,
+    /// Result elements computed from operand elements at positions derived
+    /// from the result index (`one_hot`; gathers and concatenation belong here).
+    Index,
+}
+
+/// An attribute value as printed in IR text.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Attr {
+    /// Dims, printed `[B, 784]`.
+    Shape(Shape),
+    /// Axis numbers, printed `[0, 1]`.
+    Axes(Vec<usize>),
+    Bool(bool),
+    Int(u64),
+    DType(DType),
+}
+
+impl fmt::Display for Attr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fn list<T: fmt::Display>(f: &mut fmt::Formatter<'_>, xs: &[T]) -> fmt::Result {
+            let items: Vec<String> = xs.iter().map(|x| x.to_string()).collect();
+            write!(f, "[{}]", items.join(", "))
+        }
+        match self {
+            Attr::Shape(s) => list(f, s),
+            Attr::Axes(a) => list(f, a),
+            Attr::Bool(b) => write!(f, "{b}"),
+            Attr::Int(n) => write!(f, "{n}"),
+            Attr::DType(d) => write!(f, "{d}"),
+        }
+    }
+}
+
+/// Where [`Op::from_name`] reads attributes: the IR text parser implements
+/// it over `{key=value, ...}`. Each call takes the attribute out, so the
+/// reader can reject leftovers.
+pub trait AttrReader {
+    fn shape(&mut self, key: &str) -> Result<Shape, String>;
+    fn axes(&mut self, key: &str) -> Result<Vec<usize>, String>;
+    fn bool(&mut self, key: &str) -> Result<bool, String>;
+    fn int(&mut self, key: &str) -> Result<u64, String>;
+    fn dtype(&mut self, key: &str) -> Result<DType, String>;
+}
+
+/// Names of the ops that are not a `Unary`, `Binary` or `Compare` family
+/// member, in declaration order ([`Op::names`] adds the families).
+const STRUCTURAL_NAMES: &[&str] = &[
+    "const",
+    "select",
+    "broadcast",
+    "reduce_sum",
+    "reduce_max",
+    "reshape",
+    "transpose",
+    "matmul",
+    "one_hot",
+    "cast",
+    "random_uniform",
+    "random_normal",
+];
+
+impl Op {
+    /// The name in IR text.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Const(_) => "const",
+            Op::Unary(u) => u.name(),
+            Op::Binary(b) => b.name(),
+            Op::Compare(c) => c.name(),
+            Op::Select => "select",
+            Op::Broadcast { .. } => "broadcast",
+            Op::ReduceSum { .. } => "reduce_sum",
+            Op::ReduceMax { .. } => "reduce_max",
+            Op::Reshape { .. } => "reshape",
+            Op::Transpose { .. } => "transpose",
+            Op::MatMul => "matmul",
+            Op::OneHot { .. } => "one_hot",
+            Op::Cast { .. } => "cast",
+            Op::RandomUniform { .. } => "random_uniform",
+            Op::RandomNormal { .. } => "random_normal",
+        }
+    }
+
+    /// Every op name, each once.
+    pub fn names() -> Vec<&'static str> {
+        let mut out: Vec<&'static str> = UnaryOp::ALL.iter().map(|u| u.name()).collect();
+        out.extend(BinaryOp::ALL.iter().map(|b| b.name()));
+        out.extend(CmpOp::ALL.iter().map(|c| c.name()));
+        out.extend_from_slice(STRUCTURAL_NAMES);
+        out
+    }
+
+    /// The op called `name`, reading its attributes from `a`: the inverse of
+    /// [`Op::name`] with [`Op::attrs`]. `const` carries its value inline in
+    /// IR text, not as an attribute, so it is built by the parser itself.
+    pub fn from_name(name: &str, a: &mut dyn AttrReader) -> Result<Op, String> {
+        if let Some(&u) = UnaryOp::ALL.iter().find(|u| u.name() == name) {
+            return Ok(Op::Unary(u));
+        }
+        if let Some(&b) = BinaryOp::ALL.iter().find(|b| b.name() == name) {
+            return Ok(Op::Binary(b));
+        }
+        if let Some(&c) = CmpOp::ALL.iter().find(|c| c.name() == name) {
+            return Ok(Op::Compare(c));
+        }
+        Ok(match name {
+            "select" => Op::Select,
+            "matmul" => Op::MatMul,
+            "broadcast" => Op::Broadcast { shape: a.shape("shape")? },
+            "reshape" => Op::Reshape { shape: a.shape("shape")? },
+            "reduce_sum" => Op::ReduceSum {
+                axes: a.axes("axes")?,
+                keep: a.bool("keep")?,
+            },
+            "reduce_max" => Op::ReduceMax {
+                axes: a.axes("axes")?,
+                keep: a.bool("keep")?,
+            },
+            "transpose" => Op::Transpose { perm: a.axes("perm")? },
+            "one_hot" => Op::OneHot {
+                depth: a.int("depth")? as usize,
+            },
+            "cast" => Op::Cast { to: a.dtype("to")? },
+            "random_uniform" => Op::RandomUniform {
+                shape: a.shape("shape")?,
+                seed: a.int("seed")?,
+            },
+            "random_normal" => Op::RandomNormal {
+                shape: a.shape("shape")?,
+                seed: a.int("seed")?,
+            },
+            "const" => return Err("`const` takes its value inline: `const 1.5`".into()),
+            _ => return Err(format!("unknown op `{name}`")),
+        })
+    }
+
+    /// Number of operands.
+    pub fn arity(&self) -> usize {
+        match self {
+            Op::Const(_) | Op::RandomUniform { .. } | Op::RandomNormal { .. } => 0,
+            Op::Unary(_)
+            | Op::Broadcast { .. }
+            | Op::ReduceSum { .. }
+            | Op::ReduceMax { .. }
+            | Op::Reshape { .. }
+            | Op::Transpose { .. }
+            | Op::OneHot { .. }
+            | Op::Cast { .. } => 1,
+            Op::Binary(_) | Op::Compare(_) | Op::MatMul => 2,
+            Op::Select => 3,
+        }
+    }
+
+    pub fn kind(&self) -> OpKind {
+        match self {
+            Op::Const(_) | Op::RandomUniform { .. } | Op::RandomNormal { .. } => OpKind::Source,
+            Op::Unary(_) | Op::Binary(_) | Op::Compare(_) | Op::Select | Op::Cast { .. } => OpKind::Elementwise,
+            Op::Broadcast { .. } | Op::Reshape { .. } | Op::Transpose { .. } => OpKind::View,
+            Op::ReduceSum { .. } | Op::ReduceMax { .. } => OpKind::Reduction,
+            Op::MatMul => OpKind::Contraction,
+            Op::OneHot { .. } => OpKind::Index,
+        }
+    }
+
+    /// Attributes in printing order (`const`'s value is not one: see
+    /// [`Op::from_name`]).
+    pub fn attrs(&self) -> Vec<(&'static str, Attr)> {
+        match self {
+            Op::Const(_) | Op::Unary(_) | Op::Binary(_) | Op::Compare(_) | Op::Select | Op::MatMul => vec![],
+            Op::Broadcast { shape } | Op::Reshape { shape } => vec![("shape", Attr::Shape(shape.clone()))],
+            Op::ReduceSum { axes, keep } | Op::ReduceMax { axes, keep } => {
+                vec![("axes", Attr::Axes(axes.clone())), ("keep", Attr::Bool(*keep))]
+            }
+            Op::Transpose { perm } => vec![("perm", Attr::Axes(perm.clone()))],
+            Op::OneHot { depth } => vec![("depth", Attr::Int(*depth as u64))],
+            Op::Cast { to } => vec![("to", Attr::DType(*to))],
+            Op::RandomUniform { shape, seed } | Op::RandomNormal { shape, seed } => {
+                vec![("shape", Attr::Shape(shape.clone())), ("seed", Attr::Int(*seed))]
+            }
+        }
+    }
+
+    /// The shapes among the attributes, for rewriting symbolic dims
+    /// ([`super::Func::specialize`]).
+    pub fn shapes_mut(&mut self) -> Vec<&mut Vec<Dim>> {
+        match self {
+            Op::Broadcast { shape } | Op::Reshape { shape } => vec![shape],
+            Op::RandomUniform { shape, .. } | Op::RandomNormal { shape, .. } => vec![shape],
+            Op::Const(_)
+            | Op::Unary(_)
+            | Op::Binary(_)
+            | Op::Compare(_)
+            | Op::Select
+            | Op::ReduceSum { .. }
+            | Op::ReduceMax { .. }
+            | Op::Transpose { .. }
+            | Op::MatMul
+            | Op::OneHot { .. }
+            | Op::Cast { .. } => vec![],
+        }
+    }
+
+    /// Operand positions through which the result depends differentiably on
+    /// the operands. Ops with none (sign, compare, one_hot, constants, random
+    /// draws, casts to i32) stop both activity and gradients.
+    pub fn differentiable_args(&self) -> &'static [usize] {
+        match self {
+            Op::Unary(u) if u.is_differentiable() => &[0],
+            Op::Unary(_) => &[],
+            Op::Binary(_) | Op::MatMul => &[0, 1],
+            // The condition only routes the gradient.
+            Op::Select => &[1, 2],
+            Op::Broadcast { .. } | Op::ReduceSum { .. } | Op::ReduceMax { .. } | Op::Reshape { .. } | Op::Transpose { .. } => &[0],
+            // f32 -> f32 is the identity; i32 -> f32 has no f32 operand to reach.
+            Op::Cast { to: DType::F32 } => &[0],
+            Op::Cast { to: DType::I32 }
+            | Op::Compare(_)
+            | Op::OneHot { .. }
+            | Op::Const(_)
+            | Op::RandomUniform { .. }
+            | Op::RandomNormal { .. } => &[],
+        }
+    }
+
+    /// Operands can be swapped without changing any result bit (for CSE).
+    pub fn is_commutative(&self) -> bool {
+        match self {
+            Op::Binary(b) => b.is_commutative(),
+            Op::Compare(c) => c.is_commutative(),
+            Op::Const(_)
+            | Op::Unary(_)
+            | Op::Select
+            | Op::Broadcast { .. }
+            | Op::ReduceSum { .. }
+            | Op::ReduceMax { .. }
+            | Op::Reshape { .. }
+            | Op::Transpose { .. }
+            | Op::MatMul
+            | Op::OneHot { .. }
+            | Op::Cast { .. }
+            | Op::RandomUniform { .. }
+            | Op::RandomNormal { .. } => false,
+        }
+    }
+}
