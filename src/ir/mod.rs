@@ -16,7 +16,7 @@ mod verify;
 pub use builder::Builder;
 pub use op::{Attr, AttrReader, BinaryOp, CmpOp, Op, OpKind, UnaryOp};
 pub use parse::parse_func;
-pub use print::{op_attrs, op_name, print_func};
+pub use print::{op_attrs, print_func};
 pub use verify::{reduce_shape, verify};
 
 use std::fmt;

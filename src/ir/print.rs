@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::fmt::Write;
 
 /// Attributes in `{k=v, ...}` form, or an empty string.
-fn attrs_text(op: &Op) -> String {
+pub fn op_attrs(op: &Op) -> String {
     let attrs = op.attrs();
     if attrs.is_empty() {
         return String::new();
@@ -49,7 +49,7 @@ pub fn print_func(f: &Func) -> String {
         } else {
             format!("{} {}", inst.op.name(), args.join(", "))
         };
-        let _ = writeln!(out, "    {res} = {body}{} : {}", attrs_text(&inst.op), f.ty(inst.result));
+        let _ = writeln!(out, "    {res} = {body}{} : {}", op_attrs(&inst.op), f.ty(inst.result));
     }
     let rets: Vec<String> = f
         .results

@@ -247,9 +247,7 @@ fn activity(f: &Func, from: &[Value]) -> Vec<bool> {
         active[v.index()] = true;
     }
     for inst in &f.insts {
-        let hit = crate::autodiff::differentiable_args(&inst.op)
-            .iter()
-            .any(|&i| active[inst.args[i].index()]);
+        let hit = inst.op.differentiable_args().iter().any(|&i| active[inst.args[i].index()]);
         active[inst.result.index()] |= hit && f.ty(inst.result).dtype == DType::F32;
     }
     active
@@ -359,7 +357,7 @@ impl Cx<'_> {
             }
             NodeKind::Prim(op) => {
                 let generic = |i: usize| hadamard(g.clone(), Expr::Partial(Box::new(self.node_expr(node)), bx(&a[i])));
-                let positions = crate::autodiff::differentiable_args(op);
+                let positions = op.differentiable_args();
                 let all = match op {
                     Op::Unary(UnaryOp::Neg) => vec![to(0, Expr::Neg(bx(&g)))],
                     Op::Unary(UnaryOp::Exp) => vec![to(0, hadamard(g.clone(), Expr::Apply("exp".into(), vec![a[0].clone()])))],

@@ -228,7 +228,7 @@ pub fn trace(plan: &TrainPlan, train: &Dataset, req: &TraceRequest) -> Result<Tr
             .collect();
         let op = match &inst.op {
             Op::Const(x) => format!("const {x}"),
-            op => format!("{} {}{}", ir::op_name(op), arg_names.join(", "), ir::op_attrs(op))
+            op => format!("{} {}{}", op.name(), arg_names.join(", "), ir::op_attrs(op))
                 .trim_end()
                 .to_string(),
         };
