@@ -25,6 +25,7 @@
 //! | `teach` | tools for learners: the derived backward pass in textbook notation, traced steps, function samples, search spaces | everything above but `driver` |
 //! | `driver` | the pure façade: source in, diagnostics and IR out | everything above |
 //! | `cli`, `lsp` | commands, files, printing, the language server | anything |
+//! | `fuzz` | input generators and mutators, the panic-catching fuzz runner | anything |
 //!
 //! ## Where this departs from the starting sketch
 //!
@@ -72,6 +73,16 @@
 //! most of its silent choices; asking about one op (`if let`, a
 //! single-variant `matches!`) stays allowed.
 //!
+//! Elaboration always ends (`sema::guard`). Calls are inlined and there is
+//! no compile-time conditional, so re-entering a declaration that is being
+//! inlined is recursion (E0115); methods are keyed by their layer instance
+//! too, so nesting instances of one layer is allowed. Since a call tree
+//! that doubles per level is exponential long before any depth limit, a
+//! budget of evaluation steps, IR instructions and list values, shared by
+//! all elaborators of one compile through `Globals`, ends the compile with
+//! E0502. Tensors above 2^31 elements are refused at `check` (E0503), so
+//! element counts downstream cannot overflow.
+//!
 //! ## Code generation
 //!
 //! `codegen` forms kernels from the optimised step (broadcasts, transposes
@@ -96,6 +107,16 @@
 //! (`runtime::batch`) a few steps ahead. `nnc bench` times all of this on
 //! random data of a model's shapes; `bench/peers.py` runs JAX and PyTorch
 //! beside it for ratios.
+//!
+//! ## Fuzzing
+//!
+//! `fuzz` is a stable-Rust fuzzer (cargo-fuzz needs nightly): inputs come
+//! from a seeded SplitMix64 stream, so input `i` of seed `s` is always the
+//! same and CI runs fixed slices. A worker thread checks inputs under
+//! `catch_unwind`; the calling thread is a watchdog for time and resident
+//! memory, because a hang or a runaway allocation cannot be interrupted
+//! in-process — it writes the input and ends the campaign. Panics are
+//! minimised by delta debugging over lines, then bytes.
 //!
 //! ## Tools
 //!
@@ -135,6 +156,7 @@ pub mod cli;
 pub mod codegen;
 pub mod diag;
 pub mod driver;
+pub mod fuzz;
 pub mod ir;
 pub mod lsp;
 pub mod opt;

@@ -39,8 +39,10 @@ pub fn fmt(args: &FmtArgs) -> i32 {
         if args.check {
             super::say!("{}", path.display());
             status = 1;
-        } else if let Err(e) = std::fs::write(path, out) {
-            eprintln!("error: cannot write {}: {e}", path.display());
+        } else if let Err(e) = crate::runtime::checkpoint::write_atomic(path, out.as_bytes()) {
+            // Through a temporary file: a full disk must not truncate the
+            // user's source.
+            eprintln!("error: {e}");
             status = 1;
         }
     }

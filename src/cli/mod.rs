@@ -6,6 +6,7 @@ mod cmdline;
 mod eval;
 mod explain_grad;
 mod fmt;
+mod fuzz;
 mod lsp;
 mod overrides;
 mod plot;
@@ -68,6 +69,8 @@ enum Command {
     /// Search hyper-parameters: grid and random trials, run in parallel, pruned
     /// at the median; re-running continues the study.
     Tune(tune::TuneArgs),
+    /// Fuzz nnc with generated and mutated inputs (sources, lsp, data).
+    Fuzz(fuzz::FuzzArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -138,6 +141,7 @@ fn main_on_big_stack(started: std::time::Instant) -> i32 {
         Command::Trace(args) => trace::trace(&args),
         Command::Plot(args) => plot::plot(&args),
         Command::Tune(args) => tune::tune(&args),
+        Command::Fuzz(args) => fuzz::fuzz(&args),
     }
 }
 

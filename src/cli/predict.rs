@@ -29,7 +29,9 @@ pub struct PredictArgs {
 }
 
 /// Feature rows of a CSV file: every field numeric, all rows one length;
-/// a first line with a non-numeric field is a header.
+/// a first line with a non-numeric field is a header. Every value, after
+/// scaling, must be finite: NaN or inf would come out as a probability of
+/// NaN or -inf, not as an error.
 fn read_csv(path: &Path, scale: f32) -> Result<ArrayD<f32>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
     let mut rows: Vec<Vec<f32>> = vec![];
@@ -37,6 +39,15 @@ fn read_csv(path: &Path, scale: f32) -> Result<ArrayD<f32>, String> {
         let fields: Result<Vec<f32>, _> = line.split(',').map(|f| f.trim().parse::<f32>()).collect();
         match fields {
             Ok(r) => {
+                if let Some(c) = r.iter().position(|v| !(v * scale).is_finite()) {
+                    let field = line.split(',').nth(c).unwrap_or_default().trim();
+                    let why = if r[c].is_finite() {
+                        format!("`{field}` times the scale {scale} is not a finite f32")
+                    } else {
+                        format!("`{field}` is not a finite number")
+                    };
+                    return Err(format!("{}: line {}, column {}: {why}", path.display(), i + 1, c + 1));
+                }
                 if rows.first().is_some_and(|f| f.len() != r.len()) {
                     return Err(format!(
                         "{}:{}: {} fields, but the first row has {}",
@@ -156,6 +167,15 @@ pub fn predict(args: &PredictArgs) -> i32 {
             return 1;
         }
     };
+    // Finite inputs can still overflow inside the model (exp of a large
+    // logit); a NaN printed as a probability would look like an answer.
+    if let Some(i) = out.axis_iter(Axis(0)).position(|r| r.iter().any(|v| !v.is_finite())) {
+        eprintln!(
+            "error: {}: the model's output for sample {i} is not finite (are the inputs on the training data's scale?)",
+            args.input.display()
+        );
+        return 1;
+    }
     let classify = plan.label.dtype == crate::ir::DType::I32;
     if !classify {
         for (i, r) in out.axis_iter(Axis(0)).enumerate() {

@@ -275,6 +275,13 @@ pub fn run(args: &RunArgs) -> i32 {
         };
         if let Some(msg) = &outcome.diverged {
             eprintln!("error: training {} stopped: {msg}", plan.model);
+            // "Kept" means on disk: a loss that diverges in the first epoch
+            // has had no epoch's weights written yet.
+            let path = out.join("weights.safetensors");
+            match checkpoint::save(&path, plan, &outcome.weights, splits.standardizer.as_ref()) {
+                Ok(()) => eprintln!("the last finite weights are in {}", path.display()),
+                Err(e) => eprintln!("error: {e}"),
+            }
             return 1;
         }
         if let Some(msg) = &outcome.stopped_early {

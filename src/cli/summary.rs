@@ -21,12 +21,13 @@ pub fn summary(file: &Path) -> i32 {
             .find(|(m, _)| m == model)
             .map_or(&[][..], |(_, l)| l.as_slice());
         let s = summarize(func, layers);
-        // The layer call as written (`Dense(784 -> 128, relu)`), one line.
+        // The layer call as written (`Dense(784 -> 128, relu)`), one line;
+        // by a map, as 10,000 layers made a search per row quadratic.
+        let spans: std::collections::HashMap<&str, crate::base::Span> = layers.iter().map(|l| (l.name.as_str(), l.span)).collect();
         let kind = |name: &str| {
-            layers
-                .iter()
-                .find(|l| l.name == name)
-                .map(|l| c.db.text(l.span).split_whitespace().collect::<Vec<_>>().join(" "))
+            spans
+                .get(name)
+                .map(|&s| c.db.text(s).split_whitespace().collect::<Vec<_>>().join(" "))
                 .unwrap_or_default()
         };
         let rows: Vec<[String; 4]> = s
@@ -73,14 +74,14 @@ pub fn summary(file: &Path) -> i32 {
         say!(
             "total params:       {} ({} as f32)",
             thousands(s.params as u64),
-            bytes(s.params * 4)
+            bytes(s.params.saturating_mul(4))
         );
         say!("forward FLOPs:      {} per sample", thousands(s.flops));
-        say!("activations:        {} per sample", bytes(s.activations * 4));
+        say!("activations:        {} per sample", bytes(s.activations.saturating_mul(4)));
         // Adam keeps two values per parameter; training also holds gradients.
         say!(
             "training memory:    about {} for weights, gradients and two optimizer states",
-            bytes(s.params * 4 * 4)
+            bytes(s.params.saturating_mul(16))
         );
         say!("");
     }

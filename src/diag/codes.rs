@@ -45,6 +45,8 @@ codes! {
     "Inside an optimizer, `x = ...`, `x -= ...` update a `state` variable or `param`.\nDeclare the variable with `state x = ...` first.";
     "E0114", "no such member",
     "`a.b` reads a member of a layer instance — a parameter (`fc1.W`), a buffer, an\nargument of its constructor (`fc1.outputs`) or a method — or, on a model, one of\nits layers (`model.fc1`). In a `train` block's `loss` the trained model's layers\nare in scope by name, so weights-only regularisation reads\n\n    loss = cross_entropy(model(x), y) + 1e-4 * (l2(fc1.W) + l2(fc2.W))\n\nA layer bound with `let fc1 = Dense(...)` is named `fc1`; an unnamed one is\n`dense1`, `dense2`, ... in order. The message suggests the closest member.";
+    "E0115", "recursive definition",
+    "A function, layer or model reaches itself, directly or through other calls.\nnnc inlines every call when it compiles a model, and the language has no\ncompile-time condition that could end a recursion, so a recursive definition\nwould never finish compiling.\n\n    fn f(x) = f(x) + 1        // error: `f` calls itself\n    fn g(x, y = g(1)) = x     // error: a default argument is part of the call\n\nWrite the repetition out (`x |> Dense(...) |> Dense(...)`). Applying the same\nlayer definition inside another instance of it, as in\n`Residual(Residual(Dense(4 -> 4)))`, is not recursion and is allowed.";
     "E0201", "wrong dtype",
     "An operation received an integer tensor where it needs a float tensor, or the\nother way round. Labels are `i32`; everything differentiable is `f32`.";
     "E0202", "expected a compile-time value",
@@ -75,6 +77,10 @@ codes! {
     "Gradients flow only through f32 values. The loss depends on the trained\nparameters only through integer or comparison results, so it has no gradient.";
     "E0501", "backend limit",
     "The program is valid but uses a feature the selected backend cannot run.";
+    "E0502", "program too large to check",
+    "Checking inlines every call and evaluates every compile-time value. This\nprogram needs more evaluation steps, IR instructions or list values than nnc\nallows for one compile (millions: far more than any real model), so checking\nstopped with this error rather than running out of time or memory. The usual\ncause is a chain of functions each calling the next twice:\n\n    fn f1(x) = f0(x) + f0(x)\n    fn f2(x) = f1(x) + f1(x)   // ... f40 inlines f0 2^40 times\n\nCompute the shared value once with `let` and use it twice.";
+    "E0503", "tensor too large",
+    "A tensor's shape has more elements than nnc can allocate and index: at most\n2^31 (2,147,483,648) elements, 8 GiB of f32, per tensor, counting a symbolic\ndim such as `batch` as 1. The sizes are known when the program is checked, so\nthis is reported before anything is allocated.\n\n    model M(x: [batch, 2]) = x |> Dense(2 -> 1099511627776)   // 2^41 weights\n\nUse smaller layers, or split the data into batches.";
     "E0601", "cannot read data",
     "The dataset named by `data =` could not be read: the file is missing, truncated,\nor not in the expected format. The message names the file. Relative paths are\nresolved against the .nn file's directory, then `--data-dir` / `NNC_DATA`.";
     "E0801", "unknown name on the command line",

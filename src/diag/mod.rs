@@ -8,8 +8,10 @@ pub use codes::{explain, lookup, CodeInfo, CODES};
 pub use render::{render, render_plain};
 
 use crate::base::Span;
+use std::collections::HashSet;
+use std::hash::{Hash, Hasher};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Severity {
     Error,
     Warning,
@@ -79,13 +81,17 @@ impl Diagnostic {
 #[derive(Clone, Debug, Default)]
 pub struct Diagnostics {
     pub items: Vec<Diagnostic>,
+    /// Fingerprints of `items`, so that dropping duplicates costs O(1)
+    /// rather than a scan (a generated file with thousands of errors was
+    /// quadratic).
+    seen: HashSet<u64>,
 }
 
 impl Diagnostics {
     pub fn push(&mut self, d: Diagnostic) {
         // The same problem reached twice (e.g. a layer applied in two places)
         // is reported once.
-        if !self.items.contains(&d) {
+        if self.seen.insert(fingerprint(&d)) {
             self.items.push(d);
         }
     }
@@ -97,6 +103,17 @@ impl Diagnostics {
             self.push(d);
         }
     }
+}
+
+/// A 64-bit hash of everything a diagnostic says: equal diagnostics have
+/// equal fingerprints, and distinct ones collide with negligible odds.
+fn fingerprint(d: &Diagnostic) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (d.code, d.severity, &d.message, &d.help, &d.notes).hash(&mut h);
+    for l in std::iter::once(&d.primary).chain(&d.secondary) {
+        (l.span, &l.message).hash(&mut h);
+    }
+    h.finish()
 }
 
 /// Did-you-mean: the closest candidate within a small edit distance.

@@ -36,7 +36,57 @@ fn to_miette(d: &Diagnostic, db: &SourceDb) -> (MietteDiagnostic, NamedSource<St
     (m, NamedSource::new(file.name.clone(), file.text.clone()), notes)
 }
 
+/// Lines longer than this are not drawn: miette pads labels with a
+/// formatting width, which panics past 65,535 columns, and a snippet that
+/// wide helps nobody. The labels become notes with their line and column.
+const MAX_DRAWN_LINE: usize = 1000;
+
+/// Whether a label of `d` in its own file lies on a line too long to draw.
+fn on_long_line(d: &Diagnostic, db: &SourceDb) -> bool {
+    let text = &db.file(d.primary.span.file).text;
+    std::iter::once(&d.primary)
+        .chain(d.secondary.iter().filter(|l| l.span.file == d.primary.span.file))
+        .any(|l| {
+            let at = (l.span.start as usize).min(text.len());
+            let start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+            let end = text[at..].find('\n').map_or(text.len(), |i| at + i);
+            end - start > MAX_DRAWN_LINE || l.span.len() > MAX_DRAWN_LINE
+        })
+}
+
+/// The diagnostic with its labels as located notes and no snippet.
+fn without_snippet(d: &Diagnostic, db: &SourceDb) -> Diagnostic {
+    let mut plain = d.clone();
+    plain.secondary.clear();
+    plain.notes = std::iter::once(&d.primary)
+        .chain(&d.secondary)
+        .map(|l| {
+            let (line, col) = db.line_col(l.span.file, l.span.start as usize);
+            format!(
+                "{} ({}:{line}:{col}; the line is too long to show)",
+                l.message,
+                db.file(l.span.file).name
+            )
+        })
+        .chain(d.notes.iter().cloned())
+        .collect();
+    plain
+}
+
 fn render_with(d: &Diagnostic, db: &SourceDb, handler: GraphicalReportHandler) -> String {
+    if on_long_line(d, db) {
+        let plain = without_snippet(d, db);
+        let (mut m, _, notes) = to_miette(&plain, db);
+        m.labels = None;
+        let mut out = String::new();
+        if handler.render_report(&mut out, &m).is_err() {
+            out = format!("{}: {}\n", d.code, d.message);
+        }
+        for n in notes {
+            out.push_str(&format!("  = {n}\n"));
+        }
+        return out;
+    }
     let (m, src, notes) = to_miette(d, db);
     let report = miette::Report::new(m).with_source_code(src);
     let mut out = String::new();

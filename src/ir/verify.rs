@@ -34,12 +34,14 @@ pub fn reduce_shape(t: &Type, axes: &[usize], keep: bool) -> Result<Vec<Dim>, St
 
 /// Element count when every dim is known, and the product of known dims with
 /// the multiset of symbols otherwise (so `[B, 784]` and `[B, 28, 28]` match).
+/// A count past `usize` saturates: the checker refuses such shapes (E0503)
+/// before any IR is built, so this only keeps the verifier from panicking.
 fn element_count(shape: &[Dim]) -> (usize, Vec<String>) {
-    let mut n = 1;
+    let mut n: usize = 1;
     let mut syms = Vec::new();
     for d in shape {
         match d {
-            Dim::Known(k) => n *= k,
+            Dim::Known(k) => n = n.saturating_mul(*k),
             Dim::Sym(s) => syms.push(s.clone()),
         }
     }

@@ -121,11 +121,22 @@ pub fn serve(connection: Connection) -> Result<(), Error> {
         loc: super::Locator { stdlib_dir },
         out: vec![],
     };
+    // After `shutdown` the protocol wants every further request answered
+    // with an error until `exit` (lsp-server's own `handle_shutdown` gives
+    // up on the connection instead, which ended the server).
+    let mut shut_down = false;
     for msg in &connection.receiver {
         match msg {
             Message::Request(req) => {
-                if connection.handle_shutdown(&req)? {
-                    return Ok(());
+                if shut_down || req.method == "shutdown" {
+                    let response = if shut_down {
+                        Response::new_err(req.id, ErrorCode::InvalidRequest as i32, "the server is shutting down".into())
+                    } else {
+                        Response::new_ok(req.id, ())
+                    };
+                    shut_down = true;
+                    connection.sender.send(Message::Response(response))?;
+                    continue;
                 }
                 let id = req.id.clone();
                 let method = req.method.clone();
@@ -148,6 +159,9 @@ pub fn serve(connection: Connection) -> Result<(), Error> {
             Message::Notification(n) => {
                 if n.method == "exit" {
                     return Ok(());
+                }
+                if shut_down {
+                    continue;
                 }
                 let method = n.method.clone();
                 if let Err(panic) = catch_unwind(AssertUnwindSafe(|| server.notify(n))) {

@@ -29,8 +29,11 @@ pub fn materialise(dir: &Path) -> std::io::Result<()> {
         if std::fs::read_to_string(&path).ok().as_deref() != Some(*text) {
             // Write then rename, so a second server never reads half a file.
             let tmp = dir.join(format!(".{name}.nn.{}", std::process::id()));
-            std::fs::write(&tmp, text)?;
-            std::fs::rename(&tmp, &path)?;
+            let written = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, &path));
+            if written.is_err() {
+                let _ = std::fs::remove_file(&tmp);
+            }
+            written?;
         }
     }
     Ok(())

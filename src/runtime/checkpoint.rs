@@ -7,7 +7,8 @@ use super::train::Weights;
 use crate::sema::TrainPlan;
 use ndarray::{ArrayD, IxDyn};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
-use std::collections::HashMap;
+use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::Path;
 
 const STATE_PREFIX: &str = "optimizer/";
@@ -49,22 +50,60 @@ pub fn to_bytes(model: &str, w: &Weights, st: Option<&Standardizer>) -> Result<V
         .map(|(n, s, b)| TensorView::new(Dtype::F32, s.clone(), b).map(|v| (n.clone(), v)))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| e.to_string())?;
-    let meta = HashMap::from([
+    let meta = BTreeMap::from([
         ("format".to_string(), "nnc".to_string()),
         ("model".to_string(), model.to_string()),
         ("step".to_string(), w.step.to_string()),
         ("epoch".to_string(), w.epoch.to_string()),
     ]);
-    safetensors::tensor::serialize(views, Some(meta)).map_err(|e| e.to_string())
+    let bytes = safetensors::tensor::serialize(views, None).map_err(|e| e.to_string())?;
+    with_metadata(&bytes, &meta)
+}
+
+/// Insert `__metadata__` into the header of safetensors `bytes` that have
+/// none, with its keys in sorted order. The crate serialises metadata from
+/// a `HashMap`, in an order that differs between runs, so files holding
+/// the same tensors differed byte for byte; tensors it already writes in a
+/// fixed order (by dtype, then name).
+fn with_metadata(bytes: &[u8], meta: &BTreeMap<String, String>) -> Result<Vec<u8>, String> {
+    const LEN: usize = 8;
+    let bad = || "internal error: unexpected safetensors header".to_string();
+    let n = u64::from_le_bytes(bytes.get(..LEN).ok_or_else(bad)?.try_into().map_err(|_| bad())?) as usize;
+    let header = std::str::from_utf8(bytes.get(LEN..LEN + n).ok_or_else(bad)?).map_err(|_| bad())?;
+    let rest = header.trim_end().strip_prefix('{').ok_or_else(bad)?;
+    let meta_json = serde_json::to_string(meta).map_err(|e| e.to_string())?;
+    let sep = if rest.trim_start().starts_with('}') { "" } else { "," };
+    let mut new_header = format!("{{\"__metadata__\":{meta_json}{sep}{rest}").into_bytes();
+    // The data that follows must start 8-byte aligned; pad with spaces as
+    // the format allows.
+    new_header.resize(new_header.len().next_multiple_of(LEN), b' ');
+    let mut out = Vec::with_capacity(LEN + new_header.len() + bytes.len() - LEN - n);
+    out.extend((new_header.len() as u64).to_le_bytes());
+    out.extend(new_header);
+    out.extend(&bytes[LEN + n..]);
+    Ok(out)
 }
 
 /// Write `bytes` to `path` through a temporary file in the same directory
-/// and a rename, so a crash mid-write never leaves a truncated file.
+/// and a rename, so a crash mid-write never leaves a truncated file. A
+/// failed write (a full disk) removes the temporary file: the old file, if
+/// any, stays as it was and nothing partial is left behind.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = path.with_file_name(format!(".{name}.tmp"));
-    std::fs::write(&tmp, bytes).map_err(|e| format!("{}: cannot write: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, path).map_err(|e| format!("{}: cannot replace: {e}", path.display()))
+    let written = std::fs::File::create(&tmp).and_then(|mut f| {
+        f.write_all(bytes)?;
+        // Data on disk before the rename makes it visible.
+        f.sync_all()
+    });
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(format!("{}: cannot write: {e}", path.display()));
+    }
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        format!("{}: cannot replace: {e}", path.display())
+    })
 }
 
 pub fn save(path: &Path, plan: &TrainPlan, w: &Weights, st: Option<&Standardizer>) -> Result<(), String> {
@@ -84,7 +123,24 @@ pub fn load_standardizer(path: &Path) -> Result<Option<Standardizer>, String> {
         })
     };
     Ok(match (get(MEAN), get(STD)) {
-        (Some(mean), Some(std)) => Some(Standardizer { mean, std }),
+        (Some(mean), Some(std)) => {
+            // New samples are divided by `std`: anything but positive finite
+            // statistics of one length would feed NaN or inf to the model.
+            if mean.len() != std.len() {
+                return Err(format!("{}: `{MEAN}` and `{STD}` differ in length", path.display()));
+            }
+            if let Some(i) = mean.iter().position(|v| !v.is_finite()) {
+                return Err(format!("{}: `{MEAN}` holds a non-finite value at index {i}", path.display()));
+            }
+            if let Some(i) = std.iter().position(|v| !(v.is_finite() && *v > 0.0)) {
+                return Err(format!(
+                    "{}: `{STD}` holds {} at index {i}; it must be positive",
+                    path.display(),
+                    std[i]
+                ));
+            }
+            Some(Standardizer { mean, std })
+        }
         _ => None,
     })
 }
@@ -118,6 +174,11 @@ pub fn load(path: &Path, plan: &TrainPlan, fresh: &Weights) -> Result<Weights, S
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect();
+        // nnc never saves a non-finite weight (a diverging step keeps the
+        // last finite ones), so such a file is corrupt or foreign.
+        if let Some(i) = vals.iter().position(|v| !v.is_finite()) {
+            return Err(err(format!("`{name}` holds a non-finite value ({}) at index {i}", vals[i])));
+        }
         Ok(Some(
             ArrayD::from_shape_vec(IxDyn(t.shape()), vals).map_err(|e| err(e.to_string()))?,
         ))

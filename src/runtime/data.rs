@@ -569,10 +569,16 @@ fn read_prelude(lines: &mut Lines, opts: &CsvOptions) -> Result<Prelude, DataErr
     })
 }
 
-/// Labels are class ids: integers ≥ 0 that an `f32` holds exactly.
+/// The largest class id a label may be. Labels are stored in `f32` (exact
+/// to 2^24) and become `i32` for the model, and a metric's confusion
+/// matrix is classes²: a label in the millions is a regression target or
+/// the wrong `label:` column, not a class, and is refused when loading.
+pub const MAX_CLASS_ID: u32 = 65_535;
+
+/// Labels are class ids: integers in 0..=MAX_CLASS_ID.
 fn parse_class_id(field: &str) -> Option<f32> {
     let v: f64 = field.parse().ok()?;
-    (v >= 0.0 && v.fract() == 0.0 && v <= f64::from(1u32 << 24)).then_some(v as f32)
+    (v >= 0.0 && v.fract() == 0.0 && v <= f64::from(MAX_CLASS_ID)).then_some(v as f32)
 }
 
 /// Load a numeric CSV (plain or gzip) for classification: features become
@@ -605,7 +611,7 @@ pub fn load_csv(path: &Path, opts: &CsvOptions) -> Result<Dataset, DataError> {
                     DataError::new(
                         path,
                         format!(
-                            "line {line_no}, column {}: label `{field}` is not a class id (an integer >= 0)",
+                            "line {line_no}, column {}: label `{field}` is not a class id (an integer from 0 to {MAX_CLASS_ID})",
                             c + 1
                         ),
                     )
@@ -616,11 +622,21 @@ pub fn load_csv(path: &Path, opts: &CsvOptions) -> Result<Dataset, DataError> {
                 let v: f32 = field
                     .parse()
                     .map_err(|_| DataError::new(path, format!("line {line_no}, column {}: `{field}` is not a number", c + 1)))?;
-                // NaN or inf would silently poison every gradient downstream.
+                // NaN or inf would silently poison every gradient downstream;
+                // so would a finite value that the scale overflows.
                 if !v.is_finite() {
                     return Err(DataError::new(
                         path,
                         format!("line {line_no}, column {}: `{field}` is not a finite number", c + 1),
+                    ));
+                }
+                if !(v * scale).is_finite() {
+                    return Err(DataError::new(
+                        path,
+                        format!(
+                            "line {line_no}, column {}: `{field}` times the scale {scale} is not a finite f32",
+                            c + 1
+                        ),
                     ));
                 }
                 features.push(v * scale);

@@ -139,6 +139,27 @@ pub fn load_splits(plan: &TrainPlan, base: &Path, data_dir: Option<&Path>) -> Re
     } else {
         (rest, None)
     };
+    // A split asked for but left empty (one row and `test = 0.2`) would
+    // fail only after training, when it is evaluated: say so now.
+    let too_few = |what: &str, fraction: f64| DataError {
+        path: origin.clone(),
+        message: format!(
+            "{} samples are too few: `{what} = {fraction}` leaves the {what} split empty; add data or set `{what} = 0`",
+            train.len() + validation.as_ref().map_or(0, Dataset::len) + test.as_ref().map_or(0, Dataset::len)
+        ),
+    };
+    if test.as_ref().is_some_and(Dataset::is_empty) {
+        return Err(too_few("test", s.test));
+    }
+    if validation.as_ref().is_some_and(Dataset::is_empty) {
+        return Err(too_few("validation", s.validation));
+    }
+    if train.is_empty() {
+        return Err(DataError {
+            path: origin.clone(),
+            message: "no samples are left for training after the test and validation splits".into(),
+        });
+    }
     let mut test = test;
     let standardizer = if s.standardize {
         let mut others: Vec<&mut Dataset> = validation.iter_mut().chain(test.iter_mut()).collect();

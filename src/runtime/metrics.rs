@@ -265,13 +265,13 @@ impl fmt::Display for ConfusionMatrix {
 }
 
 /// Confusion matrix of predictions against labels. Its size is the number of
-/// classes the output shape implies, widened if a label or prediction is
-/// larger.
+/// classes the output shape implies; a label outside them is an error
+/// (widening to the largest label allocated classes² counts, and a label
+/// of 2^24 asked for 2^51 bytes).
 pub fn confusion_matrix(pred: &ArrayD<f32>, labels: &ArrayD<f32>) -> Result<ConfusionMatrix, MetricError> {
     let (predicted, implied) = predicted_classes(pred)?;
     let actual = true_classes(labels, pred.shape())?;
-    let largest = predicted.iter().chain(&actual).max().map_or(0, |&m| m + 1);
-    ConfusionMatrix::from_classes(&predicted, &actual, implied.max(largest))
+    ConfusionMatrix::from_classes(&predicted, &actual, implied)
 }
 
 /// Macro precision, recall and F1 of predictions against labels.

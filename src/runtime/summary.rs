@@ -7,6 +7,7 @@
 
 use crate::ir::{Dim, Func, Op, Type};
 use crate::sema::value::LayerRecord;
+use std::collections::HashMap;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Row {
@@ -26,9 +27,14 @@ pub struct Summary {
     pub activations: usize,
 }
 
-/// Elements of a type, with symbolic dims (the batch) counted as 1.
+/// Elements of a type, with symbolic dims (the batch) counted as 1. The
+/// checker bounds every tensor (E0503), so this cannot overflow on a
+/// checked model; it saturates rather than wrap if it ever did.
 fn numel(t: &Type) -> u64 {
-    t.shape.iter().map(|d| if let Dim::Known(k) = d { *k as u64 } else { 1 }).product()
+    t.shape
+        .iter()
+        .map(|d| if let Dim::Known(k) = d { *k as u64 } else { 1 })
+        .fold(1, u64::saturating_mul)
 }
 
 /// Floating-point operations of one instruction for one sample: 2·m·k·n
@@ -39,7 +45,7 @@ fn flops(f: &Func, op: &Op, args: &[crate::ir::Value], result: &Type) -> u64 {
         Op::MatMul => {
             let a = &f.ty(args[0]).shape;
             let k = a.last().and_then(Dim::known).unwrap_or(1) as u64;
-            2 * k * numel(result)
+            k.saturating_mul(2).saturating_mul(numel(result))
         }
         Op::Unary(_) | Op::Binary(_) | Op::Compare(_) | Op::Select => numel(result),
         Op::ReduceSum { .. } | Op::ReduceMax { .. } => numel(f.ty(args[0])),
@@ -48,15 +54,16 @@ fn flops(f: &Func, op: &Op, args: &[crate::ir::Value], result: &Type) -> u64 {
 }
 
 pub fn summarize(f: &Func, layers: &[LayerRecord]) -> Summary {
-    // Which layer each function parameter belongs to (None: the input).
-    let layer_of_param = |name: &str| {
-        layers
-            .iter()
-            .position(|l| l.params.iter().any(|(p, _)| format!("{}.{p}", l.name) == name))
-    };
+    // Which layer each function parameter belongs to (None: the input),
+    // by a map: a search per parameter was quadratic in the layer count.
+    let layer_of_param: HashMap<String, usize> = layers
+        .iter()
+        .enumerate()
+        .flat_map(|(i, l)| l.params.iter().map(move |(p, _)| (format!("{}.{p}", l.name), i)))
+        .collect();
     let mut owner: Vec<Option<usize>> = vec![None; f.types.len()];
     for (v, name) in f.params.iter().zip(&f.param_names) {
-        owner[v.index()] = layer_of_param(name);
+        owner[v.index()] = layer_of_param.get(name).copied();
     }
     let mut rows: Vec<Row> = std::iter::once("input".to_string())
         .chain(layers.iter().map(|l| l.name.clone()))
@@ -81,7 +88,7 @@ pub fn summarize(f: &Func, layers: &[LayerRecord]) -> Summary {
         let o = inst.args.iter().filter_map(|a| owner[a.index()]).max();
         owner[inst.result.index()] = o;
         let row = o.map_or(0, |i| i + 1);
-        rows[row].flops += flops(f, &inst.op, &inst.args, f.ty(inst.result));
+        rows[row].flops = rows[row].flops.saturating_add(flops(f, &inst.op, &inst.args, f.ty(inst.result)));
         if inst.args.iter().any(|a| from_input[a.index()]) {
             from_input[inst.result.index()] = true;
             outputs[row] = Some(inst.result);
@@ -91,19 +98,19 @@ pub fn summarize(f: &Func, layers: &[LayerRecord]) -> Summary {
     for (row, out) in rows.iter_mut().zip(&outputs) {
         if let Some(v) = out {
             row.output = crate::ir::shape_to_string(&f.ty(*v).shape);
-            activations += numel(f.ty(*v)) as usize;
+            activations = (numel(f.ty(*v)) as usize).saturating_add(activations);
         }
     }
     for (row, l) in rows.iter_mut().skip(1).zip(layers) {
-        row.params = l.params.iter().map(|(_, t)| numel(t) as usize).sum();
+        row.params = l.params.iter().map(|(_, t)| numel(t) as usize).fold(0, usize::saturating_add);
     }
     // An input row with no work of its own (no flatten) says nothing.
     if rows[0].flops == 0 && outputs[0].is_none() {
         rows.remove(0);
     }
     Summary {
-        params: rows.iter().map(|r| r.params).sum(),
-        flops: rows.iter().map(|r| r.flops).sum(),
+        params: rows.iter().map(|r| r.params).fold(0, usize::saturating_add),
+        flops: rows.iter().map(|r| r.flops).fold(0, u64::saturating_add),
         activations,
         rows,
     }

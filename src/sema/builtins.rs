@@ -718,6 +718,10 @@ fn elementwise_minmax(e: &mut Elab, is_max: bool, l: &(Val, Span), r: &(Val, Spa
     let (Some(a), Some(b)) = (e.as_tensor(&l.0, l.1, "`max`"), e.as_tensor(&r.0, r.1, "`max`")) else {
         return Val::Error;
     };
+    let what = if is_max { "`max`" } else { "`min`" };
+    if !(e.require_f32(&a, l.1, what) && e.require_f32(&b, r.1, what)) {
+        return Val::Error;
+    }
     let Some((a, b, shape)) = e.broadcast_pair(&a, &b, if is_max { "max" } else { "min" }, l.1, r.1, span) else {
         return Val::Error;
     };
@@ -744,6 +748,11 @@ fn select(e: &mut Elab, c: &(Val, Span), a: &(Val, Span), b: &(Val, Span), span:
     ) else {
         return Val::Error;
     };
+    // The condition may be a comparison or labels (nonzero is true); the
+    // values chosen between are f32 like every other arithmetic.
+    if !(e.require_f32(&ta, a.1, "`where`") && e.require_f32(&tb, b.1, "`where`")) {
+        return Val::Error;
+    }
     let Some((ta, tb, _)) = e.broadcast_pair(&ta, &tb, "where", a.1, b.1, span) else {
         return Val::Error;
     };

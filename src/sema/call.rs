@@ -409,7 +409,17 @@ impl Elab<'_> {
                             DimOp::Mul => "*",
                             DimOp::Div => "/",
                         };
-                        Some(Some(Dim::Sym(format!("({a}{sym}{b})"))))
+                        let text = format!("({a}{sym}{b})");
+                        if text.len() > super::guard::MAX_SYM_DIM {
+                            self.report(Diagnostic::error(
+                                "E0204",
+                                "symbolic dimension expression is too long",
+                                *s,
+                                format!("more than {} characters", super::guard::MAX_SYM_DIM),
+                            ));
+                            return None;
+                        }
+                        Some(Some(Dim::Sym(text)))
                     }
                 }
             }
@@ -430,6 +440,18 @@ impl Elab<'_> {
     }
 
     pub(super) fn call_fn(&mut self, decl: &Rc<FnDecl>, captured: Option<Rc<Env>>, args: Vec<ArgVal>, span: Span) -> Val {
+        let instance = captured.as_ref().map_or(0, |e| Rc::as_ptr(e) as usize);
+        // Default arguments are evaluated while binding: they count as
+        // part of the body (`fn f(x, y = f(1))` recurses).
+        if !self.enter(super::guard::key(decl, instance), &decl.name.name, span) {
+            return Val::Error;
+        }
+        let out = self.call_fn_entered(decl, captured, args, span);
+        self.leave();
+        out
+    }
+
+    fn call_fn_entered(&mut self, decl: &Rc<FnDecl>, captured: Option<Rc<Env>>, args: Vec<ArgVal>, span: Span) -> Val {
         let outer = match &captured {
             Some(e) => Env {
                 vars: HashMap::new(),

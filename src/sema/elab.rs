@@ -88,6 +88,12 @@ pub struct Elab<'a> {
     /// Every call inlined while lowering, innermost first (a call is
     /// recorded when it returns).
     pub calls: Vec<CallRecord>,
+    /// Declarations being inlined, innermost last (`guard`).
+    pub(super) active: Vec<(super::guard::DefKey, String)>,
+    /// Layer declarations whose instances are being applied (`guard`).
+    pub(super) applying: Vec<super::guard::DefKey>,
+    /// Definitions already reported as recursive.
+    pub(super) recursive: Vec<super::guard::DefKey>,
 }
 
 impl<'a> Elab<'a> {
@@ -114,6 +120,9 @@ impl<'a> Elab<'a> {
             model_memo: HashMap::new(),
             instances: vec![],
             calls: vec![],
+            active: vec![],
+            applying: vec![],
+            recursive: vec![],
         }
     }
 
@@ -178,7 +187,19 @@ impl<'a> Elab<'a> {
     // ---- expressions ------------------------------------------------------
 
     pub fn eval(&mut self, e: &Expr, env: &mut Env) -> Val {
+        if !self.tick(e.span) {
+            return Val::Error;
+        }
         let v = self.eval_inner(e, env);
+        if let Val::Tensor(Tensor {
+            ty: super::value::TensorTy { shape: Some(s), .. },
+            ..
+        }) = &v
+        {
+            if !self.check_size(s, e.span, "tensor") {
+                return Val::Error;
+            }
+        }
         self.record(e.span, &v);
         v
     }
@@ -211,7 +232,25 @@ impl<'a> Elab<'a> {
                 Val::Error
             }
             ExprKind::Name(id) => self.lookup(id, env),
-            ExprKind::List(items) => Val::List(items.iter().map(|i| self.eval(i, env)).collect()),
+            ExprKind::List(items) => {
+                let items: Vec<Val> = items.iter().map(|i| self.eval(i, env)).collect();
+                // Lists are copied by value: nested lists built from one
+                // another can double at each step without evaluating more.
+                let values = items.iter().map(Val::deep_len).fold(0usize, usize::saturating_add);
+                if values > super::guard::MAX_LIST_VALUES {
+                    self.report(Diagnostic::error(
+                        "E0502",
+                        format!("this list holds more than {} values", super::guard::MAX_LIST_VALUES),
+                        e.span,
+                        "too large to check",
+                    ));
+                    return Val::Error;
+                }
+                if !self.charge(values, e.span) {
+                    return Val::Error;
+                }
+                Val::List(items)
+            }
             ExprKind::Neg(x) => {
                 let v = self.eval(x, env);
                 self.unary(UnaryOp::Neg, &v, x.span, "-")

@@ -25,6 +25,18 @@ impl Elab<'_> {
     }
 
     pub(super) fn construct_layer(&mut self, decl: Rc<LayerDecl>, args: Vec<ArgVal>, span: Span) -> Val {
+        if !self.enter(super::guard::key(&decl, 0), &decl.name.name, span) {
+            return Val::Error;
+        }
+        let out = self.construct_layer_entered(decl, args, span);
+        self.leave();
+        out
+    }
+
+    fn construct_layer_entered(&mut self, decl: Rc<LayerDecl>, args: Vec<ArgVal>, span: Span) -> Val {
+        if self.builds_itself(super::guard::key(&decl, 0), &decl.name.name, span) {
+            return Val::Error;
+        }
         // The call path since the model body began identifies this layer.
         let key: Vec<Span> = self.frames[self.model_base.min(self.frames.len())..].to_vec();
         if let Some(inst) = self.layer_cache.get(&key) {
@@ -112,8 +124,13 @@ impl Elab<'_> {
         let Some(shape) = shape else {
             return self.tensor(TensorTy::unknown(), None);
         };
-        let ty = ir::Type::f32(shape.clone());
         let name = format!("{layer}.{}", t.name.name);
+        // At the shape, the part to change (the declaration's span runs on
+        // to the next member).
+        if !self.check_size(&shape, t.ty.span(), &format!("parameter `{name}`")) {
+            return Val::Error;
+        }
+        let ty = ir::Type::f32(shape.clone());
         if !self.lowering {
             return self.tensor(TensorTy::f32(shape), None);
         }
@@ -156,7 +173,10 @@ impl Elab<'_> {
                 }
             }
         }
-        self.call_fn(&decl, env, args, span)
+        self.applying.push(super::guard::key(&inst.decl, 0));
+        let out = self.call_fn(&decl, env, args, span);
+        self.applying.pop();
+        out
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -241,7 +261,11 @@ impl Elab<'_> {
                 return v.clone();
             }
         }
+        if !self.enter(super::guard::key(&decl, 0), &decl.name.name, span) {
+            return Val::Error;
+        }
         let out = self.apply_model_uncached(decl, args, span);
+        self.leave();
         if let Some(k) = memo_key {
             self.model_memo.insert(k, out.clone());
         }
@@ -288,6 +312,9 @@ impl Elab<'_> {
                 return None;
             };
             let shape = self.eval_shape(p.ty.as_ref().expect("checked"), &env)??;
+            if !self.check_size(&shape, p.span, &format!("model input `{}`", p.name.name)) {
+                return None;
+            }
             let dtype = if dtype.as_ref().is_some_and(|d| d.name == "i32") {
                 DType::I32
             } else {

@@ -4,6 +4,7 @@
 pub mod builtins;
 mod call;
 pub mod elab;
+mod guard;
 mod layer;
 mod ops;
 pub mod scope;

@@ -32,6 +32,9 @@ pub struct Globals {
     /// Declaration order of the root file, for checking every definition.
     pub root_items: Vec<String>,
     pub trains: Vec<Rc<TrainDecl>>,
+    /// The elaboration budget of this compile: every elaborator checks
+    /// these globals, so they also carry the one shared step counter.
+    pub budget: super::guard::Budget,
 }
 
 impl Globals {

@@ -155,6 +155,13 @@ impl Val {
     pub fn is_poison(&self) -> bool {
         matches!(self, Val::Any | Val::Error)
     }
+    /// Values held, counting through nested lists (a list counts itself).
+    pub fn deep_len(&self) -> usize {
+        match self {
+            Val::List(items) => items.iter().map(Val::deep_len).fold(1, usize::saturating_add),
+            _ => 1,
+        }
+    }
 }
 
 /// Variables of one scope; closures capture it by `Rc`.

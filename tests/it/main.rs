@@ -6,6 +6,7 @@ mod data;
 mod diff;
 mod examples;
 mod format;
+mod fuzz;
 mod gradcheck;
 mod ir_passes;
 mod ir_run;

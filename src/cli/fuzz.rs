@@ -1,0 +1,155 @@
+//! `nnc fuzz [TARGET]`: run the in-repository fuzzers (`crate::fuzz`) for
+//! a count of inputs, a time, or until interrupted, printing inputs per
+//! second and writing each failure as a minimised reproducer; `--replay`
+//! checks saved reproducers.
+
+use super::say;
+use crate::fuzz::{self, Limits, Stop};
+use clap::Args;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+#[derive(Args)]
+pub struct FuzzArgs {
+    /// `sources`, `lsp`, `data`, or `all` (one after another, in rounds).
+    #[arg(default_value = "all")]
+    pub target: String,
+    /// The campaign seed: input i of a seed is always the same input.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Stop after this many inputs per target.
+    #[arg(long)]
+    pub count: Option<u64>,
+    /// Stop after this many seconds in all (default: run until interrupted).
+    #[arg(long)]
+    pub seconds: Option<f64>,
+    /// Where reproducers of failures are written.
+    #[arg(long, default_value = "fuzz-failures")]
+    pub out: PathBuf,
+    /// Seconds one input may take before it counts as a hang.
+    #[arg(long, default_value_t = 10.0)]
+    pub time_limit: f64,
+    /// MiB the process may grow by before an input counts as a runaway.
+    #[arg(long, default_value_t = 2048)]
+    pub memory_mib: u64,
+    /// Check these saved reproducers instead of fuzzing.
+    #[arg(long, num_args = 1..)]
+    pub replay: Vec<PathBuf>,
+}
+
+/// Inputs per round of one target before the next target's turn (and a
+/// progress line).
+const ROUND_SECONDS: f64 = 30.0;
+
+pub fn fuzz(args: &FuzzArgs) -> i32 {
+    if !args.replay.is_empty() {
+        return replay(args);
+    }
+    let targets: Vec<&str> = if args.target == "all" {
+        fuzz::TARGETS.to_vec()
+    } else if fuzz::target(&args.target).is_some() {
+        vec![args.target.as_str()]
+    } else {
+        eprintln!(
+            "error: unknown fuzz target `{}` (targets: {}, all)",
+            args.target,
+            fuzz::TARGETS.join(", ")
+        );
+        return 2;
+    };
+    let limits = Limits {
+        time: Duration::from_secs_f64(args.time_limit),
+        memory: args.memory_mib << 20,
+    };
+    let started = Instant::now();
+    let mut totals = vec![(0u64, 0f64); targets.len()];
+    let mut failures = 0;
+    let mut round = 0u64;
+    loop {
+        for (t, name) in targets.iter().enumerate() {
+            let left_count = args.count.map(|c| c.saturating_sub(totals[t].0));
+            let left_secs = args.seconds.map(|s| s - started.elapsed().as_secs_f64());
+            if left_count == Some(0) || left_secs.is_some_and(|s| s <= 0.0) {
+                continue;
+            }
+            let stop = Stop {
+                count: left_count,
+                seconds: Some(left_secs.map_or(ROUND_SECONDS, |s| s.min(ROUND_SECONDS))),
+            };
+            // Each round continues the seed's stream where the last ended.
+            let target = fuzz::target(name).expect("checked");
+            let seed = args.seed.wrapping_add(round.wrapping_mul(0x9e37_79b9));
+            let r = fuzz::campaign(target, seed, stop, limits, Some(&args.out));
+            totals[t].0 += r.inputs;
+            totals[t].1 += r.seconds;
+            for f in &r.failures {
+                failures += 1;
+                eprintln!(
+                    "{name}: {} (seed {seed}, input {}): {}{}",
+                    f.kind,
+                    f.index,
+                    f.message,
+                    f.path
+                        .as_ref()
+                        .map(|p| format!("\n  reproducer: {}", p.display()))
+                        .unwrap_or_default()
+                );
+            }
+            let extra = if *name == "lsp" {
+                format!(", {} edits", fuzz::lsp::EDITS.load(std::sync::atomic::Ordering::Relaxed))
+            } else {
+                String::new()
+            };
+            say!(
+                "{name}: {} inputs in {:.0} s ({:.0}/s){extra}, {failures} failures so far",
+                totals[t].0,
+                totals[t].1,
+                totals[t].0 as f64 / totals[t].1.max(1e-9)
+            );
+            if r.failures.iter().any(|f| f.kind != "panic") {
+                // A hung worker is still running: stop here.
+                return 1;
+            }
+        }
+        round += 1;
+        let done = targets
+            .iter()
+            .enumerate()
+            .all(|(t, _)| args.count.is_some_and(|c| totals[t].0 >= c))
+            || args.seconds.is_some_and(|s| started.elapsed().as_secs_f64() >= s);
+        if done {
+            break;
+        }
+    }
+    i32::from(failures > 0)
+}
+
+fn replay(args: &FuzzArgs) -> i32 {
+    let mut status = 0;
+    for path in &args.replay {
+        let file = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = fuzz::TARGETS.iter().find(|t| file.starts_with(&format!("{t}-"))).copied();
+        let name = if args.target != "all" { Some(args.target.as_str()) } else { name };
+        let Some(target) = name.and_then(fuzz::target) else {
+            eprintln!("error: {}: name the target (`nnc fuzz sources --replay FILE`)", path.display());
+            status = 2;
+            continue;
+        };
+        let input = match std::fs::read(path) {
+            Ok(b) => b,
+            Err(e) => {
+                eprintln!("error: {}: {e}", path.display());
+                status = 2;
+                continue;
+            }
+        };
+        match fuzz::replay(target, &input) {
+            Ok(()) => say!("{}: ok", path.display()),
+            Err(m) => {
+                say!("{}: fails: {m}", path.display());
+                status = 1;
+            }
+        }
+    }
+    status
+}
