@@ -73,6 +73,12 @@
 //! most of its silent choices; asking about one op (`if let`, a
 //! single-variant `matches!`) stays allowed.
 //!
+//! The language's primitives are likewise one enum, `sema::builtin_table::
+//! Builtin`, with a table entry each (name, parameters, description, shape
+//! rule): name lookup, keyword binding, hover, completion, signature help
+//! and the primitives table of `docs/reference.md` are all derived from it,
+//! and `builtins::call` matches on the enum without a fallback arm.
+//!
 //! Elaboration always ends (`sema::guard`). Calls are inlined and there is
 //! no compile-time conditional, so re-entering a declaration that is being
 //! inlined is recursion (E0115); methods are keyed by their layer instance

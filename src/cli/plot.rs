@@ -152,7 +152,7 @@ fn lower(cmd: &CmdLine, c: &crate::driver::Compilation, text: &str, name: &str) 
                 "plot a function of one tensor, such as an activation: `nnc plot sigmoid tanh relu`",
             ))
         }
-        None if crate::sema::builtins::lookup(name).is_some() => {}
+        None if crate::sema::builtin_table::Builtin::from_name(name).is_some() => {}
         None => {
             let mut names: Vec<String> = c
                 .analysis
@@ -161,7 +161,7 @@ fn lower(cmd: &CmdLine, c: &crate::driver::Compilation, text: &str, name: &str) 
                 .filter(|(_, g, _)| matches!(g, Global::Fn(_)))
                 .map(|(n, _, _)| n.clone())
                 .collect();
-            names.extend(crate::sema::builtins::NAMES.iter().map(|s| s.to_string()));
+            names.extend(crate::sema::builtin_table::Builtin::ALL.iter().map(|b| b.name().to_string()));
             names.sort();
             let candidates: Vec<&str> = names.iter().map(String::as_str).collect();
             return Err(cmd.unknown("E0801", format!("unknown function `{name}`"), name, "no such function", &candidates));

@@ -6,7 +6,7 @@ use super::call::call_site;
 use super::document::Snapshot;
 use super::info::{builtin_info, global_info, NameInfo};
 use super::walk::{binders, item_at};
-use crate::sema::builtins::BUILTINS;
+use crate::sema::builtin_table::Builtin;
 use crate::sema::scope::Global;
 use crate::syntax::lexer::KEYWORDS;
 use lsp_types::{CompletionItem, CompletionItemKind, CompletionItemLabelDetails, Documentation, MarkupContent, MarkupKind};
@@ -42,7 +42,7 @@ pub fn complete(current: &Snapshot, good: &Snapshot, offset: usize) -> Vec<Compl
         };
         items.push(name_item(name, kind, global_info(&good.comp.db, g)));
     }
-    for (name, _, _) in BUILTINS {
+    for name in Builtin::ALL.map(Builtin::name) {
         if good.comp.analysis.globals.get(name).is_none() {
             if let Some(info) = builtin_info(name) {
                 items.push(name_item(name, CompletionItemKind::FUNCTION, info));

@@ -3,7 +3,7 @@
 
 use super::document::Snapshot;
 use crate::base::{SourceDb, Span};
-use crate::sema::builtins::BUILTINS;
+use crate::sema::builtin_table::Builtin;
 use crate::sema::scope::Global;
 use crate::syntax::ast::Param;
 
@@ -49,12 +49,13 @@ pub fn global_info(db: &SourceDb, g: &Global) -> NameInfo {
     }
 }
 
+/// A primitive's signature and documentation, from the builtin table.
 pub fn builtin_info(name: &str) -> Option<NameInfo> {
-    let (n, params, doc) = BUILTINS.iter().find(|(n, _, _)| *n == name)?;
+    let info = Builtin::from_name(name)?.info();
     Some(NameInfo {
-        signature: format!("fn {n}({}) (primitive)", params.join(", ")),
-        doc: Some(doc.to_string()),
-        params: params.iter().map(|p| (p.to_string(), p.to_string())).collect(),
+        signature: format!("fn {}({}) (primitive)", info.name, info.params.join(", ")),
+        doc: Some(info.doc.to_string()),
+        params: info.params.iter().map(|p| (p.to_string(), p.to_string())).collect(),
         kind: "primitive",
     })
 }

@@ -4,7 +4,7 @@
 //! parameters.
 
 use super::document::Snapshot;
-use crate::sema::builtins;
+use crate::sema::builtin_table::Builtin;
 use crate::sema::scope::Global;
 use crate::syntax::lexer::Tok;
 use lsp_types::{SemanticToken, SemanticTokenModifier, SemanticTokenType, SemanticTokensLegend};
@@ -65,7 +65,7 @@ pub fn tokens(current: &Snapshot, good: &Snapshot) -> Vec<SemanticToken> {
                     Some(Global::Layer(_) | Global::Model(_)) => (CLASS, 0),
                     Some(Global::Fn(_) | Global::Optimizer(_)) => (FUNCTION, 0),
                     None if next_sig(i) == Some(Tok::Colon) => (PARAMETER, 0),
-                    None if builtins::lookup(name).is_some() => (FUNCTION, 0),
+                    None if Builtin::from_name(name).is_some() => (FUNCTION, 0),
                     None if matches!(name, "int" | "float" | "str") => (TYPE, 0),
                     None => (VARIABLE, 0),
                 }

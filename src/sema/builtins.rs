@@ -1,107 +1,15 @@
 //! Primitive functions the compiler knows: each checks its arguments and
 //! emits IR. Everything else (activations, losses, layers, optimizers) is
-//! written in `.nn` in the stdlib on top of these.
+//! written in `.nn` in the stdlib on top of these. Their names, parameters
+//! and documentation are the table in [`super::builtin_table`].
 
+use super::builtin_table::Builtin;
 use super::elab::{ArgVal, Elab};
 use super::shape;
 use super::value::{Tensor, TensorTy, Val};
 use crate::base::Span;
 use crate::diag::Diagnostic;
 use crate::ir::{self, DType, Dim, UnaryOp};
-
-/// Every builtin, with its parameter names (for keyword arguments, hover
-/// and completion).
-pub const BUILTINS: &[(&str, &[&str], &str)] = &[
-    ("exp", &["x"], "e raised to each element"),
-    ("log", &["x"], "natural logarithm of each element"),
-    ("sqrt", &["x"], "square root of each element"),
-    ("tanh", &["x"], "hyperbolic tangent of each element"),
-    ("abs", &["x"], "absolute value of each element"),
-    ("sign", &["x"], "-1, 0 or 1 for each element"),
-    (
-        "max",
-        &["a", "b", "axis", "keep"],
-        "max(a, b): elementwise maximum; max(x, axis: i): the largest element along axis i",
-    ),
-    (
-        "min",
-        &["a", "b", "axis", "keep"],
-        "min(a, b): elementwise minimum; min(x, axis: i): the smallest element along axis i",
-    ),
-    (
-        "sum",
-        &["x", "axis", "keep"],
-        "sum of all elements, or along `axis` (an int or a list); a list of tensors sums all of them",
-    ),
-    ("mean", &["x", "axis", "keep"], "mean of all elements, or along `axis`"),
-    ("where", &["cond", "a", "b"], "`a` where `cond` is nonzero, else `b` (broadcasting)"),
-    ("reshape", &["x", "shape"], "the same elements in a new shape; one dim may be -1"),
-    ("transpose", &["x", "a", "b"], "swap axes `a` and `b` (default the last two)"),
-    ("one_hot", &["labels", "classes"], "i32 labels [n] to one-hot rows [n, classes]"),
-    ("float", &["x"], "convert to f32"),
-    ("zeros", &["shape"], "a tensor of zeros"),
-    ("ones", &["shape"], "a tensor of ones"),
-    ("full", &["shape", "value"], "a tensor filled with `value`"),
-    ("zeros_like", &["x"], "zeros with the shape of `x`"),
-    ("ones_like", &["x"], "ones with the shape of `x`"),
-    ("uniform", &["shape", "low", "high"], "uniform random draws in [low, high)"),
-    ("normal", &["shape", "mean", "std"], "normal random draws"),
-    (
-        "fan_in",
-        &["shape"],
-        "inputs per unit of a weight of this shape: [in, out] -> in; [out, in, k...] -> in*k...",
-    ),
-    (
-        "fan_out",
-        &["shape"],
-        "outputs per unit: [in, out] -> out; [out, in, k...] -> out*k...",
-    ),
-    ("size", &["x", "axis"], "the size of dim `axis` of `x`, as a compile-time integer"),
-    (
-        "floor",
-        &["x"],
-        "a compile-time number rounded down to an integer: `floor((h - k) / stride) + 1`",
-    ),
-    ("ceil", &["x"], "a compile-time number rounded up to an integer"),
-];
-
-pub const NAMES: &[&str] = &[
-    "exp",
-    "log",
-    "sqrt",
-    "tanh",
-    "abs",
-    "sign",
-    "max",
-    "min",
-    "sum",
-    "mean",
-    "where",
-    "reshape",
-    "transpose",
-    "one_hot",
-    "float",
-    "zeros",
-    "ones",
-    "full",
-    "zeros_like",
-    "ones_like",
-    "uniform",
-    "normal",
-    "fan_in",
-    "fan_out",
-    "size",
-    "floor",
-    "ceil",
-];
-
-pub fn lookup(name: &str) -> Option<&'static str> {
-    BUILTINS.iter().find(|(n, _, _)| *n == name).map(|(n, _, _)| *n)
-}
-
-pub fn signature(name: &str) -> Option<(&'static [&'static str], &'static str)> {
-    BUILTINS.iter().find(|(n, _, _)| *n == name).map(|(_, p, d)| (*p, *d))
-}
 
 /// Arguments matched to a builtin's parameter names.
 struct Args {
@@ -114,8 +22,8 @@ impl Args {
     }
 }
 
-fn bind(e: &mut Elab, name: &str, args: Vec<ArgVal>, span: Span) -> Option<Args> {
-    let (params, _) = signature(name).expect("builtin");
+fn bind(e: &mut Elab, b: Builtin, args: Vec<ArgVal>, span: Span) -> Option<Args> {
+    let (name, params) = (b.name(), b.params());
     let mut vals: Vec<Option<(Val, Span)>> = vec![None; params.len()];
     let mut pos = 0;
     for a in args {
@@ -304,35 +212,29 @@ fn tensor_of(e: &mut Elab, a: &(Val, Span), what: &str) -> Option<Tensor> {
     e.as_tensor(&a.0, a.1, what)
 }
 
-pub fn call(e: &mut Elab, name: &'static str, args: Vec<ArgVal>, span: Span, _callee: Span) -> Val {
-    // Tensor lists map elementwise: `sum(params^2)` sums every parameter.
-    let Some(a) = bind(e, name, args, span) else { return Val::Error };
+pub fn call(e: &mut Elab, builtin: Builtin, args: Vec<ArgVal>, span: Span, _callee: Span) -> Val {
+    let name = builtin.name();
+    let Some(a) = bind(e, builtin, args, span) else { return Val::Error };
     let x = match a.get(0) {
         Some(x) => x.clone(),
-        None => {
-            let first = signature(name).map_or("x", |(p, _)| p[0]);
-            return missing(e, name, first, span);
-        }
+        None => return missing(e, name, builtin.params()[0], span),
     };
-    match name {
-        "exp" | "log" | "sqrt" | "tanh" | "abs" | "sign" => {
-            let op = match name {
-                "exp" => UnaryOp::Exp,
-                "log" => UnaryOp::Log,
-                "sqrt" => UnaryOp::Sqrt,
-                "tanh" => UnaryOp::Tanh,
-                "abs" => UnaryOp::Abs,
-                _ => UnaryOp::Sign,
-            };
-            map_list(e, &x.0, x.1, &|e, v, s| e.unary(op, v, s, name))
-        }
-        "max" | "min" => match a.get(1) {
+    // Tensor lists map elementwise: `sum(params^2)` sums every parameter.
+    let unary = |e: &mut Elab, op: UnaryOp| map_list(e, &x.0, x.1, &|e, v, s| e.unary(op, v, s, name));
+    match builtin {
+        Builtin::Exp => unary(e, UnaryOp::Exp),
+        Builtin::Log => unary(e, UnaryOp::Log),
+        Builtin::Sqrt => unary(e, UnaryOp::Sqrt),
+        Builtin::Tanh => unary(e, UnaryOp::Tanh),
+        Builtin::Abs => unary(e, UnaryOp::Abs),
+        Builtin::Sign => unary(e, UnaryOp::Sign),
+        Builtin::Max | Builtin::Min => match a.get(1) {
             Some(b) => {
                 let (l, r) = (x.clone(), b.clone());
-                elementwise_minmax(e, name == "max", &l, &r, span)
+                elementwise_minmax(e, builtin == Builtin::Max, &l, &r, span)
             }
             None => {
-                if name == "min" {
+                if builtin == Builtin::Min {
                     // min along axes is -max(-x).
                     let neg = e.unary(UnaryOp::Neg, &x.0, x.1, "-");
                     let m = reduce(e, "max", &(neg, x.1), a.get(2), bool_arg(a.get(3)));
@@ -341,25 +243,25 @@ pub fn call(e: &mut Elab, name: &'static str, args: Vec<ArgVal>, span: Span, _ca
                 reduce(e, "max", &x, a.get(2), bool_arg(a.get(3)))
             }
         },
-        "sum" | "mean" => {
+        Builtin::Sum | Builtin::Mean => {
             if let Val::List(items) = &x.0 {
-                return sum_list(e, items, x.1, name == "mean");
+                return sum_list(e, items, x.1, builtin == Builtin::Mean);
             }
             reduce(e, name, &x, a.get(1), bool_arg(a.get(2)))
         }
-        "where" => {
+        Builtin::Where => {
             let (Some(b), Some(c)) = (a.get(1).cloned(), a.get(2).cloned()) else {
                 return missing(e, name, if a.get(1).is_none() { "a" } else { "b" }, span);
             };
             select(e, &x, &b, &c, span)
         }
-        "reshape" => {
+        Builtin::Reshape => {
             let Some(s) = a.get(1).cloned() else {
                 return missing(e, name, "shape", span);
             };
             reshape(e, &x, &s)
         }
-        "transpose" => {
+        Builtin::Transpose => {
             let Some(t) = tensor_of(e, &x, "`transpose`") else {
                 return Val::Error;
             };
@@ -402,7 +304,7 @@ pub fn call(e: &mut Elab, name: &'static str, args: Vec<ArgVal>, span: Span, _ca
                 ir,
             )
         }
-        "one_hot" => {
+        Builtin::OneHot => {
             let Some(t) = tensor_of(e, &x, "`one_hot`") else {
                 return Val::Error;
             };
@@ -424,7 +326,7 @@ pub fn call(e: &mut Elab, name: &'static str, args: Vec<ArgVal>, span: Span, _ca
             let ir = t.ir.map(|v| e.b.push(ir::Op::OneHot { depth: n.max(0) as usize }, &[v]));
             e.tensor(TensorTy::f32(shape), ir)
         }
-        "float" => {
+        Builtin::Float => {
             let Some(t) = tensor_of(e, &x, "`float`") else { return Val::Error };
             let ir = t.ir.map(|v| e.b.cast(v, DType::F32));
             e.tensor(
@@ -435,10 +337,10 @@ pub fn call(e: &mut Elab, name: &'static str, args: Vec<ArgVal>, span: Span, _ca
                 ir,
             )
         }
-        "zeros" | "ones" | "full" => {
-            let value = match name {
-                "zeros" => 0.0,
-                "ones" => 1.0,
+        Builtin::Zeros | Builtin::Ones | Builtin::Full => {
+            let value = match builtin {
+                Builtin::Zeros => 0.0,
+                Builtin::Ones => 1.0,
                 _ => match a.get(1) {
                     Some((Val::Int(i), _)) => *i as f64,
                     Some((Val::Float(f), _)) => *f,
@@ -459,15 +361,15 @@ pub fn call(e: &mut Elab, name: &'static str, args: Vec<ArgVal>, span: Span, _ca
             let ir = Some(e.b.fill(value, &shape));
             e.tensor(TensorTy::f32(shape), ir)
         }
-        "zeros_like" | "ones_like" => {
+        Builtin::ZerosLike | Builtin::OnesLike => {
             let Some(t) = tensor_of(e, &x, name) else { return Val::Error };
             let Some(shape) = t.ty.shape.clone() else {
                 return e.tensor(TensorTy::unknown(), None);
             };
-            let ir = Some(e.b.fill(if name == "zeros_like" { 0.0 } else { 1.0 }, &shape));
+            let ir = Some(e.b.fill(if builtin == Builtin::ZerosLike { 0.0 } else { 1.0 }, &shape));
             e.tensor(TensorTy::f32(shape), ir)
         }
-        "uniform" | "normal" => {
+        Builtin::Uniform | Builtin::Normal => {
             let Ok(shape) = shape_arg(e, &x.0, x.1, false) else {
                 return Val::Error;
             };
@@ -480,7 +382,7 @@ pub fn call(e: &mut Elab, name: &'static str, args: Vec<ArgVal>, span: Span, _ca
             let (Some(p1), Some(p2)) = (p1, p2) else { return Val::Error };
             e.seed += 1;
             let seed = e.seed;
-            let raw = if name == "uniform" {
+            let raw = if builtin == Builtin::Uniform {
                 ir::Op::RandomUniform {
                     shape: shape.clone(),
                     seed,
@@ -493,14 +395,14 @@ pub fn call(e: &mut Elab, name: &'static str, args: Vec<ArgVal>, span: Span, _ca
             };
             let r = e.b.push(raw, &[]);
             // uniform: low + (high - low) * u; normal: mean + std * z.
-            let (scale, offset) = if name == "uniform" { (p2 - p1, p1) } else { (p2, p1) };
+            let (scale, offset) = if builtin == Builtin::Uniform { (p2 - p1, p1) } else { (p2, p1) };
             let s = e.b.fill(scale, &shape);
             let o = e.b.fill(offset, &shape);
             let m = e.b.mul(r, s);
             let v = e.b.add(m, o);
             e.tensor(TensorTy::f32(shape), Some(v))
         }
-        "fan_in" | "fan_out" => {
+        Builtin::FanIn | Builtin::FanOut => {
             let Ok(shape) = shape_arg(e, &x.0, x.1, false) else {
                 return Val::Error;
             };
@@ -510,7 +412,7 @@ pub fn call(e: &mut Elab, name: &'static str, args: Vec<ArgVal>, span: Span, _ca
                 [] => 1,
                 [n] => *n,
                 [i, o] => {
-                    if name == "fan_in" {
+                    if builtin == Builtin::FanIn {
                         *i
                     } else {
                         *o
@@ -518,7 +420,7 @@ pub fn call(e: &mut Elab, name: &'static str, args: Vec<ArgVal>, span: Span, _ca
                 }
                 [o, i, rest @ ..] => {
                     let k: i64 = rest.iter().product();
-                    if name == "fan_in" {
+                    if builtin == Builtin::FanIn {
                         i * k
                     } else {
                         o * k
@@ -527,7 +429,7 @@ pub fn call(e: &mut Elab, name: &'static str, args: Vec<ArgVal>, span: Span, _ca
             };
             Val::Int(v)
         }
-        "size" => {
+        Builtin::Size => {
             let Some(t) = tensor_of(e, &x, "`size`") else { return Val::Error };
             let Some((av, aspan)) = a.get(1).cloned() else {
                 return missing(e, name, "axis", span);
@@ -553,8 +455,7 @@ pub fn call(e: &mut Elab, name: &'static str, args: Vec<ArgVal>, span: Span, _ca
                 }
             }
         }
-        "floor" | "ceil" => round_number(e, name, &x),
-        _ => unreachable!("builtin {name}"),
+        Builtin::Floor | Builtin::Ceil => round_number(e, name, &x),
     }
 }
 

@@ -563,7 +563,7 @@ fn call_head(f: &Val, args: &[ArgVal]) -> Option<(String, Option<String>, Vec<cr
     fn name(c: &Callable) -> String {
         match c {
             Callable::Decl { decl, .. } => decl.name.name.clone(),
-            Callable::Builtin(n) => (*n).to_string(),
+            Callable::Builtin(b) => b.name().to_string(),
             Callable::Partial { base, .. } => name(base),
         }
     }

@@ -400,12 +400,12 @@ impl<'a> Elab<'a> {
                 Global::Optimizer(d) => Val::OptimizerCtor(d.clone()),
             };
         }
-        if let Some(b) = super::builtins::lookup(&id.name) {
+        if let Some(b) = super::builtin_table::Builtin::from_name(&id.name) {
             return Val::Fn(Callable::Builtin(b));
         }
         let mut candidates: Vec<String> = env.names();
         candidates.extend(self.globals.names());
-        candidates.extend(super::builtins::NAMES.iter().map(|s| s.to_string()));
+        candidates.extend(super::builtin_table::Builtin::ALL.iter().map(|b| b.name().to_string()));
         let mut d = Diagnostic::error("E0101", format!("unknown name `{}`", id.name), id.span, "not found in this scope");
         if let Some(s) = suggest(&id.name, candidates.iter().map(String::as_str)) {
             d = d.with_help(format!("did you mean `{s}`?"));

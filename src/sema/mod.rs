@@ -1,6 +1,7 @@
 //! Semantic analysis: names, the stdlib, dtypes, symbolic shapes — and, in
 //! the same pass, lowering to IR (see `elab`).
 
+pub mod builtin_table;
 pub mod builtins;
 mod call;
 pub mod elab;

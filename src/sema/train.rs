@@ -133,7 +133,8 @@ pub struct TrainPlan {
     pub span: Span,
 }
 
-const FIELDS: &[&str] = &[
+/// The settings of a `train` block (the language reference lists each).
+pub const FIELDS: &[&str] = &[
     "data",
     "loss",
     "optimizer",
@@ -150,7 +151,15 @@ const FIELDS: &[&str] = &[
     // Read by `nnc tune` (`teach::search::from_train_block`), not by training.
     "search",
 ];
-const METRICS: &[&str] = &["accuracy", "precision", "recall", "f1", "mse", "mae", "r2"];
+/// The data sources of `data =` with their parameters (the language
+/// reference lists each).
+pub const DATA_SOURCES: &[(&str, &[&str])] = &[
+    ("mnist", &["dir"]),
+    ("csv", &["path", "label", "scale"]),
+    ("idx", &["images", "labels"]),
+    ("tensors", &["x", "y"]),
+];
+pub const METRICS: &[&str] = &["accuracy", "precision", "recall", "f1", "mse", "mae", "r2"];
 
 pub fn plan(
     db: &SourceDb,
@@ -523,7 +532,7 @@ fn init_param(e: &mut Elab, info: &ParamInfo) -> Option<ir::Value> {
         _ => (e.eval(init, &mut env), None),
     };
     let takes_shape = match &callee {
-        Val::Fn(Callable::Builtin(b)) => super::builtins::signature(b).is_some_and(|(p, _)| p.first() == Some(&"shape")),
+        Val::Fn(Callable::Builtin(b)) => b.params().first() == Some(&"shape"),
         Val::Fn(Callable::Decl { decl, .. }) => decl.params.first().is_some_and(|p| p.name.name == "shape"),
         _ => false,
     };
@@ -1002,12 +1011,9 @@ fn data_source(e: &Expr, diags: &mut Diagnostics) -> Option<DataSpec> {
             .find(|a| a.name.as_ref().is_some_and(|x| x.name == n))
             .or_else(|| args.iter().filter(|a| a.name.is_none()).nth(pos))
     };
-    let known: &[&str] = match name.name.as_str() {
-        "mnist" => &["dir"],
-        "csv" => &["path", "label", "scale"],
-        "idx" => &["images", "labels"],
-        "tensors" => &["x", "y"],
-        _ => {
+    let known: &[&str] = match DATA_SOURCES.iter().find(|(n, _)| *n == name.name) {
+        Some((_, params)) => params,
+        None => {
             let mut d = Diagnostic::error(
                 "E0101",
                 format!("unknown data source `{}`", name.name),
@@ -1015,7 +1021,7 @@ fn data_source(e: &Expr, diags: &mut Diagnostics) -> Option<DataSpec> {
                 "not a data source",
             )
             .with_help("data sources are mnist, csv, idx and tensors");
-            if let Some(s) = suggest(&name.name, ["mnist", "csv", "idx", "tensors"]) {
+            if let Some(s) = suggest(&name.name, DATA_SOURCES.iter().map(|(n, _)| *n)) {
                 d = d.with_help(format!("did you mean `{s}`?"));
             }
             diags.push(d);
@@ -1181,7 +1187,7 @@ fn numeric_args(name: &Ident, args: &[Arg], params: &[(&str, Option<f64>)], diag
     Some(out.into_iter().flatten().collect())
 }
 
-const SCHEDULES: &[&str] = &["constant", "step_decay", "exponential", "cosine", "cyclic", "one_cycle"];
+pub const SCHEDULES: &[&str] = &["constant", "step_decay", "exponential", "cosine", "cyclic", "one_cycle"];
 
 /// `schedule = step_decay(every: 3, factor: 0.5)`, `exponential(rate: 0.9)`,
 /// `cosine(min_lr: 0)`, `cyclic(min_lr: 1e-4, period: 2)`, `one_cycle(max_lr: 0.01)`.

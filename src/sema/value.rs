@@ -55,7 +55,7 @@ pub enum Callable {
     /// A `fn` declaration; `env` holds the layer instance for methods.
     Decl { decl: Rc<FnDecl>, env: Option<Rc<Env>> },
     /// A primitive implemented by the compiler.
-    Builtin(&'static str),
+    Builtin(super::builtin_table::Builtin),
     /// A function with some arguments fixed (`leaky_relu(slope: 0.2)` used
     /// as an activation).
     Partial {

@@ -19,6 +19,7 @@ mod lsp_editors;
 mod lsp_nvim;
 mod lsp_stdio;
 mod mnist;
+mod reference;
 mod robust;
 mod scalar;
 mod stdlib_grad;
