@@ -63,7 +63,7 @@
 //! compile-time numbers with; the JIT is tested against it. Type rules are
 //! `ir::verify::infer`, one arm per op.
 //!
-//! The passes in `ir`, `autodiff`, `opt` and `codegen` match ops without
+//! The passes in `ir`, `autodiff`, `opt`, `codegen` and `runtime` match ops without
 //! wildcard arms, so a new op is a compile error at every place that must
 //! decide something about it. `tests/it/tidy.rs` keeps it so: it refuses a
 //! `_`/binding arm in a match whose arms name ops, and `matches!` over a

@@ -49,7 +49,16 @@ fn flops(f: &Func, op: &Op, args: &[crate::ir::Value], result: &Type) -> u64 {
         }
         Op::Unary(_) | Op::Binary(_) | Op::Compare(_) | Op::Select => numel(result),
         Op::ReduceSum { .. } | Op::ReduceMax { .. } => numel(f.ty(args[0])),
-        _ => 0,
+        // Data movement, constants, conversions and draws count as free;
+        // listed so that a new op has to be placed here.
+        Op::Const(_)
+        | Op::Broadcast { .. }
+        | Op::Reshape { .. }
+        | Op::Transpose { .. }
+        | Op::OneHot { .. }
+        | Op::Cast { .. }
+        | Op::RandomUniform { .. }
+        | Op::RandomNormal { .. } => 0,
     }
 }
 
