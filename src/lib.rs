@@ -23,6 +23,7 @@
 //! | `sema` | names, stdlib, dtypes, symbolic shapes — and lowering | base, diag, syntax, ir |
 //! | `runtime` | data, splits, metrics, the training step and loop, schedules, checkpoints, histories, curves, summaries, backends | everything above |
 //! | `teach` | tools for learners: the derived backward pass in textbook notation, traced steps, function samples, search spaces | everything above but `driver` |
+//! | `export` | ONNX (from the IR, a hand-written protobuf encoder) and PyTorch projects | base, diag, syntax, ir, sema, opt, runtime |
 //! | `driver` | the pure façade: source in, diagnostics and IR out | everything above |
 //! | `cli`, `lsp` | commands, files, printing, the language server | anything |
 //! | `fuzz` | input generators and mutators, the panic-catching fuzz runner | anything |
@@ -162,6 +163,7 @@ pub mod cli;
 pub mod codegen;
 pub mod diag;
 pub mod driver;
+pub mod export;
 pub mod fuzz;
 pub mod ir;
 pub mod lsp;

@@ -5,6 +5,7 @@ mod bench;
 mod cmdline;
 mod eval;
 mod explain_grad;
+mod export;
 mod fmt;
 mod fuzz;
 mod lsp;
@@ -58,6 +59,8 @@ enum Command {
     Fmt(fmt::FmtArgs),
     /// Run the language server on stdin/stdout (for editors).
     Lsp,
+    /// Write a model for ONNX Runtime (`--onnx`) or as a PyTorch project (`--pytorch`).
+    Export(export::ExportArgs),
     /// Time training steps, inference, compilation and an epoch on random data.
     Bench(bench::BenchArgs),
     /// One training step on real data through the interpreter: every value of
@@ -142,6 +145,7 @@ fn main_on_big_stack(started: std::time::Instant) -> i32 {
         Command::Plot(args) => plot::plot(&args),
         Command::Tune(args) => tune::tune(&args),
         Command::Fuzz(args) => fuzz::fuzz(&args),
+        Command::Export(args) => export::export(&args),
     }
 }
 

@@ -1,6 +1,6 @@
 //! The registry of diagnostic codes: E00xx syntax, E01xx names, E02xx types
 //! and values, E03xx shapes, E04xx autodiff, E05xx backend limits, E06xx
-//! data, W00xx warnings. `nnc explain CODE` prints the long text.
+//! data, E07xx export, W00xx warnings. `nnc explain CODE` prints the long text.
 
 pub struct CodeInfo {
     pub code: &'static str,
@@ -83,6 +83,14 @@ codes! {
     "A tensor's shape has more elements than nnc can allocate and index: at most\n2^31 (2,147,483,648) elements, 8 GiB of f32, per tensor, counting a symbolic\ndim such as `batch` as 1. The sizes are known when the program is checked, so\nthis is reported before anything is allocated.\n\n    model M(x: [batch, 2]) = x |> Dense(2 -> 1099511627776)   // 2^41 weights\n\nUse smaller layers, or split the data into batches.";
     "E0601", "cannot read data",
     "The dataset named by `data =` could not be read: the file is missing, truncated,\nor not in the expected format. The message names the file. Relative paths are\nresolved against the .nn file's directory, then `--data-dir` / `NNC_DATA`.";
+    "E0701", "no ONNX equivalent",
+    "`nnc export --onnx` writes the model's inference graph (evaluation mode) as ONNX\nopset 17 operators. The model uses an operation that has no ONNX operator with\nthe same meaning, for example nnc's counter-based random draws, so the graph\ncannot be written. The message names the operation. Export the model without\nit (dropout and other training-only randomness is absent in evaluation mode),\nor export it with `--pytorch`.";
+    "E0702", "no PyTorch equivalent",
+    "`nnc export --pytorch` translates the `.nn` file into a PyTorch module and a\ntraining script. The construct named in the message (an operation, a stdlib\nfunction or a user-defined optimizer) has no translation yet. Rewrite it with\nthe operations the message lists, or export the inference graph with `--onnx`.";
+    "E0703", "cannot write the export",
+    "The export's output path is in a directory that does not exist or cannot be\nwritten (read-only, or no permission), or names an existing directory where a\nfile is needed. Nothing was written: create the directory, or choose another\npath.";
+    "E0704", "weights do not fit the model",
+    "The weights file given with `--weights` belongs to another model: tensors the\nmodel declares are missing or have other shapes. The message lists the first\nmismatches. Weights are matched by name (`fc1.W`); a PyTorch state dict saved by\nan exported `model.py` is matched through its names (`fc1.weight`, transposed).";
     "E0801", "unknown name on the command line",
     "A command-line option names a model, function or hyper-parameter the file does not\nhave. The message suggests the closest name that exists.\n\n    nnc explain --grad xor.nn --model Xr      // error: no trained model `Xr`; did you mean `Xor`?\n    nnc tune mnist.nn --grid lrr=0.1,0.01     // error: `lrr` is not a setting; did you mean `lr`?";
     "E0802", "empty or contradictory search space",

@@ -145,29 +145,47 @@ pub fn load_standardizer(path: &Path) -> Result<Option<Standardizer>, String> {
     })
 }
 
-/// Read weights saved for `plan`. Every parameter must be present with its
-/// declared shape; optimizer states are optional (a weights-only file can
-/// still be evaluated, and training from it starts the optimizer afresh).
+/// The name a PyTorch state dict written by `nnc export --pytorch` gives
+/// the nnc parameter `name` of rank `rank` when its layer became a PyTorch
+/// layer (`Dense` as `nn.Linear`): `fc1.W` is `fc1.weight`, stored
+/// transposed (`true`), and `fc1.b` is `fc1.bias`. The one place this
+/// naming is decided: the exporter writes with it, `load` reads with it.
+pub fn pytorch_alias(name: &str, rank: usize) -> Option<(String, bool)> {
+    let (layer, p) = name.rsplit_once('.')?;
+    match (p, rank) {
+        ("W", 2) => Some((format!("{layer}.weight"), true)),
+        ("b", 1) => Some((format!("{layer}.bias"), false)),
+        _ => None,
+    }
+}
+
+/// How many mismatches a "does not fit" message lists.
+const MISMATCHES_SHOWN: usize = 3;
+
+/// Read weights saved for `plan`, by `nnc run` or as the state dict of a
+/// module exported by `nnc export --pytorch` (names mapped with
+/// [`pytorch_alias`], transposed weights transposed back). Every parameter
+/// must be present with its declared shape, or the error lists the first
+/// mismatches; optimizer states are optional (a weights-only file can still
+/// be evaluated, and training from it starts the optimizer afresh).
 pub fn load(path: &Path, plan: &TrainPlan, fresh: &Weights) -> Result<Weights, String> {
     let err = |m: String| format!("{}: {m}", path.display());
     let bytes = std::fs::read(path).map_err(|e| err(format!("cannot read: {e}")))?;
     let st = SafeTensors::deserialize(&bytes).map_err(|e| err(format!("not a safetensors file: {e}")))?;
     let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| err(e.to_string()))?;
     let meta = meta.metadata().clone().unwrap_or_default();
-    if let Some(m) = meta.get("model").filter(|m| **m != plan.model) {
+    let owner = meta.get("model").or_else(|| meta.get("nnc_model"));
+    if let Some(m) = owner.filter(|m| **m != plan.model) {
         return Err(err(format!("holds weights of model `{m}`, not `{}`", plan.model)));
     }
-    let get = |name: &str, like: &ArrayD<f32>| -> Result<Option<ArrayD<f32>>, String> {
+    // Ok(None): no tensor of that name; Err: present but unusable.
+    let get = |name: &str, shape: &[usize]| -> Result<Option<ArrayD<f32>>, String> {
         let Ok(t) = st.tensor(name) else { return Ok(None) };
         if t.dtype() != Dtype::F32 {
-            return Err(err(format!("`{name}` is {:?}, expected F32", t.dtype())));
+            return Err(format!("`{name}` is {:?}, expected F32", t.dtype()));
         }
-        if t.shape() != like.shape() {
-            return Err(err(format!(
-                "`{name}` has shape {:?}, but the model declares {:?}",
-                t.shape(),
-                like.shape()
-            )));
+        if t.shape() != shape {
+            return Err(format!("`{name}` has shape {:?}, but the model declares {shape:?}", t.shape()));
         }
         let vals: Vec<f32> = t
             .data()
@@ -177,20 +195,44 @@ pub fn load(path: &Path, plan: &TrainPlan, fresh: &Weights) -> Result<Weights, S
         // nnc never saves a non-finite weight (a diverging step keeps the
         // last finite ones), so such a file is corrupt or foreign.
         if let Some(i) = vals.iter().position(|v| !v.is_finite()) {
-            return Err(err(format!("`{name}` holds a non-finite value ({}) at index {i}", vals[i])));
+            return Err(format!("`{name}` holds a non-finite value ({}) at index {i}", vals[i]));
         }
-        Ok(Some(
-            ArrayD::from_shape_vec(IxDyn(t.shape()), vals).map_err(|e| err(e.to_string()))?,
-        ))
+        Ok(Some(ArrayD::from_shape_vec(IxDyn(t.shape()), vals).map_err(|e| e.to_string())?))
     };
     let mut w = fresh.clone();
+    let mut mismatches = vec![];
     for (name, p) in w.names.iter().zip(w.params.iter_mut()) {
-        *p = get(name, p)?.ok_or_else(|| err(format!("has no tensor `{name}`")))?;
+        let found = match get(name, p.shape()) {
+            Ok(None) => match pytorch_alias(name, p.ndim()) {
+                Some((alias, transposed)) => {
+                    let mut shape = p.shape().to_vec();
+                    if transposed {
+                        shape.reverse();
+                    }
+                    get(&alias, &shape).map(|a| a.map(|a| if transposed { a.t().as_standard_layout().into_owned() } else { a }))
+                }
+                None => Ok(None),
+            },
+            other => other,
+        };
+        match found {
+            Ok(Some(a)) => *p = a,
+            Ok(None) => mismatches.push(format!("no tensor `{name}` {:?}", p.shape())),
+            Err(e) => mismatches.push(e),
+        }
+    }
+    if !mismatches.is_empty() {
+        let n = mismatches.len();
+        let mut shown = mismatches[..n.min(MISMATCHES_SHOWN)].join("; ");
+        if n > MISMATCHES_SHOWN {
+            shown.push_str(&format!("; and {} more", n - MISMATCHES_SHOWN));
+        }
+        return Err(err(format!("does not fit model `{}`: {shown}", plan.model)));
     }
     let mut all_states = true;
     let mut states = vec![];
     for (name, s) in w.state_names.iter().zip(&w.states) {
-        match get(&format!("{STATE_PREFIX}{name}"), s)? {
+        match get(&format!("{STATE_PREFIX}{name}"), s.shape()).map_err(&err)? {
             Some(v) => states.push(v),
             None => all_states = false,
         }

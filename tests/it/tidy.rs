@@ -14,6 +14,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("codegen", &["base", "diag", "ir", "opt"]),
     ("sema", &["base", "diag", "syntax", "ir"]),
     ("runtime", &["base", "diag", "syntax", "ir", "sema", "autodiff", "opt", "codegen"]),
+    ("export", &["base", "diag", "syntax", "ir", "sema", "opt", "runtime"]),
     (
         "teach",
         &["base", "diag", "syntax", "ir", "sema", "autodiff", "opt", "codegen", "runtime"],

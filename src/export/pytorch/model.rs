@@ -1,0 +1,645 @@
+//! `.nn` declarations as Python: functions become `def`s, layers and models
+//! `nn.Module` classes whose attributes carry the `.nn` names, so the
+//! module's state dict names follow the file (`fc1.weight` for `fc1.W`).
+//!
+//! This is a source-to-source translation of the syntax tree, not of the
+//! IR: the IR is flat (every call inlined), while a readable PyTorch
+//! project keeps the file's functions, layers and pipelines. Compile-time
+//! values (sizes, activations) are ordinary Python values, so a call such
+//! as `Dense(784 -> 128, relu)` stays one constructor call. Layers that a
+//! model body constructs inline (`x |> Dense(64 -> 10)`) are created in
+//! `__init__` under the name nnc gave them (`dense2`), read from the
+//! checker's layer records by the call's span.
+
+use super::super::Unsupported;
+use crate::base::Span;
+use crate::sema::builtins::BUILTINS;
+use crate::sema::scope::{Global, Globals};
+use crate::sema::value::LayerRecord;
+use crate::syntax::ast::*;
+use std::collections::{HashMap, HashSet};
+use std::fmt::Write;
+
+/// Stdlib functions written as their PyTorch equivalents (same arguments,
+/// same meaning) instead of being translated from their `.nn` source.
+const TORCH_FNS: &[(&str, &str)] = &[
+    ("relu", "torch.relu"),
+    ("sigmoid", "torch.sigmoid"),
+    ("cross_entropy", "F.cross_entropy"),
+];
+
+/// Stdlib layers written as PyTorch modules: the `.nn` layer, its Python
+/// source, and the stdlib functions that source uses.
+const TORCH_LAYERS: &[(&str, &str, &[&str])] = &[(
+    "Dense",
+    r#"class Dense(nn.Linear):
+    """nnc's Dense, activation(x @ W + b), as an nn.Linear: `weight` is W
+    transposed ([outputs, inputs]) and `bias` is b."""
+
+    def __init__(self, inputs, outputs, activation=identity):
+        self.activation = activation
+        super().__init__(inputs, outputs)
+
+    def reset_parameters(self):
+        # nnc initialises W with glorot_uniform and b with zeros.
+        nn.init.xavier_uniform_(self.weight)
+        nn.init.zeros_(self.bias)
+
+    def forward(self, x):
+        return self.activation(super().forward(x))
+"#,
+    &["identity"],
+)];
+
+/// Whether a stdlib layer is exported as a PyTorch layer whose `weight` is
+/// the transpose of nnc's `W` (see `runtime::checkpoint::pytorch_alias`).
+pub fn is_torch_layer(name: &str) -> bool {
+    TORCH_LAYERS.iter().any(|(n, _, _)| *n == name)
+}
+
+const PY_RESERVED: &[&str] = &[
+    "False", "None", "True", "and", "as", "assert", "async", "await", "break", "class", "continue", "def", "del", "elif", "else", "except",
+    "finally", "for", "from", "global", "if", "import", "in", "is", "lambda", "nonlocal", "not", "or", "pass", "raise", "return", "try",
+    "while", "with", "yield", "self", "torch", "nn", "F", "ops", "math",
+];
+
+/// A Python identifier for a `.nn` name.
+pub fn py_name(name: &str) -> String {
+    if PY_RESERVED.contains(&name) {
+        format!("{name}_")
+    } else {
+        name.to_string()
+    }
+}
+
+/// Where an expression is being translated.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Ctx {
+    /// A function body, or a constructor (`__init__`) of a layer.
+    Plain,
+    /// A model's `forward`: layer constructions are hoisted to `__init__`.
+    ModelForward,
+}
+
+/// Names visible while translating one body.
+#[derive(Clone, Default)]
+struct Scope {
+    locals: HashSet<String>,
+    /// Names reached as `self.NAME` (layer arguments, parameters, sublayers).
+    attrs: HashSet<String>,
+}
+
+pub struct Translator<'a> {
+    globals: &'a Globals,
+    is_stdlib: &'a dyn Fn(Span) -> bool,
+    /// The layers of the model being exported, by the span of the call that built them.
+    records: HashMap<Span, &'a LayerRecord>,
+    /// Python definitions, dependencies first, with the names they define.
+    defs: Vec<(String, String)>,
+    done: HashSet<String>,
+    /// Lines of the model's `__init__` collected while translating `forward`.
+    hoisted: Vec<String>,
+    /// Layers (record names) exported as PyTorch layers, e.g. `fc1` as a `Dense`.
+    pub torch_layers: Vec<String>,
+}
+
+fn unsupported(what: String) -> Unsupported {
+    Unsupported::new(what)
+}
+
+impl<'a> Translator<'a> {
+    pub fn new(globals: &'a Globals, records: &'a [LayerRecord], is_stdlib: &'a dyn Fn(Span) -> bool) -> Translator<'a> {
+        Translator {
+            globals,
+            is_stdlib,
+            records: records.iter().map(|r| (r.span, r)).collect(),
+            defs: vec![],
+            done: HashSet::new(),
+            hoisted: vec![],
+            torch_layers: vec![],
+        }
+    }
+
+    /// The definitions emitted so far, in order: (Python name, source).
+    pub fn defs(&self) -> &[(String, String)] {
+        &self.defs
+    }
+
+    fn is_std(&self, name: &str) -> bool {
+        self.globals.def_span(name).is_some_and(|s| (self.is_stdlib)(s))
+    }
+
+    // ---- declarations ----------------------------------------------------
+
+    /// Emit the definition of global `name` (and what it uses) once.
+    fn ensure(&mut self, name: &str) -> Result<(), Unsupported> {
+        if self.done.contains(name) {
+            return Ok(());
+        }
+        self.done.insert(name.to_string());
+        let Some(g) = self.globals.get(name).cloned() else {
+            return Ok(());
+        };
+        match g {
+            Global::Fn(f) => {
+                let text = self.function(&f)?;
+                self.defs.push((py_name(name), text));
+            }
+            Global::Layer(l) => {
+                if self.is_std(name) {
+                    if let Some((_, src, deps)) = TORCH_LAYERS.iter().find(|(n, _, _)| *n == name) {
+                        for d in *deps {
+                            self.ensure(d)?;
+                        }
+                        self.defs.push((py_name(name), (*src).to_string()));
+                        return Ok(());
+                    }
+                }
+                let text = self.layer(&l)?;
+                self.defs.push((py_name(name), text));
+            }
+            Global::Model(m) => return Err(unsupported(format!("the model `{}` used inside another model", m.name.name))),
+            Global::Optimizer(o) => return Err(unsupported(format!("the optimizer `{}` used as a value", o.name.name))),
+        }
+        Ok(())
+    }
+
+    fn docstring(doc: &Option<String>, indent: &str) -> String {
+        match doc {
+            Some(d) => format!(
+                "{indent}\"\"\"{}\"\"\"\n",
+                d.trim().replace("\"\"\"", "'''").replace('\n', &format!("\n{indent}"))
+            ),
+            None => String::new(),
+        }
+    }
+
+    /// Python parameters `a, b=default` (defaults translated in `scope`).
+    fn params(&mut self, params: &[Param], scope: &Scope) -> Result<Vec<String>, Unsupported> {
+        params
+            .iter()
+            .map(|p| match &p.default {
+                Some(d) => Ok(format!("{}={}", py_name(&p.name.name), self.expr(d, scope, Ctx::Plain)?)),
+                None => Ok(py_name(&p.name.name)),
+            })
+            .collect()
+    }
+
+    /// `n = x.shape[0]` for each dim name a tensor parameter's annotation
+    /// binds and the body uses.
+    fn shape_bindings(params: &[Param], scope: &mut Scope, body_names: &HashSet<String>, indent: &str) -> String {
+        let mut out = String::new();
+        for p in params {
+            let Some(TypeExpr::Tensor { dims, .. }) = &p.ty else { continue };
+            let ellipsis = dims.iter().position(|d| matches!(d, DimExpr::Ellipsis(_)));
+            for (i, d) in dims.iter().enumerate() {
+                let DimExpr::Name(id) = d else { continue };
+                if scope.locals.contains(&id.name) || scope.attrs.contains(&id.name) || !body_names.contains(&id.name) {
+                    continue;
+                }
+                let index = match ellipsis {
+                    Some(e) if i > e => format!("{}", i as i64 - dims.len() as i64),
+                    _ => i.to_string(),
+                };
+                let _ = writeln!(out, "{indent}{} = {}.shape[{index}]", py_name(&id.name), py_name(&p.name.name));
+                scope.locals.insert(id.name.clone());
+            }
+        }
+        out
+    }
+
+    /// The statements of a body, ending in `return`.
+    fn body(&mut self, body: &Body, scope: &mut Scope, ctx: Ctx, indent: &str) -> Result<String, Unsupported> {
+        let mut out = String::new();
+        match body {
+            Body::Expr(e) => {
+                let _ = writeln!(out, "{indent}return {}", self.expr(e, scope, ctx)?);
+            }
+            Body::Block(b) => {
+                let n = b.stmts.len();
+                for (i, s) in b.stmts.iter().enumerate() {
+                    match s {
+                        Stmt::Let { name, value, .. } => {
+                            if ctx == Ctx::ModelForward && self.is_layer_construction(value) {
+                                // `let fc1 = Dense(...)`: a sublayer, built in `__init__`.
+                                let module = self.expr(value, scope, ctx)?;
+                                let attr = module.strip_prefix("self.").unwrap_or(&module).to_string();
+                                if attr == name.name {
+                                    scope.attrs.insert(name.name.clone());
+                                } else {
+                                    let _ = writeln!(out, "{indent}{} = {module}", py_name(&name.name));
+                                    scope.locals.insert(name.name.clone());
+                                }
+                                continue;
+                            }
+                            let v = self.expr(value, scope, ctx)?;
+                            let _ = writeln!(out, "{indent}{} = {v}", py_name(&name.name));
+                            scope.locals.insert(name.name.clone());
+                        }
+                        Stmt::Return { value, .. } => {
+                            let _ = writeln!(out, "{indent}return {}", self.expr(value, scope, ctx)?);
+                        }
+                        Stmt::Expr(e) => {
+                            let v = self.expr(e, scope, ctx)?;
+                            let kw = if i + 1 == n { "return " } else { "" };
+                            let _ = writeln!(out, "{indent}{kw}{v}");
+                        }
+                        Stmt::State { .. } | Stmt::Assign { .. } => {
+                            return Err(unsupported("`state` or an assignment outside an optimizer".into()));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn function(&mut self, f: &FnDecl) -> Result<String, Unsupported> {
+        let mut scope = Scope::default();
+        let params = self.params(&f.params, &scope)?;
+        for p in &f.params {
+            scope.locals.insert(p.name.name.clone());
+        }
+        let names = mentioned(&f.body);
+        let mut out = format!("def {}({}):\n", py_name(&f.name.name), params.join(", "));
+        out.push_str(&Self::docstring(&f.doc, "    "));
+        out.push_str(&Self::shape_bindings(&f.params, &mut scope, &names, "    "));
+        out.push_str(&self.body(&f.body, &mut scope, Ctx::Plain, "    ")?);
+        Ok(out)
+    }
+
+    /// The shape of a parameter declaration as a Python list.
+    fn shape(&mut self, ty: &TypeExpr, scope: &Scope) -> Result<String, Unsupported> {
+        let TypeExpr::Tensor { dims, .. } = ty else {
+            return Err(unsupported("a parameter declared without a tensor shape".into()));
+        };
+        let dims: Result<Vec<String>, Unsupported> = dims.iter().map(|d| self.dim(d, scope)).collect();
+        Ok(format!("[{}]", dims?.join(", ")))
+    }
+
+    fn dim(&mut self, d: &DimExpr, scope: &Scope) -> Result<String, Unsupported> {
+        Ok(match d {
+            DimExpr::Int(n, _) => n.to_string(),
+            DimExpr::Name(id) => self.name(&id.name, scope)?,
+            DimExpr::Ellipsis(_) => return Err(unsupported("`...` in a parameter's shape".into())),
+            DimExpr::Bin(op, a, b, _) => {
+                let sym = match op {
+                    DimOp::Add => "+",
+                    DimOp::Sub => "-",
+                    DimOp::Mul => "*",
+                    DimOp::Div => "//",
+                };
+                format!("({} {sym} {})", self.dim(a, scope)?, self.dim(b, scope)?)
+            }
+        })
+    }
+
+    /// `init(shape, args...)`: an initializer called with the parameter's shape first.
+    fn initializer(&mut self, init: &Expr, shape: String, scope: &Scope) -> Result<String, Unsupported> {
+        match &init.kind {
+            ExprKind::Call { callee, args } => {
+                let f = self.expr(callee, scope, Ctx::Plain)?;
+                let mut all = vec![shape];
+                all.extend(self.args(args, scope, Ctx::Plain)?);
+                Ok(format!("{f}({})", all.join(", ")))
+            }
+            _ => Ok(format!("{}({shape})", self.expr(init, scope, Ctx::Plain)?)),
+        }
+    }
+
+    fn layer(&mut self, l: &LayerDecl) -> Result<String, Unsupported> {
+        let mut init_scope = Scope::default();
+        let params = self.params(&l.params, &init_scope)?;
+        let mut out = format!("class {}(nn.Module):\n", py_name(&l.name.name));
+        out.push_str(&Self::docstring(&l.doc, "    "));
+        let _ = writeln!(
+            out,
+            "\n    def __init__(self{}):",
+            params.iter().map(|p| format!(", {p}")).collect::<String>()
+        );
+        out.push_str("        super().__init__()\n");
+        let mut attrs = HashSet::new();
+        for p in &l.params {
+            init_scope.locals.insert(p.name.name.clone());
+            attrs.insert(p.name.name.clone());
+            let n = py_name(&p.name.name);
+            let _ = writeln!(out, "        self.{n} = {n}");
+        }
+        let mut forward = None;
+        for m in &l.members {
+            match m {
+                LayerMember::Param(t) | LayerMember::Buffer(t) => {
+                    let shape = self.shape(&t.ty, &init_scope)?;
+                    let value = self.initializer(&t.init, shape, &init_scope)?;
+                    let n = py_name(&t.name.name);
+                    if matches!(m, LayerMember::Param(_)) {
+                        let _ = writeln!(out, "        self.{n} = nn.Parameter({value})");
+                    } else {
+                        let _ = writeln!(out, "        self.register_buffer(\"{n}\", {value})");
+                    }
+                    attrs.insert(t.name.name.clone());
+                }
+                LayerMember::Let { name, value, .. } => {
+                    let v = self.expr(value, &init_scope, Ctx::Plain)?;
+                    let n = py_name(&name.name);
+                    let _ = writeln!(out, "        self.{n} = {v}");
+                    init_scope.locals.remove(&name.name);
+                    // Later members refer to it as an attribute.
+                    let _ = writeln!(out, "        {n} = self.{n}");
+                    init_scope.locals.insert(name.name.clone());
+                    attrs.insert(name.name.clone());
+                }
+                LayerMember::Fn(f) if f.name.name == "forward" => forward = Some(f),
+                LayerMember::Fn(f) => {
+                    return Err(unsupported(format!(
+                        "the method `{}` of layer `{}` (only `forward` is translated)",
+                        f.name.name, l.name.name
+                    )))
+                }
+            }
+        }
+        let Some(f) = forward else {
+            return Err(unsupported(format!("the layer `{}` without `forward`", l.name.name)));
+        };
+        let mut scope = Scope {
+            locals: HashSet::new(),
+            attrs,
+        };
+        let fparams = self.params(&f.params, &scope)?;
+        for p in &f.params {
+            scope.locals.insert(p.name.name.clone());
+        }
+        let names = mentioned(&f.body);
+        let _ = writeln!(out, "\n    def forward(self, {}):", fparams.join(", "));
+        out.push_str(&Self::shape_bindings(&f.params, &mut scope, &names, "        "));
+        out.push_str(&self.body(&f.body, &mut scope, Ctx::Plain, "        ")?);
+        Ok(out)
+    }
+
+    /// The `nn.Module` of model `m`: its layers built in `__init__`, its body as `forward`.
+    pub fn model(&mut self, m: &ModelDecl) -> Result<String, Unsupported> {
+        let mut scope = Scope::default();
+        for p in &m.inputs {
+            scope.locals.insert(p.name.name.clone());
+        }
+        let names = mentioned(&m.body);
+        let inputs: Vec<String> = m.inputs.iter().map(|p| py_name(&p.name.name)).collect();
+        let bindings = Self::shape_bindings(&m.inputs, &mut scope, &names, "        ");
+        self.hoisted.clear();
+        let body = self.body(&m.body, &mut scope, Ctx::ModelForward, "        ")?;
+        let mut out = format!("class {}(nn.Module):\n", py_name(&m.name.name));
+        out.push_str(&Self::docstring(&m.doc, "    "));
+        out.push_str("\n    def __init__(self):\n        super().__init__()\n");
+        for line in &self.hoisted {
+            let _ = writeln!(out, "        {line}");
+        }
+        let _ = writeln!(out, "\n    def forward(self, {}):", inputs.join(", "));
+        out.push_str(&bindings);
+        out.push_str(&body);
+        Ok(out)
+    }
+
+    // ---- expressions -----------------------------------------------------
+
+    fn is_layer_construction(&self, e: &Expr) -> bool {
+        match &e.kind {
+            ExprKind::Call { callee, .. } => match &callee.kind {
+                ExprKind::Name(id) => matches!(self.globals.get(&id.name), Some(Global::Layer(_))),
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+
+    fn name(&mut self, name: &str, scope: &Scope) -> Result<String, Unsupported> {
+        if scope.locals.contains(name) {
+            return Ok(py_name(name));
+        }
+        if scope.attrs.contains(name) {
+            return Ok(format!("self.{}", py_name(name)));
+        }
+        if self.is_std(name) {
+            if let Some((_, torch)) = TORCH_FNS.iter().find(|(n, _)| *n == name) {
+                return Ok((*torch).to_string());
+            }
+        }
+        if self.globals.get(name).is_some() {
+            self.ensure(name)?;
+            return Ok(py_name(name));
+        }
+        if BUILTINS.iter().any(|(n, _, _)| *n == name) {
+            return Ok(format!("ops.{name}"));
+        }
+        Err(unsupported(format!("the name `{name}`")))
+    }
+
+    fn args(&mut self, args: &[Arg], scope: &Scope, ctx: Ctx) -> Result<Vec<String>, Unsupported> {
+        let mut out = vec![];
+        for a in args {
+            let v = self.expr(&a.value, scope, ctx)?;
+            match &a.name {
+                Some(n) => out.push(format!("{}={v}", py_name(&n.name))),
+                None => out.push(v),
+            }
+            if let Some(to) = &a.arrow_to {
+                out.push(self.expr(to, scope, ctx)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// A layer built by a model body: `self.NAME`, created in `__init__`.
+    fn hoist_layer(&mut self, callee: &str, args: &[Arg], span: Span) -> Result<String, Unsupported> {
+        let Some(record) = self.records.get(&span).copied() else {
+            return Err(unsupported(format!(
+                "a `{callee}` layer built outside the model's own body (inside a function)"
+            )));
+        };
+        // Arguments are compile-time values: evaluate them where `__init__` can.
+        let args = self.args(args, &Scope::default(), Ctx::Plain)?;
+        let class = self.name(callee, &Scope::default())?;
+        if self.is_std(callee) && is_torch_layer(callee) {
+            self.torch_layers.push(record.name.clone());
+        }
+        let attr = py_name(&record.name);
+        self.hoisted.push(format!("self.{attr} = {class}({})", args.join(", ")));
+        Ok(format!("self.{attr}"))
+    }
+
+    fn call(
+        &mut self,
+        callee: &Expr,
+        args: &[Arg],
+        span: Span,
+        first: Option<String>,
+        scope: &Scope,
+        ctx: Ctx,
+    ) -> Result<String, Unsupported> {
+        if let ExprKind::Name(id) = &callee.kind {
+            let local = scope.locals.contains(&id.name) || scope.attrs.contains(&id.name);
+            if !local && matches!(self.globals.get(&id.name), Some(Global::Layer(_))) {
+                // A layer construction; in a pipe the new layer is applied to the input.
+                let module = if ctx == Ctx::ModelForward {
+                    self.hoist_layer(&id.name, args, span)?
+                } else {
+                    let class = self.name(&id.name, scope)?;
+                    format!("{class}({})", self.args(args, scope, ctx)?.join(", "))
+                };
+                if ctx != Ctx::ModelForward && first.is_some() {
+                    return Err(unsupported(format!("a `{}` layer built inside a function or layer body", id.name)));
+                }
+                return Ok(match first {
+                    Some(x) => format!("{module}({x})"),
+                    None => module,
+                });
+            }
+        }
+        let f = self.expr(callee, scope, ctx)?;
+        let mut all: Vec<String> = first.into_iter().collect();
+        all.extend(self.args(args, scope, ctx)?);
+        Ok(format!("{f}({})", all.join(", ")))
+    }
+
+    fn expr(&mut self, e: &Expr, scope: &Scope, ctx: Ctx) -> Result<String, Unsupported> {
+        Ok(match &e.kind {
+            ExprKind::Int(n) => n.to_string(),
+            ExprKind::Float(x) => {
+                let s = format!("{x:?}");
+                if s.contains(['.', 'e', 'E']) || s.contains("inf") || s.contains("NaN") {
+                    s
+                } else {
+                    format!("{s}.0")
+                }
+            }
+            ExprKind::Bool(b) => if *b { "True" } else { "False" }.to_string(),
+            ExprKind::Str(s) => format!("{s:?}"),
+            ExprKind::Name(id) => self.name(&id.name, scope)?,
+            ExprKind::List(items) => {
+                let items: Result<Vec<String>, Unsupported> = items.iter().map(|i| self.expr(i, scope, ctx)).collect();
+                format!("[{}]", items?.join(", "))
+            }
+            ExprKind::Neg(x) => format!("-{}", self.operand(x, NEG, false, scope, ctx)?),
+            ExprKind::Binary(op, a, b) => {
+                // Inside `ops.compare(...)` the comparison binds loosest.
+                let p = match precedence(*op) {
+                    COMPARE => 1,
+                    p => p,
+                };
+                let (a, b) = (self.operand(a, p, false, scope, ctx)?, self.operand(b, p, true, scope, ctx)?);
+                match op {
+                    BinOp::Add => format!("{a} + {b}"),
+                    BinOp::Sub => format!("{a} - {b}"),
+                    BinOp::Mul => format!("{a} * {b}"),
+                    BinOp::Div => format!("{a} / {b}"),
+                    BinOp::MatMul => format!("{a} @ {b}"),
+                    BinOp::Pow => format!("{a} ** {b}"),
+                    BinOp::Lt => format!("ops.compare({a} < {b})"),
+                    BinOp::Le => format!("ops.compare({a} <= {b})"),
+                    BinOp::Gt => format!("ops.compare({a} > {b})"),
+                    BinOp::Ge => format!("ops.compare({a} >= {b})"),
+                    BinOp::Eq => format!("ops.compare({a} == {b})"),
+                    BinOp::Ne => format!("ops.compare({a} != {b})"),
+                }
+            }
+            ExprKind::Call { callee, args } => self.call(callee, args, e.span, None, scope, ctx)?,
+            ExprKind::Pipe(lhs, rhs) => {
+                let x = self.expr(lhs, scope, ctx)?;
+                match &rhs.kind {
+                    ExprKind::Call { callee, args } => self.call(callee, args, rhs.span, Some(x), scope, ctx)?,
+                    _ => format!("{}({x})", self.expr(rhs, scope, ctx)?),
+                }
+            }
+            ExprKind::Error => return Err(unsupported("a syntax error".into())),
+        })
+    }
+
+    /// An operand of an operator of precedence `parent`, parenthesised
+    /// where Python would otherwise group it differently.
+    fn operand(&mut self, e: &Expr, parent: u8, right: bool, scope: &Scope, ctx: Ctx) -> Result<String, Unsupported> {
+        let s = self.expr(e, scope, ctx)?;
+        let own = match &e.kind {
+            ExprKind::Binary(op, ..) => precedence(*op),
+            ExprKind::Neg(_) => NEG,
+            ExprKind::Int(n) if *n < 0 => NEG,
+            ExprKind::Float(x) if *x < 0.0 => NEG,
+            _ => ATOM,
+        };
+        // `**` groups to the right, the others to the left; a negation
+        // under `**` must be bracketed on its left (`(-x) ** 2`).
+        let wrap = own < parent || (own == parent && own != ATOM && (right != (parent == POW))) || (own == NEG && parent == POW && !right);
+        Ok(if wrap { format!("({s})") } else { s })
+    }
+}
+
+/// Python's binding strengths for the operators the translation writes.
+const COMPARE: u8 = 9;
+const ADD: u8 = 2;
+const MUL: u8 = 3;
+const NEG: u8 = 4;
+const POW: u8 = 5;
+const ATOM: u8 = 10;
+
+fn precedence(op: BinOp) -> u8 {
+    match op {
+        BinOp::Add | BinOp::Sub => ADD,
+        BinOp::Mul | BinOp::Div | BinOp::MatMul => MUL,
+        BinOp::Pow => POW,
+        // Written as a call, `ops.compare(a < b)`: atomic from outside.
+        BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge | BinOp::Eq | BinOp::Ne => COMPARE,
+    }
+}
+
+/// Every name an expression of `body` mentions.
+fn mentioned(body: &Body) -> HashSet<String> {
+    fn walk(e: &Expr, out: &mut HashSet<String>) {
+        match &e.kind {
+            ExprKind::Name(id) => {
+                out.insert(id.name.clone());
+            }
+            ExprKind::List(xs) => xs.iter().for_each(|x| walk(x, out)),
+            ExprKind::Neg(x) => walk(x, out),
+            ExprKind::Binary(_, a, b) | ExprKind::Pipe(a, b) => {
+                walk(a, out);
+                walk(b, out);
+            }
+            ExprKind::Call { callee, args } => {
+                walk(callee, out);
+                for a in args {
+                    walk(&a.value, out);
+                    if let Some(t) = &a.arrow_to {
+                        walk(t, out);
+                    }
+                }
+            }
+            ExprKind::Int(_) | ExprKind::Float(_) | ExprKind::Bool(_) | ExprKind::Str(_) | ExprKind::Error => {}
+        }
+    }
+    let mut out = HashSet::new();
+    match body {
+        Body::Expr(e) => walk(e, &mut out),
+        Body::Block(b) => {
+            for s in &b.stmts {
+                match s {
+                    Stmt::Let { value, .. } | Stmt::Return { value, .. } | Stmt::State { value, .. } | Stmt::Assign { value, .. } => {
+                        walk(value, &mut out)
+                    }
+                    Stmt::Expr(e) => walk(e, &mut out),
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Translate the expression of a `train` block's `loss`, with `model`,
+/// `x` and `y` bound to Python variables of those names.
+pub fn loss_expr(t: &mut Translator, e: &Expr) -> Result<String, Unsupported> {
+    let mut scope = Scope::default();
+    for n in ["model", "x", "y"] {
+        scope.locals.insert(n.to_string());
+    }
+    if mentioned(&Body::Expr(e.clone())).contains("params") {
+        return Err(unsupported("`params` in a loss (a weight penalty)".into()));
+    }
+    t.expr(e, &scope, Ctx::Plain)
+}
