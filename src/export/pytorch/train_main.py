@@ -134,12 +134,12 @@ def main():
             yb = to_labels(y[mine], device)
             loss = loss_fn(recorder, xb, yb)
             if not torch.isfinite(loss):
-                raise SystemExit(f"the loss became {float(loss)} at epoch {epoch}, step {step + 1}")
+                raise SystemExit(f"the loss became {loss.item()} at epoch {epoch}, step {step + 1}")
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
             step += 1
-            total += float(loss) * len(mine)
+            total += loss.item() * len(mine)
             count += len(mine)
             outputs.append(recorder.output.detach().cpu().numpy())
             targets.append(y[mine])
