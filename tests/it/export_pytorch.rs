@@ -273,5 +273,22 @@ fn the_exported_mnist_mlp_trains_in_python_and_under_torchrun_and_nnc_evaluates_
     assert!(acc_single > 0.8 && acc_ddp > 0.8, "{acc_single} {acc_ddp}");
     assert!((acc_single - acc_nnc).abs() < 0.01, "python {acc_single} vs nnc {acc_nnc}");
     assert!((acc_ddp - acc_single).abs() < 0.01, "torchrun {acc_ddp} vs python {acc_single}");
+    // The PyTorch weights also serve `nnc predict` and `nnc run --resume`.
+    let images = data.join("mnist/t10k-images-idx3-ubyte.gz");
+    let predicted = run_ok(
+        Command::new(env!("CARGO_BIN_EXE_nnc")).args(["predict", f, "--weights"]).arg(&single).arg("--input").arg(&images),
+        "nnc predict",
+    );
+    assert_eq!(predicted.lines().count(), 10_001, "a header and one line per image");
+    let resume = dir.join("resume");
+    std::fs::create_dir_all(&resume).unwrap();
+    std::fs::copy(&single, resume.join("weights.safetensors")).unwrap();
+    let resumed = run_ok(
+        Command::new(env!("CARGO_BIN_EXE_nnc"))
+            .args(["run", f, "--quiet", "--epochs", "1", "--limit", "500", "--data-dir", data_dir, "--resume"])
+            .arg(&resume),
+        "nnc run --resume",
+    );
+    assert!(accuracy(&resumed) > 0.8, "resumed from the PyTorch weights: {resumed}");
     let _ = std::fs::remove_dir_all(&dir);
 }
