@@ -125,6 +125,27 @@
 //! in-process — it writes the input and ends the campaign. Panics are
 //! minimised by delta debugging over lines, then bytes.
 //!
+//! ## Export
+//!
+//! `export::onnx` writes ONNX from the IR `predict` function, not from the
+//! syntax tree: every model lowers to the same few primitive ops, so one
+//! exhaustive match over `ir::Op` exports any model, and a new op fails to
+//! compile there until it has a lowering or an E0701 arm. The protobuf is
+//! written by a 70-line encoder (`export::proto`) instead of generated
+//! code, which would add `protoc` or a build script for eight messages.
+//! Symbolic dims (the batch) are read at run time with `Shape`, so the
+//! graph keeps a symbolic batch. `export::pytorch` does the opposite: a
+//! source-to-source translation of the syntax tree, because a readable
+//! PyTorch project keeps the file's functions, layers and pipelines that
+//! the IR has inlined away; layers a model builds inline get the names the
+//! checker gave them (looked up by call span in `Analysis::model_layers`).
+//! The PyTorch names of nnc parameters (`fc1.W` is `fc1.weight`,
+//! transposed, for a stdlib `Dense` exported as `nn.Linear`) are decided in
+//! one place, `runtime::checkpoint::pytorch_alias`, which the exporter
+//! writes with and the weight loader reads with. The exported `train.py`
+//! uses a Python port of nnc's counter-based shuffles and splits, so it
+//! trains on nnc's batches in nnc's order.
+//!
 //! ## Tools
 //!
 //! `nnc fmt` and `nnc lsp` work from `syntax::lexer` (logos tokens that keep

@@ -276,7 +276,11 @@ fn the_exported_mnist_mlp_trains_in_python_and_under_torchrun_and_nnc_evaluates_
     // The PyTorch weights also serve `nnc predict` and `nnc run --resume`.
     let images = data.join("mnist/t10k-images-idx3-ubyte.gz");
     let predicted = run_ok(
-        Command::new(env!("CARGO_BIN_EXE_nnc")).args(["predict", f, "--weights"]).arg(&single).arg("--input").arg(&images),
+        Command::new(env!("CARGO_BIN_EXE_nnc"))
+            .args(["predict", f, "--weights"])
+            .arg(&single)
+            .arg("--input")
+            .arg(&images),
         "nnc predict",
     );
     assert_eq!(predicted.lines().count(), 10_001, "a header and one line per image");
@@ -285,7 +289,18 @@ fn the_exported_mnist_mlp_trains_in_python_and_under_torchrun_and_nnc_evaluates_
     std::fs::copy(&single, resume.join("weights.safetensors")).unwrap();
     let resumed = run_ok(
         Command::new(env!("CARGO_BIN_EXE_nnc"))
-            .args(["run", f, "--quiet", "--epochs", "1", "--limit", "500", "--data-dir", data_dir, "--resume"])
+            .args([
+                "run",
+                f,
+                "--quiet",
+                "--epochs",
+                "1",
+                "--limit",
+                "500",
+                "--data-dir",
+                data_dir,
+                "--resume",
+            ])
             .arg(&resume),
         "nnc run --resume",
     );

@@ -531,6 +531,7 @@ impl<'a> Translator<'a> {
                     BinOp::Sub => format!("{a} - {b}"),
                     BinOp::Mul => format!("{a} * {b}"),
                     BinOp::Div => format!("{a} / {b}"),
+                    BinOp::Rem => format!("{a} % {b}"),
                     BinOp::MatMul => format!("{a} @ {b}"),
                     BinOp::Pow => format!("{a} ** {b}"),
                     BinOp::Lt => format!("ops.compare({a} < {b})"),
@@ -549,6 +550,9 @@ impl<'a> Translator<'a> {
                     _ => format!("{}({x})", self.expr(rhs, scope, ctx)?),
                 }
             }
+            // Not translated yet: say so rather than guess.
+            ExprKind::Index { .. } => return Err(unsupported("indexing `x[...]`".into())),
+            ExprKind::Field { field, .. } => return Err(unsupported(format!("the member access `.{}`", field.name))),
             ExprKind::Error => return Err(unsupported("a syntax error".into())),
         })
     }
@@ -582,7 +586,7 @@ const ATOM: u8 = 10;
 fn precedence(op: BinOp) -> u8 {
     match op {
         BinOp::Add | BinOp::Sub => ADD,
-        BinOp::Mul | BinOp::Div | BinOp::MatMul => MUL,
+        BinOp::Mul | BinOp::Div | BinOp::Rem | BinOp::MatMul => MUL,
         BinOp::Pow => POW,
         // Written as a call, `ops.compare(a < b)`: atomic from outside.
         BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge | BinOp::Eq | BinOp::Ne => COMPARE,
@@ -598,6 +602,7 @@ fn mentioned(body: &Body) -> HashSet<String> {
             }
             ExprKind::List(xs) => xs.iter().for_each(|x| walk(x, out)),
             ExprKind::Neg(x) => walk(x, out),
+            ExprKind::Index { base, .. } | ExprKind::Field { base, .. } => walk(base, out),
             ExprKind::Binary(_, a, b) | ExprKind::Pipe(a, b) => {
                 walk(a, out);
                 walk(b, out);
