@@ -13,7 +13,7 @@
 
 use super::super::Unsupported;
 use crate::base::Span;
-use crate::sema::builtins::BUILTINS;
+use crate::sema::builtin_table::Builtin;
 use crate::sema::scope::{Global, Globals};
 use crate::sema::value::LayerRecord;
 use crate::syntax::ast::*;
@@ -427,7 +427,7 @@ impl<'a> Translator<'a> {
             self.ensure(name)?;
             return Ok(py_name(name));
         }
-        if BUILTINS.iter().any(|(n, _, _)| *n == name) {
+        if Builtin::from_name(name).is_some() {
             return Ok(format!("ops.{name}"));
         }
         Err(unsupported(format!("the name `{name}`")))

@@ -138,6 +138,10 @@ def fan_out(shape):
     return shape[0] * math.prod(shape[2:])
 
 
+floor = _elementwise(torch.floor, math.floor)
+ceil = _elementwise(torch.ceil, math.ceil)
+
+
 def size(x, axis):
     return x.shape[axis]
 
