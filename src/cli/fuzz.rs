@@ -26,8 +26,9 @@ pub struct FuzzArgs {
     /// Where reproducers of failures are written.
     #[arg(long, default_value = "fuzz-failures")]
     pub out: PathBuf,
-    /// Seconds one input may take before it counts as a hang.
-    #[arg(long, default_value_t = 10.0)]
+    /// Seconds one input (an LSP session: dozens of edits) may take before
+    /// it counts as a hang; raise it on a loaded machine or under `nice`.
+    #[arg(long, default_value_t = 30.0)]
     pub time_limit: f64,
     /// MiB the process may grow by before an input counts as a runaway.
     #[arg(long, default_value_t = 2048)]

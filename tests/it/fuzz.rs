@@ -50,12 +50,12 @@ fn run(target: &str, seed: u64, n: u64) {
 
 #[test]
 fn fuzz_sources_fixed_seed() {
-    run("sources", 11, count(30_000));
+    run("sources", 11, count(10_000));
 }
 
 #[test]
 fn fuzz_lsp_fixed_seed() {
-    run("lsp", 12, count(600));
+    run("lsp", 12, count(300));
 }
 
 #[test]
