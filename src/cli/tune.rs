@@ -83,6 +83,9 @@ fn run_args(args: &TuneArgs, config: &Config) -> Vec<String> {
     if let Some(l) = args.limit {
         out.extend(["--limit".into(), l.to_string()]);
     }
+    if let Some(d) = &args.data_dir {
+        out.extend(["--data-dir".into(), d.display().to_string()]);
+    }
     out
 }
 
@@ -369,9 +372,6 @@ pub fn tune(args: &TuneArgs) -> i32 {
                 "--threads".into(),
                 "1".into(),
             ]);
-            if let Some(d) = &args.data_dir {
-                command.arg("--data-dir").arg(d);
-            }
             match log.and_then(|l| Ok((l.try_clone()?, l))) {
                 Ok((out, err)) => command.stdout(Stdio::from(out)).stderr(Stdio::from(err)),
                 Err(_) => command.stdout(Stdio::null()).stderr(Stdio::null()),
@@ -397,7 +397,15 @@ pub fn tune(args: &TuneArgs) -> i32 {
         while k < running.len() {
             let dir = trial_dir(&study, running[k].trial);
             let h = history(&dir, &metric);
-            if args.prune == Prune::Median && !running[k].pruned {
+            // A trial in its last epoch is as good as finished.
+            let epochs = running[k]
+                .config
+                .iter()
+                .find(|(n, _)| n == "epochs")
+                .and_then(|(_, v)| v.parse().ok())
+                .or(args.epochs)
+                .unwrap_or(plan.settings.epochs);
+            if args.prune == Prune::Median && !running[k].pruned && h.len() < epochs {
                 let mut others = finished.clone();
                 others.extend(
                     running

@@ -496,3 +496,32 @@ fn tune_bad_spaces_are_coded() {
     let e = fails_with(&["tune", "examples/xor.nn", "--grid", "lr=0.1", "--metric", "val_acc"], "E0801");
     assert!(e.contains("train_accuracy") || e.contains("did you mean"), "{e}");
 }
+
+#[test]
+fn tune_reads_the_search_space_of_the_train_block() {
+    let dir = temp_dir("tuneblock");
+    let text = example("xor.nn").replace(
+        "    seed = 7\n",
+        "    seed = 7\n    search = space(lr: log_uniform(0.01, 0.2), batch_size: [2, 4], trials: 2)\n",
+    );
+    let file = dir.join("xor.nn");
+    std::fs::write(&file, &text).unwrap();
+    // The setting is part of the language: the file still checks.
+    ok(&["check", file.to_str().unwrap()]);
+    let study = dir.join("study");
+    let out = ok(&["tune", file.to_str().unwrap(), "--epochs", "5", "--study", study.to_str().unwrap()]);
+    assert!(out.contains("4 trials, 0 done before"), "{out}");
+    let csv = std::fs::read_to_string(study.join("results.csv")).unwrap();
+    for line in csv.lines().skip(1) {
+        let lr: f64 = line.split(',').nth(2).unwrap().parse().unwrap();
+        assert!((0.01..=0.2).contains(&lr), "{line}");
+    }
+    // A bad space is an error on the file, at the axis.
+    let bad = text.replace("batch_size: [2, 4]", "batch_sise: [2, 4]");
+    std::fs::write(&file, bad).unwrap();
+    let e = fails_with(&["tune", file.to_str().unwrap(), "--study", study.to_str().unwrap()], "E0801");
+    assert!(e.contains("did you mean `batch_size`?") && e.contains("xor.nn"), "{e}");
+    let bad = text.replace("log_uniform(0.01, 0.2)", "log_uniform(0.2, 0.01)");
+    std::fs::write(&file, bad).unwrap();
+    fails_with(&["tune", file.to_str().unwrap(), "--study", study.to_str().unwrap()], "E0802");
+}
