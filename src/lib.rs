@@ -90,6 +90,27 @@
 //! E0502. Tensors above 2^31 elements are refused at `check` (E0503), so
 //! element counts downstream cannot overflow.
 //!
+//! ## The language's compile-time numbers and indexing
+//!
+//! Compile-time arithmetic is exact: integers are i64 and an overflow or a
+//! division by zero is an error at the expression (E0204), never a silent
+//! float. `/` of two integers is an integer when it divides and a float
+//! otherwise (so `1/16` stays 0.0625); rounding is spelled `floor(a / b)` as
+//! in the textbook's size formula, because `//` is a comment. Inside a shape
+//! annotation every dim is whole, so `/` rounds down there.
+//!
+//! Indexing follows NumPy's basic indexing, except that a bound outside the
+//! axis and an empty slice are errors instead of being clamped, and only `:`
+//! may index a symbolic (batch) dim: with every size known, a clamped bound is
+//! a bug. It lowers to `slice` (start, stride, shape per axis), `reverse` and
+//! a `reshape` dropping indexed axes; `split`/`chunk` are slices, `stack` is a
+//! reshape and a binary `concat`. `gather` reads NaN for an id outside its
+//! axis (JAX's `take`), so a bad id stops training with a non-finite loss; its
+//! adjoint `scatter_add` drops such ids. The ops that move elements run in
+//! compiled code as calls to one host function (`codegen::moves`) over
+//! strided slots: correct and memory-bound; folding slices into their readers'
+//! strides needs base offsets in `kernel::Access`.
+//!
 //! ## Code generation
 //!
 //! `codegen` forms kernels from the optimised step (broadcasts, transposes

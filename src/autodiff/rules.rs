@@ -56,7 +56,57 @@ pub(super) fn vjp(cx: &mut Ctx, inst: &Inst, g: Value, want: &[bool]) -> Vec<Opt
         }
         // f32 -> f32 cast is the identity (the only differentiable cast).
         Op::Cast { .. } => vec![want[0].then_some(g)],
-        Op::Const(_) | Op::Compare(_) | Op::OneHot { .. } | Op::RandomUniform { .. } | Op::RandomNormal { .. } => vec![None; x.len()],
+        // A slice's adjoint puts `g` back where the elements came from.
+        Op::Slice { start, stride, .. } => {
+            let shape = cx.b.shape(x[0]);
+            let gshape = cx.b.shape(g);
+            let mut high = vec![0; shape.len()];
+            for a in 0..shape.len() {
+                if let (Some(n), Some(len)) = (shape[a].known(), gshape[a].known()) {
+                    high[a] = n - (start[a] + stride[a] * (len - 1)) - 1;
+                }
+            }
+            let interior = stride.iter().map(|s| s - 1).collect();
+            vec![Some(cx.b.push(
+                Op::Pad {
+                    low: start.clone(),
+                    high,
+                    interior,
+                },
+                &[g],
+            ))]
+        }
+        Op::Pad { low, interior, .. } => {
+            let shape = cx.b.shape(x[0]);
+            let stride = interior.iter().map(|i| i + 1).collect();
+            vec![Some(cx.b.slice(g, low.clone(), stride, &shape))]
+        }
+        Op::Reverse { axes } => vec![Some(cx.b.reverse(g, axes.clone()))],
+        Op::Concat { axis } => {
+            let gshape = cx.b.shape(g);
+            let first = cx.b.shape(x[0]);
+            let n = first[*axis].known().expect("concat axes are known");
+            let mut parts = vec![];
+            for (k, &arg) in x.iter().enumerate() {
+                let shape = cx.b.shape(arg);
+                let mut start = vec![0; gshape.len()];
+                if k == 1 {
+                    start[*axis] = n;
+                }
+                parts.push(want[k].then(|| cx.b.slice(g, start, vec![1; gshape.len()], &shape)));
+            }
+            parts
+        }
+        // Each id's row of `g` is added back to the row it was read from.
+        Op::Gather { axis } => {
+            let shape = cx.b.shape(x[0]);
+            let back = cx.b.push(Op::ScatterAdd { axis: *axis, shape }, &[x[1], g]);
+            vec![Some(back), None]
+        }
+        Op::ScatterAdd { axis, .. } => vec![None, want[1].then(|| cx.b.gather(g, x[0], *axis))],
+        Op::Const(_) | Op::Compare(_) | Op::OneHot { .. } | Op::RandomUniform { .. } | Op::RandomNormal { .. } | Op::Iota { .. } => {
+            vec![None; x.len()]
+        }
     }
 }
 
@@ -84,7 +134,25 @@ fn unary(cx: &mut Ctx, op: UnaryOp, x: Value, y: Value, g: Value) -> Option<Valu
             let s = cx.b.unary(UnaryOp::Sign, x);
             cx.b.mul(g, s)
         }
-        UnaryOp::Sign => return None,
+        UnaryOp::Sin => {
+            let c = cx.b.unary(UnaryOp::Cos, x);
+            cx.b.mul(g, c)
+        }
+        UnaryOp::Cos => {
+            let sn = cx.b.unary(UnaryOp::Sin, x);
+            let m = cx.b.mul(g, sn);
+            cx.b.neg(m)
+        }
+        // d erf(x) = 2/√π · exp(-x²).
+        UnaryOp::Erf => {
+            let x2 = cx.b.mul(x, x);
+            let nx2 = cx.b.neg(x2);
+            let e = cx.b.unary(UnaryOp::Exp, nx2);
+            let k = cx.fill(std::f64::consts::FRAC_2_SQRT_PI, &shape);
+            let d = cx.b.mul(k, e);
+            cx.b.mul(g, d)
+        }
+        UnaryOp::Sign | UnaryOp::StopGradient => return None,
     })
 }
 

@@ -501,6 +501,10 @@ impl Emitter<'_, '_, '_> {
                     UnaryOp::Sqrt => b.ins().sqrt(x),
                     UnaryOp::Tanh => exp::tanh(l, b, x),
                     UnaryOp::Abs => b.ins().fabs(x),
+                    UnaryOp::Sin => exp::sin(l, b, x),
+                    UnaryOp::Cos => exp::cos(l, b, x),
+                    UnaryOp::Erf => exp::erf(l, b, x),
+                    UnaryOp::StopGradient => x,
                     UnaryOp::Sign => {
                         let zero = l.f(b, 0.0);
                         let one = l.f(b, 1.0);

@@ -237,3 +237,147 @@ pub fn pow(l: Lanes, b: &mut FunctionBuilder, x: Value, y: Value) -> Value {
     let one = l.f(b, 1.0);
     l.sel(b, y0, one, r)
 }
+
+// Cephes sinf/cosf: reduce by multiples of pi/4 in three parts (exact for
+// |x| up to about 8192), then a polynomial for sin or cos on [-pi/4, pi/4].
+const FOUR_OVER_PI: f32 = 1.273_239_5;
+const DP1: f32 = 0.785_156_25;
+const DP2: f32 = 2.418_756_5e-4;
+const DP3: f32 = 3.774_895e-8;
+const SIN_POLY: [f32; 3] = [-1.951_529_6e-4, 8.332_160_9e-3, -1.666_665_5e-1];
+const COS_POLY: [f32; 3] = [2.443_315_7e-5, -1.388_731_6e-3, 4.166_664_6e-2];
+
+/// `|x|` reduced to `r` in [-pi/4, pi/4] and the even octant `j` (i32 lanes).
+fn reduce_quarter_pi(l: Lanes, b: &mut FunctionBuilder, ax: Value) -> (Value, Value) {
+    let fopi = l.f(b, FOUR_OVER_PI);
+    let t = b.ins().fmul(ax, fopi);
+    let j = b.ins().fcvt_to_sint_sat(l.ity(), t);
+    // Round the octant up to even: (j + 1) & !1.
+    let one = l.i(b, 1);
+    let j = b.ins().iadd(j, one);
+    let not_one = l.i(b, !1);
+    let j = b.ins().band(j, not_one);
+    let y = b.ins().fcvt_from_sint(l.fty(), j);
+    let mut r = ax;
+    for c in [DP1, DP2, DP3] {
+        let nc = l.f(b, -c);
+        r = l.mul_add(b, y, nc, r);
+    }
+    (r, j)
+}
+
+/// sin and cos polynomials of a reduced argument.
+fn sin_cos_poly(l: Lanes, b: &mut FunctionBuilder, r: Value) -> (Value, Value) {
+    let z = b.ins().fmul(r, r);
+    // sin r = r + r z (s0 z^2 + s1 z + s2)
+    let s = l.poly(b, z, &SIN_POLY);
+    let rz = b.ins().fmul(r, z);
+    let sin = l.mul_add(b, s, rz, r);
+    // cos r = 1 - z/2 + z^2 (c0 z^2 + c1 z + c2)
+    let c = l.poly(b, z, &COS_POLY);
+    let z2 = b.ins().fmul(z, z);
+    let half = l.f(b, -0.5);
+    let one = l.f(b, 1.0);
+    let base = l.mul_add(b, z, half, one);
+    let cos = l.mul_add(b, c, z2, base);
+    (sin, cos)
+}
+
+/// Lanes where `j & bit` is set, as a mask for [`Lanes::sel`].
+fn bit_set(l: Lanes, b: &mut FunctionBuilder, j: Value, bit: i32) -> Value {
+    use cranelift_codegen::ir::condcodes::IntCC;
+    let m = l.i(b, bit);
+    let v = b.ins().band(j, m);
+    let zero = l.i(b, 0);
+    b.ins().icmp(IntCC::NotEqual, v, zero)
+}
+
+pub fn sin(l: Lanes, b: &mut FunctionBuilder, x: Value) -> Value {
+    let ax = b.ins().fabs(x);
+    let (r, j) = reduce_quarter_pi(l, b, ax);
+    let (s, c) = sin_cos_poly(l, b, r);
+    let swap = bit_set(l, b, j, 2);
+    let y = l.sel(b, swap, c, s);
+    // Negative in octants 4..7, and sin is odd: flip for x < 0 too.
+    let flip = bit_set(l, b, j, 4);
+    let ny = b.ins().fneg(y);
+    let y = l.sel(b, flip, ny, y);
+    let sign_mask = l.i(b, i32::MIN);
+    let xb = l.to_bits(b, x);
+    let sx = b.ins().band(xb, sign_mask);
+    let yb = l.to_bits(b, y);
+    let yb = b.ins().bxor(yb, sx);
+    l.bits_to_float(b, yb)
+}
+
+pub fn cos(l: Lanes, b: &mut FunctionBuilder, x: Value) -> Value {
+    let ax = b.ins().fabs(x);
+    let (r, j) = reduce_quarter_pi(l, b, ax);
+    let (s, c) = sin_cos_poly(l, b, r);
+    let swap = bit_set(l, b, j, 2);
+    let y = l.sel(b, swap, s, c);
+    // cos is negative in octants 2..5: bit 2 xor bit 4 of the even octant.
+    let b2 = bit_set(l, b, j, 2);
+    let b4 = bit_set(l, b, j, 4);
+    let flip = b.ins().bxor(b2, b4);
+    let ny = b.ins().fneg(y);
+    l.sel(b, flip, ny, y)
+}
+
+/// erf: its Taylor series below |x| = 1 (x Σ cₙ x²ⁿ, terms to n = 10 are
+/// below f32 precision there), above it 1 - erfc(|x|) with the Chebyshev
+/// fit of Numerical Recipes' `erfcc` (fractional error below 1.2e-7).
+pub fn erf(l: Lanes, b: &mut FunctionBuilder, x: Value) -> Value {
+    // cₙ = 2/√π (-1)ⁿ / (n! (2n+1)), highest first for Horner.
+    let mut taylor = [0f32; 11];
+    let mut fact = 1f64;
+    for n in 0..11 {
+        if n > 0 {
+            fact *= n as f64;
+        }
+        let c = std::f64::consts::FRAC_2_SQRT_PI * if n % 2 == 0 { 1.0 } else { -1.0 } / (fact * (2 * n + 1) as f64);
+        taylor[10 - n] = c as f32;
+    }
+    let z = b.ins().fmul(x, x);
+    let p = l.poly(b, z, &taylor);
+    let small = b.ins().fmul(x, p);
+    // Large |x|: erfc(a) = t exp(-a² + P(t)), t = 1 / (1 + a/2); a is
+    // clamped so exp stays in range (erfc(10) is 0 in f32 anyway).
+    let ax = b.ins().fabs(x);
+    let ten = l.f(b, 10.0);
+    let a = b.ins().fmin(ax, ten);
+    let half = l.f(b, 0.5);
+    let one = l.f(b, 1.0);
+    let d = l.mul_add(b, a, half, one);
+    let t = b.ins().fdiv(one, d);
+    let q = l.poly(
+        b,
+        t,
+        &[
+            0.170_872_77,
+            -0.822_152_23,
+            1.488_515_9,
+            -1.135_204,
+            0.278_868_07,
+            -0.186_288_06,
+            0.096_784_18,
+            0.374_091_96,
+            1.000_023_7,
+            -1.265_512_2,
+        ],
+    );
+    let na = b.ins().fneg(a);
+    let e = l.mul_add(b, na, a, q);
+    let e = exp(l, b, e);
+    let erfc = b.ins().fmul(t, e);
+    let large = b.ins().fsub(one, erfc);
+    // Odd: put x's sign on the large-|x| branch.
+    let sign_mask = l.i(b, i32::MIN);
+    let xb = l.to_bits(b, x);
+    let sx = b.ins().band(xb, sign_mask);
+    let lb = l.to_bits(b, large);
+    let lb = b.ins().bor(lb, sx);
+    let large = l.bits_to_float(b, lb);
+    let is_small = l.cmp(b, FloatCC::LessThan, ax, one);
+    l.sel(b, is_small, small, large)
+}

@@ -15,6 +15,7 @@
 use super::axes::simplify;
 use super::kernel::*;
 use super::merge::merge_siblings;
+use super::moves::{MoveKernel, MoveOp};
 use crate::ir::{DType, Dim, Func, Op, OpKind, Value};
 use std::collections::HashMap;
 
@@ -172,6 +173,13 @@ pub fn form(f: &Func, threads: usize, inplace: &[(usize, usize)], direct: &[bool
             Op::MatMul => fm.matmul(v, inst.args[0], inst.args[1]),
             Op::ReduceSum { axes, .. } => fm.reduce(v, ReduceKind::Sum, axes, inst.args[0]),
             Op::ReduceMax { axes, .. } => fm.reduce(v, ReduceKind::Max, axes, inst.args[0]),
+            // Moved by a host function (`moves`).
+            Op::Slice { start, stride, .. } => fm.slice(v, start, stride, inst.args[0]),
+            Op::Reverse { axes } => fm.reverse(v, axes, inst.args[0]),
+            Op::Pad { low, interior, .. } => fm.pad(v, low, interior, inst.args[0]),
+            Op::Concat { axis } => fm.concat(v, *axis, &inst.args),
+            Op::Gather { axis } => fm.take(v, *axis, inst.args[0], inst.args[1]),
+            Op::ScatterAdd { axis, .. } => fm.take_adjoint(v, *axis, inst.args[0], inst.args[1]),
             // Computed per element by a loop body (`expr_op`): inlined into
             // its one consumer, or a loop of its own.
             Op::Unary(_)
@@ -181,7 +189,8 @@ pub fn form(f: &Func, threads: usize, inplace: &[(usize, usize)], direct: &[bool
             | Op::Cast { .. }
             | Op::OneHot { .. }
             | Op::RandomUniform { .. }
-            | Op::RandomNormal { .. } => {
+            | Op::RandomNormal { .. }
+            | Op::Iota { .. } => {
                 if uses[v.index()] == 1 && !need_storage[v.index()] && fusable_consumer[v.index()] {
                     fm.class[v.index()] = Class::Inline;
                 } else {
@@ -448,6 +457,99 @@ impl Former<'_> {
         };
     }
 
+    /// `v` in a slot of its own with row-major strides (copied when it is
+    /// a strided view), for the move kernels that index it as `[outer, n, inner]`.
+    fn contiguous(&mut self, v: Value) -> Slot {
+        let (slot, strides) = self.storage(v);
+        if strides == contiguous_strides(&self.dims[v.index()]) {
+            return slot;
+        }
+        let len = self.dims[v.index()].iter().product();
+        self.slots.push(SlotInfo { kind: SlotKind::Temp, len });
+        let copy = self.slots.len() - 1;
+        self.copy_into(v, copy, format!("contiguous copy of {v}"));
+        copy
+    }
+
+    /// Store `v` in a new slot by the host-function kernels `calls` (`moves`).
+    fn push_moves(&mut self, v: Value, what: &str, args: &[Value], calls: Vec<(MoveOp, Vec<Slot>)>) {
+        let label = format!("{v} = {what} {}", args.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", "));
+        let dst = self.new_slot(v);
+        if !self.dims[v.index()].contains(&0) {
+            for (op, srcs) in calls {
+                self.kernels.push(Kernel::Move(MoveKernel {
+                    op,
+                    srcs,
+                    dst,
+                    label: label.clone(),
+                }));
+            }
+        }
+        let strides = contiguous_strides(&self.dims[v.index()]);
+        self.class[v.index()] = Class::Stored { slot: dst, strides };
+    }
+
+    fn slice(&mut self, v: Value, start: &[usize], stride: &[usize], a: Value) {
+        let (slot, s) = self.storage(a);
+        let out = contiguous_strides(&self.dims[v.index()]);
+        let strided = s.iter().zip(stride).map(|(&x, &k)| x * k as isize).collect();
+        let c = copy(offset(start, &s), strided, 0, out, self.dims[v.index()].clone(), 0);
+        self.push_moves(v, "slice", &[a], vec![(c, vec![slot])]);
+    }
+
+    fn reverse(&mut self, v: Value, axes: &[usize], a: Value) {
+        let (slot, mut s) = self.storage(a);
+        let vd = self.dims[v.index()].clone();
+        let mut base = 0;
+        for &ax in axes {
+            base += (vd[ax] as isize - 1) * s[ax];
+            s[ax] = -s[ax];
+        }
+        let c = copy(base, s, 0, contiguous_strides(&vd), vd, 0);
+        self.push_moves(v, "reverse", &[a], vec![(c, vec![slot])]);
+    }
+
+    fn pad(&mut self, v: Value, low: &[usize], interior: &[usize], a: Value) {
+        let (slot, s) = self.storage(a);
+        let vd = &self.dims[v.index()];
+        let out = contiguous_strides(vd);
+        let spread = out.iter().zip(interior).map(|(&x, &k)| x * (k as isize + 1)).collect();
+        let c = copy(0, s, offset(low, &out), spread, self.dims[a.index()].clone(), vd.iter().product());
+        self.push_moves(v, "pad", &[a], vec![(c, vec![slot])]);
+    }
+
+    /// Each operand copied into its block of the result.
+    fn concat(&mut self, v: Value, axis: usize, args: &[Value]) {
+        let out = contiguous_strides(&self.dims[v.index()]);
+        let mut at = vec![0; out.len()];
+        let mut calls = vec![];
+        for &a in args {
+            let (slot, s) = self.storage(a);
+            let ad = self.dims[a.index()].clone();
+            let n = ad[axis];
+            calls.push((copy(0, s, offset(&at, &out), out.clone(), ad, 0), vec![slot]));
+            at[axis] += n;
+        }
+        self.push_moves(v, "concat", args, calls);
+    }
+
+    fn take(&mut self, v: Value, axis: usize, x: Value, ids: Value) {
+        let (xs, is) = (self.contiguous(x), self.contiguous(ids));
+        let xd = &self.dims[x.index()];
+        let (outer, n, inner) = (xd[..axis].iter().product(), xd[axis], xd[axis + 1..].iter().product());
+        let k = self.dims[ids.index()].iter().product();
+        self.push_moves(v, "gather", &[x, ids], vec![(MoveOp::Take { outer, n, inner, k }, vec![is, xs])]);
+    }
+
+    fn take_adjoint(&mut self, v: Value, axis: usize, ids: Value, updates: Value) {
+        let (is, us) = (self.contiguous(ids), self.contiguous(updates));
+        let vd = &self.dims[v.index()];
+        let (outer, n, inner) = (vd[..axis].iter().product(), vd[axis], vd[axis + 1..].iter().product());
+        let k = self.dims[ids.index()].iter().product();
+        let op = MoveOp::TakeAdjoint { outer, n, inner, k };
+        self.push_moves(v, "scatter_add", &[ids, updates], vec![(op, vec![is, us])]);
+    }
+
     fn elementwise(&mut self, v: Value) {
         let d = self.dims[v.index()].clone();
         let mut nodes = Vec::new();
@@ -534,6 +636,11 @@ impl Former<'_> {
                 let idx = push_node(nodes, Node::Index(is));
                 Node::Compare(crate::ir::CmpOp::Eq, label, idx)
             }
+            Op::Iota { axis, .. } => {
+                let mut is = vec![0isize; self.dims[v.index()].len()];
+                is[*axis] = 1;
+                Node::Index(is)
+            }
             Op::RandomUniform { seed, .. } => Node::Random {
                 seed: *seed,
                 strides: contiguous_strides(&self.dims[v.index()]),
@@ -551,7 +658,13 @@ impl Former<'_> {
             | Op::Transpose { .. }
             | Op::MatMul
             | Op::ReduceSum { .. }
-            | Op::ReduceMax { .. } => return self.leaf(v, nodes),
+            | Op::ReduceMax { .. }
+            | Op::Slice { .. }
+            | Op::Pad { .. }
+            | Op::Reverse { .. }
+            | Op::Concat { .. }
+            | Op::Gather { .. }
+            | Op::ScatterAdd { .. } => return self.leaf(v, nodes),
         };
         push_node(nodes, node)
     }
@@ -573,6 +686,22 @@ enum View<'a> {
     Broadcast,
     Reshape,
     Transpose(&'a [usize]),
+}
+
+/// `Σ index[d] * strides[d]`: where a multi-index lies.
+fn offset(index: &[usize], strides: &[isize]) -> isize {
+    index.iter().zip(strides).map(|(&i, &s)| i as isize * s).sum()
+}
+
+fn copy(src_base: isize, src_strides: Vec<isize>, dst_base: isize, dst_strides: Vec<isize>, dims: Vec<usize>, zero: usize) -> MoveOp {
+    MoveOp::Copy {
+        src_base,
+        src_strides,
+        dst_base,
+        dst_strides,
+        dims,
+        zero,
+    }
 }
 
 /// Append `n`, reusing an identical load or constant already in the body.
@@ -617,6 +746,7 @@ pub fn unsafe_inplace(p: &Program, inplace: &[(usize, usize)]) -> Vec<usize> {
                     })
             }
             Kernel::Gemm(g) => g.a.slot != param && g.b.slot != param,
+            Kernel::Move(m) => !m.srcs.contains(&param),
         };
         if late_read || !same {
             bad.push(j);

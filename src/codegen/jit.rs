@@ -28,5 +28,6 @@ pub fn new_module(isa: OwnedTargetIsa) -> JITModule {
     jb.symbol(gemm::SYMBOL, gemm::nnc_gemm as *const u8);
     jb.symbol(parallel::SYMBOL, parallel::nnc_parallel_for as *const u8);
     jb.symbol(parallel::NORMAL_SYMBOL, parallel::nnc_random_normal as *const u8);
+    jb.symbol(super::moves::SYMBOL, super::moves::nnc_move as *const u8);
     JITModule::new(jb)
 }

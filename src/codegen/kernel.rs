@@ -133,6 +133,8 @@ pub struct GemmKernel {
 pub enum Kernel {
     Loop(LoopKernel),
     Gemm(GemmKernel),
+    /// Elements moved by a host function (`codegen::moves`).
+    Move(super::moves::MoveKernel),
 }
 
 impl Kernel {
@@ -154,6 +156,7 @@ impl Kernel {
                 out
             }
             Kernel::Gemm(g) => vec![g.a.slot, g.b.slot],
+            Kernel::Move(m) => m.srcs.clone(),
         }
     }
     /// Slots this kernel writes.
@@ -161,6 +164,7 @@ impl Kernel {
         match self {
             Kernel::Loop(k) => k.outputs.iter().map(|(_, a)| a.slot).collect(),
             Kernel::Gemm(g) => vec![g.c.slot],
+            Kernel::Move(m) => vec![m.dst],
         }
     }
 }

@@ -27,6 +27,7 @@ mod gemm;
 mod jit;
 pub mod kernel;
 mod merge;
+mod moves;
 mod parallel;
 mod plan;
 mod text;
@@ -71,6 +72,8 @@ pub struct Compiled {
     /// Backing store of every intermediate (never resized, so the addresses
     /// in `table` stay valid).
     _arena: Vec<f32>,
+    /// Read by the move kernels through addresses compiled into the code.
+    _moves: Vec<Box<moves::MoveKernel>>,
     param_lens: Vec<usize>,
     result_lens: Vec<usize>,
     /// `(param, result)` pairs sharing one buffer (see `compile_inplace`).
@@ -138,6 +141,19 @@ impl Compiled {
             psig.params.push(AbiParam::new(I64));
         }
         let par_id = module.declare_function(parallel::SYMBOL, Linkage::Import, &psig).map_err(err)?;
+        let move_id = module
+            .declare_function(moves::SYMBOL, Linkage::Import, &moves::signature(cc))
+            .map_err(err)?;
+        // The move kernels, owned by the compiled function (their addresses
+        // are constants in its code).
+        let move_descs: Vec<Box<moves::MoveKernel>> = prog
+            .kernels
+            .iter()
+            .filter_map(|k| match k {
+                Kernel::Move(m) => Some(Box::new(m.clone())),
+                Kernel::Loop(_) | Kernel::Gemm(_) => None,
+            })
+            .collect();
         let mut nsig = Signature::new(cc);
         nsig.params.push(AbiParam::new(I64));
         nsig.params.push(AbiParam::new(I64));
@@ -201,9 +217,15 @@ impl Compiled {
             let ptrs = b.block_params(entry)[0];
             let gemm_ref = module.declare_func_in_func(gemm_id, b.func);
             let par_ref = module.declare_func_in_func(par_id, b.func);
+            let move_ref = module.declare_func_in_func(move_id, b.func);
+            let mut next_move = move_descs.iter();
             for (i, (k, id)) in prog.kernels.iter().zip(&kernel_ids).enumerate() {
                 match k {
                     Kernel::Gemm(g) => gemm::emit_call(&mut b, g, ptrs, gemm_ref),
+                    Kernel::Move(_) => {
+                        let d = next_move.next().expect("one descriptor per move kernel");
+                        moves::emit_call(&mut b, &**d as *const moves::MoveKernel as usize, ptrs, move_ref);
+                    }
                     Kernel::Loop(lk) => {
                         let fref = module.declare_func_in_func(id.expect("loop kernels are declared"), b.func);
                         let n = b.ins().iconst(I64, lk.dims.first().copied().unwrap_or(1) as i64);
@@ -260,6 +282,7 @@ impl Compiled {
             entry,
             table,
             _arena: arena,
+            _moves: move_descs,
             param_lens: lens(&f.params),
             result_lens: lens(&f.results),
             inplace: inplace.to_vec(),

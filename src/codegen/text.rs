@@ -28,6 +28,17 @@ pub fn program_text(p: &Program, plan: &ArenaPlan) -> String {
                     g.batch, g.m, g.n, g.k, g.threads, g.label, g.c.slot, g.c.rs, g.c.cs, g.a.slot, g.a.rs, g.a.cs, g.b.slot, g.b.rs, g.b.cs
                 );
             }
+            Kernel::Move(m) => {
+                let srcs: Vec<String> = m.srcs.iter().map(|s| format!("s{s}")).collect();
+                let _ = writeln!(
+                    out,
+                    "kernel k{i} move  // {}\n    s{} <- {} {:?}",
+                    m.label,
+                    m.dst,
+                    srcs.join(", "),
+                    m.op
+                );
+            }
             Kernel::Loop(l) => {
                 let red = match &l.reduce {
                     Some((kind, axes)) => format!(" reduce={kind:?} over={axes:?}"),

@@ -73,6 +73,16 @@ codes! {
     "The dataset's samples, read from the file's header (IDX) or first row (CSV)\nwithout reading the whole file, do not have as many values as the model's input.\nSamples are reshaped to the input, so only the count must agree: MNIST's\n[28, 28] images fit `x: [batch, 28, 28]` and `x: [batch, 784]`, but not\n`x: [batch, 64]`.\n\n    model M(x: [batch, 784]) -> [batch, 10] = x |> Dense(784 -> 10)\n    train M { data = csv(\"digits.csv\", label: 64) ... }   // error: 64 values, not 784\n\nFix the model's input or point `data =` at the intended dataset.";
     "E0309", "wrong rank",
     "The tensor has a different number of dimensions than the operation needs.";
+    "E0320", "index out of range",
+    "An index or a slice bound names a position the axis does not have. Positions\ncount from 0; negative ones count from the end (-1 is the last):\n\n    x: [batch, 10]\n    x[:, 10]       // error: axis 1 has positions 0 to 9\n    x[:, 0:12]     // error: the slice end can be at most 10; write `x[:, 0:10]` or `x[:, 0:]`\n\nUnlike NumPy, nnc does not clamp a slice bound that lies outside the axis: in a\nmodel whose sizes are known, such a bound is a mistake. A `gather` id outside\nthe axis can only be known at run time; it reads NaN (as JAX's `take` does), so\nthe training step stops with a non-finite loss instead of going on silently.";
+    "E0321", "invalid slice",
+    "A slice `start:end:step` must take at least one element, and its step cannot be\n0. With a positive step, start must be below end; with a negative step\n(`x[::-1]` reverses an axis) start must be above end. Only one `...` may appear\nin an index.";
+    "E0322", "shapes do not match for concat or stack",
+    "`concat(xs, axis: k)` joins tensors along axis k: they must have the same rank and\nthe same dims on every other axis. `stack(xs, axis: k)` adds a new axis k: the\ntensors must have identical shapes.\n\n    concat([a, b], axis: -1)   // a: [batch, 3], b: [batch, 4] -> [batch, 7]\n    concat([a, c], axis: -1)   // c: [5, 4]: error, batch and 5 differ";
+    "E0323", "split does not fit the axis",
+    "`split(x, sizes, axis: k)` cuts axis k into pieces of the given sizes, which must\nadd up to the axis; `chunk(x, n, axis: k)` cuts it into n equal pieces, so n must\ndivide it. An LSTM's four gates from one product:\n\n    let gates = chunk(x @ W + h @ U + b, 4, axis: -1)   // [batch, 4*hidden] -> 4 x [batch, hidden]\n    let i = sigmoid(gates[0])";
+    "E0324", "index into a dim of unknown size",
+    "The batch dim (and any other symbolic dim) is known only when the model runs,\nso an index, a slice bound, padding or a concatenation along it cannot be\nchecked. Only `:` (the whole axis) may stand there. Index the other axes:\n`x[:, 0]` is the first feature of every sample.";
     "E0401", "not differentiable",
     "Gradients flow only through f32 values. The loss depends on the trained\nparameters only through integer or comparison results, so it has no gradient.";
     "E0501", "backend limit",

@@ -154,6 +154,54 @@ impl Builder {
     pub fn matmul(&mut self, a: Value, b: Value) -> Value {
         self.push(Op::MatMul, &[a, b])
     }
+    /// Elements `start + stride * j` of every axis, `shape` of them.
+    pub fn slice(&mut self, a: Value, start: Vec<usize>, stride: Vec<usize>, shape: &[Dim]) -> Value {
+        if self.func.ty(a).shape == shape && start.iter().all(|&s| s == 0) {
+            return a;
+        }
+        self.push(
+            Op::Slice {
+                start,
+                stride,
+                shape: shape.to_vec(),
+            },
+            &[a],
+        )
+    }
+    pub fn reverse(&mut self, a: Value, axes: Vec<usize>) -> Value {
+        if axes.is_empty() {
+            return a;
+        }
+        self.push(Op::Reverse { axes }, &[a])
+    }
+    /// Zeros around `a`: `low` before and `high` after each axis.
+    pub fn pad(&mut self, a: Value, low: Vec<usize>, high: Vec<usize>) -> Value {
+        let interior = vec![0; low.len()];
+        if low.iter().chain(&high).all(|&w| w == 0) {
+            return a;
+        }
+        self.push(Op::Pad { low, high, interior }, &[a])
+    }
+    /// `parts` joined along `axis`, two at a time.
+    pub fn concat(&mut self, parts: &[Value], axis: usize) -> Value {
+        let mut acc = parts[0];
+        for &p in &parts[1..] {
+            acc = self.push(Op::Concat { axis }, &[acc, p]);
+        }
+        acc
+    }
+    pub fn gather(&mut self, x: Value, ids: Value, axis: usize) -> Value {
+        self.push(Op::Gather { axis }, &[x, ids])
+    }
+    pub fn iota(&mut self, shape: &[Dim], axis: usize) -> Value {
+        self.push(
+            Op::Iota {
+                shape: shape.to_vec(),
+                axis,
+            },
+            &[],
+        )
+    }
     pub fn cast(&mut self, a: Value, to: DType) -> Value {
         if self.func.ty(a).dtype == to {
             return a;

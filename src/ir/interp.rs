@@ -24,6 +24,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 
 mod kernels;
+mod moves;
 
 pub type Tensor = ArrayD<f64>;
 
@@ -183,6 +184,13 @@ fn eval(inst: &Inst, x: &[&Tensor], bind: &Bindings) -> Result<Tensor, String> {
         Op::Cast { to: DType::F32 } => x[0].clone(),
         Op::RandomUniform { shape, seed } => random(&resolve(shape, bind)?, *seed, super::random_uniform),
         Op::RandomNormal { shape, seed } => random(&resolve(shape, bind)?, *seed, super::random_normal),
+        Op::Slice { start, stride, shape } => moves::slice(x[0], start, stride, &resolve(shape, bind)?)?,
+        Op::Pad { low, high, interior } => moves::pad(x[0], low, high, interior)?,
+        Op::Reverse { axes } => moves::reverse(x[0], axes)?,
+        Op::Concat { axis } => moves::concat(x[0], x[1], *axis)?,
+        Op::Gather { axis } => moves::gather(x[0], x[1], *axis)?,
+        Op::ScatterAdd { axis, shape } => moves::scatter_add(x[0], x[1], *axis, &resolve(shape, bind)?)?,
+        Op::Iota { shape, axis } => moves::iota(&resolve(shape, bind)?, *axis)?,
     })
 }
 

@@ -21,11 +21,17 @@ pub enum UnaryOp {
     Abs,
     /// -1, 0 or 1; its derivative is zero.
     Sign,
+    Sin,
+    Cos,
+    /// The error function (exact GELU is `x (1 + erf(x / √2)) / 2`).
+    Erf,
+    /// The identity whose gradient is zero: nothing flows back through it.
+    StopGradient,
 }
 
 impl UnaryOp {
     /// Every unary op (the tidy test checks this lists each variant).
-    pub const ALL: [UnaryOp; 7] = [
+    pub const ALL: [UnaryOp; 11] = [
         UnaryOp::Neg,
         UnaryOp::Exp,
         UnaryOp::Log,
@@ -33,6 +39,10 @@ impl UnaryOp {
         UnaryOp::Tanh,
         UnaryOp::Abs,
         UnaryOp::Sign,
+        UnaryOp::Sin,
+        UnaryOp::Cos,
+        UnaryOp::Erf,
+        UnaryOp::StopGradient,
     ];
 
     /// The name in IR text.
@@ -45,6 +55,10 @@ impl UnaryOp {
             UnaryOp::Tanh => "tanh",
             UnaryOp::Abs => "abs",
             UnaryOp::Sign => "sign",
+            UnaryOp::Sin => "sin",
+            UnaryOp::Cos => "cos",
+            UnaryOp::Erf => "erf",
+            UnaryOp::StopGradient => "stop_gradient",
         }
     }
 
@@ -52,8 +66,16 @@ impl UnaryOp {
     /// piecewise constant: its gradient is zero, so it stops activity).
     pub fn is_differentiable(self) -> bool {
         match self {
-            UnaryOp::Neg | UnaryOp::Exp | UnaryOp::Log | UnaryOp::Sqrt | UnaryOp::Tanh | UnaryOp::Abs => true,
-            UnaryOp::Sign => false,
+            UnaryOp::Neg
+            | UnaryOp::Exp
+            | UnaryOp::Log
+            | UnaryOp::Sqrt
+            | UnaryOp::Tanh
+            | UnaryOp::Abs
+            | UnaryOp::Sin
+            | UnaryOp::Cos
+            | UnaryOp::Erf => true,
+            UnaryOp::Sign | UnaryOp::StopGradient => false,
         }
     }
 }
@@ -191,6 +213,46 @@ pub enum Op {
         shape: Shape,
         seed: u64,
     },
+    /// Element `start[i] + stride[i] * j` of each axis `i`, `shape[i]` of
+    /// them (`stride >= 1`; a dim known only at run time is taken whole).
+    Slice {
+        start: Vec<usize>,
+        stride: Vec<usize>,
+        shape: Shape,
+    },
+    /// Zeros around the operand: `low[i]` before and `high[i]` after axis
+    /// `i`, `interior[i]` between neighbours (the adjoint of a slice).
+    Pad {
+        low: Vec<usize>,
+        high: Vec<usize>,
+        interior: Vec<usize>,
+    },
+    /// The operand with the order along `axes` (sorted, distinct) reversed.
+    Reverse {
+        axes: Vec<usize>,
+    },
+    /// Two operands joined along `axis`; every other dim equal.
+    Concat {
+        axis: usize,
+    },
+    /// `gather x, ids`: `x` with axis `axis` replaced by the dims of the
+    /// i32 `ids`, each id picking a slice; an id outside the axis reads NaN
+    /// (JAX's `take`), so a bad id shows as a non-finite loss.
+    Gather {
+        axis: usize,
+    },
+    /// `scatter_add ids, updates`: zeros of `shape` with each slice of
+    /// `updates` added at the position its id names along `axis` (ids
+    /// outside the axis are dropped): the adjoint of `gather`.
+    ScatterAdd {
+        axis: usize,
+        shape: Shape,
+    },
+    /// Each element's position along `axis`, as f32.
+    Iota {
+        shape: Shape,
+        axis: usize,
+    },
 }
 
 /// How an op's result elements relate to its operands' elements; the code
@@ -268,6 +330,13 @@ const STRUCTURAL_NAMES: &[&str] = &[
     "cast",
     "random_uniform",
     "random_normal",
+    "slice",
+    "pad",
+    "reverse",
+    "concat",
+    "gather",
+    "scatter_add",
+    "iota",
 ];
 
 impl Op {
@@ -289,6 +358,13 @@ impl Op {
             Op::Cast { .. } => "cast",
             Op::RandomUniform { .. } => "random_uniform",
             Op::RandomNormal { .. } => "random_normal",
+            Op::Slice { .. } => "slice",
+            Op::Pad { .. } => "pad",
+            Op::Reverse { .. } => "reverse",
+            Op::Concat { .. } => "concat",
+            Op::Gather { .. } => "gather",
+            Op::ScatterAdd { .. } => "scatter_add",
+            Op::Iota { .. } => "iota",
         }
     }
 
@@ -340,6 +416,31 @@ impl Op {
                 shape: a.shape("shape")?,
                 seed: a.int("seed")?,
             },
+            "slice" => Op::Slice {
+                start: a.axes("start")?,
+                stride: a.axes("stride")?,
+                shape: a.shape("shape")?,
+            },
+            "pad" => Op::Pad {
+                low: a.axes("low")?,
+                high: a.axes("high")?,
+                interior: a.axes("interior")?,
+            },
+            "reverse" => Op::Reverse { axes: a.axes("axes")? },
+            "concat" => Op::Concat {
+                axis: a.int("axis")? as usize,
+            },
+            "gather" => Op::Gather {
+                axis: a.int("axis")? as usize,
+            },
+            "scatter_add" => Op::ScatterAdd {
+                axis: a.int("axis")? as usize,
+                shape: a.shape("shape")?,
+            },
+            "iota" => Op::Iota {
+                shape: a.shape("shape")?,
+                axis: a.int("axis")? as usize,
+            },
             "const" => return Err("`const` takes its value inline: `const 1.5`".into()),
             _ => return Err(format!("unknown op `{name}`")),
         })
@@ -348,7 +449,9 @@ impl Op {
     /// Number of operands.
     pub fn arity(&self) -> usize {
         match self {
-            Op::Const(_) | Op::RandomUniform { .. } | Op::RandomNormal { .. } => 0,
+            Op::Const(_) | Op::RandomUniform { .. } | Op::RandomNormal { .. } | Op::Iota { .. } => 0,
+            Op::Slice { .. } | Op::Pad { .. } | Op::Reverse { .. } => 1,
+            Op::Concat { .. } | Op::Gather { .. } | Op::ScatterAdd { .. } => 2,
             Op::Unary(_)
             | Op::Broadcast { .. }
             | Op::ReduceSum { .. }
@@ -364,7 +467,10 @@ impl Op {
 
     pub fn kind(&self) -> OpKind {
         match self {
-            Op::Const(_) | Op::RandomUniform { .. } | Op::RandomNormal { .. } => OpKind::Source,
+            Op::Const(_) | Op::RandomUniform { .. } | Op::RandomNormal { .. } | Op::Iota { .. } => OpKind::Source,
+            // A strided window of the operand's storage.
+            Op::Slice { .. } | Op::Reverse { .. } => OpKind::View,
+            Op::Pad { .. } | Op::Concat { .. } | Op::Gather { .. } | Op::ScatterAdd { .. } => OpKind::Index,
             Op::Unary(_) | Op::Binary(_) | Op::Compare(_) | Op::Select | Op::Cast { .. } => OpKind::Elementwise,
             Op::Broadcast { .. } | Op::Reshape { .. } | Op::Transpose { .. } => OpKind::View,
             Op::ReduceSum { .. } | Op::ReduceMax { .. } => OpKind::Reduction,
@@ -388,6 +494,20 @@ impl Op {
             Op::RandomUniform { shape, seed } | Op::RandomNormal { shape, seed } => {
                 vec![("shape", Attr::Shape(shape.clone())), ("seed", Attr::Int(*seed))]
             }
+            Op::Slice { start, stride, shape } => vec![
+                ("start", Attr::Axes(start.clone())),
+                ("stride", Attr::Axes(stride.clone())),
+                ("shape", Attr::Shape(shape.clone())),
+            ],
+            Op::Pad { low, high, interior } => vec![
+                ("low", Attr::Axes(low.clone())),
+                ("high", Attr::Axes(high.clone())),
+                ("interior", Attr::Axes(interior.clone())),
+            ],
+            Op::Reverse { axes } => vec![("axes", Attr::Axes(axes.clone()))],
+            Op::Concat { axis } | Op::Gather { axis } => vec![("axis", Attr::Int(*axis as u64))],
+            Op::ScatterAdd { axis, shape } => vec![("axis", Attr::Int(*axis as u64)), ("shape", Attr::Shape(shape.clone()))],
+            Op::Iota { shape, axis } => vec![("shape", Attr::Shape(shape.clone())), ("axis", Attr::Int(*axis as u64))],
         }
     }
 
@@ -397,6 +517,8 @@ impl Op {
         match self {
             Op::Broadcast { shape } | Op::Reshape { shape } => vec![shape],
             Op::RandomUniform { shape, .. } | Op::RandomNormal { shape, .. } => vec![shape],
+            Op::Slice { shape, .. } | Op::ScatterAdd { shape, .. } | Op::Iota { shape, .. } => vec![shape],
+            Op::Pad { .. } | Op::Reverse { .. } | Op::Concat { .. } | Op::Gather { .. } => vec![],
             Op::Const(_)
             | Op::Unary(_)
             | Op::Binary(_)
@@ -422,6 +544,12 @@ impl Op {
             // The condition only routes the gradient.
             Op::Select => &[1, 2],
             Op::Broadcast { .. } | Op::ReduceSum { .. } | Op::ReduceMax { .. } | Op::Reshape { .. } | Op::Transpose { .. } => &[0],
+            Op::Slice { .. } | Op::Pad { .. } | Op::Reverse { .. } => &[0],
+            Op::Concat { .. } => &[0, 1],
+            // The ids only route values.
+            Op::Gather { .. } => &[0],
+            Op::ScatterAdd { .. } => &[1],
+            Op::Iota { .. } => &[],
             // f32 -> f32 is the identity; i32 -> f32 has no f32 operand to reach.
             Op::Cast { to: DType::F32 } => &[0],
             Op::Cast { to: DType::I32 }
@@ -450,7 +578,14 @@ impl Op {
             | Op::OneHot { .. }
             | Op::Cast { .. }
             | Op::RandomUniform { .. }
-            | Op::RandomNormal { .. } => false,
+            | Op::RandomNormal { .. }
+            | Op::Slice { .. }
+            | Op::Pad { .. }
+            | Op::Reverse { .. }
+            | Op::Concat { .. }
+            | Op::Gather { .. }
+            | Op::ScatterAdd { .. }
+            | Op::Iota { .. } => false,
         }
     }
 }

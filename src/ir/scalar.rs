@@ -25,6 +25,10 @@ pub fn unary(op: UnaryOp, x: f64) -> f64 {
         UnaryOp::Tanh => x.tanh(),
         UnaryOp::Abs => x.abs(),
         UnaryOp::Sign => sign(x),
+        UnaryOp::Sin => x.sin(),
+        UnaryOp::Cos => x.cos(),
+        UnaryOp::Erf => libm::erf(x),
+        UnaryOp::StopGradient => x,
     }
 }
 
@@ -104,8 +108,8 @@ pub fn to_i32(x: f64) -> f64 {
 pub fn fold_unary(op: UnaryOp, x: f32) -> Option<f32> {
     match op {
         // An f64 square root of an f32 rounds to the correctly rounded f32 one.
-        UnaryOp::Neg | UnaryOp::Abs | UnaryOp::Sqrt | UnaryOp::Sign => Some(unary(op, f64::from(x)) as f32),
-        UnaryOp::Exp | UnaryOp::Log | UnaryOp::Tanh => None,
+        UnaryOp::Neg | UnaryOp::Abs | UnaryOp::Sqrt | UnaryOp::Sign | UnaryOp::StopGradient => Some(unary(op, f64::from(x)) as f32),
+        UnaryOp::Exp | UnaryOp::Log | UnaryOp::Tanh | UnaryOp::Sin | UnaryOp::Cos | UnaryOp::Erf => None,
     }
 }
 

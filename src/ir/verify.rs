@@ -167,7 +167,113 @@ pub fn infer(op: &Op, args: &[&Type]) -> Result<Type, String> {
             dtype: *to,
             shape: args[0].shape.clone(),
         }),
+        Op::Slice { start, stride, shape } => slice_type(args[0], start, stride, shape),
+        Op::Pad { low, high, interior } => pad_type(args[0], low, high, interior),
+        Op::Reverse { axes } => {
+            if axes.windows(2).any(|w| w[0] >= w[1]) || axes.iter().any(|&a| a >= args[0].rank()) {
+                return Err(format!("reverse axes {axes:?} are not sorted, distinct axes of {}", args[0]));
+            }
+            Ok(args[0].clone())
+        }
+        Op::Concat { axis } => concat_type(args[0], args[1], *axis),
+        Op::Gather { axis } => {
+            if args[1].dtype != DType::I32 {
+                return Err(format!("gather needs i32 ids, got {}", args[1]));
+            }
+            if *axis >= args[0].rank() {
+                return Err(format!("gather axis {axis} out of range for {}", args[0]));
+            }
+            Ok(Type {
+                dtype: args[0].dtype,
+                shape: gathered(&args[0].shape, *axis, &args[1].shape),
+            })
+        }
+        Op::ScatterAdd { axis, shape } => {
+            f32_only(args[1])?;
+            if args[0].dtype != DType::I32 {
+                return Err(format!("scatter_add needs i32 ids, got {}", args[0]));
+            }
+            if *axis >= shape.len() {
+                return Err(format!("scatter_add axis {axis} out of range for {shape:?}"));
+            }
+            if args[1].shape != gathered(shape, *axis, &args[0].shape) {
+                return Err(format!("scatter_add updates {} do not fit {shape:?} with ids {}", args[1], args[0]));
+            }
+            Ok(Type::f32(shape.clone()))
+        }
+        Op::Iota { shape, axis } => {
+            if *axis >= shape.len() {
+                return Err(format!("iota axis {axis} out of range for {shape:?}"));
+            }
+            Ok(Type::f32(shape.clone()))
+        }
     }
+}
+
+/// `x`'s shape with axis `axis` replaced by the ids' dims.
+fn gathered(x: &[Dim], axis: usize, ids: &[Dim]) -> Vec<Dim> {
+    let mut out = x[..axis].to_vec();
+    out.extend_from_slice(ids);
+    out.extend_from_slice(&x[axis + 1..]);
+    out
+}
+
+fn slice_type(t: &Type, start: &[usize], stride: &[usize], shape: &[Dim]) -> Result<Type, String> {
+    let r = t.rank();
+    if start.len() != r || stride.len() != r || shape.len() != r {
+        return Err(format!("slice of {t} needs {r} starts, strides and dims"));
+    }
+    for a in 0..r {
+        let ok = match (&t.shape[a], &shape[a]) {
+            (Dim::Known(n), Dim::Known(len)) => *len >= 1 && stride[a] >= 1 && start[a] + stride[a] * (len - 1) < *n,
+            // A dim known only at run time is taken whole.
+            (d, len) => d == len && start[a] == 0 && stride[a] == 1,
+        };
+        if !ok {
+            return Err(format!(
+                "slice axis {a} of {t}: start {}, stride {}, {} elements do not fit",
+                start[a], stride[a], shape[a]
+            ));
+        }
+    }
+    Ok(Type {
+        dtype: t.dtype,
+        shape: shape.to_vec(),
+    })
+}
+
+fn pad_type(t: &Type, low: &[usize], high: &[usize], interior: &[usize]) -> Result<Type, String> {
+    let r = t.rank();
+    if low.len() != r || high.len() != r || interior.len() != r {
+        return Err(format!("pad of {t} needs {r} low, high and interior widths"));
+    }
+    let mut shape = Vec::with_capacity(r);
+    for a in 0..r {
+        shape.push(match &t.shape[a] {
+            Dim::Known(n) => Dim::Known(low[a] + high[a] + n + interior[a] * n.saturating_sub(1)),
+            d if low[a] == 0 && high[a] == 0 && interior[a] == 0 => d.clone(),
+            d => return Err(format!("pad axis {a} of {t}: the size {d} is known only at run time")),
+        });
+    }
+    Ok(Type { dtype: t.dtype, shape })
+}
+
+fn concat_type(a: &Type, b: &Type, axis: usize) -> Result<Type, String> {
+    if a.dtype != b.dtype || a.rank() != b.rank() || axis >= a.rank() {
+        return Err(format!("concat of {a} and {b} along axis {axis}"));
+    }
+    let mut shape = a.shape.clone();
+    for (i, (x, y)) in a.shape.iter().zip(&b.shape).enumerate() {
+        if i == axis {
+            match (x, y) {
+                (Dim::Known(m), Dim::Known(n)) => shape[i] = Dim::Known(m + n),
+                _ => return Err(format!("concat of {a} and {b}: axis {axis} must be known")),
+            }
+        } else if x != y {
+            return Err(format!("concat of {a} and {b}: dim {i} differs"));
+        }
+    }
+    Ok(Type { dtype: a.dtype, shape })
 }
 
 /// Check SSA form (each value defined once, before use) and every type.

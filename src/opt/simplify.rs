@@ -219,7 +219,14 @@ impl Simplifier {
             | Op::MatMul
             | Op::OneHot { .. }
             | Op::RandomUniform { .. }
-            | Op::RandomNormal { .. } => None,
+            | Op::RandomNormal { .. }
+            | Op::Slice { .. }
+            | Op::Pad { .. }
+            | Op::Reverse { .. }
+            | Op::Concat { .. }
+            | Op::Gather { .. }
+            | Op::ScatterAdd { .. }
+            | Op::Iota { .. } => None,
         }
     }
 
@@ -287,11 +294,11 @@ impl Simplifier {
         let rec = |a: Value| self.may_be_neg_zero(a, depth - 1);
         match op {
             Op::Const(c) => (c as f32).to_bits() == (-0.0f32).to_bits(),
-            Op::Compare(_) | Op::OneHot { .. } | Op::RandomUniform { .. } => false,
+            Op::Compare(_) | Op::OneHot { .. } | Op::RandomUniform { .. } | Op::Iota { .. } => false,
             Op::Unary(u) => match u {
                 UnaryOp::Exp | UnaryOp::Abs | UnaryOp::Sign => false,
-                UnaryOp::Sqrt => rec(args[0]),
-                UnaryOp::Neg | UnaryOp::Log | UnaryOp::Tanh => true,
+                UnaryOp::Sqrt | UnaryOp::StopGradient => rec(args[0]),
+                UnaryOp::Neg | UnaryOp::Log | UnaryOp::Tanh | UnaryOp::Sin | UnaryOp::Cos | UnaryOp::Erf => true,
             },
             Op::Cast { .. } if self.rb.b.ty(args[0]).dtype == DType::I32 => false,
             Op::Binary(b) => match b {
@@ -300,6 +307,10 @@ impl Simplifier {
                 BinaryOp::Mul | BinaryOp::Div | BinaryOp::Pow | BinaryOp::Max | BinaryOp::Min => true,
             },
             Op::Broadcast { .. } | Op::Reshape { .. } | Op::Transpose { .. } => rec(args[0]),
+            // Moved elements keep their sign; padding adds +0.
+            Op::Slice { .. } | Op::Pad { .. } | Op::Reverse { .. } | Op::Gather { .. } => rec(args[0]),
+            Op::Concat { .. } => rec(args[0]) || rec(args[1]),
+            Op::ScatterAdd { .. } => true,
             Op::Select => rec(args[1]) || rec(args[2]),
             Op::Cast { .. } | Op::ReduceSum { .. } | Op::ReduceMax { .. } | Op::MatMul | Op::RandomNormal { .. } => true,
         }

@@ -35,6 +35,17 @@ pub enum Builtin {
     Size,
     Floor,
     Ceil,
+    Sin,
+    Cos,
+    Erf,
+    StopGradient,
+    Concat,
+    Stack,
+    Split,
+    Chunk,
+    Gather,
+    Pad,
+    Arange,
 }
 
 /// What a primitive is, for people: the reference, hover and completion.
@@ -58,7 +69,7 @@ const ELEMENTWISE: &str = "`[s] -> [s]`, f32; a list of tensors maps elementwise
 
 impl Builtin {
     /// Every primitive, in the order the reference lists them.
-    pub const ALL: [Builtin; 27] = [
+    pub const ALL: [Builtin; 38] = [
         Builtin::Exp,
         Builtin::Log,
         Builtin::Sqrt,
@@ -86,6 +97,17 @@ impl Builtin {
         Builtin::Size,
         Builtin::Floor,
         Builtin::Ceil,
+        Builtin::Sin,
+        Builtin::Cos,
+        Builtin::Erf,
+        Builtin::StopGradient,
+        Builtin::Concat,
+        Builtin::Stack,
+        Builtin::Split,
+        Builtin::Chunk,
+        Builtin::Gather,
+        Builtin::Pad,
+        Builtin::Arange,
     ];
 
     pub fn info(self) -> BuiltinInfo {
@@ -196,6 +218,62 @@ impl Builtin {
                 &["x"],
                 "a compile-time number rounded up to an integer",
                 "`ceil(x: number) -> int`",
+            ),
+            Builtin::Sin => info("sin", &["x"], "sine of each element (radians)", ELEMENTWISE),
+            Builtin::Cos => info("cos", &["x"], "cosine of each element (radians)", ELEMENTWISE),
+            Builtin::Erf => info(
+                "erf",
+                &["x"],
+                "the error function of each element (exact GELU: x * (1 + erf(x / sqrt(2))) / 2)",
+                ELEMENTWISE,
+            ),
+            Builtin::StopGradient => info(
+                "stop_gradient",
+                &["x"],
+                "`x` itself, but no gradient flows back through it (a target network, a fixed baseline)",
+                "`stop_gradient(x: [s]) -> [s]`",
+            ),
+            Builtin::Concat => info(
+                "concat",
+                &["xs", "axis"],
+                "join a list of tensors along an existing axis (default 0): concat([a, b], axis: -1)",
+                "`concat([a: [..., m, ...], b: [..., n, ...]], axis: k) -> [..., m + n, ...]`: equal dims elsewhere; not along the batch",
+            ),
+            Builtin::Stack => info(
+                "stack",
+                &["xs", "axis"],
+                "join a list of tensors of one shape along a new axis (default 0)",
+                "`stack([a: [s], b: [s], ...], axis: k) -> [s with the count inserted at k]`",
+            ),
+            Builtin::Split => info(
+                "split",
+                &["x", "sizes", "axis"],
+                "cut an axis (default 0) into pieces of the listed sizes: a list of tensors",
+                "`split(x: [..., n, ...], sizes: [a, b, ...], axis: k) -> [[..., a, ...], [..., b, ...], ...]` with `a + b + ... = n`",
+            ),
+            Builtin::Chunk => info(
+                "chunk",
+                &["x", "n", "axis"],
+                "cut an axis (default 0) into n equal pieces: chunk(z, 4, axis: -1) gives an LSTM's gates",
+                "`chunk(x: [..., m, ...], n, axis: k) -> n tensors [..., m / n, ...]`; `n` divides `m`",
+            ),
+            Builtin::Gather => info(
+                "gather",
+                &["x", "ids", "axis"],
+                "the slices of `x` along `axis` (default 0) at i32 positions `ids`: an embedding lookup gather(E, tokens)",
+                "`gather(x: [a..., n, b...], ids: i32[t], axis: k) -> [a..., t, b...]`; an id outside `0..n` reads NaN",
+            ),
+            Builtin::Pad => info(
+                "pad",
+                &["x", "widths", "value"],
+                "surround `x` with `value` (default 0): widths one integer, or per axis an integer or [before, after]",
+                "`pad(x: [d1, ...], widths: [[l1, h1], ...], value: v) -> [l1 + d1 + h1, ...]`; the batch axis gets width 0",
+            ),
+            Builtin::Arange => info(
+                "arange",
+                &["start", "stop", "step"],
+                "evenly spaced values: arange(n) is 0, 1, ..., n-1; arange(start, stop, step)",
+                "`arange(n) -> f32[n]`; `arange(a, b, s) -> f32[ceil((b - a) / s)]`",
             ),
         }
     }

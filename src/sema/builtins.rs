@@ -228,6 +228,10 @@ pub fn call(e: &mut Elab, builtin: Builtin, args: Vec<ArgVal>, span: Span, _call
         Builtin::Tanh => unary(e, UnaryOp::Tanh),
         Builtin::Abs => unary(e, UnaryOp::Abs),
         Builtin::Sign => unary(e, UnaryOp::Sign),
+        Builtin::Sin => unary(e, UnaryOp::Sin),
+        Builtin::Cos => unary(e, UnaryOp::Cos),
+        Builtin::Erf => unary(e, UnaryOp::Erf),
+        Builtin::StopGradient => unary(e, UnaryOp::StopGradient),
         Builtin::Max | Builtin::Min => match a.get(1) {
             Some(b) => {
                 let (l, r) = (x.clone(), b.clone());
@@ -456,6 +460,61 @@ pub fn call(e: &mut Elab, builtin: Builtin, args: Vec<ArgVal>, span: Span, _call
             }
         }
         Builtin::Floor | Builtin::Ceil => round_number(e, name, &x),
+        Builtin::Concat | Builtin::Stack => {
+            let Some((axis, axis_span)) = axis_or_zero(e, a.get(1), span) else {
+                return Val::Error;
+            };
+            e.concat(&x, axis, axis_span, builtin == Builtin::Stack)
+        }
+        Builtin::Split | Builtin::Chunk => {
+            let Some(sizes) = a.get(1).cloned() else {
+                return missing(e, name, builtin.params()[1], span);
+            };
+            let Some((axis, axis_span)) = axis_or_zero(e, a.get(2), span) else {
+                return Val::Error;
+            };
+            e.split(&x, &sizes, axis, axis_span, builtin == Builtin::Chunk)
+        }
+        Builtin::Gather => {
+            let Some(ids) = a.get(1).cloned() else {
+                return missing(e, name, "ids", span);
+            };
+            let Some((axis, axis_span)) = axis_or_zero(e, a.get(2), span) else {
+                return Val::Error;
+            };
+            e.gather(&x, &ids, axis, axis_span)
+        }
+        Builtin::Pad => {
+            let Some(widths) = a.get(1).cloned() else {
+                return missing(e, name, "widths", span);
+            };
+            let Some(value) = number(e, a.get(2), 0.0) else { return Val::Error };
+            e.pad(&x, &widths, value)
+        }
+        Builtin::Arange => {
+            // arange(stop), or arange(start, stop, step = 1).
+            let first = number(e, Some(&x), 0.0);
+            let (start, stop) = match a.get(1) {
+                Some(s) => (first, number(e, Some(s), 0.0)),
+                None => (Some(0.0), first),
+            };
+            let step = number(e, a.get(2), 1.0);
+            let (Some(start), Some(stop), Some(step)) = (start, stop, step) else {
+                return Val::Error;
+            };
+            if matches!(x.0, Val::Any) {
+                return Val::Any;
+            }
+            e.arange(start, stop, step, span)
+        }
+    }
+}
+
+/// An `axis:` argument, 0 when not given.
+fn axis_or_zero(e: &mut Elab, v: Option<&(Val, Span)>, span: Span) -> Option<(i64, Span)> {
+    match v {
+        None => Some((0, span)),
+        Some((v, s)) => int_arg(e, v, *s, "an axis").map(|a| (a, *s)),
     }
 }
 

@@ -94,6 +94,9 @@ pub struct Elab<'a> {
     pub(super) applying: Vec<super::guard::DefKey>,
     /// Definitions already reported as recursive.
     pub(super) recursive: Vec<super::guard::DefKey>,
+    /// The item spans of each list written out, by the list's span, so a
+    /// `concat([a, b])` error can point at the item that does not fit.
+    pub(super) list_items: HashMap<Span, Vec<Span>>,
 }
 
 impl<'a> Elab<'a> {
@@ -123,6 +126,7 @@ impl<'a> Elab<'a> {
             active: vec![],
             applying: vec![],
             recursive: vec![],
+            list_items: HashMap::new(),
         }
     }
 
@@ -233,6 +237,7 @@ impl<'a> Elab<'a> {
             }
             ExprKind::Name(id) => self.lookup(id, env),
             ExprKind::List(items) => {
+                self.list_items.insert(e.span, items.iter().map(|i| i.span).collect());
                 let items: Vec<Val> = items.iter().map(|i| self.eval(i, env)).collect();
                 // Lists are copied by value: nested lists built from one
                 // another can double at each step without evaluating more.
@@ -269,9 +274,9 @@ impl<'a> Elab<'a> {
                 let v = self.eval(base, env);
                 self.member(&v, field, base.span)
             }
-            ExprKind::Index { .. } => {
-                self.report(Diagnostic::error("E0501", "indexing is not implemented yet", e.span, "an index"));
-                Val::Error
+            ExprKind::Index { base, items } => {
+                let v = self.eval(base, env);
+                self.index(v, base.span, items, env, e.span)
             }
             ExprKind::Pipe(lhs, rhs) => {
                 let x = self.eval(lhs, env);

@@ -260,6 +260,66 @@ mod eval {
             Op::Cast { to: DType::F32 } => a[0].clone(),
             Op::RandomUniform { seed, .. } => gather(out.clone(), |o| ir::random_uniform(*seed, ravel(o, &out) as u64) as f32),
             Op::RandomNormal { seed, .. } => gather(out.clone(), |o| ir::random_normal(*seed, ravel(o, &out) as u64) as f32),
+            Op::Slice { start, stride, .. } => gather(out, |o| {
+                let idx: Vec<usize> = o.iter().enumerate().map(|(d, &i)| start[d] + stride[d] * i).collect();
+                a[0].data[ravel(&idx, &a[0].shape)]
+            }),
+            Op::Pad { low, interior, .. } => gather(out, |o| {
+                let mut idx = vec![];
+                for (d, &i) in o.iter().enumerate() {
+                    let step = interior[d] + 1;
+                    match i.checked_sub(low[d]) {
+                        Some(k) if k % step == 0 && k / step < a[0].shape[d] => idx.push(k / step),
+                        _ => return 0.0,
+                    }
+                }
+                a[0].data[ravel(&idx, &a[0].shape)]
+            }),
+            Op::Reverse { axes } => gather(out.clone(), |o| {
+                let idx: Vec<usize> = o
+                    .iter()
+                    .enumerate()
+                    .map(|(d, &i)| if axes.contains(&d) { out[d] - 1 - i } else { i })
+                    .collect();
+                a[0].data[ravel(&idx, &a[0].shape)]
+            }),
+            Op::Concat { axis } => gather(out, |o| {
+                let n = a[0].shape[*axis];
+                let mut idx = o.to_vec();
+                if idx[*axis] < n {
+                    a[0].data[ravel(&idx, &a[0].shape)]
+                } else {
+                    idx[*axis] -= n;
+                    a[1].data[ravel(&idx, &a[1].shape)]
+                }
+            }),
+            Op::Gather { axis } => gather(out, |o| {
+                let r = a[1].shape.len();
+                let id = a[1].data[ravel(&o[*axis..axis + r], &a[1].shape)];
+                if id < 0.0 || id as usize >= a[0].shape[*axis] {
+                    return f32::NAN;
+                }
+                let mut idx = o[..*axis].to_vec();
+                idx.push(id as usize);
+                idx.extend_from_slice(&o[axis + r..]);
+                a[0].data[ravel(&idx, &a[0].shape)]
+            }),
+            Op::ScatterAdd { axis, .. } => {
+                let r = a[0].shape.len();
+                let mut data = vec![0.0f32; out.iter().product()];
+                for (p, &u) in a[1].data.iter().enumerate() {
+                    let pi = unravel(p, &a[1].shape);
+                    let id = a[0].data[ravel(&pi[*axis..axis + r], &a[0].shape)];
+                    if id >= 0.0 && (id as usize) < out[*axis] {
+                        let mut idx = pi[..*axis].to_vec();
+                        idx.push(id as usize);
+                        idx.extend_from_slice(&pi[axis + r..]);
+                        data[ravel(&idx, &out)] += u;
+                    }
+                }
+                T { shape: out, data }
+            }
+            Op::Iota { axis, .. } => gather(out, |o| o[*axis] as f32),
         }
     }
 

@@ -119,3 +119,56 @@ fn an_unknown_member_suggests_the_right_one() {
     let codes: Vec<_> = driver::compile("t.nn", &src).diagnostics().iter().map(|d| d.code).collect();
     assert_eq!(codes, ["E0101"], "an unknown layer is an unknown name");
 }
+
+/// Run model `name` of `src` on one input, on the interpreter and the JIT.
+fn both_backends(src: &str, name: &str, x: ndarray::ArrayD<f32>) -> [ndarray::ArrayD<f32>; 2] {
+    use nnc::runtime::backend::{runner, BackendKind};
+    let c = driver::compile("t.nn", src);
+    assert!(!c.has_errors(), "{:?}", c.diagnostics());
+    let (_, f) = c.analysis.model_funcs.iter().find(|(n, _)| n == name).expect("model");
+    let run = |k| runner(k, f).call(&[&x]).unwrap().remove(0);
+    [run(BackendKind::Interp), run(BackendKind::Jit { threads: 1 })]
+}
+
+#[test]
+fn slicing_means_what_numpy_means() {
+    // x[b, i, j] = 100 b + 10 i + j; x[:, 1::2, ::-2] takes i = 1, 3 and j = 4, 2, 0.
+    let x = ndarray::ArrayD::from_shape_fn(ndarray::IxDyn(&[2, 4, 5]), |ix| (100 * ix[0] + 10 * ix[1] + ix[2]) as f32);
+    let src = "model M(x: [batch, 4, 5]) -> [batch, 2, 3] = x[:, 1::2, ::-2]";
+    for out in both_backends(src, "M", x) {
+        let got: Vec<f32> = out.iter().copied().collect();
+        assert_eq!(got, [14., 12., 10., 34., 32., 30., 114., 112., 110., 134., 132., 130.]);
+    }
+    let src = "model L(x: [batch, 4, 5]) -> [batch, 5] = x[..., -1, :] + x[:, 0, :] * 0";
+    let x = ndarray::ArrayD::from_shape_fn(ndarray::IxDyn(&[1, 4, 5]), |ix| (10 * ix[1] + ix[2]) as f32);
+    for out in both_backends(src, "L", x) {
+        assert_eq!(out.iter().copied().collect::<Vec<f32>>(), [30., 31., 32., 33., 34.]);
+    }
+}
+
+#[test]
+fn a_gather_id_outside_the_table_reads_nan_on_both_backends() {
+    let src = "model E(ids: i32[batch, 2]) -> [batch, 2, 2] = gather(ones([3, 2]), ids)";
+    let ids = ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&[1, 2]), vec![2.0, 3.0]).unwrap();
+    for out in both_backends(src, "E", ids) {
+        let v: Vec<f32> = out.iter().copied().collect();
+        assert_eq!(&v[..2], [1.0, 1.0]);
+        assert!(v[2..].iter().all(|x| x.is_nan()), "{v:?}");
+    }
+}
+
+#[test]
+fn stop_gradient_blocks_the_gradient() {
+    use nnc::ir::{Type, UnaryOp};
+    let mut b = Builder::new("f");
+    let x = b.param("x", Type::f32(vec![Dim::Known(3)]));
+    let s = b.unary(UnaryOp::StopGradient, x);
+    let y = b.mul(s, x);
+    let l = b.reduce_sum(y, vec![0], false);
+    let f = b.finish(&[l]);
+    let g = grad_func(&f, &[0]);
+    let xs = ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&[3]), vec![1.0, -2.0, 3.0]).unwrap();
+    let out = run(&g, &[xs.clone()]).unwrap();
+    // d/dx (sg(x) x) = sg(x) = x, not 2x.
+    assert_eq!(out[1], xs);
+}
