@@ -244,7 +244,7 @@ const FOUR_OVER_PI: f32 = 1.273_239_5;
 const DP1: f32 = 0.785_156_25;
 const DP2: f32 = 2.418_756_5e-4;
 const DP3: f32 = 3.774_895e-8;
-const SIN_POLY: [f32; 3] = [-1.951_529_6e-4, 8.332_160_9e-3, -1.666_665_5e-1];
+const SIN_POLY: [f32; 3] = [-1.951_529_6e-4, 8.332_161e-3, -1.666_665_5e-1];
 const COS_POLY: [f32; 3] = [2.443_315_7e-5, -1.388_731_6e-3, 4.166_664_6e-2];
 
 /// `|x|` reduced to `r` in [-pi/4, pi/4] and the even octant `j` (i32 lanes).

@@ -72,8 +72,9 @@ pub struct Compiled {
     /// Backing store of every intermediate (never resized, so the addresses
     /// in `table` stay valid).
     _arena: Vec<f32>,
-    /// Read by the move kernels through addresses compiled into the code.
-    _moves: Vec<Box<moves::MoveKernel>>,
+    /// Read by the move kernels through addresses compiled into the code
+    /// (never resized, so those addresses stay valid).
+    _moves: Vec<moves::MoveKernel>,
     param_lens: Vec<usize>,
     result_lens: Vec<usize>,
     /// `(param, result)` pairs sharing one buffer (see `compile_inplace`).
@@ -146,11 +147,11 @@ impl Compiled {
             .map_err(err)?;
         // The move kernels, owned by the compiled function (their addresses
         // are constants in its code).
-        let move_descs: Vec<Box<moves::MoveKernel>> = prog
+        let move_descs: Vec<moves::MoveKernel> = prog
             .kernels
             .iter()
             .filter_map(|k| match k {
-                Kernel::Move(m) => Some(Box::new(m.clone())),
+                Kernel::Move(m) => Some(m.clone()),
                 Kernel::Loop(_) | Kernel::Gemm(_) => None,
             })
             .collect();
@@ -224,7 +225,7 @@ impl Compiled {
                     Kernel::Gemm(g) => gemm::emit_call(&mut b, g, ptrs, gemm_ref),
                     Kernel::Move(_) => {
                         let d = next_move.next().expect("one descriptor per move kernel");
-                        moves::emit_call(&mut b, &**d as *const moves::MoveKernel as usize, ptrs, move_ref);
+                        moves::emit_call(&mut b, d as *const moves::MoveKernel as usize, ptrs, move_ref);
                     }
                     Kernel::Loop(lk) => {
                         let fref = module.declare_func_in_func(id.expect("loop kernels are declared"), b.func);

@@ -44,7 +44,7 @@ pub enum MoveOp {
 }
 
 /// One call: the op, the slots it reads (ids first for the take ops) and
-/// the slot it writes. Boxed by the caller so its address is stable.
+/// the slot it writes; the compiled function keeps it at a stable address.
 #[derive(Clone, Debug)]
 pub struct MoveKernel {
     pub op: MoveOp,

@@ -225,7 +225,9 @@ fn slice_type(t: &Type, start: &[usize], stride: &[usize], shape: &[Dim]) -> Res
     }
     for a in 0..r {
         let ok = match (&t.shape[a], &shape[a]) {
-            (Dim::Known(n), Dim::Known(len)) => *len >= 1 && stride[a] >= 1 && start[a] + stride[a] * (len - 1) < *n,
+            // Nothing taken (of a zero-size axis) fits anywhere.
+            (Dim::Known(_), Dim::Known(0)) => true,
+            (Dim::Known(n), Dim::Known(len)) => stride[a] >= 1 && start[a] + stride[a] * (len - 1) < *n,
             // A dim known only at run time is taken whole.
             (d, len) => d == len && start[a] == 0 && stride[a] == 1,
         };

@@ -285,7 +285,8 @@ impl Elab<'_> {
                     if hi <= lo {
                         return self.empty_slice(*span, lo, hi, step, axis);
                     }
-                    (lo, (hi - lo + step - 1) / step)
+                    // Elements lo, lo + step, ... below hi (in u64: any step).
+                    (lo, ((hi - lo - 1) as u64 / step.unsigned_abs()) as i64 + 1)
                 } else {
                     // Downwards from `start` (default the last) to just
                     // above `end` (default past the first).
@@ -301,8 +302,9 @@ impl Elab<'_> {
                     if hi <= lo {
                         return self.empty_slice(*span, hi, lo, step, axis);
                     }
-                    let count = (hi - lo + (-step) - 1) / (-step);
-                    (hi - (count - 1) * (-step), count)
+                    let s = step.unsigned_abs();
+                    let count = (hi - lo - 1) as u64 / s + 1;
+                    (hi - ((count - 1) * s) as i64, count as i64)
                 };
                 Some(AxisPick {
                     start: first as usize,

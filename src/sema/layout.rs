@@ -174,7 +174,7 @@ impl Elab<'_> {
             let Some(n) = known_size(self, &p.ty.shape.as_ref().expect("known")[ax], what, span) else {
                 return Val::Error;
             };
-            total += n;
+            total = total.saturating_add(n);
         }
         let mut out = parts[0].ty.shape.clone().expect("known");
         out[ax] = Dim::Known(total);
@@ -207,7 +207,7 @@ impl Elab<'_> {
             let Val::Int(k) = sizes.0 else {
                 return self.expected_int(&sizes.0, sizes.1, "the number of chunks");
             };
-            if k < 1 || n % (k as usize) != 0 {
+            if k < 1 || k as usize > n.max(1) || n % (k as usize) != 0 {
                 let d = Diagnostic::error(
                     "E0323",
                     format!("`chunk` cannot cut axis {ax} of size {n} into {k} equal pieces"),
@@ -241,7 +241,7 @@ impl Elab<'_> {
                     other => return self.expected_int(other, sizes.1, "a piece size (at least 1)"),
                 }
             }
-            let sum: usize = out.iter().sum();
+            let sum = out.iter().fold(0usize, |a, &b| a.saturating_add(b));
             if sum != n {
                 let d = Diagnostic::error(
                     "E0323",
@@ -411,6 +411,14 @@ impl Elab<'_> {
         if pairs.iter().any(|&(a, b)| a < 0 || b < 0) {
             return bad(self, "padding widths cannot be negative".into(), "a negative width".into());
         }
+        const MAX_WIDTH: i64 = 1 << 31;
+        if pairs.iter().any(|&(a, b)| a > MAX_WIDTH || b > MAX_WIDTH) {
+            return bad(
+                self,
+                format!("padding widths above {MAX_WIDTH} are not supported"),
+                "too wide".into(),
+            );
+        }
         let mut out = shape.clone();
         for (k, &(lo, hi)) in pairs.iter().enumerate() {
             if lo == 0 && hi == 0 {
@@ -446,7 +454,7 @@ impl Elab<'_> {
             return Val::Error;
         }
         let len = ((stop - start) / step).ceil();
-        if !(len >= 1.0) || len > (1u64 << 32) as f64 {
+        if len.is_nan() || len < 1.0 || len > (1u64 << 32) as f64 {
             let d = Diagnostic::error(
                 "E0321",
                 format!(

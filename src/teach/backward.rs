@@ -313,6 +313,13 @@ impl Cx<'_> {
                 Op::OneHot { .. } => apply("one_hot"),
                 Op::RandomUniform { .. } => apply("uniform"),
                 Op::RandomNormal { .. } => apply("normal"),
+                Op::Slice { .. } => apply("slice"),
+                Op::Pad { .. } => apply("pad"),
+                Op::Reverse { .. } => apply("reverse"),
+                Op::Concat { .. } => apply("concat"),
+                Op::Gather { .. } => apply("gather"),
+                Op::ScatterAdd { .. } => apply("scatter_add"),
+                Op::Iota { .. } => apply("arange"),
             },
         }
     }
@@ -381,7 +388,17 @@ impl Cx<'_> {
                             ))),
                         ),
                     ],
-                    Op::Binary(_) | Op::Select | Op::ReduceMax { .. } => positions.iter().map(|&i| to(i, generic(i))).collect(),
+                    // Moves, and functions without a short rule here: ∂f/∂x.
+                    Op::Binary(_)
+                    | Op::Select
+                    | Op::ReduceMax { .. }
+                    | Op::Unary(UnaryOp::Sin | UnaryOp::Cos | UnaryOp::Erf)
+                    | Op::Slice { .. }
+                    | Op::Pad { .. }
+                    | Op::Reverse { .. }
+                    | Op::Concat { .. }
+                    | Op::Gather { .. }
+                    | Op::ScatterAdd { .. } => positions.iter().map(|&i| to(i, generic(i))).collect(),
                     Op::Broadcast { shape } => {
                         let from = &self.f.ty(node.args[0]).shape;
                         vec![to(0, sum_over_broadcast(g, from, shape))]
@@ -405,7 +422,8 @@ impl Cx<'_> {
                         to(1, Expr::MatMul(Box::new(Expr::Transpose(bx(&a[0]))), bx(&g))),
                     ],
                     Op::Cast { .. } => vec![to(0, g)],
-                    Op::Unary(UnaryOp::Sign)
+                    Op::Unary(UnaryOp::Sign | UnaryOp::StopGradient)
+                    | Op::Iota { .. }
                     | Op::Const(_)
                     | Op::Compare(_)
                     | Op::OneHot { .. }
@@ -446,6 +464,10 @@ fn unary_name(u: UnaryOp) -> &'static str {
         UnaryOp::Tanh => "tanh",
         UnaryOp::Abs => "abs",
         UnaryOp::Sign => "sign",
+        UnaryOp::Sin => "sin",
+        UnaryOp::Cos => "cos",
+        UnaryOp::Erf => "erf",
+        UnaryOp::StopGradient => "stop_gradient",
     }
 }
 

@@ -72,7 +72,14 @@ pub fn elementwise(f: &Func, op: &Op, args: &[Value]) -> bool {
         | Op::MatMul
         | Op::OneHot { .. }
         | Op::RandomUniform { .. }
-        | Op::RandomNormal { .. } => false,
+        | Op::RandomNormal { .. }
+        | Op::Slice { .. }
+        | Op::Pad { .. }
+        | Op::Reverse { .. }
+        | Op::Concat { .. }
+        | Op::Gather { .. }
+        | Op::ScatterAdd { .. }
+        | Op::Iota { .. } => false,
     }
 }
 

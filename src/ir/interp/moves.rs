@@ -13,8 +13,12 @@ pub(super) fn slice(x: &Tensor, start: &[usize], stride: &[usize], len: &[usize]
     }
     let mut v = x.view();
     for ax in 0..x.ndim() {
-        let end = start[ax] + stride[ax] * len[ax].saturating_sub(1) + 1;
-        if len[ax] == 0 || end > x.shape()[ax] || stride[ax] == 0 {
+        if len[ax] == 0 {
+            v.slice_axis_inplace(Axis(ax), Slice::new(0, Some(0), 1));
+            continue;
+        }
+        let end = start[ax] + stride[ax] * (len[ax] - 1) + 1;
+        if end > x.shape()[ax] || stride[ax] == 0 {
             return Err(format!("slice of axis {ax} (size {}) out of range", x.shape()[ax]));
         }
         v.slice_axis_inplace(Axis(ax), Slice::new(start[ax] as isize, Some(end as isize), stride[ax] as isize));
