@@ -42,8 +42,23 @@
 //! `Val::Error`, which every later check accepts silently; definitions that
 //! are checked on their own (not reached from a model) use unknown shapes,
 //! which pass every check, so generic checking never reports false errors.
-//! An error inside an inlined stdlib body is reported at the innermost call
-//! in the user's file, with the stdlib location as a note.
+//! An error inside an inlined stdlib body is reported at the user's text
+//! that caused it: every variable bound from an argument remembers where
+//! the user wrote it (`Env::origins`), so `adam(lr: "0.001")` failing at
+//! `lr * ...` points at the string; otherwise at a function the user passed
+//! in that is running (`step` of `Dense(2 -> 4, step)`), else at the
+//! innermost call in the user's file. The stdlib place becomes a note.
+//!
+//! A fix is data (`diag::Fix`: edits anywhere in the file), proposed by
+//! the check that found the mistake and offered only after
+//! `driver::verify_fixes` has compiled the fixed text and found the error
+//! gone with no new kind of error; the language server, `nnc check` (text
+//! and `--format json`) and the UI snapshots all go through it. Checks that
+//! need a finished training plan or the data run in `driver` after
+//! `sema`: the gradient check (E0403) uses `autodiff`'s own list of
+//! differentiable operands, so it cannot disagree with the backward pass;
+//! the label check (E0602) and the memory estimate (W0001) read the label
+//! column and the machine, which `sema` never does.
 //!
 //! The optimizer is elaborated once per parameter into a small update
 //! function; `runtime::step` composes loss, `autodiff::grad` and the

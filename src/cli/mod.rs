@@ -37,6 +37,11 @@ enum Command {
     Check {
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// `json`: one JSON document on stdout with every diagnostic (code,
+        /// severity, message, spans with line/column and byte offsets,
+        /// notes, fixes as edits).
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
     },
     /// Train the model as the file's `train` block says, then evaluate it.
     Run(run::RunArgs),
@@ -74,6 +79,12 @@ enum Command {
     Tune(tune::TuneArgs),
     /// Fuzz nnc with generated and mutated inputs (sources, lsp, data).
     Fuzz(fuzz::FuzzArgs),
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum Format {
+    Text,
+    Json,
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -131,7 +142,7 @@ fn main_on_big_stack(started: std::time::Instant) -> i32 {
         }
     };
     match cli.command {
-        Command::Check { files } => check(&files),
+        Command::Check { files, format } => check(&files, format),
         Command::Run(args) => run::run(&args),
         Command::Eval(args) => eval::eval(&args),
         Command::Predict(args) => predict::predict(&args),
@@ -158,17 +169,20 @@ pub(crate) fn load(path: &Path) -> Result<Compilation, String> {
 /// Check `bytes` as the contents of `path` (`use` lines and data paths
 /// resolve next to it).
 pub(crate) fn load_bytes(path: &Path, bytes: &[u8]) -> Compilation {
+    driver::compile_bytes_with(&path.display().to_string(), bytes, &resolver_beside(path))
+}
+
+/// `use layers` loads `layers.nn` beside the file; `use "a/b.nn"` a path.
+fn resolver_beside(path: &Path) -> impl Fn(&str) -> Option<(String, String)> {
     let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    // `use layers` loads `layers.nn` beside the file; `use "a/b.nn"` a path.
-    let resolve = move |target: &str| {
+    move |target: &str| {
         let file = if target.ends_with(".nn") {
             dir.join(target)
         } else {
             dir.join(format!("{}.nn", target.replace('.', "/")))
         };
         std::fs::read_to_string(&file).ok().map(|t| (file.display().to_string(), t))
-    };
-    driver::compile_bytes_with(&path.display().to_string(), bytes, &resolve)
+    }
 }
 
 /// `load` then `report`: the compilation, or None after printing why the
@@ -209,15 +223,31 @@ pub(crate) fn report(c: &Compilation) -> usize {
     errors
 }
 
-fn check(files: &[PathBuf]) -> i32 {
+/// `nnc check`: each file with its data headers; fixes are shown only
+/// when they were checked to work.
+fn check(files: &[PathBuf], format: Format) -> i32 {
     let mut errors = 0;
     let data_dir = std::env::var_os("NNC_DATA").map(PathBuf::from);
+    let mut reports = vec![];
     for f in files {
+        let data = |c: &mut Compilation| report::check_against_data(c, f, data_dir.as_deref());
         match load(f) {
             Ok(mut c) => {
-                let base = report::base_dir(f);
-                driver::check_data(&mut c, &|src| crate::runtime::load::feature_shape(src, &base, data_dir.as_deref()));
-                errors += report(&c)
+                data(&mut c);
+                let recheck = |text: &str| {
+                    let mut c2 = recompile(f, text);
+                    data(&mut c2);
+                    c2
+                };
+                let fixes: Vec<Vec<diag::Fix>> = c.diagnostics().iter().map(|d| driver::verify_fixes(&c, d, &recheck)).collect();
+                errors += c.diagnostics().iter().filter(|d| d.is_error()).count();
+                match format {
+                    Format::Text => report_with(&c, &fixes),
+                    Format::Json => reports.push(serde_json::json!({
+                        "file": f.display().to_string(),
+                        "diagnostics": c.diagnostics().iter().zip(&fixes).map(|(d, fx)| diag::to_json(d, &c.db, fx)).collect::<Vec<_>>(),
+                    })),
+                }
             }
             Err(msg) => {
                 eprintln!("{msg}");
@@ -225,12 +255,39 @@ fn check(files: &[PathBuf]) -> i32 {
             }
         }
     }
+    if format == Format::Json {
+        say!("{}", serde_json::json!({ "files": reports, "errors": errors }));
+        return i32::from(errors > 0);
+    }
     if errors == 0 {
         say!("checked {} file{}: no errors", files.len(), if files.len() == 1 { "" } else { "s" });
         0
     } else {
         eprintln!("{errors} error{} found", if errors == 1 { "" } else { "s" });
         1
+    }
+}
+
+/// `path` compiled as if its text were `text` (`use` lines resolved beside it).
+fn recompile(path: &Path, text: &str) -> Compilation {
+    driver::compile_with(&path.display().to_string(), text, &resolver_beside(path))
+}
+
+/// Print diagnostics; a help line that proposes a fix is kept only when
+/// the fix was checked to work (`fixes[i]` for diagnostic `i`).
+fn report_with(c: &Compilation, fixes: &[Vec<diag::Fix>]) {
+    let color = std::io::stderr().is_terminal();
+    for (d, fx) in c.diagnostics().iter().zip(fixes) {
+        let mut d = d.clone();
+        if fx.is_empty() && !d.proposed_fixes().is_empty() {
+            d.help = None;
+        }
+        let text = if color {
+            diag::render(&d, &c.db)
+        } else {
+            diag::render_plain(&d, &c.db)
+        };
+        eprintln!("{text}");
     }
 }
 

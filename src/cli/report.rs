@@ -66,8 +66,7 @@ pub fn load_checked(file: &Path, data_dir: Option<&Path>) -> Option<Compilation>
 
 /// The checks of `load_checked` on a compilation already made.
 pub fn check_loaded(mut c: Compilation, file: &Path, data_dir: Option<&Path>) -> Option<Compilation> {
-    let base = base_dir(file);
-    driver::check_data(&mut c, &|src| load::feature_shape(src, &base, data_dir));
+    check_against_data(&mut c, file, data_dir);
     if super::report(&c) > 0 {
         return None;
     }
@@ -76,6 +75,29 @@ pub fn check_loaded(mut c: Compilation, file: &Path, data_dir: Option<&Path>) ->
         return None;
     }
     Some(c)
+}
+
+/// The checks that read the data's headers and labels (its shape against
+/// the model's input, its classes against the model's outputs) and the
+/// memory estimate against this machine, before anything is allocated.
+pub fn check_against_data(c: &mut Compilation, file: &Path, data_dir: Option<&Path>) {
+    let base = base_dir(file);
+    driver::check_data(c, &|src| load::feature_shape(src, &base, data_dir));
+    driver::check_labels(c, &|src| load::label_summary(src, &base, data_dir));
+    driver::check_memory(c, physical_memory());
+}
+
+/// Total memory of this machine in bytes (`/proc/meminfo`); unlimited
+/// where it cannot be read.
+fn physical_memory() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| {
+            let line = t.lines().find(|l| l.starts_with("MemTotal:"))?;
+            let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+            kib.checked_mul(1024)
+        })
+        .unwrap_or(u64::MAX)
 }
 
 /// `loss 0.1234  accuracy 0.9712  f1 0.9701`.

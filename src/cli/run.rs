@@ -70,8 +70,6 @@ struct Progress<'a> {
     started: Instant,
     /// The history before this process started (a resumed run).
     history: Vec<EpochReport>,
-    /// The last percentage printed in plain mode.
-    last_pct: usize,
 }
 
 impl Progress<'_> {
@@ -93,12 +91,13 @@ impl Observer for Progress<'_> {
     }
 
     fn batch(&mut self, p: &BatchProgress) {
-        if self.quiet {
+        // Not a terminal (a log, CI, a pipe): only the line per epoch, no
+        // progress fragments.
+        if self.quiet || !self.tty {
             return;
         }
         if p.batch == 1 {
             self.started = Instant::now();
-            self.last_pct = 0;
             if self.tty {
                 let bar = ProgressBar::with_draw_target(Some(p.batches as u64), ProgressDrawTarget::stdout());
                 let style = ProgressStyle::with_template("epoch {prefix}  [{bar:30.cyan/blue}] {pos}/{len}  {msg}  eta {eta}")
@@ -111,19 +110,9 @@ impl Observer for Progress<'_> {
         }
         let rate = p.samples as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
         let msg = format!("loss {:.4}  {:.0} samples/s", p.running_loss, rate);
-        match &self.bar {
-            Some(bar) => {
-                bar.set_position(p.batch as u64);
-                bar.set_message(msg);
-            }
-            None => {
-                // Not a terminal: a plain line every 25 % of an epoch.
-                let pct = p.batch * 100 / p.batches.max(1);
-                if pct / 25 > self.last_pct / 25 && p.batch < p.batches {
-                    self.last_pct = pct;
-                    say!("epoch {}/{}  {pct:>3}%  {msg}", p.epoch, p.epochs);
-                }
-            }
+        if let Some(bar) = &self.bar {
+            bar.set_position(p.batch as u64);
+            bar.set_message(msg);
         }
     }
 
@@ -264,7 +253,6 @@ pub fn run(args: &RunArgs) -> i32 {
             bar: None,
             started: Instant::now(),
             history: opts.resume.as_ref().map(|r| r.1.clone()).unwrap_or_default(),
-            last_pct: 0,
         };
         let outcome = match train::train_with(plan, &splits, &opts, &mut obs) {
             Ok(o) => o,

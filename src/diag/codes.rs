@@ -73,6 +73,10 @@ codes! {
     "The dataset's samples, read from the file's header (IDX) or first row (CSV)\nwithout reading the whole file, do not have as many values as the model's input.\nSamples are reshaped to the input, so only the count must agree: MNIST's\n[28, 28] images fit `x: [batch, 28, 28]` and `x: [batch, 784]`, but not\n`x: [batch, 64]`.\n\n    model M(x: [batch, 784]) -> [batch, 10] = x |> Dense(784 -> 10)\n    train M { data = csv(\"digits.csv\", label: 64) ... }   // error: 64 values, not 784\n\nFix the model's input or point `data =` at the intended dataset.";
     "E0309", "wrong rank",
     "The tensor has a different number of dimensions than the operation needs.";
+    "E0313", "a column broadcast against a vector",
+    "An elementwise operation between `[batch, 1]` and `[batch]` would broadcast\nto `[batch, batch]`: every row of one paired with every row of the other.\nNumPy and PyTorch allow it, and a loss computed that way trains and reports\nplausible numbers while being wrong. It is almost always a regression model's\n`[batch, 1]` output against a `[batch]` column of targets.\n\n    model Price(x: [batch, 3]) -> [batch, 1] = x |> Dense(3 -> 1)\n    loss = mse(model(x), y)        // y: [batch]: error\n    loss = mse(model(x), reshape(y, [-1, 1]))   // both [batch, 1]\n\nMake both operands the same shape: reshape the vector into a column, or\ndeclare the model's output as `[batch]`.";
+    "E0314", "parameter shape uses the batch dimension",
+    "A parameter is created once, when its layer is built, and has one shape for\nevery batch. Its shape can use the layer's arguments, not `batch` or another\ndimension of the input, which are known only when the layer is applied.\n\n    layer Scale(n: int) {\n        param s: [batch, n] = ones()   // error\n        param s: [n] = ones()          // broadcasting repeats it over the batch\n    }";
     "E0320", "index out of range",
     "An index or a slice bound names a position the axis does not have. Positions\ncount from 0; negative ones count from the end (-1 is the last):\n\n    x: [batch, 10]\n    x[:, 10]       // error: axis 1 has positions 0 to 9\n    x[:, 0:12]     // error: the slice end can be at most 10; write `x[:, 0:10]` or `x[:, 0:]`\n\nUnlike NumPy, nnc does not clamp a slice bound that lies outside the axis: in a\nmodel whose sizes are known, such a bound is a mistake. A `gather` id outside\nthe axis can only be known at run time; it reads NaN (as JAX's `take` does), so\nthe training step stops with a non-finite loss instead of going on silently.";
     "E0321", "invalid slice",
@@ -85,12 +89,16 @@ codes! {
     "The batch dim (and any other symbolic dim) is known only when the model runs,\nso an index, a slice bound, padding or a concatenation along it cannot be\nchecked. Only `:` (the whole axis) may stand there. Index the other axes:\n`x[:, 0]` is the first feature of every sample.";
     "E0401", "not differentiable",
     "Gradients flow only through f32 values. The loss depends on the trained\nparameters only through integer or comparison results, so it has no gradient.";
+    "E0403", "parameters that get no gradient",
+    "Some trained parameters reach the loss only through an operation whose\nderivative is zero everywhere: a comparison (`x > 0`), the `step` activation,\n`sign`. Their gradient is always 0, so training never changes them and the\nmodel cannot learn. The perceptron's threshold is why multilayer networks use\nsmooth activations.\n\n    x |> Dense(2 -> 4, step)   // error: dense1.W and dense1.b get no gradient\n    x |> Dense(2 -> 4, relu)   // or sigmoid, tanh";
     "E0501", "backend limit",
     "The program is valid but uses a feature the selected backend cannot run.";
     "E0502", "program too large to check",
     "Checking inlines every call and evaluates every compile-time value. This\nprogram needs more evaluation steps, IR instructions or list values than nnc\nallows for one compile (millions: far more than any real model), so checking\nstopped with this error rather than running out of time or memory. The usual\ncause is a chain of functions each calling the next twice:\n\n    fn f1(x) = f0(x) + f0(x)\n    fn f2(x) = f1(x) + f1(x)   // ... f40 inlines f0 2^40 times\n\nCompute the shared value once with `let` and use it twice.";
     "E0503", "tensor too large",
     "A tensor's shape has more elements than nnc can allocate and index: at most\n2^31 (2,147,483,648) elements, 8 GiB of f32, per tensor, counting a symbolic\ndim such as `batch` as 1. The sizes are known when the program is checked, so\nthis is reported before anything is allocated.\n\n    model M(x: [batch, 2]) = x |> Dense(2 -> 1099511627776)   // 2^41 weights\n\nUse smaller layers, or split the data into batches.";
+    "E0504", "training block cannot be prepared",
+    "The `train` block has no error of its own, but the training step could not\nbe built from it; the message says why. Each `train` block that nnc cannot\nrun says so instead of disappearing.";
     "E0601", "cannot read data",
     "The dataset named by `data =` could not be read: the file is missing, truncated,\nor not in the expected format. The message names the file. Relative paths are\nresolved against the .nn file's directory, then `--data-dir` / `NNC_DATA`.";
     "E0701", "no ONNX equivalent",
@@ -111,6 +119,12 @@ codes! {
     "`nnc plot` draws functions of one tensor, such as activations: `relu`, `sigmoid`,\n`tanh`, or a `fn` of the file with one parameter (others need defaults). A\nfunction of two tensors (a loss), a layer or a number has no curve to draw.";
     "E0805", "no training run",
     "`nnc explain --grad`, `nnc trace` and `nnc tune` work on a `train` block: the loss\nit differentiates, the data it reads, the settings it tunes. The file declares none\n(or none for the model named with `--model`).";
+    "E0602", "labels that do not fit the model",
+    "The class labels of the data, read before training, do not fit the model: a\nlabel reaches the number of outputs (a 5-output model trained on the 10 digit\nclasses), so the labels from there on have no output to score them; or the\nlabel column holds numbers that are not class ids.\n\n    model M(x: [batch, 784]) -> [batch, 5] = x |> Dense(784 -> 5)\n    train M { data = mnist(\"mnist\") ... }   // error: labels go up to 9\n\nGive the model as many outputs as there are classes. For a column of numbers\nto predict (a price), read it as a regression target: `csv(\"houses.csv\",\ntarget: \"price\")` gives `y: [batch]` of f32.";
+    "W0001", "training may not fit in memory",
+    "The checker's estimate of the memory a training step needs (weights, their\ngradients and optimizer state, and the values of the forward pass and the\nloss at the file's batch size, kept for the backward pass) is more than this\nmachine has. Make the largest layer or value smaller, or lower `batch_size`.";
+    "W0002", "probabilities given to a loss that expects logits",
+    "`cross_entropy` and `categorical_cross_entropy` apply `log_softmax` to their\nfirst argument, so they expect logits (any real numbers). Given the output of\n`softmax` or `sigmoid`, they squash it twice: the model still trains, but\nslowly and to worse accuracy, and its outputs are no longer the probabilities\nthey seem.\n\n    x |> Dense(128 -> 10, softmax)   // warning with cross_entropy(model(x), y)\n    x |> Dense(128 -> 10)            // logits; softmax them to read probabilities";
 }
 
 pub fn lookup(code: &str) -> Option<&'static CodeInfo> {

@@ -2,9 +2,11 @@
 //! explanations, and rendering. This is the only module that uses miette.
 
 mod codes;
+mod json;
 mod render;
 
 pub use codes::{explain, lookup, CodeInfo, CODES};
+pub use json::to_json;
 pub use render::{render, render_plain};
 
 use crate::base::Span;
@@ -23,6 +25,44 @@ pub struct Label {
     pub message: String,
 }
 
+/// One replacement in a source file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Edit {
+    pub span: Span,
+    pub replacement: String,
+}
+
+/// A change that would remove a diagnostic: a title for editors and the
+/// edits, which may lie anywhere in the file (inserting `flatten` before a
+/// stage, dropping an activation argument). A fix is only a proposal until
+/// `driver::verify_fixes` has compiled the changed text and found the
+/// error gone without a new one.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Fix {
+    pub title: String,
+    pub edits: Vec<Edit>,
+}
+
+impl Fix {
+    pub fn replace(span: Span, replacement: impl Into<String>) -> Fix {
+        let replacement = replacement.into();
+        Fix {
+            title: format!("Replace with `{replacement}`"),
+            edits: vec![Edit { span, replacement }],
+        }
+    }
+    /// `text` (the file `span`s point into) with the edits applied.
+    pub fn apply(&self, text: &str) -> String {
+        let mut edits: Vec<&Edit> = self.edits.iter().collect();
+        edits.sort_by_key(|e| std::cmp::Reverse(e.span.start));
+        let mut out = text.to_string();
+        for e in edits {
+            out.replace_range(e.span.range(), &e.replacement);
+        }
+        out
+    }
+}
+
 /// One problem found in the source: a code (`E0301`), a message naming the
 /// operation, one primary label on the smallest span to change, secondary
 /// labels saying where conflicting facts came from, and an optional fix.
@@ -35,6 +75,8 @@ pub struct Diagnostic {
     pub secondary: Vec<Label>,
     pub help: Option<String>,
     pub notes: Vec<String>,
+    /// Proposed fixes, best first (see [`Fix`]).
+    pub fixes: Vec<Fix>,
 }
 
 impl Diagnostic {
@@ -55,6 +97,7 @@ impl Diagnostic {
             secondary: vec![],
             help: None,
             notes: vec![],
+            fixes: vec![],
         }
     }
     pub fn with_secondary(mut self, span: Span, message: impl Into<String>) -> Diagnostic {
@@ -72,6 +115,31 @@ impl Diagnostic {
         self.notes.push(note.into());
         self
     }
+    /// A help line and the fix it describes.
+    pub fn with_fix(mut self, help: impl Into<String>, fix: Fix) -> Diagnostic {
+        self.help = Some(help.into());
+        self.fixes.push(fix);
+        self
+    }
+    /// The fixes to try: the structured ones, or else the replacement of
+    /// the primary span that a help text names ("did you mean `relu`?",
+    /// "write `Dense(128 -> 64, relu)`").
+    pub fn proposed_fixes(&self) -> Vec<Fix> {
+        if !self.fixes.is_empty() {
+            return self.fixes.clone();
+        }
+        let Some(help) = &self.help else { return vec![] };
+        let Some(rest) = ["did you mean `", "write `"]
+            .iter()
+            .find_map(|p| help.split_once(p).map(|(_, r)| r))
+        else {
+            return vec![];
+        };
+        match rest.split_once('`') {
+            Some((code, _)) => vec![Fix::replace(self.primary.span, code)],
+            None => vec![],
+        }
+    }
     pub fn is_error(&self) -> bool {
         self.severity == Severity::Error
     }
@@ -85,15 +153,37 @@ pub struct Diagnostics {
     /// rather than a scan (a generated file with thousands of errors was
     /// quadratic).
     seen: HashSet<u64>,
+    /// Errors pushed so far, counting the ones merged into an earlier
+    /// report: whether a phase found a problem, even a known one.
+    pub errors_pushed: usize,
 }
 
 impl Diagnostics {
     pub fn push(&mut self, d: Diagnostic) {
-        // The same problem reached twice (e.g. a layer applied in two places)
-        // is reported once.
-        if self.seen.insert(fingerprint(&d)) {
-            self.items.push(d);
+        self.errors_pushed += usize::from(d.is_error());
+        // The same problem reached twice is reported once.
+        if !self.seen.insert(fingerprint(&d)) {
+            return;
         }
+        // The same mistake reached from another use of its layer or
+        // function (a label "in this use") joins the first report, the use
+        // as a label. Only such reports pay for the scan.
+        if d.secondary.iter().any(|l| l.message == "in this use") {
+            if let Some(old) = self
+                .items
+                .iter_mut()
+                .find(|o| o.code == d.code && o.primary.span == d.primary.span && o.message == d.message)
+            {
+                for l in d.secondary {
+                    if !old.secondary.iter().any(|o| o.span == l.span) {
+                        let message = if l.message == "in this use" { "also used here".to_string() } else { l.message };
+                        old.secondary.push(Label { span: l.span, message });
+                    }
+                }
+                return;
+            }
+        }
+        self.items.push(d);
     }
     pub fn has_errors(&self) -> bool {
         self.items.iter().any(Diagnostic::is_error)

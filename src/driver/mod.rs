@@ -117,6 +117,9 @@ pub fn compile_with(name: &str, text: &str, resolve: Resolver) -> Compilation {
         }
     }
     let mut analysis = sema::analyze(&db, root, &module, &stdlib, &imported);
+    for d in check_gradients(&db, &analysis) {
+        analysis.diags.push(d);
+    }
     if module.items.is_empty() && parse_diags.is_empty() {
         let span = crate::base::Span::new(root, 0, text.len().min(1));
         analysis.diags.push(
@@ -182,4 +185,304 @@ pub fn lower_function(text: &str, name: &str, args: &[crate::ir::Type]) -> Resul
         return Err(parse);
     }
     sema::lower_function(&db, root, &module, &stdlib, name, args).map_err(|d| d.items)
+}
+
+/// The fixes of `d` that work: each is applied to the root file's text and
+/// the result is checked again with `recheck`; a fix is kept only when the
+/// changed file no longer has `d` (the same code where `d` started), has
+/// fewer errors, and has no error of a kind it did not have before (so a
+/// fix never trades one mistake for another).
+pub fn verify_fixes(c: &Compilation, d: &Diagnostic, recheck: &dyn Fn(&str) -> Compilation) -> Vec<crate::diag::Fix> {
+    let root_text = &c.db.file(c.root).text;
+    let kinds = |c: &Compilation| -> Vec<(&'static str, String)> {
+        c.diagnostics()
+            .iter()
+            .filter(|x| x.is_error())
+            .map(|x| (x.code, x.message.clone()))
+            .collect()
+    };
+    let before = kinds(c);
+    d.proposed_fixes()
+        .into_iter()
+        .filter(|f| !f.edits.is_empty() && f.edits.iter().all(|e| e.span.file == c.root))
+        .filter(|f| {
+            let after = recheck(&f.apply(root_text));
+            let same = after
+                .diagnostics()
+                .iter()
+                .any(|a| a.code == d.code && a.primary.span.start == d.primary.span.start && a.message == d.message);
+            let now = kinds(&after);
+            let fewer = if d.is_error() {
+                now.len() < before.len()
+            } else {
+                now.len() <= before.len()
+            };
+            !same && fewer && now.iter().all(|k| before.contains(k))
+        })
+        .collect()
+}
+
+/// Check each classifier's labels against its model before training
+/// (E0602): labels that reach the model's number of outputs (a 5-output
+/// model on the 10 digit classes trains and reports plausible numbers),
+/// and a label column that holds numbers that are not class ids (a
+/// regression target, read with `target:`). `labels` reads only the label
+/// column or file; a source that cannot be read is left to `nnc run`.
+pub fn check_labels(
+    c: &mut Compilation,
+    labels: &dyn Fn(&sema::DataSource) -> Result<Option<crate::runtime::data::LabelSummary>, crate::runtime::data::DataError>,
+) {
+    let mut found = vec![];
+    for plan in &c.analysis.plans {
+        if plan.label.dtype != crate::ir::DType::I32 {
+            continue;
+        }
+        let Ok(Some(summary)) = labels(&plan.data.source) else { continue };
+        if let Some((line, text)) = &summary.not_a_class {
+            let mut d = Diagnostic::error(
+                "E0602",
+                format!("the label column holds `{text}` (line {line}), which is not a class id"),
+                plan.data.span,
+                "labels are read as class ids here",
+            )
+            .with_note("class ids are whole numbers from 0; a column of numbers to predict is a regression target");
+            if let Some(kw) = keyword_span(&c.db, plan.data.span, "label") {
+                d = d.with_fix(
+                    "to predict these numbers, read the column with `target:`",
+                    crate::diag::Fix::replace(kw, "target"),
+                );
+            }
+            found.push(d);
+            continue;
+        }
+        let Some(outputs) = plan
+            .predict
+            .results
+            .first()
+            .and_then(|&v| plan.predict.ty(v).shape.last().and_then(|d| d.known()))
+        else {
+            continue;
+        };
+        if summary.classes > outputs {
+            let mut d = Diagnostic::error(
+                "E0602",
+                format!(
+                    "the labels go up to {} ({} classes), but `{}` has {outputs} outputs",
+                    summary.classes - 1,
+                    summary.classes,
+                    plan.model
+                ),
+                plan.data.span,
+                format!("labels 0..{} here", summary.classes - 1),
+            )
+            .with_note(format!(
+                "labels {outputs} and above have no output to score them, so the model cannot learn them"
+            ));
+            if let Some(decl) = plan.output_decl {
+                d = d.with_secondary(decl, format!("{outputs} outputs"));
+            }
+            let edits: Vec<crate::diag::Edit> = plan
+                .output_spans
+                .iter()
+                .map(|&span| crate::diag::Edit {
+                    span,
+                    replacement: summary.classes.to_string(),
+                })
+                .collect();
+            if !edits.is_empty() {
+                d = d.with_fix(
+                    format!("give the model {} outputs", summary.classes),
+                    crate::diag::Fix {
+                        title: format!("Give the model {} outputs", summary.classes),
+                        edits,
+                    },
+                );
+            }
+            found.push(d);
+        }
+    }
+    for d in found {
+        c.analysis.diags.push(d);
+    }
+}
+
+/// The span of `name` used as a keyword (`name:`) inside `within`.
+fn keyword_span(db: &SourceDb, within: crate::base::Span, name: &str) -> Option<crate::base::Span> {
+    let text = db.text(within);
+    let mut from = 0;
+    while let Some(i) = text[from..].find(name) {
+        let at = from + i;
+        let before_ok = at == 0 || !text[..at].ends_with(|c: char| c.is_alphanumeric() || c == '_');
+        let rest = text[at + name.len()..].trim_start();
+        if before_ok && rest.starts_with(':') {
+            let start = within.start as usize + at;
+            return Some(crate::base::Span::new(within.file, start, start + name.len()));
+        }
+        from = at + name.len();
+    }
+    None
+}
+
+/// W0001: a training run that cannot fit in `available` bytes, from the
+/// checker's shapes before anything is allocated. The estimate counts the
+/// weights, their gradients and optimizer states, and every value of the
+/// forward pass and loss at the file's batch size twice (kept for the
+/// backward pass, and its gradient).
+pub fn check_memory(c: &mut Compilation, available: u64) {
+    let mut found = vec![];
+    for plan in &c.analysis.plans {
+        let batch = plan.settings.batch_size as u128;
+        let numel = |t: &crate::ir::Type| {
+            t.shape
+                .iter()
+                .fold(1u128, |n, d| n.saturating_mul(d.known().map_or(batch, |k| k as u128)))
+        };
+        let params: u128 = plan.params.iter().map(|p| numel(&p.ty)).sum();
+        let grads: u128 = plan.params.iter().filter(|p| p.trainable).map(|p| numel(&p.ty)).sum();
+        let states: u128 = plan.states.iter().flat_map(|(_, s)| s.iter().map(|(_, t)| numel(t))).sum();
+        let weights = 4u128.saturating_mul(params.saturating_add(grads).saturating_add(states));
+        let values: u128 = plan.loss.types.iter().map(numel).fold(0u128, u128::saturating_add);
+        let activations = 8u128.saturating_mul(values);
+        let total = weights.saturating_add(activations);
+        if total <= u128::from(available) {
+            continue;
+        }
+        // Point at what dominates: the layer with the largest weight, or
+        // the largest value written in the file.
+        let layers = c
+            .analysis
+            .model_layers
+            .iter()
+            .find(|(m, _)| *m == plan.model)
+            .map(|(_, l)| l.as_slice())
+            .unwrap_or(&[]);
+        let heaviest = layers
+            .iter()
+            .filter(|l| l.span.file == c.root)
+            .max_by_key(|l| l.params.iter().map(|(_, t)| numel(t)).sum::<u128>());
+        let span = match (heaviest, plan.largest_value) {
+            (Some(l), _) if weights >= activations => l.span,
+            (_, Some((_, s))) => s,
+            (Some(l), None) => l.span,
+            (None, None) => plan.span,
+        };
+        let gib = |b: u128| b as f64 / (1u128 << 30) as f64;
+        found.push(
+            Diagnostic::error(
+                "W0001",
+                format!(
+                    "training `{}` needs about {:.1} GiB, more than the {:.1} GiB of memory here",
+                    plan.model,
+                    gib(total),
+                    gib(u128::from(available))
+                ),
+                span,
+                if weights >= activations {
+                    format!("{:.1} GiB of weights, gradients and optimizer state", gib(weights))
+                } else {
+                    format!("{:.1} GiB of values at batch size {batch}", gib(activations))
+                },
+            )
+            .with_note(format!(
+                "{} parameters; {:.1} GiB for the values of a step at batch size {batch}",
+                crate::runtime::summary::thousands(params.min(u128::from(u64::MAX)) as u64),
+                gib(activations)
+            )),
+        );
+    }
+    for d in found {
+        c.analysis.diags.push(d);
+    }
+}
+
+/// E0403: trained parameters that the loss depends on only through ops
+/// whose derivative is zero (a comparison, `step`, `sign`), so training
+/// never changes them. One error per blocking place, naming the
+/// parameters; found with the differentiation rules themselves.
+fn check_gradients(db: &SourceDb, a: &Analysis) -> Vec<Diagnostic> {
+    let mut out = vec![];
+    for plan in &a.plans {
+        let f = &plan.loss;
+        let n = f.types.len();
+        let Some(&loss) = f.results.first() else { continue };
+        // Which params each value depends on, through any op and through
+        // differentiable operands only.
+        let mut any: Vec<Vec<usize>> = vec![vec![]; n];
+        let mut diff: Vec<Vec<usize>> = vec![vec![]; n];
+        // The loss function's params are x, y, then the model's params.
+        for (i, v) in f.params.iter().enumerate().skip(2) {
+            any[v.index()].push(i - 2);
+            diff[v.index()].push(i - 2);
+        }
+        for inst in &f.insts {
+            let r = inst.result.index();
+            let mut a_set: Vec<usize> = inst.args.iter().flat_map(|v| any[v.index()].clone()).collect();
+            let mut d_set: Vec<usize> = crate::autodiff::differentiable_args(&inst.op)
+                .iter()
+                .flat_map(|&i| diff[inst.args[i].index()].clone())
+                .collect();
+            a_set.sort_unstable();
+            a_set.dedup();
+            d_set.sort_unstable();
+            d_set.dedup();
+            any[r] = a_set;
+            diff[r] = d_set;
+        }
+        let dead: Vec<usize> = any[loss.index()]
+            .iter()
+            .copied()
+            .filter(|p| plan.params[*p].trainable && !diff[loss.index()].contains(p))
+            .collect();
+        if dead.is_empty() {
+            continue;
+        }
+        // Group the dead params by the first blocker they flow into.
+        let mut groups: Vec<(crate::base::Span, Vec<usize>)> = vec![];
+        for p in dead {
+            let at = plan
+                .blockers
+                .iter()
+                .find(|(v, _)| any[v.index()].contains(&p))
+                .map_or(plan.span, |(_, s)| *s);
+            match groups.iter_mut().find(|(s, _)| *s == at) {
+                Some((_, ps)) => ps.push(p),
+                None => groups.push((at, vec![p])),
+            }
+        }
+        // No parameter at all gets a gradient: the loss is not
+        // differentiable (E0401); some of them: E0403.
+        let alive = plan
+            .params
+            .iter()
+            .enumerate()
+            .any(|(i, p)| p.trainable && diff[loss.index()].contains(&i));
+        let code = if alive { "E0403" } else { "E0401" };
+        for (at, ps) in groups {
+            let names: Vec<String> = ps.iter().map(|&p| format!("`{}`", plan.params[p].name)).collect();
+            let mut d = Diagnostic::error(
+                code,
+                format!(
+                    "{} get{} no gradient: the loss depends on {} only through an operation whose derivative is zero",
+                    names.join(", "),
+                    if names.len() == 1 { "s" } else { "" },
+                    if names.len() == 1 { "it" } else { "them" }
+                ),
+                at,
+                "its derivative is zero everywhere",
+            )
+            .with_note("training would never change these parameters");
+            // A threshold passed as an activation: a smooth one learns.
+            let written = db.text(at);
+            if !written.is_empty() && written.chars().all(|c| c.is_alphanumeric() || c == '_') {
+                d = d.with_fix(
+                    "use a smooth activation such as `relu`, `tanh` or `sigmoid`",
+                    crate::diag::Fix::replace(at, "relu"),
+                );
+            } else {
+                d = d.with_help("use a smooth function of it, or train what comes after it only");
+            }
+            out.push(d);
+        }
+    }
+    out
 }

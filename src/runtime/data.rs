@@ -403,6 +403,9 @@ pub struct CsvOptions {
     pub header: Header,
     /// Multiply every feature by this (e.g. `1/16` for the digits CSV).
     pub scale: Option<f32>,
+    /// The label column holds regression targets (any finite number), not
+    /// class ids: `csv(..., target: "price")`.
+    pub regression: bool,
 }
 
 impl Default for CsvOptions {
@@ -413,6 +416,7 @@ impl Default for CsvOptions {
             label: LabelColumn::Index(-1),
             header: Header::Auto,
             scale: None,
+            regression: false,
         }
     }
 }
@@ -606,7 +610,15 @@ pub fn load_csv(path: &Path, opts: &CsvOptions) -> Result<Dataset, DataError> {
             ));
         }
         for (c, field) in fields.iter().enumerate() {
-            if c == label {
+            if c == label && opts.regression {
+                let v: f32 = field.parse().ok().filter(|v: &f32| v.is_finite()).ok_or_else(|| {
+                    DataError::new(
+                        path,
+                        format!("line {line_no}, column {}: target `{field}` is not a finite number", c + 1),
+                    )
+                })?;
+                labels.push(v);
+            } else if c == label {
                 let id = parse_class_id(field).ok_or_else(|| {
                     DataError::new(
                         path,
@@ -660,9 +672,63 @@ pub fn load_csv(path: &Path, opts: &CsvOptions) -> Result<Dataset, DataError> {
     Ok(Dataset {
         x,
         y,
-        y_is_class: true,
-        num_classes: Some(max_label as usize + 1),
+        y_is_class: !opts.regression,
+        num_classes: (!opts.regression).then_some(max_label as usize + 1),
         name: dataset_name(path),
+    })
+}
+
+/// What the labels of a dataset hold, for checking them against the model
+/// before training: one more than the largest class id, or the first value
+/// that is not a class id (`(line, text)`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct LabelSummary {
+    pub classes: usize,
+    pub not_a_class: Option<(usize, String)>,
+}
+
+/// The label column of a CSV file, read without the features.
+pub fn csv_label_summary(path: &Path, opts: &CsvOptions) -> Result<LabelSummary, DataError> {
+    let mut lines = Lines::open(path)?;
+    let prelude = read_prelude(&mut lines, opts)?;
+    let mut classes = 0;
+    let mut check = |line_no: usize, text: &str| -> Option<(usize, String)> {
+        let field = split_fields(text).get(prelude.label).copied().unwrap_or("").to_string();
+        match parse_class_id(&field) {
+            Some(id) => {
+                classes = classes.max(id as usize + 1);
+                None
+            }
+            None => Some((line_no, field)),
+        }
+    };
+    let mut not_a_class = check(prelude.first.0, &prelude.first.1);
+    if let (None, Some((n, t))) = (&not_a_class, &prelude.second) {
+        not_a_class = check(*n, t);
+    }
+    while not_a_class.is_none() {
+        let Some((n, text)) = lines.next_line()? else { break };
+        not_a_class = check(n, &text);
+    }
+    Ok(LabelSummary { classes, not_a_class })
+}
+
+/// One more than the largest label of an IDX label file.
+pub fn idx_label_summary(path: &Path) -> Result<LabelSummary, DataError> {
+    let labels = read_idx(path)?;
+    Ok(LabelSummary {
+        classes: labels.iter().max().map_or(0, |&m| m as usize + 1),
+        not_a_class: None,
+    })
+}
+
+/// MNIST's training and test labels.
+pub fn mnist_label_summary(dir: &Path) -> Result<LabelSummary, DataError> {
+    let train = idx_label_summary(&mnist_file(dir, MNIST_TRAIN_LABELS)?)?;
+    let test = idx_label_summary(&mnist_file(dir, MNIST_TEST_LABELS)?)?;
+    Ok(LabelSummary {
+        classes: train.classes.max(test.classes),
+        ..train
     })
 }
 

@@ -81,11 +81,27 @@ fn fit_input(ds: Dataset, input: &ir::Type, path: &Path) -> Result<Dataset, Data
 }
 
 /// The CSV reading options a `csv(...)` source asks for.
-fn csv_options(label: &CsvLabel, scale: Option<f64>) -> CsvOptions {
+fn csv_options(label: &CsvLabel, scale: Option<f64>, regression: bool) -> CsvOptions {
     CsvOptions {
         label: label_column(label),
         header: Header::Auto,
         scale: scale.map(|v| v as f32),
+        regression,
+    }
+}
+
+/// The class labels of a data source (`None` for regression targets and
+/// inline data), read without the features: checked against the model's
+/// outputs before training.
+pub fn label_summary(source: &DataSource, base: &Path, data_dir: Option<&Path>) -> Result<Option<data::LabelSummary>, DataError> {
+    match source {
+        DataSource::Inline { .. } | DataSource::Csv { regression: true, .. } => Ok(None),
+        DataSource::Csv { path, label, scale, .. } => {
+            let p = resolve(path, base, data_dir)?;
+            Ok(Some(data::csv_label_summary(&p, &csv_options(label, *scale, false))?))
+        }
+        DataSource::Mnist { dir } => Ok(Some(data::mnist_label_summary(&resolve(dir, base, data_dir)?)?)),
+        DataSource::Idx { labels, .. } => Ok(Some(data::idx_label_summary(&resolve(labels, base, data_dir)?)?)),
     }
 }
 
@@ -104,9 +120,14 @@ pub fn load_splits(plan: &TrainPlan, base: &Path, data_dir: Option<&Path>) -> Re
             };
             (ds, None, PathBuf::from("<inline data>"))
         }
-        DataSource::Csv { path, label, scale } => {
+        DataSource::Csv {
+            path,
+            label,
+            scale,
+            regression,
+        } => {
             let p = resolve(path, base, data_dir)?;
-            let opts = csv_options(label, *scale);
+            let opts = csv_options(label, *scale, *regression);
             (data::load_csv(&p, &opts)?, None, p)
         }
         DataSource::Mnist { dir } => {
@@ -184,9 +205,14 @@ pub fn load_splits(plan: &TrainPlan, base: &Path, data_dir: Option<&Path>) -> Re
 pub fn feature_shape(source: &DataSource, base: &Path, data_dir: Option<&Path>) -> Result<Vec<usize>, DataError> {
     match source {
         DataSource::Inline { x, .. } => Ok(vec![x.first().map_or(0, Vec::len)]),
-        DataSource::Csv { path, label, scale } => {
+        DataSource::Csv {
+            path,
+            label,
+            scale,
+            regression,
+        } => {
             let p = resolve(path, base, data_dir)?;
-            let opts = csv_options(label, *scale);
+            let opts = csv_options(label, *scale, *regression);
             Ok(vec![data::csv_feature_count(&p, &opts)?])
         }
         DataSource::Mnist { dir } => data::mnist_shape(&resolve(dir, base, data_dir)?),

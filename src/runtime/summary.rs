@@ -112,6 +112,11 @@ pub fn summarize(f: &Func, layers: &[LayerRecord]) -> Summary {
     }
     for (row, l) in rows.iter_mut().skip(1).zip(layers) {
         row.params = l.params.iter().map(|(_, t)| numel(t) as usize).fold(0, usize::saturating_add);
+        // What the layer returned, as the checker saw it: a function
+        // applied after it (a reshape, a mean) is not the layer's output.
+        if let Some(out) = &l.output {
+            row.output = out.clone();
+        }
     }
     // An input row with no work of its own (no flatten) says nothing.
     if rows[0].flops == 0 && outputs[0].is_none() {

@@ -188,12 +188,13 @@ fn axes_arg(e: &mut Elab, v: Option<&(Val, Span)>, rank: usize) -> Result<Vec<us
         match shape::axis(a, rank) {
             Some(x) => axes.push(x),
             None => {
-                let d = Diagnostic::error(
+                let mut d = Diagnostic::error(
                     "E0306",
                     format!("axis {a} is out of range for a tensor of rank {rank}"),
                     *span,
                     format!("valid axes are {} to {}", -(rank as i64), rank as i64 - 1),
                 );
+                axis_fix(e, &mut d, *span, a, rank);
                 e.report(d);
                 return Err(());
             }
@@ -202,6 +203,31 @@ fn axes_arg(e: &mut Elab, v: Option<&(Val, Span)>, rank: usize) -> Result<Vec<us
     axes.sort();
     axes.dedup();
     Ok(axes)
+}
+
+/// An axis past the end most often meant the last one.
+fn axis_fix(e: &Elab, d: &mut Diagnostic, at: Span, bad: i64, rank: usize) {
+    let Some(user) = e.user_text(at) else { return };
+    let text = e.text(user).trim().to_string();
+    if rank == 0 {
+        return;
+    }
+    let want = if bad >= 0 { rank as i64 - 1 } else { -(rank as i64) };
+    if text.parse::<i64>() == Ok(bad) {
+        *d = d.clone().with_fix(
+            format!("the last axis is {want}"),
+            crate::diag::Fix::replace(user, want.to_string()),
+        );
+    } else if let Some(i) = text.find(&bad.to_string()) {
+        // One axis of a list (`[1, 2]`).
+        let s = user.start as usize + i;
+        let span = Span::new(user.file, s, s + bad.to_string().len());
+        *d = d.clone().with_fix(
+            format!("the last axis is {want}"),
+            crate::diag::Fix::replace(span, want.to_string()),
+        );
+        d.primary.span = span;
+    }
 }
 
 fn bool_arg(v: Option<&(Val, Span)>) -> bool {
@@ -227,7 +253,16 @@ pub fn call(e: &mut Elab, builtin: Builtin, args: Vec<ArgVal>, span: Span, _call
         Builtin::Sqrt => unary(e, UnaryOp::Sqrt),
         Builtin::Tanh => unary(e, UnaryOp::Tanh),
         Builtin::Abs => unary(e, UnaryOp::Abs),
-        Builtin::Sign => unary(e, UnaryOp::Sign),
+        Builtin::Sign => {
+            let before = e.blockers.len();
+            let out = unary(e, UnaryOp::Sign);
+            // A `sign` blocks gradients at the call the user wrote.
+            let at = e.user_place(span);
+            for b in &mut e.blockers[before..] {
+                b.1 = at;
+            }
+            out
+        }
         Builtin::Sin => unary(e, UnaryOp::Sin),
         Builtin::Cos => unary(e, UnaryOp::Cos),
         Builtin::Erf => unary(e, UnaryOp::Erf),
@@ -285,12 +320,14 @@ pub fn call(e: &mut Elab, builtin: Builtin, args: Vec<ArgVal>, span: Span, _call
                 match shape::axis(raw, rank) {
                     Some(v) => norm[k] = v,
                     None => {
-                        let d = Diagnostic::error(
+                        let at = a.get(k + 1).map_or(span, |v| v.1);
+                        let mut d = Diagnostic::error(
                             "E0306",
                             format!("axis {raw} is out of range for a tensor of rank {rank}"),
-                            a.get(k + 1).map_or(span, |v| v.1),
+                            at,
                             format!("the tensor is {}", t.ty),
                         );
+                        axis_fix(e, &mut d, at, raw, rank);
                         e.report(d);
                         return Val::Error;
                     }
@@ -733,6 +770,46 @@ fn select(e: &mut Elab, c: &(Val, Span), a: &(Val, Span), b: &(Val, Span), span:
     e.tensor(TensorTy { dtype: DType::F32, shape }, ir)
 }
 
+/// A target shape whose element count is off: the one number in the list
+/// that, changed, makes the counts agree (`748` for `784`); the primary
+/// label moves to it.
+fn reshape_fix(e: &Elab, d: &mut Diagnostic, list: Span, old_n: i64, new_n: i64) {
+    let Some(user) = e.user_text(list) else { return };
+    let text = e.text(user).to_string();
+    let mut candidates = vec![];
+    let mut start = 0;
+    for part in text.trim_start_matches('[').trim_end_matches(']').split(',') {
+        let at = text[start..].find(part).map_or(start, |i| start + i);
+        start = at + part.len();
+        let Ok(k) = part.trim().parse::<i64>() else { continue };
+        if k <= 0 {
+            continue;
+        }
+        let rest = new_n / k;
+        if rest > 0 && old_n % rest == 0 {
+            let lead = part.len() - part.trim_start().len();
+            let s = user.start as usize + at + lead;
+            candidates.push((Span::new(user.file, s, s + part.trim().len()), old_n / rest));
+        }
+    }
+    if let [(span, want)] = candidates[..] {
+        d.secondary.insert(
+            0,
+            crate::diag::Label {
+                span: d.primary.span,
+                message: d.primary.message.clone(),
+            },
+        );
+        d.primary = crate::diag::Label {
+            span,
+            message: format!("this makes {new_n} elements per sample, not {old_n}"),
+        };
+        *d = d
+            .clone()
+            .with_fix(format!("write {want}"), crate::diag::Fix::replace(span, want.to_string()));
+    }
+}
+
 fn reshape(e: &mut Elab, x: &(Val, Span), s: &(Val, Span)) -> Val {
     let Some(t) = tensor_of(e, x, "`reshape`") else { return Val::Error };
     let Ok(target) = shape_arg(e, &s.0, s.1, true) else {
@@ -789,13 +866,16 @@ fn reshape(e: &mut Elab, x: &(Val, Span), s: &(Val, Span)) -> Val {
         ok = new_n == old_n && new_syms == old_syms;
     }
     if !ok {
-        let d = Diagnostic::error(
+        let mut d = Diagnostic::error(
             "E0307",
             format!("cannot reshape {} to {}", t.ty, shape::shape_str(&dims)),
             s.1,
             format!("{} elements cannot fill this shape", old_n),
         )
         .with_secondary(x.1, format!("this has shape {}", t.ty));
+        if infer_at.is_empty() && new_syms == old_syms {
+            reshape_fix(e, &mut d, s.1, old_n, new_n);
+        }
         e.report(d);
         return Val::Error;
     }

@@ -4,13 +4,16 @@
 use super::elab::{ArgVal, Elab, Mismatch};
 use super::value::{CallRecord, Callable, Env, OptimizerInst, Tensor, TensorTy, Val};
 use crate::base::Span;
-use crate::diag::{suggest, Diagnostic};
+use crate::diag::{suggest, Diagnostic, Edit, Fix};
 use crate::ir::{DType, Dim};
 use crate::syntax::ast::*;
 use std::collections::HashMap;
 use std::rc::Rc;
 
 const MAX_DEPTH: usize = 64;
+
+/// Standard-library functions whose results are probabilities.
+const PROBABILITY_FNS: &[&str] = &["softmax", "sigmoid"];
 
 impl Elab<'_> {
     // ---- calls ------------------------------------------------------------
@@ -24,8 +27,11 @@ impl Elab<'_> {
         let record = self.lowering.then(|| call_head(&f, &args));
         let (start, depth) = (self.b.func().insts.len(), self.frames.len());
         self.frames.push(span);
+        let callee_origin = self.user_text(callee_span);
+        self.callee_origins.push(callee_origin);
         let out = self.call_inner(f, args, span, callee_span);
         self.frames.pop();
+        self.callee_origins.pop();
         if let (Some(Some((callee, layer, args))), Val::Tensor(Tensor { ir: Some(result), .. })) = (record, &out) {
             let end = self.b.func().insts.len();
             self.calls.push(CallRecord {
@@ -55,6 +61,7 @@ impl Elab<'_> {
                 Val::Optimizer(Rc::new(OptimizerInst {
                     decl,
                     args: bound.vars.into_iter().collect(),
+                    origins: bound.origins,
                 }))
             }
             Val::Any => Val::Any,
@@ -152,11 +159,17 @@ impl Elab<'_> {
         let mut env = Env {
             vars: HashMap::new(),
             parent: Some(Rc::new(outer.clone())),
+            ..Default::default()
         };
         for (p, slot) in params.iter().zip(slots) {
             let val = match slot {
                 Some(a) => {
+                    if let Some(o) = self.user_text(a.span) {
+                        env.origins.insert(p.name.name.clone(), o);
+                    }
+                    let arg_span = a.span;
                     let v = self.check_param(p, a, &mut env, callee);
+                    self.check_logits(p, &v, arg_span, callee);
                     if matches!(v, Val::Error) {
                         ok = false;
                     }
@@ -202,6 +215,23 @@ impl Elab<'_> {
                 ("float", Val::Float(_)) => a.val,
                 ("bool", Val::Bool(_)) => a.val,
                 ("str", Val::Str(_)) => a.val,
+                ("int", Val::Float(x)) if x.fract() == 0.0 && x.abs() < 1e15 && a.span.file == self.root => {
+                    // `Dense(1e3 -> 10)`: a whole number written as a float.
+                    let whole = *x as i64;
+                    let d = Diagnostic::error(
+                        "E0203",
+                        format!("argument `{}` of `{callee}` must be a compile-time int", p.name.name),
+                        a.span,
+                        format!("this is the number {x}, a float"),
+                    )
+                    .with_secondary(n.span, format!("`{}` declared as int here", p.name.name))
+                    .with_fix(
+                        format!("write it as an integer: `{whole}`"),
+                        Fix::replace(a.span, whole.to_string()),
+                    );
+                    self.report(d);
+                    Val::Error
+                }
                 ("int" | "float" | "bool" | "str", v) => {
                     let d = Diagnostic::error(
                         if matches!(v, Val::Tensor(_)) { "E0202" } else { "E0203" },
@@ -307,6 +337,7 @@ impl Elab<'_> {
                 name: None,
                 expected: format!("rank {}{}", fixed, if ell.is_some() { " or more" } else { "" }),
                 found: format!("rank {}", shape.len()),
+                at: None,
             });
         }
         // Pair each pattern dim with its actual dim.
@@ -336,6 +367,7 @@ impl Elab<'_> {
                                 name: if let DimExpr::Name(n) = pd { Some(n.name.clone()) } else { None },
                                 expected: w.to_string(),
                                 found: actual.to_string(),
+                                at: Some(pd.span()),
                             })
                         }
                         _ => {}
@@ -456,6 +488,7 @@ impl Elab<'_> {
             Some(e) => Env {
                 vars: HashMap::new(),
                 parent: Some(e.clone()),
+                ..Default::default()
             },
             None => Env::default(),
         };
@@ -463,27 +496,224 @@ impl Elab<'_> {
             return Val::Error;
         };
         let out = self.eval_body(&decl.body, &mut env);
-        self.check_return(decl.ret.as_ref(), &out, &decl.body, &mut env, &decl.name.name);
+        if !self.check_return(decl.ret.as_ref(), &out, &decl.body, &mut env, &decl.name.name) {
+            return Val::Error;
+        }
+        if let Val::Tensor(Tensor { ir: Some(v), .. }) = &out {
+            if PROBABILITY_FNS.contains(&decl.name.name.as_str()) && self.db.file(decl.span.file).builtin {
+                let at = self.user_place(span);
+                self.probabilities.insert(*v, at);
+            }
+        }
         out
     }
 
-    /// Check a body's result against the declared `-> type`.
-    pub(super) fn check_return(&mut self, ret: Option<&TypeExpr>, out: &Val, body: &Body, env: &mut Env, name: &str) {
-        let (Some(TypeExpr::Tensor { dims, span, .. }), Val::Tensor(t)) = (ret, out) else {
+    /// W0002: a loss parameter named `logits` given probabilities (the
+    /// output of `softmax` or `sigmoid`): the loss squashes them again.
+    fn check_logits(&mut self, p: &Param, v: &Val, arg: Span, callee: &str) {
+        let Val::Tensor(Tensor { ir: Some(value), .. }) = v else { return };
+        if p.name.name != "logits" {
             return;
+        }
+        let Some(&site) = self.probabilities.get(value) else { return };
+        let mut d = Diagnostic::error(
+            "W0002",
+            format!("`{callee}` expects logits, but this is already a probability"),
+            site,
+            "this turns logits into probabilities",
+        )
+        .with_note(format!(
+            "`{callee}` applies log_softmax itself: drop the softmax or sigmoid and give it the raw scores"
+        ));
+        if let Some(a) = self.user_text(arg) {
+            if a != site {
+                d = d.with_secondary(a, format!("given to `{callee}` here"));
+            }
+        }
+        if let Some(fix) = self.drop_squash_fix(site) {
+            d = d.with_fix("give the loss the raw scores (logits)", fix);
+        }
+        self.report(d);
+    }
+
+    /// Remove the probability step the user wrote at `site`: an activation
+    /// argument (`, softmax`), a pipeline stage (`|> softmax`), or a call
+    /// around the logits (`softmax(model(x))` becomes `model(x)`).
+    fn drop_squash_fix(&self, site: Span) -> Option<Fix> {
+        if site.file != self.root {
+            return None;
+        }
+        let text = &self.db.file(self.root).text;
+        let before = text[..site.start as usize].trim_end();
+        let s = self.text(site);
+        if let Some(open) = s.find('(') {
+            let inner = s[open + 1..].strip_suffix(')')?;
+            return Some(Fix::replace(site, inner.trim().to_string()));
+        }
+        for sep in [",", "|>"] {
+            if let Some(rest) = before.strip_suffix(sep) {
+                let start = rest.trim_end().len();
+                return Some(Fix {
+                    title: format!("Remove `{s}`"),
+                    edits: vec![Edit {
+                        span: Span::new(site.file, start, site.end as usize),
+                        replacement: String::new(),
+                    }],
+                });
+            }
+        }
+        None
+    }
+
+    /// Check a body's result against the declared `-> type`.
+    /// False after reporting a mismatch (the caller's result is then an
+    /// error, so its users report nothing more).
+    pub(super) fn check_return(&mut self, ret: Option<&TypeExpr>, out: &Val, body: &Body, env: &mut Env, name: &str) -> bool {
+        let (Some(TypeExpr::Tensor { dims, span, .. }), Val::Tensor(t)) = (ret, out) else {
+            return true;
         };
         if let Err(m) = self.match_pattern(dims, &t.ty, env) {
-            let at = result_span(body);
-            let d = Diagnostic::error(
+            // The stage that produced the result is what to change, with
+            // the declaration beside it.
+            let Some(stage) = result_stage(body) else { return false };
+            let mut d = Diagnostic::error(
                 "E0305",
                 format!("`{name}` returns {}, but its declaration says {}", t.ty, self.pattern_text(dims)),
-                at,
+                stage.span,
                 format!("this has shape {}", t.ty),
             )
             .with_secondary(*span, "declared here")
             .with_note(format!("expected dim {}, found {}", m.expected, m.found));
+            let mut fixes = reduction_axis_fixes(stage);
+            if let Some(axis) = fixes.first().map(|(_, f)| f.edits[0].span) {
+                // A reduction over the wrong axis: the axis is what to change.
+                d.secondary.insert(
+                    0,
+                    crate::diag::Label {
+                        span: d.primary.span,
+                        message: d.primary.message.clone(),
+                    },
+                );
+                d.primary = crate::diag::Label {
+                    span: axis,
+                    message: "reduces over this axis".into(),
+                };
+            }
+            fixes.extend(self.return_fixes(body, stage, &m, &t.ty, env));
+            if let Some((help, _)) = fixes.first() {
+                d.help = Some(help.clone());
+            }
+            d.fixes = fixes.into_iter().map(|(_, f)| f).collect();
             self.report(d);
+            return false;
         }
+        true
+    }
+
+    /// Changes that could make a body's result match its declaration, best
+    /// first; the driver keeps the ones that check.
+    fn return_fixes(&mut self, body: &Body, stage: &Expr, m: &Mismatch, found: &TensorTy, env: &Env) -> Vec<(String, Fix)> {
+        let mut out = vec![];
+        let (Ok(want), Ok(have)) = (m.expected.parse::<i64>(), m.found.parse::<i64>()) else {
+            // Ranks differ: an image that was never flattened.
+            if let (Some(shape), Some(first)) = (&found.shape, first_stage(body)) {
+                if shape.len() > 2 && first.span.file == self.root {
+                    let at = Span {
+                        end: first.span.start,
+                        ..first.span
+                    };
+                    out.push((
+                        "the result still has the image's dims; insert `flatten` before the layers".to_string(),
+                        Fix {
+                            title: "Insert `flatten |>`".into(),
+                            edits: vec![Edit {
+                                span: at,
+                                replacement: "flatten |> ".into(),
+                            }],
+                        },
+                    ));
+                }
+            }
+            return out;
+        };
+        // The size argument of the last layer that made `have`.
+        if let Some(arg) = self.layer_literal(stage, have, env) {
+            let fixed = self.text_with(stage.span, arg, &want.to_string());
+            out.push((
+                format!(
+                    "the last stage makes {have} where the declaration says {want}; write `{}`",
+                    one_line(&fixed)
+                ),
+                Fix::replace(arg, want.to_string()),
+            ));
+        }
+        // Or the declaration was wrong.
+        if let Some(at) = m.at.filter(|s| s.file == self.root && self.text(*s).parse::<i64>().is_ok()) {
+            out.push((format!("or declare {have} there"), Fix::replace(at, have.to_string())));
+        }
+        // Or a last layer is missing.
+        if found.shape.as_ref().is_some_and(|s| s.len() == 2) && stage.span.file == self.root {
+            let end = result_end(body);
+            out.push((
+                format!("or add a layer from {have} to {want}"),
+                Fix {
+                    title: format!("Append `|> Dense({have} -> {want})`"),
+                    edits: vec![Edit {
+                        span: Span { start: end.end, ..end },
+                        replacement: format!(" |> Dense({have} -> {want})"),
+                    }],
+                },
+            ));
+        }
+        out
+    }
+
+    /// The integer literal argument equal to `value` of the layer applied by
+    /// `stage` (`Dense(64 -> 1)`, or `out` / `out(h)` for `let out = Dense(...)`).
+    pub(super) fn layer_literal(&mut self, stage: &Expr, value: i64, env: &Env) -> Option<Span> {
+        let literal_among = |this: &Self, spans: Vec<Span>| {
+            spans
+                .into_iter()
+                .filter(|s| s.file == this.root && this.text(*s).trim().parse::<i64>() == Ok(value))
+                .max_by_key(|s| s.start)
+        };
+        match &stage.kind {
+            ExprKind::Call { callee, args } => {
+                let named = match &callee.kind {
+                    ExprKind::Name(n) => env.get(&n.name).cloned(),
+                    _ => None,
+                };
+                if let Some(Val::Layer(inst)) = named {
+                    return literal_among(self, inst.arg_spans.values().copied().collect());
+                }
+                let mut spans = vec![];
+                for a in args {
+                    spans.push(a.value.span);
+                    if let Some(to) = &a.arrow_to {
+                        spans.push(to.span);
+                    }
+                }
+                literal_among(self, spans)
+            }
+            ExprKind::Name(n) => match env.get(&n.name) {
+                Some(Val::Layer(inst)) => {
+                    let inst = inst.clone();
+                    literal_among(self, inst.arg_spans.values().copied().collect())
+                }
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// The text of `whole` with `part` (inside it) replaced.
+    pub(super) fn text_with(&self, whole: Span, part: Span, replacement: &str) -> String {
+        if part.file != whole.file || part.start < whole.start || part.end > whole.end {
+            return replacement.to_string();
+        }
+        let mut t = self.text(whole).to_string();
+        t.replace_range((part.start - whole.start) as usize..(part.end - whole.start) as usize, replacement);
+        t
     }
 
     pub fn eval_body(&mut self, body: &Body, env: &mut Env) -> Val {
@@ -539,20 +769,15 @@ impl Elab<'_> {
     }
 }
 
-/// The span of the expression a body returns.
-fn result_span(body: &Body) -> Span {
+/// The expression a body returns.
+pub(super) fn result_expr(body: &Body) -> Option<&Expr> {
     match body {
-        Body::Expr(e) => e.span,
-        Body::Block(b) => b
-            .stmts
-            .iter()
-            .rev()
-            .find_map(|s| match s {
-                Stmt::Return { value, .. } => Some(value.span),
-                Stmt::Expr(e) => Some(e.span),
-                _ => None,
-            })
-            .unwrap_or(b.span),
+        Body::Expr(e) => Some(e),
+        Body::Block(b) => b.stmts.iter().rev().find_map(|s| match s {
+            Stmt::Return { value, .. } => Some(value),
+            Stmt::Expr(e) => Some(e),
+            _ => None,
+        }),
     }
 }
 
@@ -584,4 +809,76 @@ fn call_head(f: &Val, args: &[ArgVal]) -> Option<(String, Option<String>, Vec<cr
         })
         .collect();
     Some((callee, layer, tensors))
+}
+
+/// The span of the whole result (the end of the body's value).
+fn result_end(body: &Body) -> Span {
+    result_expr(body).map_or(body.span(), |e| e.span)
+}
+
+/// The last stage of the result: `Dense(64 -> 10)` of `x |> ... |> Dense(64 -> 10)`.
+pub(super) fn result_stage(body: &Body) -> Option<&Expr> {
+    let mut e = result_expr(body)?;
+    while let ExprKind::Pipe(_, rhs) = &e.kind {
+        e = rhs;
+    }
+    Some(e)
+}
+
+/// For each `mean`/`sum`/`max`/`min` call in `e` with a literal `axis:`,
+/// the other axes to try (the driver keeps the ones that check).
+fn reduction_axis_fixes(e: &Expr) -> Vec<(String, Fix)> {
+    let mut out = vec![];
+    let mut stack = vec![e];
+    while let Some(e) = stack.pop() {
+        match &e.kind {
+            ExprKind::Call { callee, args } => {
+                let reduction = matches!(&callee.kind, ExprKind::Name(n) if ["mean", "sum", "max", "min"].contains(&n.name.as_str()));
+                for a in args {
+                    let axis = a.name.as_ref().is_some_and(|n| n.name == "axis");
+                    let literal = match &a.value.kind {
+                        ExprKind::Int(i) => Some(*i),
+                        ExprKind::Neg(x) => match x.kind {
+                            ExprKind::Int(i) => Some(-i),
+                            _ => None,
+                        },
+                        _ => None,
+                    };
+                    if let (true, true, Some(now)) = (reduction, axis, literal) {
+                        for other in [-1i64, 1, 0, 2] {
+                            if other != now {
+                                out.push((
+                                    format!("reduce over axis {other}: `axis: {other}`"),
+                                    Fix::replace(a.value.span, other.to_string()),
+                                ));
+                            }
+                        }
+                    }
+                    stack.push(&a.value);
+                }
+            }
+            ExprKind::Pipe(l, r) | ExprKind::Binary(_, l, r) => {
+                stack.push(l);
+                stack.push(r);
+            }
+            ExprKind::Neg(x) => stack.push(x),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The first stage applied to the input: `flatten` of `x |> flatten |> ...`.
+fn first_stage(body: &Body) -> Option<&Expr> {
+    let mut e = result_expr(body)?;
+    let mut first = None;
+    while let ExprKind::Pipe(lhs, rhs) = &e.kind {
+        first = Some(&**rhs);
+        e = lhs;
+    }
+    first
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }

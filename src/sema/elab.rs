@@ -40,6 +40,8 @@ pub struct ParamInfo {
     pub env: Rc<Env>,
     pub trainable: bool,
     pub span: Span,
+    /// The declared shape (`[inputs, outputs]`).
+    pub shape_span: Span,
 }
 
 /// Why an argument did not fit a declared shape.
@@ -48,6 +50,8 @@ pub(super) struct Mismatch {
     pub name: Option<String>,
     pub expected: String,
     pub found: String,
+    /// The pattern dim that disagreed (`None`: the ranks differ).
+    pub at: Option<Span>,
 }
 
 pub struct Elab<'a> {
@@ -59,6 +63,12 @@ pub struct Elab<'a> {
     pub b: Builder,
     /// Call sites of the functions being inlined, outermost first.
     pub(super) frames: Vec<Span>,
+    /// For each frame, the user's text the callee came from when it was
+    /// passed in as an argument (`step` in `Dense(2 -> 4, step)`).
+    pub(super) callee_origins: Vec<Option<Span>>,
+    /// Stdlib expressions whose value was written by the user, from their
+    /// latest evaluation (a name bound to a user argument): see `user_text`.
+    pub(super) origins: HashMap<Span, Span>,
     /// Model parameters in creation order.
     pub params: Vec<ParamInfo>,
     /// Layers constructed inside a model body, by call path, so a model
@@ -78,6 +88,20 @@ pub struct Elab<'a> {
     /// Outputs of the trained model seen while elaborating a loss.
     pub model_outputs: Vec<Tensor>,
     pub trained_model: Option<String>,
+    /// Values computed by an op whose derivative is zero (comparisons,
+    /// `sign`), with the user's text that made them (`step` of
+    /// `Dense(2 -> 4, step)`): what a "no gradient" error points at.
+    pub blockers: Vec<(ir::Value, Span)>,
+    /// Values that are probabilities (outputs of `softmax`, `sigmoid`) and
+    /// where the user asked for them: a loss parameter named `logits`
+    /// given one is a double softmax.
+    pub probabilities: HashMap<ir::Value, Span>,
+    /// The largest tensor written in the user's file (elements per sample)
+    /// and where: what a memory warning points at.
+    pub largest: Option<(u128, Span)>,
+    /// Where the trained model's number of outputs is written (see
+    /// `output_size_spans`): what a label-count fix changes.
+    pub output_spans: Vec<Span>,
     /// Whether params get IR values (false while checking a definition alone).
     pub lowering: bool,
     /// Layer instances created, by name (for `nnc summary` and hover).
@@ -108,6 +132,8 @@ impl<'a> Elab<'a> {
             diags: Diagnostics::default(),
             b: Builder::new(func_name),
             frames: vec![],
+            callee_origins: vec![],
+            origins: HashMap::new(),
             params: vec![],
             layer_cache: HashMap::new(),
             model_base: 0,
@@ -118,6 +144,10 @@ impl<'a> Elab<'a> {
             seed: 0,
             model_outputs: vec![],
             trained_model: None,
+            output_spans: vec![],
+            largest: None,
+            blockers: vec![],
+            probabilities: HashMap::new(),
             lowering: true,
             layers: vec![],
             model_memo: HashMap::new(),
@@ -144,12 +174,45 @@ impl<'a> Elab<'a> {
 
     // ---- diagnostics ------------------------------------------------------
 
-    /// Report `d`, moving its primary label to the innermost call site in
-    /// the root file when it points into another file (the stdlib).
+    /// Report `d`. A primary label inside another file (the stdlib) moves
+    /// to the user's text that caused it: the argument whose value the
+    /// failing operand is (`"0.001"` of `adam(lr: "0.001")`, keeping the
+    /// label that says what it is), else the innermost call in the user's
+    /// file; the stdlib place stays as a secondary label.
     pub fn report(&mut self, mut d: Diagnostic) {
         if d.primary.span.file != self.root {
-            if let Some(&site) = self.frames.iter().rev().find(|s| s.file == self.root) {
-                let inner = d.primary.clone();
+            let inner = d.primary.clone();
+            if let Some(arg) = self.origins.get(&inner.span).copied() {
+                let var = self.text(inner.span).to_string();
+                let what = if var.chars().all(|c| c.is_alphanumeric() || c == '_') {
+                    format!("`{var}`")
+                } else {
+                    "this argument".to_string()
+                };
+                // A value of the wrong kind: say which argument it was.
+                if matches!(d.code, "E0201" | "E0202" | "E0203") {
+                    d.message = format!("{what} is used where {}", d.message);
+                }
+                // A number written as a string (`lr: "0.001"`).
+                let written = self.text(arg);
+                if let Some(number) = written.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
+                    if d.code == "E0203" && number.trim().parse::<f64>().is_ok() {
+                        let number = number.trim().to_string();
+                        d = d.with_fix(
+                            format!("write the number without quotes: `{number}`"),
+                            crate::diag::Fix::replace(arg, number),
+                        );
+                    }
+                }
+                d.primary.span = arg;
+                d.secondary.insert(
+                    0,
+                    crate::diag::Label {
+                        span: inner.span,
+                        message: "where the value is used".into(),
+                    },
+                );
+            } else if let Some(site) = self.user_site() {
                 d.primary.span = site;
                 d.primary.message = format!("in this call: {}", inner.message);
                 d.secondary.insert(
@@ -161,7 +224,60 @@ impl<'a> Elab<'a> {
                 );
             }
         }
+        // A mistake inside a layer or function shows the use that reached
+        // it; the same mistake reached from other uses merges into this
+        // one (`Diagnostics::push`), each use a label.
+        if self.lowering && d.primary.span.file == self.root {
+            let p = d.primary.span;
+            if let Some(&site) = self
+                .frames
+                .iter()
+                .find(|s| s.file == self.root && (s.end <= p.start || s.start >= p.end))
+            {
+                if !d.secondary.iter().any(|l| l.span == site) {
+                    d.secondary.push(crate::diag::Label {
+                        span: site,
+                        message: "in this use".into(),
+                    });
+                }
+            }
+        }
         self.diags.push(d);
+    }
+
+    /// The user's text behind an operation at `span`: itself in the root
+    /// file, else the innermost user place on the call path.
+    pub(super) fn user_place(&self, span: Span) -> Span {
+        if span.file == self.root {
+            span
+        } else {
+            self.user_site().unwrap_or(span)
+        }
+    }
+
+    /// The user's text a value at `span` stands for: `span` itself in the
+    /// root file, or the argument it was bound from.
+    pub(super) fn user_text(&self, span: Span) -> Option<Span> {
+        if span.file == self.root {
+            Some(span)
+        } else {
+            self.origins.get(&span).copied()
+        }
+    }
+
+    /// The innermost place in the user's file on the current call path: a
+    /// call written there, or a function the user passed in (an activation)
+    /// that is running now.
+    pub(super) fn user_site(&self) -> Option<Span> {
+        for (i, s) in self.frames.iter().enumerate().rev() {
+            if let Some(Some(o)) = self.callee_origins.get(i) {
+                return Some(*o);
+            }
+            if s.file == self.root {
+                return Some(*s);
+            }
+        }
+        None
     }
 
     pub(super) fn text(&self, span: Span) -> &str {
@@ -184,6 +300,15 @@ impl<'a> Elab<'a> {
         if span.file == self.root {
             if let Val::Tensor(t) = v {
                 self.types.push((span, t.ty.to_string()));
+                if let Some(shape) = &t.ty.shape {
+                    // Elements per sample: symbolic dims (the batch) count 1.
+                    let n = shape
+                        .iter()
+                        .fold(1u128, |n, d| n.saturating_mul(d.known().map_or(1, |k| k as u128)));
+                    if self.largest.is_none_or(|(m, _)| n > m) {
+                        self.largest = Some((n, span));
+                    }
+                }
             }
         }
     }
@@ -235,7 +360,16 @@ impl<'a> Elab<'a> {
                 ));
                 Val::Error
             }
-            ExprKind::Name(id) => self.lookup(id, env),
+            ExprKind::Name(id) => {
+                // Remember which user text this stdlib name stands for now.
+                if e.span.file != self.root {
+                    match env.origin(&id.name) {
+                        Some(o) => self.origins.insert(e.span, o),
+                        None => self.origins.remove(&e.span),
+                    };
+                }
+                self.lookup(id, env)
+            }
             ExprKind::List(items) => {
                 self.list_items.insert(e.span, items.iter().map(|i| i.span).collect());
                 let items: Vec<Val> = items.iter().map(|i| self.eval(i, env)).collect();

@@ -5,7 +5,7 @@
 use super::elab::{ArgVal, Elab, Mismatch, ParamInfo};
 use super::value::{Callable, Env, LayerInst, LayerRecord, Tensor, TensorTy, Val};
 use crate::base::Span;
-use crate::diag::Diagnostic;
+use crate::diag::{Diagnostic, Edit, Fix};
 use crate::ir::{self, DType};
 use crate::syntax::ast::*;
 use std::collections::HashMap;
@@ -88,6 +88,7 @@ impl Elab<'_> {
         let mut with_methods = Env {
             vars: HashMap::new(),
             parent: Some(env.clone()),
+            ..Default::default()
         };
         for m in &decl.members {
             if let LayerMember::Fn(f) = m {
@@ -106,11 +107,13 @@ impl Elab<'_> {
             env: Rc::new(with_methods),
             call_span: span,
             arg_spans,
+            record: self.layers.len(),
         });
         self.layers.push(LayerRecord {
             name,
             span,
             params: created,
+            output: None,
         });
         self.layer_cache.insert(key, inst.clone());
         self.instances.push(inst.clone());
@@ -118,6 +121,9 @@ impl Elab<'_> {
     }
 
     pub(super) fn create_param(&mut self, layer: &str, t: &TensorDecl, env: &Env, trainable: bool) -> Val {
+        if !self.param_dims_known(t, env) {
+            return Val::Error;
+        }
         let Some(shape) = self.eval_shape(&t.ty, env) else {
             return Val::Error;
         };
@@ -143,6 +149,7 @@ impl Elab<'_> {
             env: Rc::new(env.clone()),
             trainable,
             span: t.span,
+            shape_span: t.ty.span(),
         });
         self.tensor(TensorTy::f32(shape), Some(v))
     }
@@ -166,6 +173,7 @@ impl Elab<'_> {
                 let mut probe = Env {
                     vars: HashMap::new(),
                     parent: env.clone(),
+                    ..Default::default()
                 };
                 if let Err(m) = self.match_pattern(dims, &t.ty, &mut probe) {
                     self.layer_input_error(inst, &decl.name.name, dims, *pspan, t, &m, a.span, span);
@@ -176,6 +184,11 @@ impl Elab<'_> {
         self.applying.push(super::guard::key(&inst.decl, 0));
         let out = self.call_fn(&decl, env, args, span);
         self.applying.pop();
+        if let Val::Tensor(t) = &out {
+            if let Some(r) = self.layers.get_mut(inst.record).filter(|r| r.output.is_none()) {
+                r.output = Some(t.ty.to_string());
+            }
+        }
         out
     }
 
@@ -212,6 +225,26 @@ impl Elab<'_> {
         if pspan.file != call_span.file {
             d = d.with_secondary(pspan, format!("{lname} declares its input as {}", self.pattern_text(dims)));
         }
+        // An image given to a layer of flat features: insert `flatten`
+        // rather than shrink the layer to the image's last dim.
+        if let Some((help, fix)) = self.flatten_fix(inst, t, m, arg_span, call_span) {
+            // The input is what changes: point at it when it is written
+            // apart from the layer (`fc1(x)`).
+            if arg_span.end > call_span.start {
+                d.secondary.retain(|l| l.span != arg_span);
+                d.secondary.insert(
+                    0,
+                    crate::diag::Label {
+                        span: call_span,
+                        message: "this layer takes flat features".into(),
+                    },
+                );
+                d.primary.span = arg_span;
+            }
+            d = d.with_fix(help, fix);
+            self.report(d);
+            return;
+        }
         // Suggest the argument that would fit, when it was a literal.
         if let Some(name) = &m.name {
             if let Some(&arg) = inst.arg_spans.get(name) {
@@ -232,6 +265,127 @@ impl Elab<'_> {
             }
         }
         self.report(d);
+    }
+
+    /// A parameter is created once, when its layer is built, so every name
+    /// in its shape must be a layer argument or a `let` of the layer: an
+    /// unknown name is a typo (E0101, with did-you-mean) or a dim of the
+    /// input such as `batch` (E0314), which a parameter cannot depend on.
+    fn param_dims_known(&mut self, t: &TensorDecl, env: &Env) -> bool {
+        let TypeExpr::Tensor { dims, .. } = &t.ty else { return true };
+        let mut names = vec![];
+        fn collect<'d>(d: &'d DimExpr, out: &mut Vec<&'d Ident>) {
+            match d {
+                DimExpr::Name(n) => out.push(n),
+                DimExpr::Bin(_, l, r, _) => {
+                    collect(l, out);
+                    collect(r, out);
+                }
+                DimExpr::Int(..) | DimExpr::Ellipsis(_) => {}
+            }
+        }
+        for d in dims {
+            collect(d, &mut names);
+        }
+        for n in names {
+            let bound = env.get(&n.name).cloned();
+            let symbolic = matches!(bound, Some(Val::Dim(_)));
+            if bound.is_some() && !symbolic {
+                continue;
+            }
+            // Sizes are ints (`Val::Any` while the layer is checked alone).
+            let sizes: Vec<String> = env
+                .names()
+                .into_iter()
+                .filter(|k| matches!(env.get(k), Some(Val::Int(_) | Val::Any)))
+                .collect();
+            let typo = if symbolic || n.name.len() < 3 {
+                None
+            } else {
+                crate::diag::suggest(&n.name, sizes.iter().map(String::as_str))
+            };
+            let d = match typo {
+                Some(s) => Diagnostic::error(
+                    "E0101",
+                    format!("unknown dimension `{}` in the shape of `{}`", n.name, t.name.name),
+                    n.span,
+                    "not a layer argument",
+                )
+                .with_fix(format!("did you mean `{s}`?"), Fix::replace(n.span, s)),
+                None => {
+                    let mut d = Diagnostic::error(
+                        "E0314",
+                        format!(
+                            "the shape of parameter `{}` uses `{}`, which is not known when the layer is built",
+                            t.name.name, n.name
+                        ),
+                        n.span,
+                        "a dimension of the input, not of the layer",
+                    )
+                    .with_note("a parameter has one shape for every batch; broadcasting repeats it over the batch");
+                    if let Some(fix) = drop_dim(dims, n.span) {
+                        d = d.with_fix("leave the dimension out", fix);
+                    }
+                    d
+                }
+            };
+            self.report(d);
+            return false;
+        }
+        true
+    }
+
+    /// `flatten` before a layer whose input is an image: when the input has
+    /// more than [batch, features] dims and the layer's expected size is a
+    /// number, the fix inserts `flatten` (and sizes the layer for the
+    /// flattened input if its literal disagrees).
+    fn flatten_fix(&mut self, inst: &LayerInst, t: &Tensor, m: &Mismatch, arg_span: Span, call_span: Span) -> Option<(String, Fix)> {
+        let shape = t.ty.shape.as_ref()?;
+        if shape.len() < 3 || call_span.file != self.root || arg_span.file != self.root {
+            return None;
+        }
+        let features: Option<usize> = shape[1..].iter().map(|d| d.known()).product();
+        let features = features?;
+        let want: usize = m.expected.parse().ok()?;
+        let mut edits = vec![];
+        let piped = arg_span.end <= call_span.start;
+        if piped {
+            edits.push(Edit {
+                span: Span {
+                    end: call_span.start,
+                    ..call_span
+                },
+                replacement: "flatten |> ".into(),
+            });
+        } else {
+            edits.push(Edit {
+                span: arg_span,
+                replacement: format!("flatten({})", self.text(arg_span)),
+            });
+        }
+        let mut help = format!(
+            "the input is {} per sample; insert `flatten` to make it [batch, {features}]",
+            crate::ir::shape_to_string(&shape[1..])
+        );
+        if features != want {
+            let name = m.name.as_ref()?;
+            let arg = *inst.arg_spans.get(name)?;
+            if arg.file != self.root || self.text(arg).parse::<i64>().is_err() {
+                return None;
+            }
+            edits.push(Edit {
+                span: arg,
+                replacement: features.to_string(),
+            });
+            help.push_str(&format!(" and give the layer {features} inputs"));
+        }
+        Some((
+            help,
+            Fix {
+                title: "Insert `flatten`".into(),
+                edits,
+            },
+        ))
     }
 
     /// A pattern with the layer's arguments substituted: `[..., 784]`.
@@ -276,11 +430,24 @@ impl Elab<'_> {
         let saved_base = self.model_base;
         self.model_base = self.frames.len();
         let saved_prefix = std::mem::take(&mut self.prefix);
+        let trained = self.trained_model.as_deref() == Some(decl.name.name.as_str());
         let out = match self.bind(&decl.inputs, args, &decl.name.name, span, &Env::default()) {
             Some(mut env) => {
                 let out = self.eval_body(&decl.body, &mut env);
-                self.check_return(decl.ret.as_ref(), &out, &decl.body, &mut env, &decl.name.name);
-                out
+                let out = if self.check_return(decl.ret.as_ref(), &out, &decl.body, &mut env, &decl.name.name) {
+                    out
+                } else {
+                    Val::Error
+                };
+                if trained && self.output_spans.is_empty() {
+                    self.output_spans = self.output_size_spans(&decl, &out, &env);
+                }
+                if matches!(out, Val::Tensor(_)) || out.is_poison() {
+                    out
+                } else {
+                    self.not_a_tensor_result(&decl, &out);
+                    Val::Error
+                }
             }
             None => Val::Error,
         };
@@ -292,6 +459,55 @@ impl Elab<'_> {
             }
         }
         out
+    }
+
+    /// Where the model's number of outputs is written: the last dim of its
+    /// declared result and the size argument of the last layer.
+    fn output_size_spans(&mut self, decl: &ModelDecl, out: &Val, env: &Env) -> Vec<Span> {
+        let Val::Tensor(t) = out else { return vec![] };
+        let Some(Some(last)) = t.ty.shape.as_ref().map(|s| s.last().and_then(|d| d.known())) else {
+            return vec![];
+        };
+        let mut spans = vec![];
+        if let Some(TypeExpr::Tensor { dims: ds, .. }) = &decl.ret {
+            if let Some(DimExpr::Int(_, s)) = ds.last() {
+                spans.push(*s);
+            }
+        }
+        if let Some(stage) = super::call::result_stage(&decl.body) {
+            let stage = stage.clone();
+            if let Some(s) = self.layer_literal(&stage, last as i64, env) {
+                spans.push(s);
+            }
+        }
+        spans
+    }
+
+    /// A model's body must give a tensor: `Dense(4 -> 3)` alone is a layer
+    /// that was never applied to the input.
+    fn not_a_tensor_result(&mut self, decl: &ModelDecl, out: &Val) {
+        let Some(stage) = super::call::result_expr(&decl.body) else {
+            return;
+        };
+        let mut d = Diagnostic::error(
+            "E0305",
+            format!("model `{}` must return a tensor, but its body gives {}", decl.name.name, out.kind()),
+            stage.span,
+            format!("this is {}", out.kind()),
+        );
+        if let (Val::LayerCtor(_) | Val::Layer(_) | Val::Fn(_), Some(input)) = (out, decl.inputs.first()) {
+            if stage.span.file == self.root {
+                let text = self.text(stage.span).to_string();
+                d = d.with_fix(
+                    format!("apply it to the input: `{} |> {text}`", input.name.name),
+                    Fix::replace(stage.span, format!("{} |> {text}", input.name.name)),
+                );
+            }
+        }
+        if let Some(ret) = &decl.ret {
+            d = d.with_secondary(ret.span(), "declared here");
+        }
+        self.report(d);
     }
 
     /// Inputs of a model as tensors of their declared types (symbolic dims
@@ -324,6 +540,32 @@ impl Elab<'_> {
         }
         Some(out)
     }
+}
+
+/// Remove the dim at `at` from a shape list `[a, b, c]` (with its comma).
+fn drop_dim(dims: &[DimExpr], at: Span) -> Option<Fix> {
+    let i = dims.iter().position(|d| d.span() == at)?;
+    if dims.len() < 2 {
+        return None;
+    }
+    let span = if i + 1 < dims.len() {
+        Span {
+            end: dims[i + 1].span().start,
+            ..at
+        }
+    } else {
+        Span {
+            start: dims[i - 1].span().end,
+            ..at
+        }
+    };
+    Some(Fix {
+        title: "Remove the dimension".into(),
+        edits: vec![Edit {
+            span,
+            replacement: String::new(),
+        }],
+    })
 }
 
 fn one_line(s: &str) -> String {

@@ -164,8 +164,24 @@ pub fn analyze(
         a.diags.extend(e.diags);
     }
     for t in globals.trains.clone() {
-        if let Some(p) = train::plan(db, &globals, root, &t, &mut a.diags, &mut a.types) {
-            a.plans.push(p);
+        let errors = a.diags.errors_pushed;
+        match train::plan(db, &globals, root, &t, &mut a.diags, &mut a.types) {
+            Some(p) => a.plans.push(p),
+            // A block that cannot run says why; it never just disappears.
+            None if a.diags.errors_pushed == errors => {
+                a.diags.push(
+                    Diagnostic::error(
+                        "E0504",
+                        format!("the `train {}` block cannot be prepared", t.model.name),
+                        t.model.span,
+                        "no training step could be built for this block",
+                    )
+                    .with_note(
+                        "the loss, the model's output or an optimizer state has no value to compute (it depends on something unknown)",
+                    ),
+                );
+            }
+            None => {}
         }
     }
     a.globals = globals;

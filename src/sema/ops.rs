@@ -5,7 +5,7 @@ use super::elab::Elab;
 use super::shape;
 use super::value::{Tensor, TensorTy, Val};
 use crate::base::Span;
-use crate::diag::Diagnostic;
+use crate::diag::{Diagnostic, Fix};
 use crate::ir::{self, BinaryOp, CmpOp, DType, Dim, UnaryOp};
 use crate::syntax::ast::*;
 
@@ -79,6 +79,10 @@ impl Elab<'_> {
         let (Some(x), Some(y)) = (&a.ty.shape, &b.ty.shape) else {
             return Some((a.clone(), b.clone(), None));
         };
+        if let Some(vector_is_b) = shape::vector_against_column(x, y) {
+            self.vector_column_error(a, b, op, sa, sb, vector_is_b);
+            return None;
+        }
         match shape::broadcast(x, y) {
             Ok(out) => {
                 let ca = self.broadcast_to(a, &out);
@@ -88,7 +92,7 @@ impl Elab<'_> {
             Err(i) => {
                 let da = x.len().checked_sub(i + 1).map(|j| x[j].to_string()).unwrap_or_default();
                 let db = y.len().checked_sub(i + 1).map(|j| y[j].to_string()).unwrap_or_default();
-                let d = Diagnostic::error(
+                let mut d = Diagnostic::error(
                     "E0302",
                     format!("shapes {} and {} cannot be broadcast for `{op}`", a.ty, b.ty),
                     sb,
@@ -97,10 +101,108 @@ impl Elab<'_> {
                 .with_secondary(sa, format!("this has shape {}", a.ty))
                 .with_note(format!("dim {da} and dim {db} differ and neither is 1 (aligned from the right)"));
                 let _ = whole;
+                self.broadcast_fix(&mut d, b, x, sb, &db, &da);
                 self.report(d);
                 None
             }
         }
+    }
+
+    /// Fixes for an operand `b` (at `sb`) whose dim `bad` should be `want`
+    /// to broadcast against the other operand of shape `other`: a layer
+    /// parameter declared with the wrong shape (the declaration is what to
+    /// change), a reduction that dropped its axis (`keep: true`), or a
+    /// size written as a number.
+    fn broadcast_fix(&mut self, d: &mut Diagnostic, b: &Tensor, other: &[Dim], sb: Span, bad: &str, want: &str) {
+        if let Some(info) = b.ir.and_then(|v| self.params.iter().find(|p| p.value == v)).cloned() {
+            if info.shape_span.file != self.root {
+                return;
+            }
+            // A bias: one value per feature of the other operand.
+            let Some(last) = other.last() else { return };
+            let name = match last {
+                Dim::Known(k) => {
+                    let mut names: Vec<String> = info
+                        .env
+                        .names()
+                        .into_iter()
+                        .filter(|n| matches!(info.env.get(n), Some(Val::Int(v)) if *v == *k as i64))
+                        .collect();
+                    names.sort();
+                    names.into_iter().next().unwrap_or_else(|| k.to_string())
+                }
+                Dim::Sym(s) => s.clone(),
+            };
+            let fixed = format!("[{name}]");
+            let declared = self.text(info.shape_span).to_string();
+            d.secondary.insert(
+                0,
+                crate::diag::Label {
+                    span: d.primary.span,
+                    message: format!("used here against {}", crate::ir::shape_to_string(other)),
+                },
+            );
+            d.primary = crate::diag::Label {
+                span: info.shape_span,
+                message: format!("`{}` is declared {declared}", info.name),
+            };
+            *d = d.clone().with_fix(
+                format!("declare it `{fixed}`, one value per feature"),
+                Fix::replace(info.shape_span, fixed),
+            );
+            return;
+        }
+        let Some(user) = self.user_text(sb) else { return };
+        let text = self.text(user).to_string();
+        let reduction = ["mean(", "sum(", "max(", "min("].iter().any(|f| text.starts_with(f));
+        if reduction && text.contains("axis") && !text.contains("keep") && text.ends_with(')') {
+            let at = Span::new(user.file, user.end as usize - 1, user.end as usize - 1);
+            *d = d.clone().with_fix(
+                "keep the reduced axis as size 1 so it broadcasts: add `keep: true`",
+                Fix {
+                    title: "Add `keep: true`".into(),
+                    edits: vec![crate::diag::Edit {
+                        span: at,
+                        replacement: ", keep: true".into(),
+                    }],
+                },
+            );
+            return;
+        }
+        if want.parse::<u64>().is_err() || bad.is_empty() {
+            return;
+        }
+        let numbers: Vec<(usize, usize)> = number_tokens(&text).into_iter().filter(|(s, e)| &text[*s..*e] == bad).collect();
+        if let [(s, e)] = numbers[..] {
+            let span = Span::new(user.file, user.start as usize + s, user.start as usize + e);
+            *d = d.clone().with_fix(format!("make it {want}"), Fix::replace(span, want.to_string()));
+        }
+    }
+
+    /// E0313: `[batch, 1]` against `[batch]` would broadcast to
+    /// `[batch, batch]` (every prediction against every target), which
+    /// NumPy allows and no one means.
+    fn vector_column_error(&mut self, a: &Tensor, b: &Tensor, op: &str, sa: Span, sb: Span, vector_is_b: bool) {
+        let (vec_span, vec_t, col_span, col_t) = if vector_is_b { (sb, b, sa, a) } else { (sa, a, sb, b) };
+        let n = vec_t.ty.shape.as_ref().map_or(String::new(), |s| s[0].to_string());
+        let mut d = Diagnostic::error(
+            "E0313",
+            format!(
+                "`{op}` of {} and {} would broadcast to [{n}, {n}], pairing every row with every other row",
+                a.ty, b.ty
+            ),
+            vec_span,
+            format!("this has shape {}", vec_t.ty),
+        )
+        .with_secondary(col_span, format!("this has shape {}", col_t.ty));
+        if let Some(user) = self.user_text(vec_span) {
+            let text = self.text(user).to_string();
+            d = d.with_fix(
+                format!("make it a column like the other operand: `reshape({text}, [-1, 1])`"),
+                Fix::replace(user, format!("reshape({text}, [-1, 1])")),
+            );
+        }
+        self.report(d);
     }
 
     pub fn broadcast_to(&mut self, t: &Tensor, shape: &[Dim]) -> Tensor {
@@ -182,7 +284,7 @@ impl Elab<'_> {
             return Val::Error;
         };
         if op == BinOp::MatMul {
-            return self.matmul(&a, &b, sl, sr);
+            return self.matmul(&a, &b, sl, sr, whole);
         }
         let is_cmp = matches!(op, BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge | BinOp::Eq | BinOp::Ne);
         let f32_operands = is_cmp || (self.require_f32(&a, sl, &format!("`{sym}`")) && self.require_f32(&b, sr, &format!("`{sym}`")));
@@ -196,6 +298,7 @@ impl Elab<'_> {
             return Val::Error;
         };
         let ty = TensorTy { dtype: DType::F32, shape };
+        let compared = is_cmp && (a.ir.is_some() && b.ir.is_some());
         let ir = match (a.ir, b.ir) {
             (Some(x), Some(y)) => {
                 let x = self.b.cast(x, DType::F32);
@@ -217,6 +320,10 @@ impl Elab<'_> {
             }
             _ => None,
         };
+        if let (true, Some(v)) = (compared, ir) {
+            let at = self.user_place(whole);
+            self.blockers.push((v, at));
+        }
         self.tensor(ty, ir)
     }
 
@@ -240,7 +347,7 @@ impl Elab<'_> {
         }
     }
 
-    pub(super) fn matmul(&mut self, a: &Tensor, b: &Tensor, sa: Span, sb: Span) -> Val {
+    pub(super) fn matmul(&mut self, a: &Tensor, b: &Tensor, sa: Span, sb: Span, whole: Span) -> Val {
         if !(self.require_f32(a, sa, "`@`") && self.require_f32(b, sb, "`@`")) {
             return Val::Error;
         }
@@ -273,13 +380,14 @@ impl Elab<'_> {
         let k_a = &x2[x2.len() - 1];
         let k_b = &y2[y2.len() - 2];
         if k_a != k_b {
-            let d = Diagnostic::error(
+            let mut d = Diagnostic::error(
                 "E0303",
                 format!("matrix product `{} @ {}` needs equal inner dims, found {k_a} and {k_b}", a.ty, b.ty),
                 sb,
                 format!("this has shape {}, its first dim must be {k_a}", b.ty),
             )
             .with_secondary(sa, format!("this has shape {}", a.ty));
+            self.matmul_fix(&mut d, &x2, &y2, sa, sb, whole);
             self.report(d);
             return Val::Error;
         }
@@ -327,6 +435,40 @@ impl Elab<'_> {
         self.tensor(TensorTy::f32(final_shape), ir)
     }
 
+    /// Fixes for `a @ b` with unequal inner dims: the operands in the other
+    /// order, or one of them transposed, whichever makes the dims meet.
+    /// The primary label moves to what the fix changes.
+    fn matmul_fix(&mut self, d: &mut Diagnostic, x: &[Dim], y: &[Dim], sa: Span, sb: Span, whole: Span) {
+        let (Some(ua), Some(ub)) = (self.user_text(sa), self.user_text(sb)) else {
+            return;
+        };
+        let (ta, tb) = (self.text(ua).to_string(), self.text(ub).to_string());
+        let (m, k) = (&x[x.len() - 2], &x[x.len() - 1]);
+        let (k2, n) = (&y[y.len() - 2], &y[y.len() - 1]);
+        let swapped = n == m;
+        if swapped && whole.file == self.root {
+            let fixed = format!("{tb} @ {ta}");
+            d.primary = crate::diag::Label {
+                span: whole,
+                message: "the operands are in the wrong order".into(),
+            };
+            *d = d
+                .clone()
+                .with_fix(format!("multiply the other way round: `{fixed}`"), Fix::replace(whole, fixed));
+        } else if n == k {
+            let fixed = format!("transpose({tb})");
+            d.primary.span = ub;
+            *d = d
+                .clone()
+                .with_fix(format!("its last dim is {n}: transpose it, `{fixed}`"), Fix::replace(ub, fixed));
+        } else if m == k2 {
+            let fixed = format!("transpose({ta})");
+            d.primary.span = ua;
+            d.primary.message = format!("this has shape {}", crate::ir::shape_to_string(x));
+            *d = d.clone().with_fix(format!("transpose it: `{fixed}`"), Fix::replace(ua, fixed));
+        }
+    }
+
     pub fn unary(&mut self, op: UnaryOp, v: &Val, span: Span, name: &str) -> Val {
         match v {
             Val::Int(_) | Val::Float(_) => {
@@ -356,10 +498,35 @@ impl Elab<'_> {
                     return Val::Error;
                 }
                 let ir = t.ir.map(|x| self.b.unary(op, x));
+                if let (UnaryOp::Sign, Some(v)) = (op, ir) {
+                    let at = self.user_place(span);
+                    self.blockers.push((v, at));
+                }
                 self.tensor(t.ty, ir)
             }
         }
     }
+}
+
+/// Byte ranges of the whole-number tokens in `text`.
+fn number_tokens(text: &str) -> Vec<(usize, usize)> {
+    let b = text.as_bytes();
+    let mut out = vec![];
+    let mut i = 0;
+    while i < b.len() {
+        if b[i].is_ascii_digit() && (i == 0 || !(b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'_' || b[i - 1] == b'.')) {
+            let s = i;
+            while i < b.len() && b[i].is_ascii_digit() {
+                i += 1;
+            }
+            if i >= b.len() || !(b[i] == b'.' || b[i].is_ascii_alphabetic() || b[i] == b'_') {
+                out.push((s, i));
+            }
+        } else {
+            i += 1;
+        }
+    }
+    out
 }
 
 /// Why compile-time arithmetic has no value.

@@ -23,6 +23,21 @@ pub fn broadcast(a: &[Dim], b: &[Dim]) -> Result<Vec<Dim>, usize> {
     Ok(out)
 }
 
+/// `[n]` against `[n, 1]` with the same symbolic `n` (a batch of targets
+/// against a column of predictions): `Some(true)` when `b` is the vector.
+/// Broadcasting would give `[n, n]`; with a symbolic `n` (the batch) that
+/// is never what was meant.
+pub fn vector_against_column(a: &[Dim], b: &[Dim]) -> Option<bool> {
+    let is = |v: &[Dim], c: &[Dim]| matches!((v, c), ([Dim::Sym(x)], [Dim::Sym(y), Dim::Known(1)]) if x == y);
+    if is(b, a) {
+        Some(true)
+    } else if is(a, b) {
+        Some(false)
+    } else {
+        None
+    }
+}
+
 /// Product of known dims and the sorted symbols, so element counts of
 /// `[B, 784]` and `[B, 28, 28]` compare equal.
 pub fn element_count(shape: &[Dim]) -> (i64, Vec<String>) {

@@ -16,8 +16,14 @@ use std::rc::Rc;
 pub enum DataSource {
     /// The four MNIST IDX files in a directory.
     Mnist { dir: String },
-    /// A CSV file: features and an integer label column.
-    Csv { path: String, label: CsvLabel, scale: Option<f64> },
+    /// A CSV file: features and a label column, which holds class ids, or
+    /// regression targets with `target:` (`regression`).
+    Csv {
+        path: String,
+        label: CsvLabel,
+        scale: Option<f64>,
+        regression: bool,
+    },
     /// An IDX image file and an IDX label file.
     Idx { images: String, labels: String },
     /// Small tensors written in the file (logic gates).
@@ -131,6 +137,17 @@ pub struct TrainPlan {
     /// can change it); `None` when the optimizer has no `lr`.
     pub lr: Option<f64>,
     pub span: Span,
+    /// Where the model's number of outputs is written (its declared result
+    /// and its last layer), for fixes that change it.
+    pub output_spans: Vec<Span>,
+    /// The declared result of the model.
+    pub output_decl: Option<Span>,
+    /// The largest tensor of the forward pass and loss written in the
+    /// user's file: (elements per sample, where).
+    pub largest_value: Option<(u128, Span)>,
+    /// Values of `loss` made by ops with a zero derivative, and where the
+    /// user asked for them (see `Elab::blockers`).
+    pub blockers: Vec<(ir::Value, Span)>,
 }
 
 /// The settings of a `train` block (the language reference lists each).
@@ -155,7 +172,7 @@ pub const FIELDS: &[&str] = &[
 /// reference lists each).
 pub const DATA_SOURCES: &[(&str, &[&str])] = &[
     ("mnist", &["dir"]),
-    ("csv", &["path", "label", "scale"]),
+    ("csv", &["path", "label", "scale", "target"]),
     ("idx", &["images", "labels"]),
     ("tensors", &["x", "y"]),
 ];
@@ -358,6 +375,7 @@ pub fn plan(
                 Rc::new(OptimizerInst {
                     decl,
                     args: env.vars.into_iter().collect(),
+                    origins: env.origins,
                 })
             })
         }
@@ -376,6 +394,9 @@ pub fn plan(
         }
     };
     types.append(&mut e.types);
+    let output_spans = std::mem::take(&mut e.output_spans);
+    let largest_value = e.largest;
+    let blockers = std::mem::take(&mut e.blockers);
     let params_info = std::mem::take(&mut e.params);
     let loss_diags = std::mem::take(&mut e.diags);
     let has_errors = loss_diags.has_errors();
@@ -410,7 +431,11 @@ pub fn plan(
     init.seed = settings.seed.wrapping_mul(1_000_003);
     let mut init_values = vec![];
     for info in &params_info {
-        let v = init_param(&mut init, info)?;
+        // An initializer's errors are the reason the block cannot run.
+        let Some(v) = init_param(&mut init, info) else {
+            diags.extend(std::mem::take(&mut init.diags));
+            return None;
+        };
         init_values.push(v);
     }
     let mut states = vec![];
@@ -420,7 +445,10 @@ pub fn plan(
         if !info.trainable {
             continue;
         }
-        let (names, svals) = optimizer_states(&mut init, &opt, &info.ty, init_values[i])?;
+        let Some((names, svals)) = optimizer_states(&mut init, &opt, &info.ty, init_values[i]) else {
+            diags.extend(std::mem::take(&mut init.diags));
+            return None;
+        };
         let update = optimizer_update(db, globals, root, &opt, info, &names, diags)?;
         states.push((i, names.iter().map(|n| (format!("{}/{}", info.name, n.0), n.1.clone())).collect()));
         state_values.extend(svals);
@@ -439,6 +467,25 @@ pub fn plan(
         Val::Int(i) => Some(*i as f64),
         _ => None,
     });
+    if let Some(rate) = lr.filter(|r| *r <= 0.0) {
+        // A negative rate climbs the loss; zero never moves.
+        let at = opt.origins.get("lr").copied().unwrap_or(opt_field.value.span);
+        let mut d = Diagnostic::error(
+            "E0203",
+            format!("the learning rate must be positive, found {rate}"),
+            at,
+            if rate < 0.0 {
+                "a negative rate makes the loss grow"
+            } else {
+                "a zero rate never changes the weights"
+            },
+        );
+        if rate < 0.0 && at.file == root {
+            d = d.with_fix(format!("write `{}`", -rate), crate::diag::Fix::replace(at, format!("{}", -rate)));
+        }
+        diags.push(d);
+        return None;
+    }
     if lr.is_none() && (settings.schedule != Schedule::Constant || settings.warmup > 0) {
         diags.push(
             Diagnostic::error(
@@ -477,6 +524,10 @@ pub fn plan(
         optimizer: opt.decl.name.name.clone(),
         lr,
         span: t.span,
+        output_spans,
+        output_decl: model.ret.as_ref().map(|r| r.span()),
+        largest_value,
+        blockers,
     })
 }
 
@@ -486,6 +537,8 @@ fn label_type(source: &DataSource, batch: &Dim) -> ir::Type {
             let cols = y.first().map_or(1, Vec::len);
             ir::Type::f32(vec![batch.clone(), Dim::Known(cols)])
         }
+        // One number per sample, like a class label.
+        DataSource::Csv { regression: true, .. } => ir::Type::f32(vec![batch.clone()]),
         _ => ir::Type {
             dtype: DType::I32,
             shape: vec![batch.clone()],
@@ -525,6 +578,7 @@ fn init_param(e: &mut Elab, info: &ParamInfo) -> Option<ir::Value> {
     let mut env = Env {
         vars: HashMap::new(),
         parent: Some(info.env.clone()),
+        ..Default::default()
     };
     let init = &info.init;
     let (callee, args) = match &init.kind {
@@ -539,12 +593,11 @@ fn init_param(e: &mut Elab, info: &ParamInfo) -> Option<ir::Value> {
     let v = if matches!(callee, Val::Fn(_)) {
         let mut argv = vec![];
         let given_shape = args.is_some_and(|a| a.iter().any(|x| x.name.as_ref().is_some_and(|n| n.name == "shape")));
+        // The shape goes first, by position, so the initializer's own
+        // positional arguments fill the parameters after it (`full(0.1)`).
         if takes_shape && !given_shape {
             argv.push(ArgVal {
-                name: Some(Ident {
-                    name: "shape".into(),
-                    span: init.span,
-                }),
+                name: None,
                 val: shape_val,
                 span: init.span,
             });
@@ -655,6 +708,7 @@ fn opt_env(opt: &OptimizerInst) -> Env {
     for (k, v) in &opt.args {
         env.vars.insert(k.clone(), v.clone());
     }
+    env.origins = opt.origins.clone();
     env
 }
 
@@ -833,16 +887,26 @@ fn settings(fields: &HashMap<&str, &TrainField>, diags: &mut Diagnostics) -> Opt
         match f.value.kind {
             ExprKind::Float(x) if (0.0..1.0).contains(&x) => Some(Some(x)),
             ExprKind::Int(0) => Some(Some(0.0)),
-            _ => {
-                diags.push(
-                    Diagnostic::error(
-                        "E0203",
-                        format!("`{name}` must be a fraction in [0, 1)"),
-                        f.value.span,
-                        "not a fraction",
-                    )
-                    .with_help(format!("e.g. `{name} = 0.2`")),
+            ref k => {
+                let d = Diagnostic::error(
+                    "E0203",
+                    format!("`{name}` must be a fraction in [0, 1)"),
+                    f.value.span,
+                    "not a fraction",
                 );
+                // `validation = 20` meant 20 %.
+                let percent = match k {
+                    ExprKind::Int(i) if (1..100).contains(i) => Some(*i as f64),
+                    ExprKind::Float(x) if (1.0..100.0).contains(x) => Some(*x),
+                    _ => None,
+                };
+                diags.push(match percent {
+                    Some(p) => d.with_fix(
+                        format!("a share is a fraction: {p} % is `{}`", p / 100.0),
+                        crate::diag::Fix::replace(f.value.span, format!("{}", p / 100.0)),
+                    ),
+                    None => d.with_help(format!("e.g. `{name} = 0.2`")),
+                });
                 None
             }
         }
@@ -896,6 +960,26 @@ fn settings(fields: &HashMap<&str, &TrainField>, diags: &mut Diagnostics) -> Opt
     match frac("test", diags) {
         Some(v) => s.test = v.unwrap_or(0.0),
         None => ok = false,
+    }
+    // Validation comes out of what the test split leaves: together they
+    // must leave something to train on.
+    if ok && s.validation + s.test >= 1.0 && s.validation > 0.0 {
+        if let (Some(v), Some(t)) = (fields.get("validation"), fields.get("test")) {
+            diags.push(
+                Diagnostic::error(
+                    "E0203",
+                    format!(
+                        "`validation` and `test` take {} of the data, leaving nothing to train on",
+                        s.validation + s.test
+                    ),
+                    t.value.span,
+                    "too large together",
+                )
+                .with_secondary(v.value.span, "and this")
+                .with_help("the shares of the held-out splits must add up to less than 1, e.g. `validation = 0.2` and `test = 0.2`"),
+            );
+            ok = false;
+        }
     }
     if let Some(f) = fields.get("metrics") {
         match &f.value.kind {
@@ -1054,7 +1138,22 @@ fn data_source(e: &Expr, diags: &mut Diagnostics) -> Option<DataSpec> {
         },
         "csv" => {
             let path = str_arg(need("path", 0, diags)?, diags, "the CSV path")?;
-            let label = match get("label", 1).map(|a| &a.value.kind) {
+            // `target:` names a column of regression targets; `label:` one of class ids.
+            let target = args.iter().find(|a| a.name.as_ref().is_some_and(|n| n.name == "target"));
+            if let (Some(t), Some(l)) = (target, args.iter().find(|a| a.name.as_ref().is_some_and(|n| n.name == "label"))) {
+                diags.push(
+                    Diagnostic::error(
+                        "E0105",
+                        "`csv` takes either `label:` (class ids) or `target:` (numbers to predict), not both",
+                        t.span,
+                        "given as well",
+                    )
+                    .with_secondary(l.span, "the label column"),
+                );
+                return None;
+            }
+            let regression = target.is_some();
+            let label = match target.or_else(|| get("label", 1)).map(|a| &a.value.kind) {
                 None => CsvLabel::Index(-1),
                 Some(ExprKind::Int(i)) => CsvLabel::Index(*i),
                 Some(ExprKind::Neg(x)) if matches!(x.kind, ExprKind::Int(_)) => CsvLabel::Index(-number(x)? as i64),
@@ -1062,8 +1161,8 @@ fn data_source(e: &Expr, diags: &mut Diagnostics) -> Option<DataSpec> {
                 Some(_) => {
                     diags.push(Diagnostic::error(
                         "E0203",
-                        "`label` must be a column index (negative counts from the end) or a header name",
-                        get("label", 1)?.value.span,
+                        "the label column must be a column index (negative counts from the end) or a header name",
+                        target.or_else(|| get("label", 1))?.value.span,
                         "not an integer",
                     ));
                     return None;
@@ -1084,7 +1183,12 @@ fn data_source(e: &Expr, diags: &mut Diagnostics) -> Option<DataSpec> {
                     }
                 },
             };
-            DataSource::Csv { path, label, scale }
+            DataSource::Csv {
+                path,
+                label,
+                scale,
+                regression,
+            }
         }
         "idx" => DataSource::Idx {
             images: str_arg(need("images", 0, diags)?, diags, "the image file")?,

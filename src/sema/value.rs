@@ -75,6 +75,8 @@ pub struct LayerInst {
     /// shape error can suggest the arguments that would fit.
     pub call_span: crate::base::Span,
     pub arg_spans: HashMap<String, crate::base::Span>,
+    /// Its entry in `Elab::layers`.
+    pub record: usize,
 }
 
 /// A layer created while elaborating a model (for summaries and hover).
@@ -83,6 +85,9 @@ pub struct LayerRecord {
     pub name: String,
     pub span: crate::base::Span,
     pub params: Vec<(String, crate::ir::Type)>,
+    /// The shape its first application returned (`[batch, 128]`), so a
+    /// summary shows it even when functions sit between layers.
+    pub output: Option<String>,
 }
 
 /// One call inlined while lowering (a function, builtin, layer or model),
@@ -108,6 +113,8 @@ pub struct CallRecord {
 pub struct OptimizerInst {
     pub decl: Rc<OptimizerDecl>,
     pub args: Vec<(String, Val)>,
+    /// Where each argument was written in the user's file (see `Env::origins`).
+    pub origins: HashMap<String, crate::base::Span>,
 }
 
 #[derive(Clone, Debug)]
@@ -169,11 +176,22 @@ impl Val {
 pub struct Env {
     pub vars: HashMap<String, Val>,
     pub parent: Option<Rc<Env>>,
+    /// Where in the user's file a variable's value was written, when it
+    /// was bound from an argument there (`lr` of `adam(lr: "0.001")`):
+    /// an error about the value inside the stdlib points at that text.
+    pub origins: HashMap<String, crate::base::Span>,
 }
 
 impl Env {
     pub fn get(&self, name: &str) -> Option<&Val> {
         self.vars.get(name).or_else(|| self.parent.as_ref().and_then(|p| p.get(name)))
+    }
+    /// The user's text a variable's value came from (see `origins`).
+    pub fn origin(&self, name: &str) -> Option<crate::base::Span> {
+        if self.vars.contains_key(name) {
+            return self.origins.get(name).copied();
+        }
+        self.parent.as_ref().and_then(|p| p.origin(name))
     }
     pub fn names(&self) -> Vec<String> {
         let mut out: Vec<String> = self.vars.keys().cloned().collect();

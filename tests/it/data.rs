@@ -454,6 +454,7 @@ fn csv_header_modes_label_columns_and_crlf() {
         label: LabelColumn::Index(-3),
         header: Header::Yes,
         scale: Some(2.0),
+        regression: false,
     };
     let ds = load_csv(&path, &by_index).unwrap();
     assert_eq!(ds.x, arr(&[1.0, 4.0, 3.0, 8.0], &[2, 2]));

@@ -184,7 +184,7 @@ fn bad_inputs_are_errors_that_name_the_file() {
     let images = dir.join("images.idx");
     std::fs::write(&images, [0u8, 0, 8, 3, 0, 0]).unwrap();
     let labels = dir.join("labels.idx");
-    std::fs::write(&labels, [0u8, 0, 8, 1, 0, 0, 0, 1, 7]).unwrap();
+    std::fs::write(&labels, [0u8, 0, 8, 1, 0, 0, 0, 1, 1]).unwrap();
     let src = format!(
         "model M(x: [batch, 4]) -> [batch, 2] = x |> Dense(4 -> 2)\n\
          train M {{ data = idx(\"{}\", \"{}\")\n loss = cross_entropy(model(x), y)\n optimizer = sgd }}\n",

@@ -40,6 +40,21 @@ fn annotations(text: &str) -> Vec<(usize, String)> {
     out
 }
 
+/// The lines of `after` that differ from `before` (common leading and
+/// trailing lines dropped).
+fn changed_lines<'a>(before: &str, after: &'a str) -> Vec<&'a str> {
+    let a: Vec<&str> = before.lines().collect();
+    let b: Vec<&str> = after.lines().collect();
+    let head = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    let tail = a[head..]
+        .iter()
+        .rev()
+        .zip(b[head..].iter().rev())
+        .take_while(|(x, y)| x == y)
+        .count();
+    b[head..b.len() - tail].to_vec()
+}
+
 #[test]
 fn ui() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -50,10 +65,17 @@ fn ui() {
     for path in &files {
         let rel = path.strip_prefix(root).expect("relative").display().to_string();
         let bytes = std::fs::read(path).expect("read");
-        let mut c = driver::compile_bytes(&rel, &bytes);
-        // Data shapes are checked from file headers, next to the case.
+        // Data shapes and labels are checked from the files next to the case.
         let dir = path.parent().expect("in tests/ui");
-        driver::check_data(&mut c, &|src| nnc::runtime::load::feature_shape(src, dir, None));
+        let with_data = |mut c: driver::Compilation| {
+            driver::check_data(&mut c, &|src| nnc::runtime::load::feature_shape(src, dir, None));
+            driver::check_labels(&mut c, &|src| nnc::runtime::load::label_summary(src, dir, None));
+            // A fixed machine, so the snapshots do not depend on this one.
+            driver::check_memory(&mut c, 8 << 30);
+            c
+        };
+        let c = with_data(driver::compile_bytes(&rel, &bytes));
+        let recheck = |text: &str| with_data(driver::compile(&rel, text));
         let text = &c.db.file(c.root).text;
         let mut expected = annotations(text);
         let mut rendered = String::new();
@@ -69,6 +91,16 @@ fn ui() {
                 failures.push(format!("{rel}: {} points outside the file", d.code));
             }
             rendered.push_str(&render_plain(d, &c.db));
+            // Every proposed fix is shown with the lines it changes, and
+            // whether it was checked to work (the only ones nnc offers).
+            let checked = driver::verify_fixes(&c, d, &recheck);
+            for f in d.proposed_fixes() {
+                let ok = checked.contains(&f);
+                rendered.push_str(&format!("fix ({}): {}\n", if ok { "checked" } else { "rejected" }, f.title));
+                for line in changed_lines(text, &f.apply(text)) {
+                    rendered.push_str(&format!("  | {line}\n"));
+                }
+            }
             rendered.push('\n');
         }
         for (line, code) in expected {
