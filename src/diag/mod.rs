@@ -206,16 +206,36 @@ fn fingerprint(d: &Diagnostic) -> u64 {
     h.finish()
 }
 
-/// Did-you-mean: the closest candidate within a small edit distance.
+/// Did-you-mean: the closest candidate within a small edit distance; else
+/// the one candidate the name abbreviates (`val_acc` for `val_accuracy`)
+/// or spells out (`learning_rate` for `lr`, by its words' initials).
 pub fn suggest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let limit = (name.len() / 3).max(1);
-    candidates
-        .into_iter()
-        .filter(|c| *c != name)
-        .map(|c| (edit_distance(&name.to_lowercase(), &c.to_lowercase()), c))
+    let candidates: Vec<&str> = candidates.into_iter().filter(|c| *c != name).collect();
+    let close = candidates
+        .iter()
+        .map(|c| (edit_distance(&name.to_lowercase(), &c.to_lowercase()), *c))
         .filter(|(d, _)| *d <= limit)
         .min_by_key(|(d, c)| (*d, c.len()))
-        .map(|(_, c)| c)
+        .map(|(_, c)| c);
+    if close.is_some() {
+        return close;
+    }
+    let initials: String = name.split('_').filter_map(|w| w.chars().next()).collect();
+    let unique = |hits: Vec<&'a str>| if hits.len() == 1 { Some(hits[0]) } else { None };
+    let prefixed = candidates
+        .iter()
+        .copied()
+        .filter(|c| name.len() >= 3 && c.starts_with(name))
+        .collect();
+    unique(prefixed).or_else(|| {
+        let spelled = candidates
+            .iter()
+            .copied()
+            .filter(|c| name.contains('_') && c.len() >= 2 && *c == initials.as_str())
+            .collect();
+        unique(spelled)
+    })
 }
 
 /// Optimal-string-alignment distance: insertions, deletions, substitutions

@@ -249,6 +249,14 @@ impl Elab<'_> {
             TypeExpr::Fn(s) => match &a.val {
                 Val::Fn(_) | Val::LayerCtor(_) | Val::Layer(_) | Val::Model(_) => a.val,
                 v => {
+                    // `"relu"`: the function's name written as a string.
+                    let named = match v {
+                        Val::Str(name) if a.span.file == self.root => {
+                            let known = self.globals.get(name).is_some() || super::builtins::lookup(name).is_some();
+                            known.then(|| name.clone())
+                        }
+                        _ => None,
+                    };
                     let d = Diagnostic::error(
                         "E0203",
                         format!("argument `{}` of `{callee}` must be a function", p.name.name),
@@ -256,6 +264,10 @@ impl Elab<'_> {
                         format!("this is {}", v.kind()),
                     )
                     .with_secondary(*s, "declared as fn here");
+                    let d = match named {
+                        Some(name) => d.with_fix(format!("name the function without quotes: `{name}`"), Fix::replace(a.span, name)),
+                        None => d,
+                    };
                     self.report(d);
                     Val::Error
                 }

@@ -38,12 +38,19 @@ impl Elab<'_> {
             }),
             Val::Error => None,
             other => {
-                let d = Diagnostic::error(
+                let mut d = Diagnostic::error(
                     "E0203",
                     format!("{what} needs a tensor or a number"),
                     span,
                     format!("this is {}", other.kind()),
                 );
+                // A model where its output was meant: apply it to its input.
+                if let (Val::Model(m), Some(user)) = (other, self.user_text(span)) {
+                    if let Some(input) = m.inputs.first() {
+                        let call = format!("{}({})", self.text(user), input.name.name);
+                        d = d.with_fix(format!("apply the model: `{call}`"), Fix::replace(user, call));
+                    }
+                }
                 self.report(d);
                 None
             }

@@ -334,7 +334,10 @@ pub fn plan(
                     loss_field.value.span,
                     format!("this has shape {}", t.ty),
                 )
-                .with_help("reduce it to one number, e.g. `mean(...)`"),
+                .with_fix(
+                    "reduce it to one number: the mean over the batch",
+                    crate::diag::Fix::replace(loss_field.value.span, format!("mean({})", db.text(loss_field.value.span))),
+                ),
             );
             None
         }
@@ -1376,12 +1379,18 @@ fn early_stop(e: &Expr, diags: &mut Diagnostics) -> Option<EarlyStop> {
             (Some("monitor"), ExprKind::Name(m)) => {
                 let base = m.name.strip_prefix("val_").unwrap_or(&m.name);
                 if base != "loss" && !METRICS.contains(&base) {
-                    diags.push(
-                        Diagnostic::error("E0101", format!("unknown metric `{}`", m.name), m.span, "not a metric").with_help(format!(
+                    let monitors: Vec<String> = std::iter::once("loss")
+                        .chain(METRICS.iter().copied())
+                        .flat_map(|k| [k.to_string(), format!("val_{k}")])
+                        .collect();
+                    let d = Diagnostic::error("E0101", format!("unknown metric `{}`", m.name), m.span, "not a metric");
+                    diags.push(match suggest(&m.name, monitors.iter().map(String::as_str)) {
+                        Some(s) => d.with_fix(format!("did you mean `{s}`?"), crate::diag::Fix::replace(m.span, s)),
+                        None => d.with_help(format!(
                             "monitor `loss` or one of {}, with an optional `val_` prefix",
                             METRICS.join(", ")
                         )),
-                    );
+                    });
                     return None;
                 }
                 monitor = m.name.clone();

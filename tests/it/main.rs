@@ -3,6 +3,7 @@
 mod cli;
 mod common;
 mod data;
+mod diagnostics;
 mod diff;
 mod examples;
 mod export_errors;
