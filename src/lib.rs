@@ -60,6 +60,12 @@
 //! the label check (E0602) and the memory estimate (W0001) read the label
 //! column and the machine, which `sema` never does.
 //!
+//! Regression targets are declared, not guessed: `csv(..., target: "price")`
+//! gives `y: [batch]` of f32, so a file's types never depend on its
+//! contents; a `label:` column that holds non-integers is E0602 with the
+//! fix `target:`. `[batch, 1]` predictions against such targets are E0313
+//! rather than a silent `[batch, batch]` broadcast.
+//!
 //! The optimizer is elaborated once per parameter into a small update
 //! function; `runtime::step` composes loss, `autodiff::grad` and the
 //! updates into a single step function, which the runtime calls with the

@@ -237,12 +237,34 @@ pub fn check_labels(
         if plan.label.dtype != crate::ir::DType::I32 {
             continue;
         }
-        let Ok(Some(summary)) = labels(&plan.data.source) else { continue };
+        let summary = match labels(&plan.data.source) {
+            Ok(Some(s)) => s,
+            Ok(None) => continue,
+            Err(e) => {
+                found.push(Diagnostic::error(
+                    "E0601",
+                    // The file by name: the label points at where it is named.
+                    format!(
+                        "cannot read the labels of `train {}` from `{}`: {}",
+                        plan.model,
+                        e.path
+                            .file_name()
+                            .map_or(e.path.display().to_string(), |n| n.to_string_lossy().into_owned()),
+                        e.message
+                    ),
+                    plan.data.span,
+                    "the labels are read from here",
+                ));
+                continue;
+            }
+        };
         if let Some((line, text)) = &summary.not_a_class {
+            // The keyword that says "class ids" is what to change.
+            let at = keyword_span(&c.db, plan.data.span, "label").unwrap_or(plan.data.span);
             let mut d = Diagnostic::error(
                 "E0602",
                 format!("the label column holds `{text}` (line {line}), which is not a class id"),
-                plan.data.span,
+                at,
                 "labels are read as class ids here",
             )
             .with_note("class ids are whole numbers from 0; a column of numbers to predict is a regression target");

@@ -90,18 +90,30 @@ fn csv_options(label: &CsvLabel, scale: Option<f64>, regression: bool) -> CsvOpt
     }
 }
 
-/// The class labels of a data source (`None` for regression targets and
-/// inline data), read without the features: checked against the model's
-/// outputs before training.
+/// The class labels of a data source, read without the features: checked
+/// against the model's outputs before training. `None` for regression
+/// targets, inline data, and files that are not there (where the data is
+/// is `nnc run`'s to report, with `--data-dir`); an error for a file that
+/// is there but cannot be read.
 pub fn label_summary(source: &DataSource, base: &Path, data_dir: Option<&Path>) -> Result<Option<data::LabelSummary>, DataError> {
+    let Ok(found) = (match source {
+        DataSource::Inline { .. } | DataSource::Csv { regression: true, .. } => return Ok(None),
+        DataSource::Csv { path, .. } => resolve(path, base, data_dir),
+        DataSource::Mnist { dir } => resolve(dir, base, data_dir),
+        DataSource::Idx { labels, .. } => resolve(labels, base, data_dir),
+    }) else {
+        return Ok(None);
+    };
     match source {
-        DataSource::Inline { .. } | DataSource::Csv { regression: true, .. } => Ok(None),
-        DataSource::Csv { path, label, scale, .. } => {
-            let p = resolve(path, base, data_dir)?;
-            Ok(Some(data::csv_label_summary(&p, &csv_options(label, *scale, false))?))
-        }
-        DataSource::Mnist { dir } => Ok(Some(data::mnist_label_summary(&resolve(dir, base, data_dir)?)?)),
-        DataSource::Idx { labels, .. } => Ok(Some(data::idx_label_summary(&resolve(labels, base, data_dir)?)?)),
+        DataSource::Csv { label, scale, .. } => Ok(Some(data::csv_label_summary(&found, &csv_options(label, *scale, false))?)),
+        DataSource::Mnist { .. } => match data::mnist_label_summary(&found) {
+            Ok(s) => Ok(Some(s)),
+            // A directory without the label files is where the data is not.
+            Err(_) if !found.join("train-labels-idx1-ubyte").exists() && !found.join("train-labels-idx1-ubyte.gz").exists() => Ok(None),
+            Err(e) => Err(e),
+        },
+        DataSource::Idx { .. } => Ok(Some(data::idx_label_summary(&found)?)),
+        DataSource::Inline { .. } => Ok(None),
     }
 }
 
