@@ -55,7 +55,7 @@
 //! gone with no new kind of error; the language server, `nnc check` (text
 //! and `--format json`) and the UI snapshots all go through it. Checks that
 //! need a finished training plan or the data run in `driver` after
-//! `sema`: the gradient check (E0403) uses `autodiff`'s own list of
+//! `sema`: the gradient check (E0403) uses the op table's list of
 //! differentiable operands, so it cannot disagree with the backward pass;
 //! the label check (E0602) and the memory estimate (W0001) read the label
 //! column and the machine, which `sema` never does.

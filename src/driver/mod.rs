@@ -439,7 +439,7 @@ fn check_gradients(db: &SourceDb, a: &Analysis) -> Vec<Diagnostic> {
         for inst in &f.insts {
             let r = inst.result.index();
             let mut a_set: Vec<usize> = inst.args.iter().flat_map(|v| any[v.index()].clone()).collect();
-            let mut d_set: Vec<usize> = crate::autodiff::differentiable_args(&inst.op)
+            let mut d_set: Vec<usize> = inst.op.differentiable_args()
                 .iter()
                 .flat_map(|&i| diff[inst.args[i].index()].clone())
                 .collect();
