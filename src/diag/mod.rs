@@ -153,6 +153,8 @@ pub struct Diagnostics {
     /// rather than a scan (a generated file with thousands of errors was
     /// quadratic).
     seen: HashSet<u64>,
+    /// Where the report with a given (code, place, message) is in `items`.
+    heads: std::collections::HashMap<u64, usize>,
     /// Errors pushed so far, counting the ones merged into an earlier
     /// report: whether a phase found a problem, even a known one.
     pub errors_pushed: usize,
@@ -166,23 +168,37 @@ impl Diagnostics {
             return;
         }
         // The same mistake reached from another use of its layer or
-        // function (a label "in this use") joins the first report, the use
-        // as a label. Only such reports pay for the scan.
-        if d.secondary.iter().any(|l| l.message == "in this use") {
-            if let Some(old) = self
-                .items
-                .iter_mut()
-                .find(|o| o.code == d.code && o.primary.span == d.primary.span && o.message == d.message)
+        // function (labelled "in this use") joins the first report, the use
+        // as a label; found by (code, place, message), checked in case the
+        // items were reordered since.
+        let head = {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            (d.code, d.primary.span, &d.message).hash(&mut h);
+            h.finish()
+        };
+        let same = |o: &Diagnostic| o.code == d.code && o.primary.span == d.primary.span && o.message == d.message;
+        let at = match self.heads.get(&head) {
+            Some(&i) if self.items.get(i).is_some_and(same) => Some(i),
+            Some(_) => self.items.iter().position(same),
+            None => None,
+        };
+        if let Some(i) = at {
+            let old = &mut self.items[i];
             {
                 for l in d.secondary {
                     if !old.secondary.iter().any(|o| o.span == l.span) {
-                        let message = if l.message == "in this use" { "also used here".to_string() } else { l.message };
+                        let message = if l.message == "in this use" {
+                            "also used here".to_string()
+                        } else {
+                            l.message
+                        };
                         old.secondary.push(Label { span: l.span, message });
                     }
                 }
                 return;
             }
         }
+        self.heads.insert(head, self.items.len());
         self.items.push(d);
     }
     pub fn has_errors(&self) -> bool {

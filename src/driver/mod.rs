@@ -258,12 +258,12 @@ pub fn check_labels(
                 continue;
             }
         };
-        if let Some((line, text)) = &summary.not_a_class {
+        if let Some((place, text)) = &summary.not_a_class {
             // The keyword that says "class ids" is what to change.
             let at = keyword_span(&c.db, plan.data.span, "label").unwrap_or(plan.data.span);
             let mut d = Diagnostic::error(
                 "E0602",
-                format!("the label column holds `{text}` (line {line}), which is not a class id"),
+                format!("the label column holds `{text}` ({place}), which is not a class id"),
                 at,
                 "labels are read as class ids here",
             )
@@ -439,7 +439,9 @@ fn check_gradients(db: &SourceDb, a: &Analysis) -> Vec<Diagnostic> {
         for inst in &f.insts {
             let r = inst.result.index();
             let mut a_set: Vec<usize> = inst.args.iter().flat_map(|v| any[v.index()].clone()).collect();
-            let mut d_set: Vec<usize> = inst.op.differentiable_args()
+            let mut d_set: Vec<usize> = inst
+                .op
+                .differentiable_args()
                 .iter()
                 .flat_map(|&i| diff[inst.args[i].index()].clone())
                 .collect();

@@ -684,7 +684,8 @@ pub fn load_csv(path: &Path, opts: &CsvOptions) -> Result<Dataset, DataError> {
 #[derive(Clone, Debug, PartialEq)]
 pub struct LabelSummary {
     pub classes: usize,
-    pub not_a_class: Option<(usize, String)>,
+    /// Where (`data.csv, line 2, column 3`) and what.
+    pub not_a_class: Option<(String, String)>,
 }
 
 /// The label column of a CSV file, read without the features.
@@ -692,14 +693,17 @@ pub fn csv_label_summary(path: &Path, opts: &CsvOptions) -> Result<LabelSummary,
     let mut lines = Lines::open(path)?;
     let prelude = read_prelude(&mut lines, opts)?;
     let mut classes = 0;
-    let mut check = |line_no: usize, text: &str| -> Option<(usize, String)> {
+    let name = path
+        .file_name()
+        .map_or(path.display().to_string(), |n| n.to_string_lossy().into_owned());
+    let mut check = |line_no: usize, text: &str| -> Option<(String, String)> {
         let field = split_fields(text).get(prelude.label).copied().unwrap_or("").to_string();
         match parse_class_id(&field) {
             Some(id) => {
                 classes = classes.max(id as usize + 1);
                 None
             }
-            None => Some((line_no, field)),
+            None => Some((format!("{name}, line {line_no}, column {}", prelude.label + 1), field)),
         }
     };
     let mut not_a_class = check(prelude.first.0, &prelude.first.1);

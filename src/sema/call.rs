@@ -27,7 +27,13 @@ impl Elab<'_> {
         let record = self.lowering.then(|| call_head(&f, &args));
         let (start, depth) = (self.b.func().insts.len(), self.frames.len());
         self.frames.push(span);
-        let callee_origin = self.user_text(callee_span);
+        // Only a callee passed in as an argument (an activation) has an
+        // origin; a call written in the user's file is its own site.
+        let callee_origin = if callee_span.file == self.root {
+            None
+        } else {
+            self.origins.get(&callee_span).copied()
+        };
         self.callee_origins.push(callee_origin);
         let out = self.call_inner(f, args, span, callee_span);
         self.frames.pop();
