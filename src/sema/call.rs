@@ -258,7 +258,7 @@ impl Elab<'_> {
                     // `"relu"`: the function's name written as a string.
                     let named = match v {
                         Val::Str(name) if a.span.file == self.root => {
-                            let known = self.globals.get(name).is_some() || super::builtins::lookup(name).is_some();
+                            let known = self.globals.get(name).is_some() || super::builtin_table::Builtin::from_name(name).is_some();
                             known.then(|| name.clone())
                         }
                         _ => None,

@@ -121,7 +121,7 @@ fn load_data(plan: &TrainPlan) -> String {
     let resolve = |p: &str| format!("nnc_data.resolve({}, SOURCE_DIR, data_dir)", py_str(p));
     let (read, test) = match &plan.data.source {
         DataSource::Mnist { dir } => (format!("all_xy, test_xy = nnc_data.mnist({})", resolve(dir)), ""),
-        DataSource::Csv { path, label, scale } => {
+        DataSource::Csv { path, label, scale, .. } => {
             let label = match label {
                 CsvLabel::Index(i) => i.to_string(),
                 CsvLabel::Name(n) => py_str(n),
