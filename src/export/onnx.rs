@@ -299,6 +299,11 @@ fn lower(g: &mut Graph, inst: &ir::Inst, a: &[&str]) -> Result<String, Unsupport
                 UnaryOp::Tanh => "Tanh",
                 UnaryOp::Abs => "Abs",
                 UnaryOp::Sign => "Sign",
+                UnaryOp::Sin => "Sin",
+                UnaryOp::Cos => "Cos",
+                UnaryOp::Erf => "Erf",
+                // Inference has no gradient to stop.
+                UnaryOp::StopGradient => "Identity",
             },
         ),
         Op::Binary(b) => simple(
@@ -374,6 +379,17 @@ fn lower(g: &mut Graph, inst: &ir::Inst, a: &[&str]) -> Result<String, Unsupport
             g.node("OneHot", &[a[0], &d, &values], &[("axis", Attr::Int(-1))], &hint)
         }
         Op::Cast { to } => g.node("Cast", a, &[("to", Attr::Int(elem_type(*to)))], &hint),
+        // Not lowered to ONNX yet (Slice/Pad/Concat/Gather/ScatterElements
+        // exist there): an E0701 naming the op instead of a wrong model.
+        Op::Slice { .. }
+        | Op::Pad { .. }
+        | Op::Reverse { .. }
+        | Op::Concat { .. }
+        | Op::Gather { .. }
+        | Op::ScatterAdd { .. }
+        | Op::Iota { .. } => {
+            return Err(Unsupported::new(format!("`{}` is not exported to ONNX yet", inst.op.name())).with_op(inst.op.name()));
+        }
         Op::RandomUniform { .. } | Op::RandomNormal { .. } => {
             return Err(Unsupported::new(format!(
                 "`{}` has no ONNX equivalent: nnc's counter-based random stream cannot be reproduced by ONNX's random ops",

@@ -58,7 +58,14 @@ fn flops(f: &Func, op: &Op, args: &[crate::ir::Value], result: &Type) -> u64 {
         | Op::OneHot { .. }
         | Op::Cast { .. }
         | Op::RandomUniform { .. }
-        | Op::RandomNormal { .. } => 0,
+        | Op::RandomNormal { .. }
+        | Op::Slice { .. }
+        | Op::Pad { .. }
+        | Op::Reverse { .. }
+        | Op::Concat { .. }
+        | Op::Gather { .. }
+        | Op::ScatterAdd { .. }
+        | Op::Iota { .. } => 0,
     }
 }
 
