@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """nnc against JAX and PyTorch on this machine, in one run, for ratios.
 
-    python3 bench/peers.py [--threads N] [--nnc PATH] [--skip-epoch]
+    python3 bench/peers.py [--model mlp|lenet5] [--threads N] [--nnc PATH] [--skip-epoch] [--json]
 
 Times the MLP 784-128-64-10 (ReLU, softmax cross-entropy with integer
 labels, Adam lr 1e-3) of examples/mnist_mlp.nn on random data of MNIST
@@ -11,6 +11,13 @@ gets its fastest idiomatic form: JAX `jit` with donated buffers (the epoch
 as one `lax.scan`), PyTorch eager with the fused Adam. Then it runs
 `nnc bench examples/mnist_mlp.nn --json` and prints every figure with its
 ratio to nnc. Frameworks that are not installed are skipped.
+
+`--model lenet5` times examples/lenet5.nn instead (LeNet-5: 5×5 conv 6
+with padding 2, ReLU, 2×2 max pool, 5×5 conv 16, ReLU, pool, dense
+400-120-84-10; Adam) at batch 64, inference at batch 1024, and an epoch
+at batch 64; PyTorch eager with fused Adam (oneDNN convolutions) and JAX
+`jit` (`lax.conv_general_dilated`, `lax.reduce_window`). `--json` prints
+the figures as one JSON object instead of the table.
 
 The process (and so every framework and nnc) is pinned to the first N
 cores, so `--threads 1` means one core for everyone. Medians of 7 timed
@@ -185,15 +192,166 @@ def bench_jax(threads, epoch):
     return out
 
 
-def bench_nnc(threads, nnc, epoch):
-    cmd = [nnc, "bench", os.path.join(ROOT, "examples", "mnist_mlp.nn"), "--json"]
-    cmd += ["--threads", str(threads), "--batch", ",".join(map(str, BATCHES))]
+LENET_BATCHES = [64]
+LENET_EPOCH_BATCH = 64
+
+
+def bench_torch_lenet(threads, epoch):
+    import torch
+    import torch.nn as nn
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+
+    def lenet():
+        return nn.Sequential(
+            nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+            nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10),
+        )
+
+    loss_fn = nn.CrossEntropyLoss()
+    out = {"steps": {}}
+    for batch in LENET_BATCHES:
+        model = lenet()
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
+        x, y = torch.rand(batch, 1, 28, 28), torch.randint(0, 10, (batch,))
+
+        def step():
+            opt.zero_grad(set_to_none=True)
+            loss_fn(model(x), y).backward()
+            opt.step()
+
+        out["steps"][batch] = median_ms(step)
+    model, x = lenet(), torch.rand(INFER_BATCH, 1, 28, 28)
+    with torch.inference_mode():
+        out["inference"] = median_ms(lambda: model(x))
+    if epoch:
+        model = lenet()
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
+        xs, ys = torch.rand(EPOCH_SAMPLES, 1, 28, 28), torch.randint(0, 10, (EPOCH_SAMPLES,))
+
+        def run_epoch():
+            perm = torch.randperm(EPOCH_SAMPLES)
+            for i in range(0, EPOCH_SAMPLES, LENET_EPOCH_BATCH):
+                idx = perm[i : i + LENET_EPOCH_BATCH]
+                opt.zero_grad(set_to_none=True)
+                loss_fn(model(xs[idx]), ys[idx]).backward()
+                opt.step()
+
+        out["epoch"] = median_s(run_epoch, reps=1)
+    return out
+
+
+def bench_jax_lenet(threads, epoch):
+    import jax
+    import jax.numpy as jnp
+    from jax import lax
+
+    shapes = [("conv", (6, 1, 5, 5)), ("conv", (16, 6, 5, 5)), ("dense", (400, 120)), ("dense", (120, 84)), ("dense", (84, 10))]
+
+    def init(key):
+        params = []
+        for kind, shape in shapes:
+            key, k = jax.random.split(key)
+            fan_in = shape[1] * shape[2] * shape[3] if kind == "conv" else shape[0]
+            bias = shape[0] if kind == "conv" else shape[1]
+            params.append((jax.random.normal(k, shape) / jnp.sqrt(fan_in), jnp.zeros(bias)))
+        return params
+
+    def pool(h):
+        return lax.reduce_window(h, -jnp.inf, lax.max, (1, 1, 2, 2), (1, 1, 2, 2), "VALID")
+
+    def forward(params, x):
+        dn = ("NCHW", "OIHW", "NCHW")
+        (w1, b1), (w2, b2), (w3, b3), (w4, b4), (w5, b5) = params
+        h = lax.conv_general_dilated(x, w1, (1, 1), [(2, 2), (2, 2)], dimension_numbers=dn)
+        h = pool(jax.nn.relu(h + b1[None, :, None, None]))
+        h = lax.conv_general_dilated(h, w2, (1, 1), "VALID", dimension_numbers=dn)
+        h = pool(jax.nn.relu(h + b2[None, :, None, None])).reshape(x.shape[0], -1)
+        h = jax.nn.relu(h @ w3 + b3)
+        h = jax.nn.relu(h @ w4 + b4)
+        return h @ w5 + b5
+
+    def loss(params, x, y):
+        logp = jax.nn.log_softmax(forward(params, x))
+        return -jnp.mean(jnp.take_along_axis(logp, y[:, None], axis=1))
+
+    def adam(state, x, y):
+        params, m, v, t = state
+        g = jax.grad(loss)(params, x, y)
+        b1, b2, lr, eps = 0.9, 0.999, 1e-3, 1e-7
+        t = t + 1
+        tree = jax.tree_util.tree_map
+        m = tree(lambda m, g: b1 * m + (1 - b1) * g, m, g)
+        v = tree(lambda v, g: b2 * v + (1 - b2) * g * g, v, g)
+        c1, c2 = 1 - b1**t, 1 - b2**t
+        params = tree(lambda p, m, v: p - lr * (m / c1) / (jnp.sqrt(v / c2) + eps), params, m, v)
+        return (params, m, v, t)
+
+    step = jax.jit(adam, donate_argnums=0)
+    key = jax.random.PRNGKey(0)
+
+    def fresh():
+        params = init(key)
+        zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
+        return (params, zeros, jax.tree_util.tree_map(jnp.zeros_like, params), jnp.float32(0))
+
+    out = {"steps": {}}
+    for batch in LENET_BATCHES:
+        x = jax.random.uniform(key, (batch, 1, 28, 28))
+        y = jax.random.randint(key, (batch,), 0, 10)
+        state = [fresh()]
+
+        def run():
+            state[0] = step(state[0], x, y)
+            jax.block_until_ready(state[0])
+
+        out["steps"][batch] = median_ms(run)
+    infer = jax.jit(forward)
+    params, x = init(key), jax.random.uniform(key, (INFER_BATCH, 1, 28, 28))
+    out["inference"] = median_ms(lambda: jax.block_until_ready(infer(params, x)))
+    if epoch:
+        n = EPOCH_SAMPLES // LENET_EPOCH_BATCH * LENET_EPOCH_BATCH
+
+        def run_epoch(state, xs, ys, k):
+            perm = jax.random.permutation(k, EPOCH_SAMPLES)[:n]
+            xb = xs[perm].reshape(-1, LENET_EPOCH_BATCH, 1, 28, 28)
+            yb = ys[perm].reshape(-1, LENET_EPOCH_BATCH)
+            state, _ = jax.lax.scan(lambda s, b: (adam(s, *b), None), state, (xb, yb))
+            return state
+
+        epoch_fn = jax.jit(run_epoch, donate_argnums=0)
+        xs = jax.random.uniform(key, (EPOCH_SAMPLES, 1, 28, 28))
+        ys = jax.random.randint(key, (EPOCH_SAMPLES,), 0, 10)
+        state = [fresh()]
+
+        def one_epoch():
+            state[0] = epoch_fn(state[0], xs, ys, key)
+            jax.block_until_ready(state[0])
+
+        out["epoch"] = median_s(one_epoch, reps=1)
+    return out
+
+
+MODELS = {
+    # name: (example file, step batches, epoch batch, JAX bench, PyTorch bench, title)
+    "mlp": ("mnist_mlp.nn", BATCHES, EPOCH_BATCH, bench_jax, bench_torch, "MLP 784-128-64-10"),
+    "lenet5": ("lenet5.nn", LENET_BATCHES, LENET_EPOCH_BATCH, bench_jax_lenet, bench_torch_lenet, "LeNet-5"),
+}
+
+
+def bench_nnc(threads, nnc, epoch, model="mlp"):
+    example, batches, _, _, _, _ = MODELS[model]
+    cmd = [nnc, "bench", os.path.join(ROOT, "examples", example), "--json"]
+    cmd += ["--threads", str(threads), "--batch", ",".join(map(str, batches))]
     cmd += ["--infer-batch", str(INFER_BATCH), "--samples", str(EPOCH_SAMPLES if epoch else 0)]
     r = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
     return {
         "steps": {s["batch"]: s["ms"] for s in r["steps"]},
         "inference": r["inference"][0]["ms"],
         "epoch": r["epochs"][0]["seconds"] if r["epochs"] else None,
+        "compile_ms": r.get("compile_ms"),
     }
 
 
@@ -202,33 +360,39 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--nnc", default=os.path.join(ROOT, "target", "release", "nnc"), help="the nnc binary (build with cargo build --release)")
     ap.add_argument("--skip-epoch", action="store_true")
+    ap.add_argument("--model", choices=sorted(MODELS), default="mlp")
+    ap.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = ap.parse_args()
+    _, batches, epoch_batch, jax_fn, torch_fn, title = MODELS[args.model]
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, set(range(min(args.threads, os.cpu_count() or 1))))
     os.environ.setdefault("XLA_FLAGS", f"--xla_cpu_multi_thread_eigen={'true' if args.threads > 1 else 'false'}")
     epoch = not args.skip_epoch
-    results = {"nnc": bench_nnc(args.threads, args.nnc, epoch)}
-    for name, fn in [("jax", bench_jax), ("torch", bench_torch)]:
+    results = {"nnc": bench_nnc(args.threads, args.nnc, epoch, args.model)}
+    for name, fn in [("jax", jax_fn), ("torch", torch_fn)]:
         try:
             results[name] = fn(args.threads, epoch)
         except ImportError:
             print(f"{name}: not installed, skipped", file=sys.stderr)
     # nnc once more at the end; the slower of its two runs is the baseline,
     # so a change in machine load during the run never flatters nnc.
-    again = bench_nnc(args.threads, args.nnc, epoch)
+    again = bench_nnc(args.threads, args.nnc, epoch, args.model)
     first = results["nnc"]
     first["steps"] = {b: max(first["steps"][b], again["steps"][b]) for b in first["steps"]}
     first["inference"] = max(first["inference"], again["inference"])
     if epoch:
         first["epoch"] = max(first["epoch"], again["epoch"])
 
+    if args.json:
+        print(json.dumps({"model": args.model, "threads": args.threads, "results": results}, indent=1))
+        return
     base = results["nnc"]
-    rows = [(f"train step batch {b} (ms)", lambda r, b=b: r["steps"][b]) for b in BATCHES]
+    rows = [(f"train step batch {b} (ms)", lambda r, b=b: r["steps"][b]) for b in batches]
     rows.append((f"inference batch {INFER_BATCH} (ms)", lambda r: r["inference"]))
     if epoch:
-        rows.append((f"epoch {EPOCH_SAMPLES} batch {EPOCH_BATCH} (s)", lambda r: r["epoch"]))
+        rows.append((f"epoch {EPOCH_SAMPLES} batch {epoch_batch} (s)", lambda r: r["epoch"]))
     names = list(results)
-    print(f"MLP 784-128-64-10, Adam, random data, {args.threads} thread(s); ratio = framework / nnc (higher: nnc faster)")
+    print(f"{title}, Adam, random data, {args.threads} thread(s); ratio = framework / nnc (higher: nnc faster)")
     print(f"{'':32}" + "".join(f"{n:>18}" for n in names))
     for label, get in rows:
         cells = []

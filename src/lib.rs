@@ -166,6 +166,27 @@
 //! memory, because a hang or a runaway allocation cannot be interrupted
 //! in-process — it writes the input and ends the campaign. Panics are
 //! minimised by delta debugging over lines, then bytes.
+//! ## Convolutions
+//!
+//! `conv2d` is lowered in `sema::conv` to an `im2col` op (every window of
+//! the image copied into a row: `[n, c, h, w]` → `[n, oh, ow, c, kh, kw]`),
+//! a reshape and one matrix product with the `[c·kh·kw, out]` weights;
+//! groups are a batched product over the group axis. So the FLOPs run in
+//! the `gemm` crate at its peak, autodiff needs rules only for `im2col` and
+//! its adjoint `col2im` (each other's VJP), and the weight gradient is one
+//! GEMM over all windows. The batch is symbolic while checking, so the IR
+//! first holds a product per image against a broadcast weight;
+//! `opt::batch_fold` folds the batch into the GEMM rows once the step is
+//! specialised to a batch size. Max pooling is its own op with a gradient
+//! op that sends each window's gradient to its first maximum (PyTorch's
+//! tie rule); average pooling is `im2col` and a sum.
+//!
+//! The window ops are memory-bound gathers and scatters. Their loops live
+//! once in `ir::window`, generic over f32/f64: the interpreter runs them in
+//! f64, and compiled code calls the f32 instances as a host function
+//! (`codegen::window`), like the GEMM. A Cranelift version would be
+//! limited to 128-bit vectors and would repeat every index rule; the
+//! measurements behind the lowering are in the README's CNN section.
 //!
 //! ## Export
 //!

@@ -104,7 +104,25 @@ pub(super) fn vjp(cx: &mut Ctx, inst: &Inst, g: Value, want: &[bool]) -> Vec<Opt
             vec![Some(back), None]
         }
         Op::ScatterAdd { axis, .. } => vec![None, want[1].then(|| cx.b.gather(g, x[0], *axis))],
-        Op::Const(_) | Op::Compare(_) | Op::OneHot { .. } | Op::RandomUniform { .. } | Op::RandomNormal { .. } | Op::Iota { .. } => {
+        // im2col and col2im are linear and each other's adjoint.
+        Op::Im2col { window } => {
+            let shape = cx.b.shape(x[0]);
+            let size = [2, 3].map(|i| shape[i].known().expect("im2col images have known h and w"));
+            let op = Op::Col2im {
+                window: window.clone(),
+                size,
+            };
+            vec![Some(cx.b.push(op, &[g]))]
+        }
+        Op::Col2im { window, .. } => vec![Some(cx.b.push(Op::Im2col { window: window.clone() }, &[g]))],
+        Op::MaxPool { window } => vec![Some(cx.b.push(Op::MaxPoolGrad { window: window.clone() }, &[x[0], g]))],
+        Op::Const(_)
+        | Op::Compare(_)
+        | Op::OneHot { .. }
+        | Op::RandomUniform { .. }
+        | Op::RandomNormal { .. }
+        | Op::Iota { .. }
+        | Op::MaxPoolGrad { .. } => {
             vec![None; x.len()]
         }
     }

@@ -30,7 +30,7 @@ pub fn summary(file: &Path) -> i32 {
                 .map(|&s| c.db.text(s).split_whitespace().collect::<Vec<_>>().join(" "))
                 .unwrap_or_default()
         };
-        let rows: Vec<[String; 4]> = s
+        let rows: Vec<[String; 5]> = s
             .rows
             .iter()
             .map(|r| {
@@ -39,30 +39,33 @@ pub fn summary(file: &Path) -> i32 {
                     r.output.clone(),
                     thousands(r.params as u64),
                     thousands(r.flops),
+                    bytes(r.activations * 4),
                 ]
             })
             .collect();
-        let head = ["layer", "output shape", "params", "FLOPs"];
+        let head = ["layer", "output shape", "params", "FLOPs", "activations"];
         let mut w = head.map(str::len);
         for r in &rows {
             for (i, cell) in r.iter().enumerate() {
                 w[i] = w[i].max(cell.len());
             }
         }
-        let line = |cells: &[String; 4]| {
+        let line = |cells: &[String; 5]| {
             format!(
-                "{:<a$}  {:<b$}  {:>c$}  {:>d$}",
+                "{:<a$}  {:<b$}  {:>c$}  {:>d$}  {:>e$}",
                 cells[0],
                 cells[1],
                 cells[2],
                 cells[3],
+                cells[4],
                 a = w[0],
                 b = w[1],
                 c = w[2],
-                d = w[3]
+                d = w[3],
+                e = w[4]
             )
         };
-        let width = w.iter().sum::<usize>() + 6;
+        let width = w.iter().sum::<usize>() + 8;
         say!("model {model}");
         say!("{}", "=".repeat(width));
         say!("{}", line(&head.map(String::from)));

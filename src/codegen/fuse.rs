@@ -16,6 +16,7 @@ use super::axes::simplify;
 use super::kernel::*;
 use super::merge::merge_siblings;
 use super::moves::{MoveKernel, MoveOp};
+use super::window::{Descriptor, WindowOp};
 use crate::ir::{DType, Dim, Func, Op, OpKind, Value};
 use std::collections::HashMap;
 
@@ -171,6 +172,10 @@ pub fn form(f: &Func, threads: usize, inplace: &[(usize, usize)], direct: &[bool
             Op::Reshape { .. } => fm.view(v, View::Reshape, inst.args[0]),
             Op::Transpose { perm } => fm.view(v, View::Transpose(perm), inst.args[0]),
             Op::MatMul => fm.matmul(v, inst.args[0], inst.args[1]),
+            Op::Im2col { window } => fm.window(v, WindowOp::Im2col, window, &inst.args),
+            Op::Col2im { window, .. } => fm.window(v, WindowOp::Col2im, window, &inst.args),
+            Op::MaxPool { window } => fm.window(v, WindowOp::MaxPool, window, &inst.args),
+            Op::MaxPoolGrad { window } => fm.window(v, WindowOp::MaxPoolGrad, window, &inst.args),
             Op::ReduceSum { axes, .. } => fm.reduce(v, ReduceKind::Sum, axes, inst.args[0]),
             Op::ReduceMax { axes, .. } => fm.reduce(v, ReduceKind::Max, axes, inst.args[0]),
             // Moved by a host function (`moves`).
@@ -398,6 +403,31 @@ impl Former<'_> {
         self.class[v.index()] = Class::Stored { slot, strides: tc };
     }
 
+    /// A window op: a call on contiguous operands (`codegen::window`).
+    fn window(&mut self, v: Value, op: WindowOp, window: &crate::ir::Window, args: &[Value]) {
+        // The image side: the operand, or the result of col2im.
+        let image = if op == WindowOp::Col2im { v } else { args[0] };
+        let d = self.dims[image.index()].clone();
+        let geometry =
+            crate::ir::window::Geometry::new(window, d[0], d[1], [d[2], d[3]]).expect("the verifier checked that the window fits");
+        let src = self.contiguous(args[0]);
+        let aux = args.get(1).map(|&a| self.contiguous(a));
+        let dst = self.new_slot(v);
+        let desc = Descriptor::new(op, window.clone(), geometry, self.threads);
+        let operands: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        self.kernels.push(Kernel::Window(WindowKernel {
+            desc,
+            src,
+            aux,
+            dst,
+            label: format!("{v} = {op:?} {}", operands.join(", ")),
+        }));
+        self.class[v.index()] = Class::Stored {
+            slot: dst,
+            strides: contiguous_strides(&self.dims[v.index()]),
+        };
+    }
+
     fn reduce(&mut self, v: Value, kind: ReduceKind, axes: &[usize], a: Value) {
         let ad = self.dims[a.index()].clone();
         let mut nodes = Vec::new();
@@ -458,10 +488,17 @@ impl Former<'_> {
     }
 
     /// `v` in a slot of its own with row-major strides (copied when it is
-    /// a strided view), for the move kernels that index it as `[outer, n, inner]`.
+    /// a strided view), for the host-function kernels (moves, windows).
     fn contiguous(&mut self, v: Value) -> Slot {
         let (slot, strides) = self.storage(v);
-        if strides == contiguous_strides(&self.dims[v.index()]) {
+        let d = &self.dims[v.index()];
+        // A size-1 axis is never stepped along, so its stride does not matter.
+        let dense = d
+            .iter()
+            .zip(&strides)
+            .zip(contiguous_strides(d))
+            .all(|((&n, &x), c)| n == 1 || x == c);
+        if dense {
             return slot;
         }
         let len = self.dims[v.index()].iter().product();
@@ -664,7 +701,11 @@ impl Former<'_> {
             | Op::Reverse { .. }
             | Op::Concat { .. }
             | Op::Gather { .. }
-            | Op::ScatterAdd { .. } => return self.leaf(v, nodes),
+            | Op::ScatterAdd { .. }
+            | Op::Im2col { .. }
+            | Op::Col2im { .. }
+            | Op::MaxPool { .. }
+            | Op::MaxPoolGrad { .. } => return self.leaf(v, nodes),
         };
         push_node(nodes, node)
     }
@@ -747,6 +788,7 @@ pub fn unsafe_inplace(p: &Program, inplace: &[(usize, usize)]) -> Vec<usize> {
             }
             Kernel::Gemm(g) => g.a.slot != param && g.b.slot != param,
             Kernel::Move(m) => !m.srcs.contains(&param),
+            Kernel::Window(k) => k.src != param && k.aux != Some(param),
         };
         if late_read || !same {
             bad.push(j);

@@ -29,5 +29,6 @@ pub fn new_module(isa: OwnedTargetIsa) -> JITModule {
     jb.symbol(parallel::SYMBOL, parallel::nnc_parallel_for as *const u8);
     jb.symbol(parallel::NORMAL_SYMBOL, parallel::nnc_random_normal as *const u8);
     jb.symbol(super::moves::SYMBOL, super::moves::nnc_move as *const u8);
+    jb.symbol(super::window::SYMBOL, super::window::nnc_window as *const u8);
     JITModule::new(jb)
 }

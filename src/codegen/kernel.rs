@@ -129,12 +129,25 @@ pub struct GemmKernel {
     pub label: String,
 }
 
+/// A window op (im2col, col2im, pooling) over contiguous slots, run by a
+/// host function (`codegen::window`).
+#[derive(Clone, Debug)]
+pub struct WindowKernel {
+    pub desc: super::window::Descriptor,
+    pub src: Slot,
+    /// The pooled gradient of `max_pool_grad`.
+    pub aux: Option<Slot>,
+    pub dst: Slot,
+    pub label: String,
+}
+
 #[derive(Clone, Debug)]
 pub enum Kernel {
     Loop(LoopKernel),
     Gemm(GemmKernel),
     /// Elements moved by a host function (`codegen::moves`).
     Move(super::moves::MoveKernel),
+    Window(WindowKernel),
 }
 
 impl Kernel {
@@ -157,6 +170,7 @@ impl Kernel {
             }
             Kernel::Gemm(g) => vec![g.a.slot, g.b.slot],
             Kernel::Move(m) => m.srcs.clone(),
+            Kernel::Window(w) => std::iter::once(w.src).chain(w.aux).collect(),
         }
     }
     /// Slots this kernel writes.
@@ -165,6 +179,7 @@ impl Kernel {
             Kernel::Loop(k) => k.outputs.iter().map(|(_, a)| a.slot).collect(),
             Kernel::Gemm(g) => vec![g.c.slot],
             Kernel::Move(m) => vec![m.dst],
+            Kernel::Window(w) => vec![w.dst],
         }
     }
 }

@@ -31,6 +31,7 @@ mod moves;
 mod parallel;
 mod plan;
 mod text;
+mod window;
 
 use crate::ir;
 use cranelift_codegen::ir::types::I64;
@@ -75,6 +76,9 @@ pub struct Compiled {
     /// Read by the move kernels through addresses compiled into the code
     /// (never resized, so those addresses stay valid).
     _moves: Vec<moves::MoveKernel>,
+    /// Read by the window kernels through addresses compiled into the code
+    /// (never resized, so the addresses stay valid).
+    _descriptors: Vec<window::Descriptor>,
     param_lens: Vec<usize>,
     result_lens: Vec<usize>,
     /// `(param, result)` pairs sharing one buffer (see `compile_inplace`).
@@ -152,7 +156,20 @@ impl Compiled {
             .iter()
             .filter_map(|k| match k {
                 Kernel::Move(m) => Some(m.clone()),
-                Kernel::Loop(_) | Kernel::Gemm(_) => None,
+                Kernel::Loop(_) | Kernel::Gemm(_) | Kernel::Window(_) => None,
+            })
+            .collect();
+        let window_id = module
+            .declare_function(window::SYMBOL, Linkage::Import, &window::signature(cc))
+            .map_err(err)?;
+        // The window calls' descriptors, owned by the compiled function
+        // (their addresses are constants in its code).
+        let descriptors: Vec<window::Descriptor> = prog
+            .kernels
+            .iter()
+            .filter_map(|k| match k {
+                Kernel::Window(w) => Some(w.desc.clone()),
+                Kernel::Loop(_) | Kernel::Gemm(_) | Kernel::Move(_) => None,
             })
             .collect();
         let mut nsig = Signature::new(cc);
@@ -220,12 +237,18 @@ impl Compiled {
             let par_ref = module.declare_func_in_func(par_id, b.func);
             let move_ref = module.declare_func_in_func(move_id, b.func);
             let mut next_move = move_descs.iter();
+            let window_ref = module.declare_func_in_func(window_id, b.func);
+            let mut next_desc = descriptors.iter();
             for (i, (k, id)) in prog.kernels.iter().zip(&kernel_ids).enumerate() {
                 match k {
                     Kernel::Gemm(g) => gemm::emit_call(&mut b, g, ptrs, gemm_ref),
                     Kernel::Move(_) => {
                         let d = next_move.next().expect("one descriptor per move kernel");
                         moves::emit_call(&mut b, d as *const moves::MoveKernel as usize, ptrs, move_ref);
+                    }
+                    Kernel::Window(w) => {
+                        let d = next_desc.next().expect("one descriptor per window kernel");
+                        window::emit_call(&mut b, w, d as *const window::Descriptor as usize, ptrs, window_ref);
                     }
                     Kernel::Loop(lk) => {
                         let fref = module.declare_func_in_func(id.expect("loop kernels are declared"), b.func);
@@ -284,6 +307,7 @@ impl Compiled {
             table,
             _arena: arena,
             _moves: move_descs,
+            _descriptors: descriptors,
             param_lens: lens(&f.params),
             result_lens: lens(&f.results),
             inplace: inplace.to_vec(),

@@ -39,6 +39,14 @@ pub fn program_text(p: &Program, plan: &ArenaPlan) -> String {
                     m.op
                 );
             }
+            Kernel::Window(w) => {
+                let aux = w.aux.map_or(String::new(), |a| format!(", s{a}"));
+                let _ = writeln!(
+                    out,
+                    "kernel k{i} {:?} threads={}  // {}\n    s{} = s{}{aux}",
+                    w.desc.op, w.desc.threads, w.label, w.dst, w.src
+                );
+            }
             Kernel::Loop(l) => {
                 let red = match &l.reduce {
                     Some((kind, axes)) => format!(" reduce={kind:?} over={axes:?}"),

@@ -248,7 +248,7 @@ pub fn export(plan: &TrainPlan, w: &Weights, st: Option<&Standardizer>) -> Resul
     for inst in &f.insts {
         let args: Vec<String> = inst.args.iter().map(|a| names[a].clone()).collect();
         let a: Vec<&str> = args.iter().map(String::as_str).collect();
-        let out = lower(&mut g, inst, &a)?;
+        let out = lower(&mut g, &f, inst, &a)?;
         names.insert(inst.result, out);
     }
     let result = f.results[0];
@@ -281,7 +281,7 @@ pub fn export(plan: &TrainPlan, w: &Weights, st: Option<&Standardizer>) -> Resul
 }
 
 /// The ONNX nodes of one instruction; returns the name of its result.
-fn lower(g: &mut Graph, inst: &ir::Inst, a: &[&str]) -> Result<String, Unsupported> {
+fn lower(g: &mut Graph, f: &ir::Func, inst: &ir::Inst, a: &[&str]) -> Result<String, Unsupported> {
     let hint = format!("v{}", inst.result.0);
     let simple = |g: &mut Graph, op: &str| g.node(op, a, &[], &hint);
     Ok(match &inst.op {
@@ -397,5 +397,60 @@ fn lower(g: &mut Graph, inst: &ir::Inst, a: &[&str]) -> Result<String, Unsupport
             ))
             .with_op(inst.op.name()));
         }
+        Op::Im2col { window } => im2col(g, window, &f.ty(inst.args[0]).shape, a[0], &hint)?,
+        // Padding never wins in nnc's max pooling, nor in ONNX's.
+        Op::MaxPool { window } => g.node("MaxPool", a, &window_attrs(window), &hint),
+        // Gradients: only the backward pass has them, and it is not exported.
+        Op::Col2im { .. } | Op::MaxPoolGrad { .. } => {
+            return Err(Unsupported::new(format!("`{}` (a gradient) is not exported to ONNX", inst.op.name())).with_op(inst.op.name()));
+        }
     })
+}
+
+/// ONNX's `kernel_shape`, `strides`, `pads` (all starts, then all ends) and
+/// `dilations` of a window.
+fn window_attrs(w: &ir::Window) -> Vec<(&'static str, Attr)> {
+    let ints = |v: [usize; 2]| Attr::Ints(v.iter().map(|&x| x as i64).collect());
+    let pads = [w.pad_lo, w.pad_hi].iter().flatten().map(|&x| x as i64).collect();
+    vec![
+        ("kernel_shape", ints(w.kernel)),
+        ("strides", ints(w.stride)),
+        ("pads", Attr::Ints(pads)),
+        ("dilations", ints(w.dilation)),
+    ]
+}
+
+/// `im2col` has no ONNX op, but it is a depthwise convolution whose
+/// `c·kh·kw` one-hot filters each pick one offset of the window: output
+/// channel `(ci, ky, kx)` is input channel `ci` read at `(ky, kx)`. The
+/// result `[n, c·kh·kw, oh, ow]` is then viewed as `[n, c, kh, kw, oh, ow]`
+/// and transposed to nnc's `[n, oh, ow, c, kh, kw]`. Multiplying by one and
+/// adding zeros is exact, so ONNX Runtime reproduces the copy.
+fn im2col(g: &mut Graph, w: &ir::Window, image: &[Dim], x: &str, hint: &str) -> Result<String, Unsupported> {
+    let Some(c) = image.get(1).and_then(Dim::known) else {
+        return Err(Unsupported::new("an image whose channel count is known only at run time".into()));
+    };
+    let [kh, kw] = w.kernel;
+    let per = kh * kw;
+    let mut pick = ArrayD::<f32>::zeros(vec![c * per, 1, kh, kw]);
+    for ci in 0..c {
+        for ky in 0..kh {
+            for kx in 0..kw {
+                pick[[ci * per + ky * kw + kx, 0, ky, kx]] = 1.0;
+            }
+        }
+    }
+    let filters = g.name("im2col_filters");
+    g.inits.push(f32_tensor(&filters, &pick));
+    let mut attrs = window_attrs(w);
+    attrs.push(("group", Attr::Int(c as i64)));
+    let cols = g.node("Conv", &[x, &filters], &attrs, "windows");
+    let out = w.out_hw([0, 1].map(|i| image.get(2 + i).and_then(Dim::known).unwrap_or(0)));
+    let Some([oh, ow]) = out else {
+        return Err(Unsupported::new("a window that does not fit its image".into()));
+    };
+    // Reshape's 0 copies the (symbolic) batch dim from the input.
+    let split = g.const_i64(&[0, c as i64, kh as i64, kw as i64, oh as i64, ow as i64], "shape");
+    let viewed = g.node("Reshape", &[&cols, &split], &[], "windows");
+    Ok(g.node("Transpose", &[&viewed], &[("perm", Attr::Ints(vec![0, 4, 5, 1, 2, 3]))], hint))
 }

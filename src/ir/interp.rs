@@ -17,7 +17,8 @@
 //! type (with symbols bound), so the interpreter also catches IR whose types
 //! lie about the data.
 
-use super::{scalar, BinaryOp, DType, Dim, Func, Inst, Op, Type};
+use super::window::{self as win, Geometry};
+use super::{scalar, BinaryOp, DType, Dim, Func, Inst, Op, Type, Window};
 use ndarray::linalg::general_mat_mul;
 use ndarray::{ArrayD, ArrayView2, Axis, Ix2, IxDyn};
 use std::borrow::Cow;
@@ -191,6 +192,10 @@ fn eval(inst: &Inst, x: &[&Tensor], bind: &Bindings) -> Result<Tensor, String> {
         Op::Gather { axis } => moves::gather(x[0], x[1], *axis)?,
         Op::ScatterAdd { axis, shape } => moves::scatter_add(x[0], x[1], *axis, &resolve(shape, bind)?)?,
         Op::Iota { shape, axis } => moves::iota(&resolve(shape, bind)?, *axis)?,
+        Op::Im2col { window } => im2col(window, x[0])?,
+        Op::Col2im { window, size } => col2im(window, *size, x[0])?,
+        Op::MaxPool { window } => max_pool(window, x[0])?,
+        Op::MaxPoolGrad { window } => max_pool_grad(window, x[0], x[1])?,
     })
 }
 
@@ -254,6 +259,51 @@ fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor, String> {
     let mut shape = a.shape()[..r - 1].to_vec();
     shape.push(n);
     out.into_shape_with_order(IxDyn(&shape)).map_err(|e| e.to_string())
+}
+
+// The window ops run the loops compiled code calls too (`ir::window`).
+
+/// A row-major copy of `t`'s data, and its `[n, c, h, w]` geometry under `w`.
+fn image(w: &Window, t: &Tensor, n: usize, c: usize, hw: [usize; 2]) -> Result<(Vec<f64>, Geometry), String> {
+    let g = Geometry::new(w, n, c, hw).ok_or_else(|| format!("window {w:?} does not fit {:?}", t.shape()))?;
+    Ok((t.iter().copied().collect(), g))
+}
+
+fn shaped(shape: &[usize], v: Vec<f64>) -> Result<Tensor, String> {
+    ArrayD::from_shape_vec(IxDyn(shape), v).map_err(|e| e.to_string())
+}
+
+fn im2col(w: &Window, x: &Tensor) -> Result<Tensor, String> {
+    let s = x.shape();
+    let (data, g) = image(w, x, s[0], s[1], [s[2], s[3]])?;
+    let mut cols = vec![0.0; g.cols_len(w)];
+    win::im2col(w, &g, &data, &mut cols, 0, g.n);
+    shaped(&[g.n, g.out[0], g.out[1], g.c, w.kernel[0], w.kernel[1]], cols)
+}
+
+fn col2im(w: &Window, size: [usize; 2], cols: &Tensor) -> Result<Tensor, String> {
+    let s = cols.shape();
+    let (data, g) = image(w, cols, s[0], s[3], size)?;
+    let mut img = vec![0.0; g.image_len()];
+    win::col2im(w, &g, &data, &mut img, 0, g.n);
+    shaped(&[g.n, g.c, size[0], size[1]], img)
+}
+
+fn max_pool(w: &Window, x: &Tensor) -> Result<Tensor, String> {
+    let s = x.shape();
+    let (data, g) = image(w, x, s[0], s[1], [s[2], s[3]])?;
+    let mut y = vec![0.0; g.pooled_len()];
+    win::max_pool(w, &g, &data, &mut y, 0, g.n * g.c);
+    shaped(&[g.n, g.c, g.out[0], g.out[1]], y)
+}
+
+fn max_pool_grad(w: &Window, x: &Tensor, dy: &Tensor) -> Result<Tensor, String> {
+    let s = x.shape();
+    let (data, g) = image(w, x, s[0], s[1], [s[2], s[3]])?;
+    let dy: Vec<f64> = dy.iter().copied().collect();
+    let mut dx = vec![0.0; g.image_len()];
+    win::max_pool_grad(w, &g, &data, &dy, &mut dx, 0, g.n * g.c);
+    shaped(s, dx)
 }
 
 fn one_hot(labels: &Tensor, depth: usize) -> Tensor {

@@ -12,12 +12,14 @@ pub mod parse;
 mod print;
 pub mod scalar;
 mod verify;
+pub mod window;
 
 pub use builder::Builder;
 pub use op::{Attr, AttrReader, BinaryOp, CmpOp, Op, OpKind, UnaryOp};
 pub use parse::parse_func;
 pub use print::{op_attrs, print_func};
 pub use verify::{reduce_shape, verify};
+pub use window::Window;
 
 use std::fmt;
 

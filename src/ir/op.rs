@@ -8,7 +8,7 @@
 //! each elementwise op on one number in `scalar.rs`. `tests/it/tidy.rs` keeps
 //! `ir`, `autodiff`, `opt` and `codegen` free of wildcard arms over ops.
 
-use super::{DType, Dim, Shape};
+use super::{DType, Dim, Shape, Window};
 use std::fmt;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -253,6 +253,27 @@ pub enum Op {
         shape: Shape,
         axis: usize,
     },
+    /// `f32[n, c, h, w]` → `f32[n, oh, ow, c, kh, kw]`: every window of the
+    /// image, zeros where it covers padding (`window::im2col`). A
+    /// convolution is this, a reshape and one matrix product.
+    Im2col {
+        window: Window,
+    },
+    /// The adjoint of `im2col` back to `f32[n, c, h, w]`, `size = [h, w]`
+    /// (several input sizes give one output size, so it is an attribute).
+    Col2im {
+        window: Window,
+        size: [usize; 2],
+    },
+    /// `f32[n, c, h, w]` → `f32[n, c, oh, ow]`: the maximum of each window.
+    MaxPool {
+        window: Window,
+    },
+    /// `max_pool_grad x, dy`: `dy` (`[n, c, oh, ow]`) routed to the first
+    /// maximum of each window of `x` (`[n, c, h, w]`), PyTorch's tie rule.
+    MaxPoolGrad {
+        window: Window,
+    },
 }
 
 /// How an op's result elements relate to its operands' elements; the code
@@ -337,6 +358,10 @@ const STRUCTURAL_NAMES: &[&str] = &[
     "gather",
     "scatter_add",
     "iota",
+    "im2col",
+    "col2im",
+    "max_pool",
+    "max_pool_grad",
 ];
 
 impl Op {
@@ -365,6 +390,10 @@ impl Op {
             Op::Gather { .. } => "gather",
             Op::ScatterAdd { .. } => "scatter_add",
             Op::Iota { .. } => "iota",
+            Op::Im2col { .. } => "im2col",
+            Op::Col2im { .. } => "col2im",
+            Op::MaxPool { .. } => "max_pool",
+            Op::MaxPoolGrad { .. } => "max_pool_grad",
         }
     }
 
@@ -441,6 +470,13 @@ impl Op {
                 shape: a.shape("shape")?,
                 axis: a.int("axis")? as usize,
             },
+            "im2col" => Op::Im2col { window: read_window(a)? },
+            "col2im" => Op::Col2im {
+                window: read_window(a)?,
+                size: fixed(a, "size")?,
+            },
+            "max_pool" => Op::MaxPool { window: read_window(a)? },
+            "max_pool_grad" => Op::MaxPoolGrad { window: read_window(a)? },
             "const" => return Err("`const` takes its value inline: `const 1.5`".into()),
             _ => return Err(format!("unknown op `{name}`")),
         })
@@ -459,8 +495,11 @@ impl Op {
             | Op::Reshape { .. }
             | Op::Transpose { .. }
             | Op::OneHot { .. }
-            | Op::Cast { .. } => 1,
-            Op::Binary(_) | Op::Compare(_) | Op::MatMul => 2,
+            | Op::Cast { .. }
+            | Op::Im2col { .. }
+            | Op::Col2im { .. }
+            | Op::MaxPool { .. } => 1,
+            Op::Binary(_) | Op::Compare(_) | Op::MatMul | Op::MaxPoolGrad { .. } => 2,
             Op::Select => 3,
         }
     }
@@ -475,7 +514,7 @@ impl Op {
             Op::Broadcast { .. } | Op::Reshape { .. } | Op::Transpose { .. } => OpKind::View,
             Op::ReduceSum { .. } | Op::ReduceMax { .. } => OpKind::Reduction,
             Op::MatMul => OpKind::Contraction,
-            Op::OneHot { .. } => OpKind::Index,
+            Op::OneHot { .. } | Op::Im2col { .. } | Op::Col2im { .. } | Op::MaxPool { .. } | Op::MaxPoolGrad { .. } => OpKind::Index,
         }
     }
 
@@ -508,6 +547,12 @@ impl Op {
             Op::Concat { axis } | Op::Gather { axis } => vec![("axis", Attr::Int(*axis as u64))],
             Op::ScatterAdd { axis, shape } => vec![("axis", Attr::Int(*axis as u64)), ("shape", Attr::Shape(shape.clone()))],
             Op::Iota { shape, axis } => vec![("shape", Attr::Shape(shape.clone())), ("axis", Attr::Int(*axis as u64))],
+            Op::Im2col { window } | Op::MaxPool { window } | Op::MaxPoolGrad { window } => window_attrs(window),
+            Op::Col2im { window, size } => {
+                let mut a = window_attrs(window);
+                a.push(("size", Attr::Axes(size.to_vec())));
+                a
+            }
         }
     }
 
@@ -529,7 +574,11 @@ impl Op {
             | Op::Transpose { .. }
             | Op::MatMul
             | Op::OneHot { .. }
-            | Op::Cast { .. } => vec![],
+            | Op::Cast { .. }
+            | Op::Im2col { .. }
+            | Op::Col2im { .. }
+            | Op::MaxPool { .. }
+            | Op::MaxPoolGrad { .. } => vec![],
         }
     }
 
@@ -550,14 +599,18 @@ impl Op {
             Op::Gather { .. } => &[0],
             Op::ScatterAdd { .. } => &[1],
             Op::Iota { .. } => &[],
+            Op::Im2col { .. } | Op::Col2im { .. } | Op::MaxPool { .. } => &[0],
             // f32 -> f32 is the identity; i32 -> f32 has no f32 operand to reach.
             Op::Cast { to: DType::F32 } => &[0],
+            // Linear in `dy`, but its own adjoint (a gather at each window's
+            // maximum) has no op: nothing differentiates a gradient twice.
             Op::Cast { to: DType::I32 }
             | Op::Compare(_)
             | Op::OneHot { .. }
             | Op::Const(_)
             | Op::RandomUniform { .. }
-            | Op::RandomNormal { .. } => &[],
+            | Op::RandomNormal { .. }
+            | Op::MaxPoolGrad { .. } => &[],
         }
     }
 
@@ -585,7 +638,43 @@ impl Op {
             | Op::Concat { .. }
             | Op::Gather { .. }
             | Op::ScatterAdd { .. }
-            | Op::Iota { .. } => false,
+            | Op::Iota { .. }
+            | Op::Im2col { .. }
+            | Op::Col2im { .. }
+            | Op::MaxPool { .. }
+            | Op::MaxPoolGrad { .. } => false,
         }
     }
+}
+
+/// `kernel=[kh, kw], stride=[..], dilation=[..], pad=[top, bottom, left, right]`.
+fn window_attrs(w: &Window) -> Vec<(&'static str, Attr)> {
+    vec![
+        ("kernel", Attr::Axes(w.kernel.to_vec())),
+        ("stride", Attr::Axes(w.stride.to_vec())),
+        ("dilation", Attr::Axes(w.dilation.to_vec())),
+        ("pad", Attr::Axes(vec![w.pad_lo[0], w.pad_hi[0], w.pad_lo[1], w.pad_hi[1]])),
+    ]
+}
+
+/// A list of exactly `N` integers.
+fn fixed<const N: usize>(a: &mut dyn AttrReader, key: &str) -> Result<[usize; N], String> {
+    let v = a.axes(key)?;
+    v.try_into()
+        .map_err(|v: Vec<usize>| format!("attribute `{key}` must list {N} integers, got {}", v.len()))
+}
+
+/// The inverse of [`window_attrs`].
+fn read_window(a: &mut dyn AttrReader) -> Result<Window, String> {
+    let kernel = fixed(a, "kernel")?;
+    let stride = fixed(a, "stride")?;
+    let dilation = fixed(a, "dilation")?;
+    let pad: [usize; 4] = fixed(a, "pad")?;
+    Ok(Window {
+        kernel,
+        stride,
+        dilation,
+        pad_lo: [pad[0], pad[2]],
+        pad_hi: [pad[1], pad[3]],
+    })
 }

@@ -207,6 +207,42 @@ pub fn infer(op: &Op, args: &[&Type]) -> Result<Type, String> {
             }
             Ok(Type::f32(shape.clone()))
         }
+        Op::Im2col { window } => {
+            let (n, c, hw) = image(op, args[0])?;
+            let [oh, ow] = window_out(window, hw)?;
+            let [kh, kw] = window.kernel.map(Dim::Known);
+            Ok(Type::f32(vec![n, Dim::Known(oh), Dim::Known(ow), c, kh, kw]))
+        }
+        Op::Col2im { window, size } => {
+            let t = args[0];
+            f32_only(t)?;
+            let [oh, ow] = window_out(window, *size)?;
+            let k = window.kernel.map(Dim::Known);
+            let want_tail = [Dim::Known(oh), Dim::Known(ow)];
+            if t.rank() != 6 || t.shape[1..3] != want_tail || t.shape[4..6] != k {
+                return Err(format!("col2im of {t}: expected [n, {oh}, {ow}, c, {}, {}]", k[0], k[1]));
+            }
+            Ok(Type::f32(vec![
+                t.shape[0].clone(),
+                t.shape[3].clone(),
+                Dim::Known(size[0]),
+                Dim::Known(size[1]),
+            ]))
+        }
+        Op::MaxPool { window } => {
+            let (n, c, hw) = image(op, args[0])?;
+            let [oh, ow] = window_out(window, hw)?;
+            Ok(Type::f32(vec![n, c, Dim::Known(oh), Dim::Known(ow)]))
+        }
+        Op::MaxPoolGrad { window } => {
+            let (n, c, hw) = image(op, args[0])?;
+            let [oh, ow] = window_out(window, hw)?;
+            let want = Type::f32(vec![n, c, Dim::Known(oh), Dim::Known(ow)]);
+            if args[1] != &want {
+                return Err(format!("max_pool_grad: the gradient is {}, the pooled shape is {want}", args[1]));
+            }
+            Ok(args[0].clone())
+        }
     }
 }
 
@@ -276,6 +312,21 @@ fn concat_type(a: &Type, b: &Type, axis: usize) -> Result<Type, String> {
         }
     }
     Ok(Type { dtype: a.dtype, shape })
+}
+
+/// An f32 `[n, c, h, w]` image with known `h` and `w`.
+fn image(op: &Op, t: &Type) -> Result<(Dim, Dim, [usize; 2]), String> {
+    let hw = match t.shape.as_slice() {
+        [_, _, h, w] if t.dtype == DType::F32 => h.known().zip(w.known()),
+        _ => None,
+    };
+    let (h, w) = hw.ok_or_else(|| format!("{op:?} needs an f32 [n, c, h, w] image with known h and w, got {t}"))?;
+    Ok((t.shape[0].clone(), t.shape[1].clone(), [h, w]))
+}
+
+fn window_out(w: &super::Window, hw: [usize; 2]) -> Result<[usize; 2], String> {
+    w.out_hw(hw)
+        .ok_or_else(|| format!("window {w:?} does not fit an image of {}x{}", hw[0], hw[1]))
 }
 
 /// Check SSA form (each value defined once, before use) and every type.

@@ -10,12 +10,16 @@
 //! - [`simplify`]: exact algebraic rewrites and constant folding.
 //! - [`cse`]: one value per identical (op, attributes, operands).
 //! - [`dce`]: drop instructions the results do not depend on.
-//! - [`optimize`]: the three above, repeated to a fixed point.
+//! - [`batch_fold`]: batched products against one shared matrix become one
+//!   product (only where every dim is known, i.e. after specialisation).
+//! - [`optimize`]: the four above, repeated to a fixed point.
 
+mod batch_fold;
 mod cse;
 mod dce;
 mod simplify;
 
+pub use batch_fold::batch_fold;
 pub use cse::cse;
 pub use dce::dce;
 pub use simplify::simplify;
@@ -33,7 +37,7 @@ pub fn optimize(f: &Func) -> Func {
     let mut cur = f.clone();
     let mut text = ir::print_func(&cur);
     for _ in 0..MAX_ROUNDS {
-        let next = dce(&cse(&simplify(&cur)));
+        let next = dce(&cse(&batch_fold(&simplify(&cur))));
         let next_text = ir::print_func(&next);
         if next_text == text {
             return next;

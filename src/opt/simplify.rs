@@ -226,7 +226,11 @@ impl Simplifier {
             | Op::Concat { .. }
             | Op::Gather { .. }
             | Op::ScatterAdd { .. }
-            | Op::Iota { .. } => None,
+            | Op::Iota { .. }
+            | Op::Im2col { .. }
+            | Op::Col2im { .. }
+            | Op::MaxPool { .. }
+            | Op::MaxPoolGrad { .. } => None,
         }
     }
 
@@ -312,7 +316,16 @@ impl Simplifier {
             Op::Concat { .. } => rec(args[0]) || rec(args[1]),
             Op::ScatterAdd { .. } => true,
             Op::Select => rec(args[1]) || rec(args[2]),
-            Op::Cast { .. } | Op::ReduceSum { .. } | Op::ReduceMax { .. } | Op::MatMul | Op::RandomNormal { .. } => true,
+            // Pooling and im2col copy values (-0 among them); sums may be -0.
+            Op::Cast { .. }
+            | Op::ReduceSum { .. }
+            | Op::ReduceMax { .. }
+            | Op::MatMul
+            | Op::RandomNormal { .. }
+            | Op::Im2col { .. }
+            | Op::Col2im { .. }
+            | Op::MaxPool { .. }
+            | Op::MaxPoolGrad { .. } => true,
         }
     }
 }

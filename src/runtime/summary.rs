@@ -16,6 +16,8 @@ pub struct Row {
     pub output: String,
     pub params: usize,
     pub flops: u64,
+    /// f32 values of the layer's output for one sample.
+    pub activations: usize,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -65,7 +67,12 @@ fn flops(f: &Func, op: &Op, args: &[crate::ir::Value], result: &Type) -> u64 {
         | Op::Concat { .. }
         | Op::Gather { .. }
         | Op::ScatterAdd { .. }
-        | Op::Iota { .. } => 0,
+        | Op::Iota { .. }
+        | Op::Im2col { .. }
+        | Op::Col2im { .. } => 0,
+        // One comparison per window element (the gradient: one add per output).
+        Op::MaxPool { window } => numel(result) * (window.kernel[0] * window.kernel[1]) as u64,
+        Op::MaxPoolGrad { .. } => numel(f.ty(args[1])),
     }
 }
 
@@ -88,8 +95,20 @@ pub fn summarize(f: &Func, layers: &[LayerRecord]) -> Summary {
             output: String::new(),
             params: 0,
             flops: 0,
+            activations: 0,
         })
         .collect();
+    // The innermost layer application containing each instruction (layers
+    // without parameters, like pooling, own their work this way).
+    let applied_owner = |i: usize| {
+        layers
+            .iter()
+            .enumerate()
+            .flat_map(|(l, r)| r.applied.iter().map(move |&(a, b)| (l, a, b)))
+            .filter(|&(_, a, b)| a <= i && i < b)
+            .min_by_key(|&(_, a, b)| b - a)
+            .map(|(l, _, _)| l)
+    };
     if let Some(x) = f.params.first() {
         rows[0].output = crate::ir::shape_to_string(&f.ty(*x).shape);
     }
@@ -100,21 +119,28 @@ pub fn summarize(f: &Func, layers: &[LayerRecord]) -> Summary {
     if let Some(x) = f.params.first() {
         from_input[x.index()] = true;
     }
-    for inst in &f.insts {
-        let o = inst.args.iter().filter_map(|a| owner[a.index()]).max();
+    for (i, inst) in f.insts.iter().enumerate() {
+        let inside = applied_owner(i);
+        let o = inside.or_else(|| inst.args.iter().filter_map(|a| owner[a.index()]).max());
         owner[inst.result.index()] = o;
         let row = o.map_or(0, |i| i + 1);
         rows[row].flops = rows[row].flops.saturating_add(flops(f, &inst.op, &inst.args, f.ty(inst.result)));
         if inst.args.iter().any(|a| from_input[a.index()]) {
             from_input[inst.result.index()] = true;
-            outputs[row] = Some(inst.result);
+            // A layer's output is the last value its own application built
+            // (a flatten after it, outside the layer, does not change it).
+            let applied = o.is_some_and(|l| !layers[l].applied.is_empty());
+            if inside.is_some() || !applied {
+                outputs[row] = Some(inst.result);
+            }
         }
     }
     let mut activations = 0;
     for (row, out) in rows.iter_mut().zip(&outputs) {
         if let Some(v) = out {
             row.output = crate::ir::shape_to_string(&f.ty(*v).shape);
-            activations = (numel(f.ty(*v)) as usize).saturating_add(activations);
+            row.activations = numel(f.ty(*v)) as usize;
+            activations = row.activations.saturating_add(activations);
         }
     }
     for (row, l) in rows.iter_mut().skip(1).zip(layers) {

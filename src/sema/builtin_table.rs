@@ -46,6 +46,9 @@ pub enum Builtin {
     Gather,
     Pad,
     Arange,
+    Conv2d,
+    MaxPool2d,
+    AvgPool2d,
 }
 
 /// What a primitive is, for people: the reference, hover and completion.
@@ -69,7 +72,7 @@ const ELEMENTWISE: &str = "`[s] -> [s]`, f32; a list of tensors maps elementwise
 
 impl Builtin {
     /// Every primitive, in the order the reference lists them.
-    pub const ALL: [Builtin; 38] = [
+    pub const ALL: [Builtin; 41] = [
         Builtin::Exp,
         Builtin::Log,
         Builtin::Sqrt,
@@ -108,6 +111,9 @@ impl Builtin {
         Builtin::Gather,
         Builtin::Pad,
         Builtin::Arange,
+        Builtin::Conv2d,
+        Builtin::MaxPool2d,
+        Builtin::AvgPool2d,
     ];
 
     pub fn info(self) -> BuiltinInfo {
@@ -274,6 +280,24 @@ impl Builtin {
                 &["start", "stop", "step"],
                 "evenly spaced values: arange(n) is 0, 1, ..., n-1; arange(start, stop, step)",
                 "`arange(n) -> f32[n]`; `arange(a, b, s) -> f32[ceil((b - a) / s)]`",
+            ),
+            Builtin::Conv2d => info(
+                "conv2d",
+                super::conv::CONV2D,
+                "2-D convolution of images with `stride`, `pad` (a number, [h, w], \"same\" or \"valid\"), `dilation` and `groups`",
+                "`[n, c, h, w]`, `[out, c / groups, kh, kw]` -> `[n, out, (h + 2·pad − dilation·(kh − 1) − 1) / stride + 1, ...]`",
+            ),
+            Builtin::MaxPool2d => info(
+                "max_pool2d",
+                super::conv::POOL2D,
+                "the maximum of each window (`kernel` a number or [h, w]; `stride` defaults to it); the gradient goes to the first maximum",
+                "`[n, c, h, w]` -> `[n, c, (h + 2·pad − kernel) / stride + 1, ...]`; the windows must tile the input",
+            ),
+            Builtin::AvgPool2d => info(
+                "avg_pool2d",
+                super::conv::POOL2D,
+                "the mean of each window, padding counted as zeros",
+                "`[n, c, h, w]` -> `[n, c, (h + 2·pad − kernel) / stride + 1, ...]`; the windows must tile the input",
             ),
         }
     }

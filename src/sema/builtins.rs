@@ -12,12 +12,12 @@ use crate::diag::Diagnostic;
 use crate::ir::{self, DType, Dim, UnaryOp};
 
 /// Arguments matched to a builtin's parameter names.
-struct Args {
+pub(super) struct Args {
     vals: Vec<Option<(Val, Span)>>,
 }
 
 impl Args {
-    fn get(&self, i: usize) -> Option<&(Val, Span)> {
+    pub(super) fn get(&self, i: usize) -> Option<&(Val, Span)> {
         self.vals.get(i).and_then(|v| v.as_ref())
     }
 }
@@ -80,7 +80,7 @@ fn bind(e: &mut Elab, b: Builtin, args: Vec<ArgVal>, span: Span) -> Option<Args>
     Some(Args { vals })
 }
 
-fn missing(e: &mut Elab, name: &str, param: &str, span: Span) -> Val {
+pub(super) fn missing(e: &mut Elab, name: &str, param: &str, span: Span) -> Val {
     let d = Diagnostic::error(
         "E0103",
         format!("`{name}` is missing argument `{param}`"),
@@ -92,7 +92,7 @@ fn missing(e: &mut Elab, name: &str, param: &str, span: Span) -> Val {
 }
 
 /// A compile-time integer argument (an axis, a class count).
-fn int_arg(e: &mut Elab, v: &Val, span: Span, what: &str) -> Option<i64> {
+pub(super) fn int_arg(e: &mut Elab, v: &Val, span: Span, what: &str) -> Option<i64> {
     match v {
         Val::Int(i) => Some(*i),
         Val::Error | Val::Any => None,
@@ -234,7 +234,7 @@ fn bool_arg(v: Option<&(Val, Span)>) -> bool {
     matches!(v, Some((Val::Bool(true), _)))
 }
 
-fn tensor_of(e: &mut Elab, a: &(Val, Span), what: &str) -> Option<Tensor> {
+pub(super) fn tensor_of(e: &mut Elab, a: &(Val, Span), what: &str) -> Option<Tensor> {
     e.as_tensor(&a.0, a.1, what)
 }
 
@@ -497,6 +497,7 @@ pub fn call(e: &mut Elab, builtin: Builtin, args: Vec<ArgVal>, span: Span, _call
             }
         }
         Builtin::Floor | Builtin::Ceil => round_number(e, name, &x),
+        Builtin::Conv2d | Builtin::MaxPool2d | Builtin::AvgPool2d => super::conv::call(e, name, &a, span),
         Builtin::Concat | Builtin::Stack => {
             let Some((axis, axis_span)) = axis_or_zero(e, a.get(1), span) else {
                 return Val::Error;

@@ -121,6 +121,10 @@ pub struct Elab<'a> {
     /// The item spans of each list written out, by the list's span, so a
     /// `concat([a, b])` error can point at the item that does not fit.
     pub(super) list_items: HashMap<Span, Vec<Span>>,
+    /// What a convolution or pooling did to the spatial size, by its result
+    /// ("the 5×5 convolution without padding takes 28 to 24"), so a later
+    /// size error can explain where the size came from.
+    pub(super) shape_notes: HashMap<ir::Value, String>,
 }
 
 impl<'a> Elab<'a> {
@@ -157,6 +161,7 @@ impl<'a> Elab<'a> {
             applying: vec![],
             recursive: vec![],
             list_items: HashMap::new(),
+            shape_notes: HashMap::new(),
         }
     }
 

@@ -114,6 +114,7 @@ impl Elab<'_> {
             span,
             params: created,
             output: None,
+            applied: Vec::new(),
         });
         self.layer_cache.insert(key, inst.clone());
         self.instances.push(inst.clone());
@@ -182,8 +183,13 @@ impl Elab<'_> {
             }
         }
         self.applying.push(super::guard::key(&inst.decl, 0));
+        let start = self.b.func().insts.len();
         let out = self.call_fn(&decl, env, args, span);
+        let end = self.b.func().insts.len();
         self.applying.pop();
+        if let Some(r) = self.layers.get_mut(inst.record) {
+            r.applied.push((start, end));
+        }
         if let Val::Tensor(t) = &out {
             if let Some(r) = self.layers.get_mut(inst.record).filter(|r| r.output.is_none()) {
                 r.output = Some(t.ty.to_string());
@@ -225,9 +231,12 @@ impl Elab<'_> {
         if pspan.file != call_span.file {
             d = d.with_secondary(pspan, format!("{lname} declares its input as {}", self.pattern_text(dims)));
         }
+        if let Some(origin) = t.ir.and_then(|v| self.flatten_origin(v)) {
+            d = d.with_note(origin);
+        }
         // An image given to a layer of flat features: insert `flatten`
         // rather than shrink the layer to the image's last dim.
-        if let Some((help, fix)) = self.flatten_fix(inst, t, m, arg_span, call_span) {
+        if let Some((help, fix)) = self.flatten_fix(inst, dims, t, m, arg_span, call_span) {
             // The input is what changes: point at it when it is written
             // apart from the layer (`fc1(x)`).
             if arg_span.end > call_span.start {
@@ -339,9 +348,23 @@ impl Elab<'_> {
     /// more than [batch, features] dims and the layer's expected size is a
     /// number, the fix inserts `flatten` (and sizes the layer for the
     /// flattened input if its literal disagrees).
-    fn flatten_fix(&mut self, inst: &LayerInst, t: &Tensor, m: &Mismatch, arg_span: Span, call_span: Span) -> Option<(String, Fix)> {
+    fn flatten_fix(
+        &mut self,
+        inst: &LayerInst,
+        dims: &[DimExpr],
+        t: &Tensor,
+        m: &Mismatch,
+        arg_span: Span,
+        call_span: Span,
+    ) -> Option<(String, Fix)> {
         let shape = t.ty.shape.as_ref()?;
         if shape.len() < 3 || call_span.file != self.root || arg_span.file != self.root {
+            return None;
+        }
+        // Only a layer that can take `[batch, features]` (Dense's `[..., inputs]`),
+        // not one that takes images of the input's rank (Conv2d's `[n, c, h, w]`).
+        let takes_flat = dims.len() <= 2 || dims.iter().any(|d| matches!(d, DimExpr::Ellipsis(_)));
+        if !takes_flat {
             return None;
         }
         let features: Option<usize> = shape[1..].iter().map(|d| d.known()).product();

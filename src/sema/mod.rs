@@ -4,6 +4,7 @@
 pub mod builtin_table;
 pub mod builtins;
 mod call;
+mod conv;
 pub mod elab;
 mod guard;
 mod index;
@@ -29,6 +30,7 @@ pub const STDLIB: &[(&str, &str)] = &[
     ("losses", include_str!("../../stdlib/losses.nn")),
     ("init", include_str!("../../stdlib/init.nn")),
     ("layers", include_str!("../../stdlib/layers.nn")),
+    ("conv", include_str!("../../stdlib/conv.nn")),
     ("optimizers", include_str!("../../stdlib/optimizers.nn")),
 ];
 

@@ -88,6 +88,10 @@ pub struct LayerRecord {
     /// The shape its first application returned (`[batch, 128]`), so a
     /// summary shows it even when functions sit between layers.
     pub output: Option<String>,
+    /// Instruction ranges `start..end` of the model's IR built by each
+    /// application of the layer, so `nnc summary` can give layers without
+    /// parameters (pooling) their own row.
+    pub applied: Vec<(usize, usize)>,
 }
 
 /// One call inlined while lowering (a function, builtin, layer or model),

@@ -320,6 +320,10 @@ impl Cx<'_> {
                 Op::Gather { .. } => apply("gather"),
                 Op::ScatterAdd { .. } => apply("scatter_add"),
                 Op::Iota { .. } => apply("arange"),
+                Op::Im2col { .. } => apply("im2col"),
+                Op::Col2im { .. } => apply("col2im"),
+                Op::MaxPool { .. } => apply("max_pool2d"),
+                Op::MaxPoolGrad { .. } => apply("max_pool_grad"),
             },
         }
     }
@@ -398,7 +402,10 @@ impl Cx<'_> {
                     | Op::Reverse { .. }
                     | Op::Concat { .. }
                     | Op::Gather { .. }
-                    | Op::ScatterAdd { .. } => positions.iter().map(|&i| to(i, generic(i))).collect(),
+                    | Op::ScatterAdd { .. }
+                    | Op::Im2col { .. }
+                    | Op::Col2im { .. }
+                    | Op::MaxPool { .. } => positions.iter().map(|&i| to(i, generic(i))).collect(),
                     Op::Broadcast { shape } => {
                         let from = &self.f.ty(node.args[0]).shape;
                         vec![to(0, sum_over_broadcast(g, from, shape))]
@@ -428,7 +435,8 @@ impl Cx<'_> {
                     | Op::Compare(_)
                     | Op::OneHot { .. }
                     | Op::RandomUniform { .. }
-                    | Op::RandomNormal { .. } => vec![],
+                    | Op::RandomNormal { .. }
+                    | Op::MaxPoolGrad { .. } => vec![],
                 };
                 all.into_iter()
                     .filter(|(v, _)| positions.iter().any(|&i| node.args[i] == *v))

@@ -79,7 +79,11 @@ pub fn elementwise(f: &Func, op: &Op, args: &[Value]) -> bool {
         | Op::Concat { .. }
         | Op::Gather { .. }
         | Op::ScatterAdd { .. }
-        | Op::Iota { .. } => false,
+        | Op::Iota { .. }
+        | Op::Im2col { .. }
+        | Op::Col2im { .. }
+        | Op::MaxPool { .. }
+        | Op::MaxPoolGrad { .. } => false,
     }
 }
 

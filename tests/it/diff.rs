@@ -151,6 +151,15 @@ fn compile_plans(name: &str, src: &str) -> Vec<TrainPlan> {
     c.analysis.plans.clone()
 }
 
+/// Every weight here is uniform in ±1 (not an initialiser's scale), so
+/// values grow with each product in the chain, and so does their f32
+/// rounding: beyond the MLP's three products, each adds one long sum's
+/// allowance (LeNet-5 has five, with outputs near 20).
+fn chain_tolerance(f: &Func) -> f64 {
+    let products = f.insts.iter().filter(|i| i.op == ir::Op::MatMul).count();
+    LONG * products.saturating_sub(2).max(1) as f64
+}
+
 /// A model's forward function on random inputs (symbolic dims at `b`).
 fn check_model(name: &str, f: &Func) {
     for b in BATCHES {
@@ -168,7 +177,7 @@ fn check_model(name: &str, f: &Func) {
         let want = runner(INTERP, f).call(&refs).unwrap();
         let got = runner(JIT, f).call(&refs).unwrap();
         for (r, (w, g)) in want.iter().zip(&got).enumerate() {
-            assert_close(&format!("{name}: model result {r}, batch {b}"), w, g, LONG);
+            assert_close(&format!("{name}: model result {r}, batch {b}"), w, g, chain_tolerance(f));
         }
     }
 }

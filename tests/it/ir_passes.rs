@@ -320,6 +320,21 @@ mod eval {
                 T { shape: out, data }
             }
             Op::Iota { axis, .. } => gather(out, |o| o[*axis] as f32),
+            // The window ops run the shared loops (their own tests are in conv.rs).
+            Op::Im2col { window } | Op::Col2im { window, .. } | Op::MaxPool { window } | Op::MaxPoolGrad { window } => {
+                use nnc::ir::window as win;
+                let img = if matches!(op, Op::Col2im { .. }) { &out } else { &a[0].shape };
+                let c = if matches!(op, Op::Col2im { .. }) { a[0].shape[3] } else { img[1] };
+                let g = win::Geometry::new(window, img[0], c, [img[2], img[3]]).unwrap();
+                let mut data = vec![0.0f32; out.iter().product()];
+                match op {
+                    Op::Im2col { .. } => win::im2col(window, &g, &a[0].data, &mut data, 0, g.n),
+                    Op::Col2im { .. } => win::col2im(window, &g, &a[0].data, &mut data, 0, g.n),
+                    Op::MaxPool { .. } => win::max_pool(window, &g, &a[0].data, &mut data, 0, g.n * g.c),
+                    _ => win::max_pool_grad(window, &g, &a[0].data, &a[1].data, &mut data, 0, g.n * g.c),
+                }
+                T { shape: out, data }
+            }
         }
     }
 

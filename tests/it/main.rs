@@ -2,6 +2,9 @@
 
 mod cli;
 mod common;
+mod conv;
+mod conv_mnist;
+mod conv_torch;
 mod data;
 mod diagnostics;
 mod diff;

@@ -175,14 +175,31 @@ impl<'a> Translator<'a> {
     }
 
     /// Python parameters `a, b=default` (defaults translated in `scope`).
-    fn params(&mut self, params: &[Param], scope: &Scope) -> Result<Vec<String>, Unsupported> {
-        params
-            .iter()
-            .map(|p| match &p.default {
-                Some(d) => Ok(format!("{}={}", py_name(&p.name.name), self.expr(d, scope, Ctx::Plain)?)),
-                None => Ok(py_name(&p.name.name)),
-            })
-            .collect()
+    /// A default that uses an earlier parameter (`stride = kernel`) cannot
+    /// be a Python default: it becomes `None`, and the returned statements
+    /// (to put first in the body) fill it in.
+    fn params(&mut self, params: &[Param], scope: &Scope, indent: &str) -> Result<(Vec<String>, String), Unsupported> {
+        let (mut sig, mut late) = (vec![], String::new());
+        let mut earlier = scope.clone();
+        for p in params {
+            let n = py_name(&p.name.name);
+            match &p.default {
+                Some(d) => {
+                    let mut names = HashSet::new();
+                    mentioned_in(d, &mut names);
+                    if names.iter().any(|m| earlier.locals.contains(m) && !scope.locals.contains(m)) {
+                        let value = self.expr(d, &earlier, Ctx::Plain)?;
+                        sig.push(format!("{n}=None"));
+                        let _ = writeln!(late, "{indent}if {n} is None:\n{indent}    {n} = {value}");
+                    } else {
+                        sig.push(format!("{n}={}", self.expr(d, scope, Ctx::Plain)?));
+                    }
+                }
+                None => sig.push(n),
+            }
+            earlier.locals.insert(p.name.name.clone());
+        }
+        Ok((sig, late))
     }
 
     /// `n = x.shape[0]` for each dim name a tensor parameter's annotation
@@ -256,13 +273,14 @@ impl<'a> Translator<'a> {
 
     fn function(&mut self, f: &FnDecl) -> Result<String, Unsupported> {
         let mut scope = Scope::default();
-        let params = self.params(&f.params, &scope)?;
+        let (params, late) = self.params(&f.params, &scope, "    ")?;
         for p in &f.params {
             scope.locals.insert(p.name.name.clone());
         }
         let names = mentioned(&f.body);
         let mut out = format!("def {}({}):\n", py_name(&f.name.name), params.join(", "));
         out.push_str(&Self::docstring(&f.doc, "    "));
+        out.push_str(&late);
         out.push_str(&Self::shape_bindings(&f.params, &mut scope, &names, "    "));
         out.push_str(&self.body(&f.body, &mut scope, Ctx::Plain, "    ")?);
         Ok(out)
@@ -309,7 +327,7 @@ impl<'a> Translator<'a> {
 
     fn layer(&mut self, l: &LayerDecl) -> Result<String, Unsupported> {
         let mut init_scope = Scope::default();
-        let params = self.params(&l.params, &init_scope)?;
+        let (params, late) = self.params(&l.params, &init_scope, "        ")?;
         let mut out = format!("class {}(nn.Module):\n", py_name(&l.name.name));
         out.push_str(&Self::docstring(&l.doc, "    "));
         let _ = writeln!(
@@ -318,6 +336,7 @@ impl<'a> Translator<'a> {
             params.iter().map(|p| format!(", {p}")).collect::<String>()
         );
         out.push_str("        super().__init__()\n");
+        out.push_str(&late);
         let mut attrs = HashSet::new();
         for p in &l.params {
             init_scope.locals.insert(p.name.name.clone());
@@ -365,12 +384,13 @@ impl<'a> Translator<'a> {
             locals: HashSet::new(),
             attrs,
         };
-        let fparams = self.params(&f.params, &scope)?;
+        let (fparams, late) = self.params(&f.params, &scope, "        ")?;
         for p in &f.params {
             scope.locals.insert(p.name.name.clone());
         }
         let names = mentioned(&f.body);
         let _ = writeln!(out, "\n    def forward(self, {}):", fparams.join(", "));
+        out.push_str(&late);
         out.push_str(&Self::shape_bindings(&f.params, &mut scope, &names, "        "));
         out.push_str(&self.body(&f.body, &mut scope, Ctx::Plain, "        ")?);
         Ok(out)
@@ -594,31 +614,35 @@ fn precedence(op: BinOp) -> u8 {
 }
 
 /// Every name an expression of `body` mentions.
-fn mentioned(body: &Body) -> HashSet<String> {
-    fn walk(e: &Expr, out: &mut HashSet<String>) {
-        match &e.kind {
-            ExprKind::Name(id) => {
-                out.insert(id.name.clone());
-            }
-            ExprKind::List(xs) => xs.iter().for_each(|x| walk(x, out)),
-            ExprKind::Neg(x) => walk(x, out),
-            ExprKind::Index { base, .. } | ExprKind::Field { base, .. } => walk(base, out),
-            ExprKind::Binary(_, a, b) | ExprKind::Pipe(a, b) => {
-                walk(a, out);
-                walk(b, out);
-            }
-            ExprKind::Call { callee, args } => {
-                walk(callee, out);
-                for a in args {
-                    walk(&a.value, out);
-                    if let Some(t) = &a.arrow_to {
-                        walk(t, out);
-                    }
+/// Every name an expression uses.
+fn mentioned_in(e: &Expr, out: &mut HashSet<String>) {
+    let walk = mentioned_in;
+    match &e.kind {
+        ExprKind::Name(id) => {
+            out.insert(id.name.clone());
+        }
+        ExprKind::List(xs) => xs.iter().for_each(|x| walk(x, out)),
+        ExprKind::Neg(x) => walk(x, out),
+        ExprKind::Index { base, .. } | ExprKind::Field { base, .. } => walk(base, out),
+        ExprKind::Binary(_, a, b) | ExprKind::Pipe(a, b) => {
+            walk(a, out);
+            walk(b, out);
+        }
+        ExprKind::Call { callee, args } => {
+            walk(callee, out);
+            for a in args {
+                walk(&a.value, out);
+                if let Some(t) = &a.arrow_to {
+                    walk(t, out);
                 }
             }
-            ExprKind::Int(_) | ExprKind::Float(_) | ExprKind::Bool(_) | ExprKind::Str(_) | ExprKind::Error => {}
         }
+        ExprKind::Int(_) | ExprKind::Float(_) | ExprKind::Bool(_) | ExprKind::Str(_) | ExprKind::Error => {}
     }
+}
+
+fn mentioned(body: &Body) -> HashSet<String> {
+    let walk = mentioned_in;
     let mut out = HashSet::new();
     match body {
         Body::Expr(e) => walk(e, &mut out),

@@ -149,3 +149,49 @@ def size(x, axis):
 def compare(c):
     """nnc's comparisons give 1.0 where true and 0.0 where false."""
     return _tensor(c).float() if torch.is_tensor(c) else builtins.float(c)
+
+
+def _pair(v):
+    return (v, v) if isinstance(v, int) else tuple(v)
+
+
+def _pads(x, pad, kernel, stride, dilation):
+    """nnc's padding per side, ((top, left), (bottom, right)): a number, a
+    pair, "valid", or "same" (output ceil(input / stride), the odd pixel after)."""
+    if pad == "valid":
+        return (0, 0), (0, 0)
+    if pad != "same":
+        p = _pair(pad)
+        return p, p
+    lo, hi = [], []
+    for n, k, s, d in zip(x.shape[2:], kernel, stride, dilation):
+        total = builtins.max((-(-n // s) - 1) * s + d * (k - 1) + 1 - n, 0)
+        lo.append(total // 2)
+        hi.append(total - total // 2)
+    return tuple(lo), tuple(hi)
+
+
+def _padded(x, lo, hi, value=0.0):
+    return F.pad(x, (lo[1], hi[1], lo[0], hi[0]), value=value)
+
+
+def conv2d(x, weight, stride=1, pad=0, dilation=1, groups=1):
+    stride, dilation = _pair(stride), _pair(dilation)
+    lo, hi = _pads(x, pad, weight.shape[2:], stride, dilation)
+    return F.conv2d(_padded(x, lo, hi), weight, stride=stride, dilation=dilation, groups=groups)
+
+
+def max_pool2d(x, kernel, stride=None, pad=0):
+    """The maximum of each window; padding never wins (nnc's and PyTorch's rule)."""
+    kernel = _pair(kernel)
+    stride = kernel if stride is None else _pair(stride)
+    lo, hi = _pads(x, pad, kernel, stride, (1, 1))
+    return F.max_pool2d(_padded(x, lo, hi, -math.inf), kernel, stride)
+
+
+def avg_pool2d(x, kernel, stride=None, pad=0):
+    """The mean of each window, padding counted as zeros."""
+    kernel = _pair(kernel)
+    stride = kernel if stride is None else _pair(stride)
+    lo, hi = _pads(x, pad, kernel, stride, (1, 1))
+    return F.avg_pool2d(_padded(x, lo, hi), kernel, stride)
