@@ -95,6 +95,12 @@ codes! {
     "`split(x, sizes, axis: k)` cuts axis k into pieces of the given sizes, which must\nadd up to the axis; `chunk(x, n, axis: k)` cuts it into n equal pieces, so n must\ndivide it. An LSTM's four gates from one product:\n\n    let gates = chunk(x @ W + h @ U + b, 4, axis: -1)   // [batch, 4*hidden] -> 4 x [batch, hidden]\n    let i = sigmoid(gates[0])";
     "E0324", "index into a dim of unknown size",
     "The batch dim (and any other symbolic dim) is known only when the model runs,\nso an index, a slice bound, padding or a concatenation along it cannot be\nchecked. Only `:` (the whole axis) may stand there. Index the other axes:\n`x[:, 0]` is the first feature of every sample.";
+    "E0330", "heads do not divide the features",
+    "Multi-head attention cuts each position's d_model features into `heads` equal\nparts, one per head (`split_heads`), so `heads` must divide d_model. The label\nmarks the head count; the fix is the nearest count that divides.\n\n    MultiHeadAttention(30, 4)   // error: 4 heads do not divide 30 features\n    MultiHeadAttention(30, 5)   // 5 heads of 6 features";
+    "E0331", "mask does not broadcast to the scores",
+    "An attention mask says which keys each query may look at: 1 (or nonzero) to\nlook, 0 not to. It must broadcast to the scores [..., queries, keys] without\nwidening them: aligned from the right, each mask dim is 1 or equal to the\nscores' dim, and the mask has no more dims than the scores. A padding mask of\nids [batch, keys] needs the query (and head) axes as 1s:\n\n    masked(scores, reshape(m, [batch, 1, keys]))       // scores [batch, queries, keys]\n    padding_mask(ids)                                  // [batch, 1, 1, keys], for heads\n    causal_mask(t)                                     // [t, t]";
+    "E0332", "sequence longer than the positional table",
+    "A learned positional table has one row per position, up to `max_len`. A sequence\nwith more positions than that has no rows for the later ones. Make `max_len` at\nleast the sequence length, or use `positional_encoding`, whose sinusoidal table\nis computed for any length.\n\n    LearnedPositions(50, 64)(x)    // error when x is [batch, 100, 64]\n    LearnedPositions(100, 64)(x)";
     "E0401", "not differentiable",
     "Gradients flow only through f32 values. The loss depends on the trained\nparameters only through integer or comparison results, so it has no gradient.";
     "E0403", "parameters that get no gradient",

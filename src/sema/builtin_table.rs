@@ -49,6 +49,10 @@ pub enum Builtin {
     Conv2d,
     MaxPool2d,
     AvgPool2d,
+    SplitHeads,
+    MergeHeads,
+    Masked,
+    Repeat,
 }
 
 /// What a primitive is, for people: the reference, hover and completion.
@@ -72,7 +76,7 @@ const ELEMENTWISE: &str = "`[s] -> [s]`, f32; a list of tensors maps elementwise
 
 impl Builtin {
     /// Every primitive, in the order the reference lists them.
-    pub const ALL: [Builtin; 41] = [
+    pub const ALL: [Builtin; 45] = [
         Builtin::Exp,
         Builtin::Log,
         Builtin::Sqrt,
@@ -114,6 +118,10 @@ impl Builtin {
         Builtin::Conv2d,
         Builtin::MaxPool2d,
         Builtin::AvgPool2d,
+        Builtin::SplitHeads,
+        Builtin::MergeHeads,
+        Builtin::Masked,
+        Builtin::Repeat,
     ];
 
     pub fn info(self) -> BuiltinInfo {
@@ -298,6 +306,30 @@ impl Builtin {
                 super::conv::POOL2D,
                 "the mean of each window, padding counted as zeros",
                 "`[n, c, h, w]` -> `[n, c, (h + 2·pad − kernel) / stride + 1, ...]`; the windows must tile the input",
+            ),
+            Builtin::SplitHeads => info(
+                "split_heads",
+                &["x", "heads"],
+                "cut the features into `heads` heads, as a view (a reshape and a transpose, no copies)",
+                "`split_heads(x: [..., t, d], heads) -> [..., heads, t, d / heads]`; `heads` divides `d`",
+            ),
+            Builtin::MergeHeads => info(
+                "merge_heads",
+                &["x"],
+                "put the heads side by side again: the inverse of `split_heads`",
+                "`merge_heads(x: [..., h, t, k]) -> [..., t, h * k]`",
+            ),
+            Builtin::Masked => info(
+                "masked",
+                &["x", "mask", "fill"],
+                "`x` where `mask` is nonzero, else `fill` (default -1e9, which softmax turns into an exact 0)",
+                "`masked(x: [s], mask: [m], fill) -> [s]`; `[m]` broadcasts to `[s]` (not the other way)",
+            ),
+            Builtin::Repeat => info(
+                "repeat",
+                &["n", "layer"],
+                "`n` layers built from one expression, each with its own parameters; the list applied to `x` applies each in turn",
+                "`repeat(n, Layer(...)) -> [Layer, ...]`; `(layers)(x: [s], ...) -> [s]` when each layer keeps the shape",
             ),
         }
     }

@@ -540,10 +540,42 @@ pub fn call(e: &mut Elab, builtin: Builtin, args: Vec<ArgVal>, span: Span, _call
             let (Some(start), Some(stop), Some(step)) = (start, stop, step) else {
                 return Val::Error;
             };
-            if matches!(x.0, Val::Any) {
+            // Checked on its own, any unknown bound makes the length unknown.
+            if [Some(&x), a.get(1), a.get(2)].iter().any(|v| matches!(v, Some((Val::Any, _)))) {
                 return Val::Any;
             }
             e.arange(start, stop, step, span)
+        }
+        Builtin::SplitHeads => {
+            let Some((h, hs)) = a.get(1).cloned() else {
+                return missing(e, name, "heads", span);
+            };
+            let Some(heads) = int_arg(e, &h, hs, "the number of heads") else {
+                return Val::Error;
+            };
+            e.split_heads(&x, heads, hs)
+        }
+        Builtin::MergeHeads => e.merge_heads(&x),
+        // `elab` evaluates a direct call itself (see `Elab::repeat`); this is
+        // `repeat` passed around as a value and called later.
+        Builtin::Repeat => {
+            let d = Diagnostic::error(
+                "E0203",
+                "`repeat` must be called by name, `repeat(n, Layer(...))`",
+                span,
+                "`repeat` called indirectly",
+            );
+            e.report(d);
+            Val::Error
+        }
+        Builtin::Masked => {
+            let Some(m) = a.get(1).cloned() else {
+                return missing(e, name, "mask", span);
+            };
+            let Some(fill) = number(e, a.get(2), super::attention::MASK_FILL) else {
+                return Val::Error;
+            };
+            e.masked(&x, &m, fill)
         }
     }
 }

@@ -70,6 +70,9 @@ impl Elab<'_> {
                     origins: bound.origins,
                 }))
             }
+            Val::List(items) if !items.is_empty() && items.iter().all(|v| matches!(v, Val::Layer(_))) => {
+                self.apply_stack(items, args, span)
+            }
             Val::Any => Val::Any,
             Val::Error => Val::Error,
             other => {

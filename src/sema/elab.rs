@@ -74,6 +74,9 @@ pub struct Elab<'a> {
     /// Layers constructed inside a model body, by call path, so a model
     /// applied twice shares its weights.
     pub(super) layer_cache: HashMap<Vec<Span>, Rc<LayerInst>>,
+    /// The `repeat(n, ...)` bodies being evaluated and the copy each is
+    /// on: part of the layer cache's key, so every copy is a new layer.
+    pub(super) repeats: Vec<(Span, u32)>,
     /// Where the current model body's call path starts in `frames`.
     pub(super) model_base: usize,
     pub(super) name_counts: HashMap<String, usize>,
@@ -140,6 +143,7 @@ impl<'a> Elab<'a> {
             origins: HashMap::new(),
             params: vec![],
             layer_cache: HashMap::new(),
+            repeats: vec![],
             model_base: 0,
             name_counts: HashMap::new(),
             pending_name: None,
@@ -406,6 +410,9 @@ impl<'a> Elab<'a> {
             }
             ExprKind::Call { callee, args } => {
                 let f = self.eval_callee(callee, args, env);
+                if let Val::Fn(Callable::Builtin(super::builtin_table::Builtin::Repeat)) = f {
+                    return self.repeat(args, env, e.span);
+                }
                 let args = self.eval_args(args, env);
                 self.call(f, args, e.span, callee.span)
             }
@@ -448,7 +455,11 @@ impl<'a> Elab<'a> {
     pub(super) fn eval_callee(&mut self, callee: &Expr, _args: &[Arg], env: &mut Env) -> Val {
         let pending = self.pending_name.take();
         let f = self.eval(callee, env);
-        if matches!(f, Val::LayerCtor(_)) {
+        // The `let` name goes to the layer built (`repeat` numbers it).
+        if matches!(
+            f,
+            Val::LayerCtor(_) | Val::Fn(Callable::Builtin(super::builtin_table::Builtin::Repeat))
+        ) {
             self.pending_name = pending;
         }
         f

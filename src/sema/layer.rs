@@ -38,7 +38,8 @@ impl Elab<'_> {
             return Val::Error;
         }
         // The call path since the model body began identifies this layer.
-        let key: Vec<Span> = self.frames[self.model_base.min(self.frames.len())..].to_vec();
+        let mut key: Vec<Span> = self.frames[self.model_base.min(self.frames.len())..].to_vec();
+        key.extend(self.repeats.iter().map(|&(s, i)| Span { end: i, ..s }));
         if let Some(inst) = self.layer_cache.get(&key) {
             self.pending_name = None;
             return Val::Layer(inst.clone());
@@ -153,6 +154,71 @@ impl Elab<'_> {
             shape_span: t.ty.span(),
         });
         self.tensor(TensorTy::f32(shape), Some(v))
+    }
+
+    /// `repeat(n, expr)`: `expr` evaluated `n` times, so a layer in it is
+    /// built `n` times with its own parameters: a list of `n` layers (a
+    /// stack of encoder layers), named like PyTorch's `ModuleList` after the
+    /// `let` that holds them (`blocks.0`, `blocks.1`, ...). It is a special
+    /// form (`elab` evaluates `expr` here, not before the call) because an
+    /// argument evaluated once would be one layer shared `n` times.
+    pub(super) fn repeat(&mut self, args: &[crate::syntax::ast::Arg], env: &mut Env, span: Span) -> Val {
+        let base = self.pending_name.take();
+        let [count, body] = args else {
+            let d = Diagnostic::error(
+                "E0103",
+                format!("`repeat` takes a count and an expression, found {} arguments", args.len()),
+                span,
+                "call `repeat(n, Layer(...))`",
+            );
+            self.report(d);
+            return Val::Error;
+        };
+        let n = match self.eval(&count.value, env) {
+            Val::Int(n) if (1..=super::guard::MAX_LIST_VALUES as i64).contains(&n) => n as usize,
+            Val::Any => return Val::Any,
+            Val::Error => return Val::Error,
+            other => {
+                let d = Diagnostic::error(
+                    "E0203",
+                    "the count of `repeat` must be a positive compile-time integer",
+                    count.value.span,
+                    format!("this is {}", other.kind()),
+                );
+                self.report(d);
+                return Val::Error;
+            }
+        };
+        let mut items = Vec::with_capacity(n);
+        for i in 0..n {
+            self.pending_name = base.as_ref().map(|b| format!("{b}.{i}"));
+            self.repeats.push((body.value.span, i as u32));
+            let v = self.eval(&body.value, env);
+            self.repeats.pop();
+            match v {
+                Val::Error => return Val::Error,
+                v => items.push(v),
+            }
+        }
+        self.pending_name = None;
+        Val::List(items)
+    }
+
+    /// A list of layers applied to an input: each in turn, the output of one
+    /// the input of the next; further arguments (a mask) go to every layer.
+    pub(super) fn apply_stack(&mut self, layers: Vec<Val>, mut args: Vec<ArgVal>, span: Span) -> Val {
+        if args.is_empty() {
+            return Val::Error;
+        }
+        for layer in layers {
+            let Val::Layer(inst) = layer else { return Val::Error };
+            let out = self.apply_layer(&inst, args.clone(), span);
+            if matches!(out, Val::Error) {
+                return Val::Error;
+            }
+            args[0].val = out;
+        }
+        args.swap_remove(0).val
     }
 
     pub(super) fn apply_layer(&mut self, inst: &Rc<LayerInst>, args: Vec<ArgVal>, span: Span) -> Val {

@@ -1,6 +1,7 @@
 //! Semantic analysis: names, the stdlib, dtypes, symbolic shapes — and, in
 //! the same pass, lowering to IR (see `elab`).
 
+mod attention;
 pub mod builtin_table;
 pub mod builtins;
 mod call;
@@ -32,6 +33,7 @@ pub const STDLIB: &[(&str, &str)] = &[
     ("layers", include_str!("../../stdlib/layers.nn")),
     ("conv", include_str!("../../stdlib/conv.nn")),
     ("optimizers", include_str!("../../stdlib/optimizers.nn")),
+    ("attention", include_str!("../../stdlib/attention.nn")),
 ];
 
 /// Whether `use target` names a stdlib module (`losses`, `std.losses`).

@@ -268,6 +268,12 @@ impl Elab<'_> {
         if matches!(l, Val::Error) || matches!(r, Val::Error) {
             return Val::Error;
         }
+        // An unknown value (a definition checked on its own) with a number
+        // stays unknown, not a tensor: `2 * d_model` may be a size or an index.
+        let number_like = |v: &Val| matches!(v, Val::Any | Val::Int(_) | Val::Float(_));
+        if (matches!(l, Val::Any) || matches!(r, Val::Any)) && number_like(l) && number_like(r) {
+            return Val::Any;
+        }
         let sym = op.symbol();
         if op == BinOp::Rem {
             let (at, v) = if matches!(l, Val::Int(_) | Val::Float(_)) {

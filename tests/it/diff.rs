@@ -336,8 +336,43 @@ fn every_stdlib_function_agrees() {
         let x3 = uniform(&[rows, 3, cols], 6, -1.0, 1.0);
         check_function("flatten", &[f32t(&[rows, 3, cols])], &[x3]);
     }
+    // Attention: several heads, masks, positions (odd sizes).
+    for n in [1, 3] {
+        let x = uniform(&[n, 5, 6], 7, -1.0, 1.0);
+        let kv = uniform(&[n, 7, 6], 8, -1.0, 1.0);
+        check_function(
+            "attention",
+            &[f32t(&[n, 5, 6]), f32t(&[n, 7, 6]), f32t(&[n, 7, 6])],
+            &[x.clone(), kv.clone(), kv],
+        );
+        for name in ["gelu", "gelu_tanh", "positional_encoding"] {
+            check_function(name, &[f32t(&[n, 5, 6])], std::slice::from_ref(&x));
+        }
+        let ids = uniform(&[n, 5], 9, 0.0, 3.0).mapv(f32::floor);
+        let ids_t = Type {
+            dtype: DType::I32,
+            shape: vec![Dim::Known(n), Dim::Known(5)],
+        };
+        check_function("padding_mask", &[ids_t], &[ids]);
+    }
+    for t in [1, 5] {
+        let one = uniform(&[1], 10, 0.0, 1.0);
+        let src = format!("fn tables(x: [1]) = x * concat([causal_mask({t}), sinusoidal_positions({t}, {t} + 1)], axis: -1)");
+        let f = lower_function(&src, "tables", &[f32t(&[1])]).unwrap();
+        let refs = [&one];
+        let want = runner(INTERP, &f).call(&refs).unwrap();
+        let got = runner(JIT, &f).call(&refs).unwrap();
+        assert_close(&format!("causal_mask and sinusoidal_positions at {t}"), &want[0], &got[0], LONG);
+    }
     covered.extend(
         [
+            "attention",
+            "gelu",
+            "gelu_tanh",
+            "positional_encoding",
+            "padding_mask",
+            "causal_mask",
+            "sinusoidal_positions",
             "categorical_cross_entropy",
             "binary_cross_entropy",
             "cross_entropy",

@@ -18,7 +18,7 @@ use std::process::Command;
 
 const RTOL: f64 = 1e-5;
 
-fn read_f64(st: &SafeTensors, name: &str) -> ArrayD<f64> {
+pub(crate) fn read_f64(st: &SafeTensors, name: &str) -> ArrayD<f64> {
     let t = st.tensor(name).unwrap_or_else(|_| panic!("no tensor `{name}`"));
     assert_eq!(t.dtype(), Dtype::F64, "{name}");
     let v: Vec<f64> = t

@@ -8,11 +8,11 @@ use nnc::driver::lower_function;
 use nnc::ir::interp::{run, Tensor};
 use nnc::ir::{self, DType, Dim, Type};
 
-fn f32t(dims: &[usize]) -> Type {
+pub(crate) fn f32t(dims: &[usize]) -> Type {
     Type::f32(dims.iter().map(|&d| Dim::Known(d)).collect())
 }
 
-fn data(dims: &[usize], seed: u64, lo: f64, hi: f64) -> Tensor {
+pub(crate) fn data(dims: &[usize], seed: u64, lo: f64, hi: f64) -> Tensor {
     let n: usize = dims.iter().product();
     ArrayD::from_shape_vec(
         IxDyn(dims),
@@ -26,7 +26,7 @@ fn check(name: &str, types: &[Type], inputs: Vec<Tensor>) {
     check_src("", name, types, inputs)
 }
 
-fn check_src(src: &str, name: &str, types: &[Type], inputs: Vec<Tensor>) {
+pub(crate) fn check_src(src: &str, name: &str, types: &[Type], inputs: Vec<Tensor>) {
     let f = lower_function(src, name, types).unwrap_or_else(|d| panic!("{name}: {d:?}"));
     let loss = scalarize(&f);
     ir::verify(&loss).unwrap();
