@@ -123,42 +123,102 @@ impl Geometry {
     }
 }
 
+/// Along one spatial axis, for every output position: the window offsets
+/// `k0..k1` whose source lies inside the input, and the source of `k0`
+/// (later offsets step by the dilation). Computed once per call, so the
+/// loops below do no padding arithmetic per element.
+struct Taps {
+    k0: Vec<usize>,
+    k1: Vec<usize>,
+    first: Vec<usize>,
+    dilation: usize,
+}
+
+impl Taps {
+    fn new(w: &Window, axis: usize, out: usize, len: usize) -> Taps {
+        let mut t = Taps {
+            k0: Vec::with_capacity(out),
+            k1: Vec::with_capacity(out),
+            first: Vec::with_capacity(out),
+            dilation: w.dilation[axis],
+        };
+        for o in 0..out {
+            let (k0, k1) = w.valid_k(axis, o, len);
+            t.k0.push(k0);
+            t.k1.push(k1);
+            t.first.push(if k0 < k1 { w.source(axis, o, k0, len).unwrap_or(0) } else { 0 });
+        }
+        t
+    }
+
+    /// The source of offset `k` at output `o`, inside `k0[o]..k1[o]`.
+    fn at(&self, o: usize, k: usize) -> usize {
+        self.first[o] + (k - self.k0[o]) * self.dilation
+    }
+}
+
 /// `cols[n, oy, ox, c, ky, kx] = x[n, c, oy·s + ky·d − pad, ...]` (0 outside).
-/// The loop runs over the column layout in order, so writes are sequential;
-/// rows `n0..n1` of the batch only (threads take disjoint row ranges).
+/// For each image row read, the `kw` entries of every window position are
+/// written into one output row block that stays in cache; rows `n0..n1` of
+/// the batch only (threads take disjoint row ranges).
 pub fn im2col<T: Elem>(w: &Window, g: &Geometry, x: &[T], cols: &mut [T], n0: usize, n1: usize) {
     let [h, wd] = g.hw;
     let [oh, ow] = g.out;
     let [kh, kw] = w.kernel;
     let row = g.c * kh * kw;
+    let (ys, xs) = (Taps::new(w, 0, oh, h), Taps::new(w, 1, ow, wd));
     for n in n0..n1 {
         for oy in 0..oh {
-            for ox in 0..ow {
-                let base = ((n * oh + oy) * ow + ox) * row;
-                let dst = &mut cols[base..base + row];
-                let (kx0, kx1) = w.valid_k(1, ox, wd);
-                for c in 0..g.c {
-                    let img = &x[(n * g.c + c) * h * wd..][..h * wd];
-                    for ky in 0..kh {
-                        let d = &mut dst[(c * kh + ky) * kw..][..kw];
-                        let Some(iy) = w.source(0, oy, ky, h) else {
-                            d.fill(T::ZERO);
-                            continue;
-                        };
-                        d[..kx0].fill(T::ZERO);
-                        d[kx1..].fill(T::ZERO);
-                        if kx0 == kx1 {
+            let block = &mut cols[(n * oh + oy) * ow * row..][..ow * row];
+            for c in 0..g.c {
+                let img = &x[(n * g.c + c) * h * wd..][..h * wd];
+                for ky in 0..kh {
+                    let off = (c * kh + ky) * kw;
+                    if ky < ys.k0[oy] || ky >= ys.k1[oy] {
+                        for ox in 0..ow {
+                            block[ox * row + off..][..kw].fill(T::ZERO);
+                        }
+                        continue;
+                    }
+                    let src = &img[ys.at(oy, ky) * wd..][..wd];
+                    for ox in 0..ow {
+                        let d = &mut block[ox * row + off..][..kw];
+                        let (k0, k1, x0) = (xs.k0[ox], xs.k1[ox], xs.first[ox]);
+                        if k0 == 0 && k1 == kw && xs.dilation == 1 {
+                            copy_row(d, &src[x0..x0 + kw]);
                             continue;
                         }
-                        let src = &img[iy * wd..][..wd];
-                        let x0 = ox * w.stride[1] + kx0 * w.dilation[1] - w.pad_lo[1];
-                        for (j, v) in d[kx0..kx1].iter_mut().enumerate() {
-                            *v = src[x0 + j * w.dilation[1]];
+                        d[..k0].fill(T::ZERO);
+                        d[k1.max(k0)..].fill(T::ZERO);
+                        for (j, v) in d[k0..k1.max(k0)].iter_mut().enumerate() {
+                            *v = src[x0 + j * xs.dilation];
                         }
                     }
                 }
             }
         }
+    }
+}
+
+/// `d = s` for one window row. `copy_from_slice` of a few elements is a
+/// call to `memmove`, which cost more than the copy: the usual kernel
+/// widths are copied as fixed-size arrays instead.
+#[inline(always)]
+fn copy_row<T: Elem>(d: &mut [T], s: &[T]) {
+    fn fixed<T: Elem, const K: usize>(d: &mut [T], s: &[T]) {
+        let (Ok(d), Ok(s)) = (<&mut [T; K]>::try_from(d), <&[T; K]>::try_from(s)) else {
+            unreachable!("copy_row is given rows of one length")
+        };
+        *d = *s;
+    }
+    match d.len() {
+        1 => fixed::<T, 1>(d, s),
+        2 => fixed::<T, 2>(d, s),
+        3 => fixed::<T, 3>(d, s),
+        4 => fixed::<T, 4>(d, s),
+        5 => fixed::<T, 5>(d, s),
+        7 => fixed::<T, 7>(d, s),
+        _ => d.copy_from_slice(s),
     }
 }
 
@@ -169,25 +229,27 @@ pub fn col2im<T: Elem>(w: &Window, g: &Geometry, cols: &[T], x: &mut [T], n0: us
     let [oh, ow] = g.out;
     let [kh, kw] = w.kernel;
     let row = g.c * kh * kw;
+    let (ys, xs) = (Taps::new(w, 0, oh, h), Taps::new(w, 1, ow, wd));
     x[n0 * g.c * h * wd..n1 * g.c * h * wd].fill(T::ZERO);
     for n in n0..n1 {
         for oy in 0..oh {
-            for ox in 0..ow {
-                let base = ((n * oh + oy) * ow + ox) * row;
-                let src = &cols[base..base + row];
-                let (kx0, kx1) = w.valid_k(1, ox, wd);
-                for c in 0..g.c {
-                    let img = &mut x[(n * g.c + c) * h * wd..][..h * wd];
-                    for ky in 0..kh {
-                        let Some(iy) = w.source(0, oy, ky, h) else { continue };
-                        if kx0 == kx1 {
+            let block = &cols[(n * oh + oy) * ow * row..][..ow * row];
+            for c in 0..g.c {
+                let img = &mut x[(n * g.c + c) * h * wd..][..h * wd];
+                for ky in ys.k0[oy]..ys.k1[oy] {
+                    let off = (c * kh + ky) * kw;
+                    let dst = &mut img[ys.at(oy, ky) * wd..][..wd];
+                    for ox in 0..ow {
+                        let s = &block[ox * row + off..][..kw];
+                        let (k0, k1, x0) = (xs.k0[ox], xs.k1[ox], xs.first[ox]);
+                        if k0 == 0 && k1 == kw && xs.dilation == 1 {
+                            for (d, &v) in dst[x0..x0 + kw].iter_mut().zip(s) {
+                                *d = *d + v;
+                            }
                             continue;
                         }
-                        let s = &src[(c * kh + ky) * kw..][..kw];
-                        let dst = &mut img[iy * wd..][..wd];
-                        let x0 = ox * w.stride[1] + kx0 * w.dilation[1] - w.pad_lo[1];
-                        for (j, &v) in s[kx0..kx1].iter().enumerate() {
-                            let p = x0 + j * w.dilation[1];
+                        for (j, &v) in s[k0..k1.max(k0)].iter().enumerate() {
+                            let p = x0 + j * xs.dilation;
                             dst[p] = dst[p] + v;
                         }
                     }
@@ -198,39 +260,43 @@ pub fn col2im<T: Elem>(w: &Window, g: &Geometry, cols: &[T], x: &mut [T], n0: us
 }
 
 /// The flat index (into the `[h, w]` plane) of the first maximum of the
-/// window at `(oy, ox)`, or `None` when every entry is padding.
-fn argmax<T: Elem>(w: &Window, g: &Geometry, plane: &[T], oy: usize, ox: usize) -> Option<usize> {
-    let [h, wd] = g.hw;
-    let mut best: Option<(usize, T)> = None;
-    for ky in 0..w.kernel[0] {
-        let Some(iy) = w.source(0, oy, ky, h) else { continue };
-        for kx in 0..w.kernel[1] {
-            let Some(ix) = w.source(1, ox, kx, wd) else { continue };
-            let v = plane[iy * wd + ix];
-            let better = match best {
-                None => true,
-                // Strictly greater replaces, so ties keep the first; NaN
-                // replaces a number and then is never replaced.
-                Some((_, b)) => !b.is_nan() && (v > b || v.is_nan()),
-            };
-            if better {
-                best = Some((iy * wd + ix, v));
+/// window at `(oy, ox)` in row-major window order, or `None` when every
+/// entry is padding. Strictly greater replaces, so ties keep the first; a
+/// NaN replaces a number and then is never replaced.
+#[inline(always)]
+fn argmax<T: Elem>(ys: &Taps, xs: &Taps, wd: usize, plane: &[T], oy: usize, ox: usize) -> Option<usize> {
+    let (ky0, ky1, kx0, kx1) = (ys.k0[oy], ys.k1[oy], xs.k0[ox], xs.k1[ox]);
+    if ky0 >= ky1 || kx0 >= kx1 {
+        return None;
+    }
+    let mut at = ys.first[oy] * wd + xs.first[ox];
+    let mut best = plane[at];
+    for ky in ky0..ky1 {
+        let r = &plane[ys.at(oy, ky) * wd..][..wd];
+        for kx in kx0..kx1 {
+            let ix = xs.at(ox, kx);
+            let v = r[ix];
+            if !best.is_nan() && (v > best || v.is_nan()) {
+                best = v;
+                at = ys.at(oy, ky) * wd + ix;
             }
         }
     }
-    best.map(|(i, _)| i)
+    Some(at)
 }
 
 /// `y[n, c, oy, ox]` = the window's maximum (−∞ for a window of padding
 /// only, which the shape checks rule out). Planes `p0..p1` of `n·c`.
 pub fn max_pool<T: Elem>(w: &Window, g: &Geometry, x: &[T], y: &mut [T], p0: usize, p1: usize) {
     let (hw, ohw) = (g.hw[0] * g.hw[1], g.out[0] * g.out[1]);
+    let (ys, xs) = (Taps::new(w, 0, g.out[0], g.hw[0]), Taps::new(w, 1, g.out[1], g.hw[1]));
     for p in p0..p1 {
         let plane = &x[p * hw..][..hw];
+        let out = &mut y[p * ohw..][..ohw];
         for oy in 0..g.out[0] {
             for ox in 0..g.out[1] {
-                let i = argmax(w, g, plane, oy, ox);
-                y[p * ohw + oy * g.out[1] + ox] = i.map_or(T::NEG_INF, |i| plane[i]);
+                let i = argmax(&ys, &xs, g.hw[1], plane, oy, ox);
+                out[oy * g.out[1] + ox] = i.map_or(T::NEG_INF, |i| plane[i]);
             }
         }
     }
@@ -240,14 +306,15 @@ pub fn max_pool<T: Elem>(w: &Window, g: &Geometry, x: &[T], y: &mut [T], p0: usi
 /// Planes `p0..p1` of `dx` are zeroed and then summed.
 pub fn max_pool_grad<T: Elem>(w: &Window, g: &Geometry, x: &[T], dy: &[T], dx: &mut [T], p0: usize, p1: usize) {
     let (hw, ohw) = (g.hw[0] * g.hw[1], g.out[0] * g.out[1]);
+    let (ys, xs) = (Taps::new(w, 0, g.out[0], g.hw[0]), Taps::new(w, 1, g.out[1], g.hw[1]));
     dx[p0 * hw..p1 * hw].fill(T::ZERO);
     for p in p0..p1 {
         let plane = &x[p * hw..][..hw];
+        let d = &mut dx[p * hw..][..hw];
         for oy in 0..g.out[0] {
             for ox in 0..g.out[1] {
-                if let Some(i) = argmax(w, g, plane, oy, ox) {
-                    let d = &mut dx[p * hw + i];
-                    *d = *d + dy[p * ohw + oy * g.out[1] + ox];
+                if let Some(i) = argmax(&ys, &xs, g.hw[1], plane, oy, ox) {
+                    d[i] = d[i] + dy[p * ohw + oy * g.out[1] + ox];
                 }
             }
         }
