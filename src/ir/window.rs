@@ -285,17 +285,43 @@ fn argmax<T: Elem>(ys: &Taps, xs: &Taps, wd: usize, plane: &[T], oy: usize, ox: 
     Some(at)
 }
 
+/// The 2×2, stride-2 window without padding (nearly every CNN's pooling):
+/// [`argmax`] over four known positions, in the same order.
+#[inline(always)]
+fn argmax_2x2<T: Elem>(wd: usize, plane: &[T], oy: usize, ox: usize) -> usize {
+    let i = 2 * oy * wd + 2 * ox;
+    let mut at = i;
+    let mut best = plane[i];
+    for j in [i + 1, i + wd, i + wd + 1] {
+        let v = plane[j];
+        if !best.is_nan() && (v > best || v.is_nan()) {
+            best = v;
+            at = j;
+        }
+    }
+    at
+}
+
+fn is_2x2(w: &Window) -> bool {
+    w.kernel == [2, 2] && w.stride == [2, 2] && w.dilation == [1, 1] && w.pad_lo == [0, 0] && w.pad_hi == [0, 0]
+}
+
 /// `y[n, c, oy, ox]` = the window's maximum (−∞ for a window of padding
 /// only, which the shape checks rule out). Planes `p0..p1` of `n·c`.
 pub fn max_pool<T: Elem>(w: &Window, g: &Geometry, x: &[T], y: &mut [T], p0: usize, p1: usize) {
     let (hw, ohw) = (g.hw[0] * g.hw[1], g.out[0] * g.out[1]);
     let (ys, xs) = (Taps::new(w, 0, g.out[0], g.hw[0]), Taps::new(w, 1, g.out[1], g.hw[1]));
+    let tiled = is_2x2(w);
     for p in p0..p1 {
         let plane = &x[p * hw..][..hw];
         let out = &mut y[p * ohw..][..ohw];
         for oy in 0..g.out[0] {
             for ox in 0..g.out[1] {
-                let i = argmax(&ys, &xs, g.hw[1], plane, oy, ox);
+                let i = if tiled {
+                    Some(argmax_2x2(g.hw[1], plane, oy, ox))
+                } else {
+                    argmax(&ys, &xs, g.hw[1], plane, oy, ox)
+                };
                 out[oy * g.out[1] + ox] = i.map_or(T::NEG_INF, |i| plane[i]);
             }
         }
@@ -307,13 +333,19 @@ pub fn max_pool<T: Elem>(w: &Window, g: &Geometry, x: &[T], y: &mut [T], p0: usi
 pub fn max_pool_grad<T: Elem>(w: &Window, g: &Geometry, x: &[T], dy: &[T], dx: &mut [T], p0: usize, p1: usize) {
     let (hw, ohw) = (g.hw[0] * g.hw[1], g.out[0] * g.out[1]);
     let (ys, xs) = (Taps::new(w, 0, g.out[0], g.hw[0]), Taps::new(w, 1, g.out[1], g.hw[1]));
+    let tiled = is_2x2(w);
     dx[p0 * hw..p1 * hw].fill(T::ZERO);
     for p in p0..p1 {
         let plane = &x[p * hw..][..hw];
         let d = &mut dx[p * hw..][..hw];
         for oy in 0..g.out[0] {
             for ox in 0..g.out[1] {
-                if let Some(i) = argmax(&ys, &xs, g.hw[1], plane, oy, ox) {
+                let i = if tiled {
+                    Some(argmax_2x2(g.hw[1], plane, oy, ox))
+                } else {
+                    argmax(&ys, &xs, g.hw[1], plane, oy, ox)
+                };
+                if let Some(i) = i {
                     d[i] = d[i] + dy[p * ohw + oy * g.out[1] + ox];
                 }
             }
