@@ -20,10 +20,11 @@
 //! | `autodiff` | one vector-Jacobian rule per primitive op | base, diag, ir |
 //! | `opt` | simplification, CSE, DCE | base, diag, ir |
 //! | `codegen` | fused loops in Cranelift, GEMM calls, the JIT module | base, diag, ir, opt |
-//! | `sema` | names, stdlib, dtypes, symbolic shapes — and lowering | base, diag, syntax, ir |
+//! | `plan` | the training plan as data: settings, data source, steps of IR functions over one parameter store | base, ir |
+//! | `sema` | names, stdlib, dtypes, symbolic shapes — and lowering | base, diag, syntax, ir, plan |
 //! | `runtime` | data, splits, metrics, the training step and loop, schedules, checkpoints, histories, curves, summaries, backends | everything above |
 //! | `teach` | tools for learners: the derived backward pass in textbook notation, traced steps, function samples, search spaces | everything above but `driver` |
-//! | `export` | ONNX (from the IR, a hand-written protobuf encoder) and PyTorch projects | base, diag, syntax, ir, sema, opt, runtime |
+//! | `export` | ONNX (from the IR, a hand-written protobuf encoder) and PyTorch projects | base, diag, syntax, ir, plan, sema, opt, runtime |
 //! | `driver` | the pure façade: source in, diagnostics and IR out | everything above |
 //! | `cli`, `lsp` | commands, files, printing, the language server | anything |
 //! | `fuzz` | input generators and mutators, the panic-catching fuzz runner | anything |
@@ -101,8 +102,8 @@
 //! and the primitives table of `docs/reference.md` are all derived from it,
 //! and `builtins::call` matches on the enum without a fallback arm.
 //!
-//! Elaboration always ends (`sema::guard`). Calls are inlined and there is
-//! no compile-time conditional, so re-entering a declaration that is being
+//! Elaboration always ends (`sema::guard`). Calls are inlined and the only
+//! compile-time conditional (`if training`) is constant within a compile, so re-entering a declaration that is being
 //! inlined is recursion (E0115); methods are keyed by their layer instance
 //! too, so nesting instances of one layer is allowed. Since a call tree
 //! that doubles per level is exponential long before any depth limit, a
@@ -131,6 +132,38 @@
 //! compiled code as calls to one host function (`codegen::moves`) over
 //! strided slots: correct and memory-bound; folding slices into their readers'
 //! strides needs base offsets in `kernel::Access`.
+//! ## Training plans, modes, buffers and steps
+//!
+//! A `train` block becomes a [`plan::TrainPlan`]: data that `sema::train`
+//! produces and `runtime` consumes, so neither reaches into the other.
+//! It holds one or more steps (a block's `loss =` is one step; each
+//! `step NAME with OPT on MODEL { ... }` is another), each a loss in
+//! training mode over one shared parameter store, with the parameters it
+//! trains, their optimizer updates and the buffers it writes. Every step
+//! compiles to its own native function; `step` (this step's count) is its
+//! Adam counter and the key of its random draws. The store is the union of
+//! what the functions use, in first-use order, so a single-loss block's
+//! parameters keep their names and order; a model other than the block's
+//! own prefixes its name (`G.dense1.W`), and layers are named within their
+//! model, so every step names them alike.
+//!
+//! Modes are elaboration-time: every model is elaborated in training mode
+//! for the steps and in evaluation mode for validation, test, `nnc eval`
+//! and `nnc predict`, with `training` a compile-time boolean that `if
+//! training { ... } else { ... }` branches on (both modes are checked; a
+//! definition checked alone checks both branches). A layer's `buffer` is a
+//! store entry that no optimizer touches: assigning it in a method is a
+//! write recorded in training mode (the step returns the new value; reads
+//! in that step still see the old one) and an error (E0111) in evaluation
+//! mode. Buffers are saved in the weights file by name like parameters.
+//!
+//! Random draws are counter-based: element `i` of a draw is a hash of the
+//! draw's compile-time seed (distinct per draw site, per step and per run
+//! seed) mixed with a runtime key, and `i`. Inside a step the key is the
+//! step's count, so masks and noise are fresh every step, identical on the
+//! interpreter and compiled code, and a rerun or a `--resume` (which
+//! restores the count) draws the same. Initialisation and evaluation use
+//! key 0, which leaves the seed unmixed.
 //!
 //! ## Code generation
 //!
@@ -252,6 +285,7 @@ pub mod fuzz;
 pub mod ir;
 pub mod lsp;
 pub mod opt;
+pub mod plan;
 pub mod runtime;
 pub mod sema;
 pub mod syntax;

@@ -3,9 +3,9 @@
 //! needed), with the interpreter as a same-run baseline.
 
 use super::say;
+use crate::plan::TrainPlan;
 use crate::runtime::backend::BackendKind;
 use crate::runtime::bench::{epoch_seconds, inference_ms, StepProbe};
-use crate::sema::TrainPlan;
 use clap::Args;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -102,7 +102,7 @@ fn measure(plan: &TrainPlan, args: &BenchArgs, threads: &[usize], started: Optio
 
 fn print_text(f: &Figures, plan: &TrainPlan, args: &BenchArgs) {
     let own = plan.settings.batch_size;
-    say!("{}: {}, random data; median of 7 after warm-up", f.model, plan.optimizer);
+    say!("{}: {}, random data; median of 7 after warm-up", f.model, plan.optimizer());
     if let Some(ms) = f.first_step_ms {
         say!("  process start to first step done  {ms:8.1} ms");
     }

@@ -2,9 +2,9 @@
 //! weights, on the test split (or the whole data when there is none).
 
 use super::report::{self, Engine};
+use crate::plan::TrainPlan;
 use crate::runtime::train::{self, Weights};
 use crate::runtime::{checkpoint, load};
-use crate::sema::TrainPlan;
 use clap::Args;
 use std::path::{Path, PathBuf};
 

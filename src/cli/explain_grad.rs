@@ -73,6 +73,13 @@ pub fn explain(args: &ExplainArgs) -> i32 {
     };
     let mut texts = vec![];
     for plan in plans {
+        if plan.steps.len() != 1 || plan.eval.is_none() {
+            eprintln!(
+                "error: `train {}` has several steps; --grad explains a train block with one loss",
+                plan.model
+            );
+            return 1;
+        }
         let d = crate::teach::backward::derive(plan);
         texts.push(crate::teach::explain::render(&d, args.format.notation(), &layer_text));
     }

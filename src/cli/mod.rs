@@ -8,6 +8,7 @@ mod explain_grad;
 mod export;
 mod fmt;
 mod fuzz;
+mod interrupt;
 mod lsp;
 mod overrides;
 mod plot;
@@ -323,14 +324,18 @@ fn ir(file: &Path, stage: Stage) -> i32 {
                 say!("{}", crate::ir::print_func(f));
             }
             for p in &c.analysis.plans {
-                say!("{}", crate::ir::print_func(&p.loss));
+                for s in &p.steps {
+                    say!("{}", crate::ir::print_func(&s.loss));
+                }
             }
         }
         Stage::Grad | Stage::Opt => {
             for p in &c.analysis.plans {
-                let (f, _) = driver::training_step(p);
-                let f = if stage == Stage::Opt { crate::opt::optimize(&f) } else { f };
-                say!("{}", crate::ir::print_func(&f));
+                for k in 0..p.steps.len() {
+                    let (f, _) = driver::step_function(p, k);
+                    let f = if stage == Stage::Opt { crate::opt::optimize(&f) } else { f };
+                    say!("{}", crate::ir::print_func(&f));
+                }
             }
         }
         Stage::Fused | Stage::Clif | Stage::Asm => {
@@ -342,7 +347,7 @@ fn ir(file: &Path, stage: Stage) -> i32 {
                     threads: 1,
                     asm: stage == Stage::Asm,
                 };
-                let weights = p.params.len() + p.states.iter().map(|(_, s)| s.len()).sum::<usize>();
+                let weights = p.params.len() + p.states_per_step()[0];
                 match crate::runtime::backend::compile_step(&f, weights, &opts) {
                     Ok((code, _)) => say!(
                         "{}",

@@ -4,10 +4,10 @@
 
 use super::report::{self, Engine};
 use super::say;
+use crate::plan::DataSource;
 use crate::runtime::checkpoint;
 use crate::runtime::data;
 use crate::runtime::train;
-use crate::sema::DataSource;
 use clap::Args;
 use ndarray::{ArrayD, Axis, IxDyn};
 use std::path::{Path, PathBuf};
@@ -24,6 +24,11 @@ pub struct PredictArgs {
     /// Print every class probability, not just the most likely class.
     #[arg(long)]
     pub probabilities: bool,
+    /// Print only two figures over all samples: the mean probability of the
+    /// top class, and the entropy (nats) of the histogram of top classes
+    /// (how confident and how varied, e.g. for a GAN's samples).
+    #[arg(long)]
+    pub summary: bool,
     #[command(flatten)]
     pub engine: Engine,
 }
@@ -94,6 +99,32 @@ fn probabilities(out: &ArrayD<f32>) -> ArrayD<f32> {
         r.mapv_inplace(|v| v / s);
     }
     p
+}
+
+/// The mean top-class probability of probability rows, the entropy in
+/// nats of the histogram of their top classes, and that histogram.
+pub fn confidence_and_entropy(p: &ArrayD<f32>) -> (f64, f64, Vec<usize>) {
+    let n = p.shape()[0].max(1);
+    let classes = p.len() / n;
+    let mut hist = vec![0usize; classes.max(1)];
+    let mut total = 0.0;
+    for r in p.axis_iter(Axis(0)) {
+        let (best, pb) = r
+            .iter()
+            .enumerate()
+            .fold((0, f32::NEG_INFINITY), |a, (j, &v)| if v > a.1 { (j, v) } else { a });
+        hist[best] += 1;
+        total += f64::from(pb);
+    }
+    let entropy = hist
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| {
+            let q = c as f64 / n as f64;
+            -q * q.ln()
+        })
+        .sum();
+    (total / n as f64, entropy, hist)
 }
 
 pub fn predict(args: &PredictArgs) -> i32 {
@@ -185,6 +216,19 @@ pub fn predict(args: &PredictArgs) -> i32 {
         return 0;
     }
     let p = probabilities(&out);
+    if args.summary {
+        let (confidence, entropy, hist) = confidence_and_entropy(&p);
+        say!("samples: {}", p.shape()[0]);
+        say!("mean top-class probability: {confidence:.4}");
+        say!(
+            "class histogram entropy: {entropy:.4} nats (uniform over {} classes: {:.4})",
+            hist.len(),
+            (hist.len() as f64).ln()
+        );
+        let counts: Vec<String> = hist.iter().enumerate().map(|(c, n)| format!("{c}:{n}")).collect();
+        say!("class counts: {}", counts.join(" "));
+        return 0;
+    }
     say!("sample  class  probability");
     for (i, r) in p.axis_iter(Axis(0)).enumerate() {
         let (best, pb) = r

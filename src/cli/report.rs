@@ -3,11 +3,11 @@
 
 use super::say;
 use crate::driver::{self, Compilation};
+use crate::plan::TrainPlan;
 use crate::runtime::backend::BackendKind;
 use crate::runtime::load;
 use crate::runtime::metrics;
 use crate::runtime::train::{self, Scores, Weights};
-use crate::sema::TrainPlan;
 use clap::ValueEnum;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use ndarray::ArrayD;

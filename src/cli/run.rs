@@ -4,10 +4,10 @@
 
 use super::report::{self, Engine};
 use super::say;
+use crate::plan::TrainPlan;
 use crate::runtime::split::Standardizer;
 use crate::runtime::train::{self, BatchProgress, EpochReport, Observer, TrainOptions, Weights};
-use crate::runtime::{checkpoint, curves, history, load};
-use crate::sema::TrainPlan;
+use crate::runtime::{checkpoint, curves, history, images, load};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
@@ -62,6 +62,7 @@ fn timestamp() -> String {
 /// Prints progress and writes the artifacts after every epoch.
 struct Progress<'a> {
     plan: &'a TrainPlan,
+    backend: crate::runtime::backend::BackendKind,
     standardizer: Option<&'a Standardizer>,
     out: PathBuf,
     quiet: bool,
@@ -81,6 +82,17 @@ impl Progress<'_> {
         };
         write("metrics.csv", history::to_csv(&self.history))?;
         write("metrics.jsonl", history::to_jsonl(&self.history))?;
+        if let Some(x) = train::sample(self.plan, self.backend, w)? {
+            // The latest grid, one per epoch, and every sample as IDX.
+            let grid = self.out.join("samples.png");
+            images::write_grid(&grid, &x, 10, 2)?;
+            std::fs::copy(&grid, self.out.join(format!("samples-epoch{:03}.png", w.epoch)))
+                .map_err(|e| format!("{}: {e}", self.out.display()))?;
+            checkpoint::write_atomic(&self.out.join("samples.idx"), &images::idx_bytes(&x)?)?;
+        }
+        if self.history.is_empty() {
+            return Ok(());
+        }
         curves::write(&self.out, &self.history, &self.plan.model)
     }
 }
@@ -147,17 +159,39 @@ impl Observer for Progress<'_> {
     }
 }
 
-/// Where a run's files go: `--out`, the resumed directory, or a new
+/// A name per `train` block, unique in the file: the model's name, with
+/// `-2`, `-3`, ... for a model trained by several blocks.
+fn run_names(plans: &[TrainPlan]) -> Vec<String> {
+    plans
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let same = plans.iter().filter(|q| q.model == p.model).count();
+            let nth = plans[..i].iter().filter(|q| q.model == p.model).count();
+            if same > 1 && nth > 0 {
+                format!("{}-{}", p.model, nth + 1)
+            } else {
+                p.model.clone()
+            }
+        })
+        .collect()
+}
+
+/// Where a block's files go: `--out`, the resumed directory, or a new
 /// `runs/<model>-<timestamp>`; with several `train` blocks, one
-/// subdirectory per model.
-fn out_dir(args: &RunArgs, plan: &TrainPlan, several: bool) -> PathBuf {
+/// subdirectory per block (`runs/<file>-<timestamp>/<name>`).
+fn out_dir(args: &RunArgs, name: &str, several: bool, stamp: &str) -> PathBuf {
     let dir = match (&args.out, &args.resume) {
         (Some(o), _) => o.clone(),
-        (None, Some(r)) => return r.clone(),
-        (None, None) => return PathBuf::from("runs").join(format!("{}-{}", plan.model, timestamp())),
+        (None, Some(r)) => r.clone(),
+        (None, None) if several => {
+            let stem = args.file.file_stem().map_or("run".into(), |s| s.to_string_lossy().into_owned());
+            PathBuf::from("runs").join(format!("{stem}-{stamp}"))
+        }
+        (None, None) => return PathBuf::from("runs").join(format!("{name}-{stamp}")),
     };
     if several {
-        dir.join(&plan.model)
+        dir.join(name)
     } else {
         dir
     }
@@ -196,7 +230,10 @@ pub fn run(args: &RunArgs) -> i32 {
     let backend = args.engine.kind();
     let base = report::base_dir(&args.file);
     let several = c.analysis.plans.len() > 1;
-    for plan in &c.analysis.plans {
+    let names = run_names(&c.analysis.plans);
+    let stamp = timestamp();
+    let stop = super::interrupt::install();
+    for (plan, run_name) in c.analysis.plans.iter().zip(&names) {
         let splits = match load::load_splits(plan, &base, args.data_dir.as_deref()) {
             Ok(s) => s,
             Err(e) => {
@@ -204,7 +241,7 @@ pub fn run(args: &RunArgs) -> i32 {
                 return 1;
             }
         };
-        let out = out_dir(args, plan, several);
+        let out = out_dir(args, run_name, several, &stamp);
         if let Err(e) = std::fs::create_dir_all(&out) {
             eprintln!("error: cannot create {}: {e}", out.display());
             return 1;
@@ -212,8 +249,9 @@ pub fn run(args: &RunArgs) -> i32 {
         let mut opts = TrainOptions::new(backend);
         opts.limit = args.limit;
         opts.epochs = args.epochs;
+        opts.stop = Some(stop.clone());
         if let Some(dir) = &args.resume {
-            let dir = if several { dir.join(&plan.model) } else { dir.clone() };
+            let dir = if several { dir.join(run_name) } else { dir.clone() };
             match resume_from(&dir, plan) {
                 Ok((r, best)) => {
                     opts.resume = Some(r);
@@ -226,12 +264,13 @@ pub fn run(args: &RunArgs) -> i32 {
             }
         }
         let start_epoch = opts.resume.as_ref().map_or(0, |r| r.0.epoch);
+        let start_step = opts.resume.as_ref().map_or(0, |r| r.0.step);
         if !args.quiet {
             let v = splits.validation.as_ref().map_or(0, |d| d.len());
             let t = splits.test.as_ref().map_or(0, |d| d.len());
             let n = args.limit.map_or(splits.train.len(), |l| l.min(splits.train.len()));
-            let resumed = if start_epoch > 0 {
-                format!(", resuming after epoch {start_epoch}")
+            let resumed = if start_epoch > 0 || start_step > 0 {
+                format!(", resuming after epoch {start_epoch} (step {start_step})")
             } else {
                 String::new()
             };
@@ -240,12 +279,13 @@ pub fn run(args: &RunArgs) -> i32 {
                 plan.model,
                 args.epochs.unwrap_or(plan.settings.epochs),
                 plan.settings.batch_size,
-                plan.optimizer
+                plan.optimizer()
             );
             say!("writing weights, metrics and curves to {}", out.display());
         }
         let mut obs = Progress {
             plan,
+            backend,
             standardizer: splits.standardizer.as_ref(),
             out: out.clone(),
             quiet: args.quiet,
@@ -272,6 +312,24 @@ pub fn run(args: &RunArgs) -> i32 {
             }
             return 1;
         }
+        if outcome.interrupted {
+            let w = &outcome.weights;
+            if let Err(e) = obs.write_artifacts(w) {
+                eprintln!("error: interrupted, and saving the last step failed: {e}");
+                return 1;
+            }
+            let file = args.file.display();
+            eprintln!(
+                "interrupted: saved the weights after step {} (epoch {} of {} complete) to {}",
+                w.step,
+                w.epoch,
+                args.epochs.unwrap_or(plan.settings.epochs),
+                out.join("weights.safetensors").display()
+            );
+            let out_arg = if several { out.parent().unwrap_or(&out) } else { &out };
+            eprintln!("continue with: nnc run {file} --resume {}", out_arg.display());
+            return 130;
+        }
         if let Some(msg) = &outcome.stopped_early {
             say!("early stop: {msg}");
             // The kept (best) weights are the run's result.
@@ -284,6 +342,11 @@ pub fn run(args: &RunArgs) -> i32 {
                 eprintln!("error: {e}");
                 return 1;
             }
+        }
+        if plan.eval.is_none() {
+            // A block of steps with no model to evaluate (a GAN): its
+            // result is the weights and the samples written each epoch.
+            continue;
         }
         let (name, data) = match &splits.test {
             Some(t) => ("test", t),

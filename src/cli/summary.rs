@@ -37,7 +37,11 @@ pub fn summary(file: &Path) -> i32 {
                 [
                     format!("{} {}", r.name, kind(&r.name)).trim_end().to_string(),
                     r.output.clone(),
-                    thousands(r.params as u64),
+                    if r.buffers > 0 {
+                        format!("{} + {} buffer", thousands(r.params as u64), thousands(r.buffers as u64))
+                    } else {
+                        thousands(r.params as u64)
+                    },
                     thousands(r.flops),
                     bytes(r.activations * 4),
                 ]
@@ -79,6 +83,22 @@ pub fn summary(file: &Path) -> i32 {
             thousands(s.params as u64),
             bytes(s.params.saturating_mul(4))
         );
+        if s.buffers > 0 {
+            let names: Vec<String> = layers
+                .iter()
+                .flat_map(|l| {
+                    l.params[l.params.len() - l.buffers..]
+                        .iter()
+                        .map(move |(p, _)| format!("{}.{p}", l.name))
+                })
+                .collect();
+            say!(
+                "buffers:            {} ({}; saved with the weights, not trained: {})",
+                thousands(s.buffers as u64),
+                bytes(s.buffers * 4),
+                names.join(", ")
+            );
+        }
         say!("forward FLOPs:      {} per sample", thousands(s.flops));
         say!("activations:        {} per sample", bytes(s.activations.saturating_mul(4)));
         // Adam keeps two values per parameter; training also holds gradients.

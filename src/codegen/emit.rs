@@ -476,15 +476,20 @@ impl Emitter<'_, '_, '_> {
                 }
                 b.ins().fadd(base, lanes)
             }
-            Node::Random { seed, normal, .. } => {
+            Node::Random { seed, key, normal, .. } => {
                 let off = offs[self.node_sv[n].unwrap()];
+                let key = key.map(|k| get(self, k));
+                let b = &mut *self.b;
+                let s = match key {
+                    Some(key) => keyed_seed(b, seed, key),
+                    None => b.ins().iconst(I64, seed as i64),
+                };
                 if normal {
                     let f = self.normal.expect("normal draws import nnc_random_normal");
-                    let s = b.ins().iconst(I64, seed as i64);
                     let call = b.ins().call(f, &[s, off]);
                     b.inst_results(call)[0]
                 } else {
-                    let bits = random_bits(b, seed, off);
+                    let bits = random_bits(b, s, off);
                     let top = b.ins().ushr_imm_s(bits, 40);
                     let x = b.ins().fcvt_from_uint(F32, top);
                     let scale = b.ins().f32const(1.0 / (1u64 << 24) as f32);
@@ -603,10 +608,21 @@ fn combine(b: &mut FunctionBuilder, k: ReduceKind, x: Value, y: Value) -> Value 
 }
 
 /// `ir::random_bits(seed, index)` in Cranelift (SplitMix64 finaliser).
-fn random_bits(b: &mut FunctionBuilder, seed: u64, index: Value) -> Value {
-    let k = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+/// `ir::keyed_seed(seed, key)` for an f32 `key`: the seed for key 0, else
+/// `random_bits(seed, key)`.
+fn keyed_seed(b: &mut FunctionBuilder, seed: u64, key: Value) -> Value {
+    let k = b.ins().fcvt_to_uint_sat(I64, key);
+    let s = b.ins().iconst(I64, seed as i64);
+    let mixed = random_bits(b, s, k);
+    let zero = b.ins().icmp_imm_u(IntCC::Equal, k, 0);
+    b.ins().select(zero, s, mixed)
+}
+
+/// `ir::random_bits(seed, index)`: SplitMix64's finaliser over the mixed key.
+fn random_bits(b: &mut FunctionBuilder, seed: Value, index: Value) -> Value {
+    let k = b.ins().imul_imm_s(seed, 0x9E37_79B9_7F4A_7C15_u64 as i64);
     let t = b.ins().iadd_imm_s(index, 0x6A09_E667_F3BC_C909_u64 as i64);
-    let z = b.ins().bxor_imm_s(t, k as i64);
+    let z = b.ins().bxor(t, k);
     let s = b.ins().ushr_imm_s(z, 30);
     let z = b.ins().bxor(z, s);
     let z = b.ins().imul_imm_s(z, 0xBF58_476D_1CE4_E5B9_u64 as i64);

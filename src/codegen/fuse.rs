@@ -678,16 +678,24 @@ impl Former<'_> {
                 is[*axis] = 1;
                 Node::Index(is)
             }
-            Op::RandomUniform { seed, .. } => Node::Random {
-                seed: *seed,
-                strides: contiguous_strides(&self.dims[v.index()]),
-                normal: false,
-            },
-            Op::RandomNormal { seed, .. } => Node::Random {
-                seed: *seed,
-                strides: contiguous_strides(&self.dims[v.index()]),
-                normal: true,
-            },
+            Op::RandomUniform { seed, .. } | Op::RandomNormal { seed, .. } => {
+                // A constant key folds into the seed; otherwise the scalar
+                // key is read at every point of the domain.
+                let (seed, key) = match self.class[args[0].index()].clone() {
+                    Class::Const(c) => (crate::ir::keyed_seed(*seed, f64::from(c)), None),
+                    _ => {
+                        let (slot, _) = self.storage(args[0]);
+                        let strides = vec![0; self.dims[v.index()].len()];
+                        (*seed, Some(push_node(nodes, Node::Load(Access { slot, strides }))))
+                    }
+                };
+                Node::Random {
+                    seed,
+                    key,
+                    strides: contiguous_strides(&self.dims[v.index()]),
+                    normal: matches!(inst.op, Op::RandomNormal { .. }),
+                }
+            }
             // Not computed per element: read from where they were stored.
             Op::Const(_)
             | Op::Broadcast { .. }

@@ -26,9 +26,12 @@ pub enum Node {
     Const(f32),
     /// The integer `Σ strides[d] * i_d` as f32 (the class index of one_hot).
     Index(Vec<isize>),
-    /// `ir::random_uniform/normal(seed, Σ strides[d] * i_d)`.
+    /// `ir::random_uniform/normal(ir::keyed_seed(seed, key), Σ strides[d] * i_d)`,
+    /// `key` the node of the (scalar, loop-invariant) key; `None` when the
+    /// key was a constant, already folded into `seed`.
     Random {
         seed: u64,
+        key: Option<usize>,
         strides: Vec<isize>,
         normal: bool,
     },

@@ -59,9 +59,15 @@ pub fn program_text(p: &Program, plan: &ArenaPlan) -> String {
                         Node::Load(a) => format!("load s{} strides={:?}", a.slot, a.strides),
                         Node::Const(c) => format!("const {c:?}"),
                         Node::Index(s) => format!("index strides={s:?}"),
-                        Node::Random { seed, strides, normal } => {
+                        Node::Random {
+                            seed,
+                            key,
+                            strides,
+                            normal,
+                        } => {
+                            let key = key.map(|k| format!(" n{k}")).unwrap_or_default();
                             format!(
-                                "random_{} seed={seed} strides={strides:?}",
+                                "random_{}{key} seed={seed} strides={strides:?}",
                                 if *normal { "normal" } else { "uniform" }
                             )
                         }

@@ -43,6 +43,12 @@ codes! {
     "The name refers to a declaration of another kind than this place needs: `train`\nnames a model, `optimizer =` calls an optimizer, a pipeline stage is a function,\nlayer or model.";
     "E0110", "assignment to an unknown variable",
     "Inside an optimizer, `x = ...`, `x -= ...` update a `state` variable or `param`.\nDeclare the variable with `state x = ...` first.";
+    "E0111", "buffer written in evaluation mode",
+    "A layer's `buffer` (state that is not trained, such as batch norm's running\nmean) may be assigned only while training: the evaluation-mode model reads\nbuffers and never changes them, so `nnc predict` gives each sample the same\nanswer whatever else is in its batch. Put the assignment in the training branch:\n\n    let x_hat = if training {\n        running_mean = (1 - momentum) * running_mean + momentum * mu\n        ...\n    } else { ... }";
+    "E0112", "parameter trained by two steps",
+    "In a `train` block with several `step`s, each parameter is updated by exactly one\nstep (each step owns its optimizer state). Two steps train the same parameter:\nusually both say `on` the same model, or one step without `on` trains every\nparameter its loss uses. Train the model in one step, or freeze it in the other.";
+    "E0113", "unknown step setting",
+    "A `step NAME with OPTIMIZER on MODEL { ... }` block holds `let` bindings,\n`loss = ...` (required) and `every = k` (run the step on every k-th batch, e.g.\none generator step per k discriminator steps).";
     "E0114", "no such member",
     "`a.b` reads a member of a layer instance — a parameter (`fc1.W`), a buffer, an\nargument of its constructor (`fc1.outputs`) or a method — or, on a model, one of\nits layers (`model.fc1`). In a `train` block's `loss` the trained model's layers\nare in scope by name, so weights-only regularisation reads\n\n    loss = cross_entropy(model(x), y) + 1e-4 * (l2(fc1.W) + l2(fc2.W))\n\nA layer bound with `let fc1 = Dense(...)` is named `fc1`; an unnamed one is\n`dense1`, `dense2`, ... in order. The message suggests the closest member.";
     "E0115", "recursive definition",
@@ -57,6 +63,8 @@ codes! {
     "Arithmetic on compile-time numbers (shapes, sizes, hyperparameters) is exact:\nintegers are 64-bit and never silently become floats, so\n\n    let n = 2^40 * 2^40     // error: overflows\n\nis an error at the expression, as is a division or remainder by zero. `/` of two\nintegers is an integer when it divides exactly and a float otherwise (`1/16` is\n0.0625); round with `floor(a / b)` or `ceil(a / b)`, and take remainders with\n`a % b` (the sign of `b`, as in Python). Write a float literal (`2.0^40`) to\ncompute in floating point. Inside a shape annotation every dim is a whole number\nand `/` rounds down: `[n, (h + 2*pad - k) / stride + 1]`.";
     "E0206", "window parameter out of range",
     "A convolution or pooling parameter has a value it cannot take: `stride` and\n`dilation` are at least 1, `pad` is 0 or more (or \"same\" / \"valid\"), `groups`\ndivides both the input and the output channels, and max pooling pads at most\nhalf its window (a window of padding alone would have no maximum).\n\n    conv2d(x, w, stride: 0)              // error: `stride` must be at least 1\n    Conv2d(6 -> 16, kernel: 3, groups: 4) // error: 4 does not divide 6";
+    "E0207", "a requirement of a call is not met",
+    "A function checked a compile-time requirement with `check(condition, message)`\nand it is false for these arguments, for example a dropout rate outside [0, 1):\n\n    x |> dropout(1.5)    // error: the dropout rate must be in [0, 1)";
     "E0301", "argument shape mismatch",
     "A function or layer declares the shape of a parameter, and the argument's shape\ndoes not match it. Named dims (`inputs`, `n`) must agree everywhere they occur;\n`...` matches any number of leading dims.\n\n    layer Dense(inputs: int, outputs: int) { fn forward(x: [..., inputs]) = ... }\n    x |> Dense(100 -> 10)    // x is [batch, 784]: error, 784 != 100\n\nThe help line gives the layer arguments that would fit the input.";
     "E0302", "shapes cannot be broadcast",
@@ -105,6 +113,8 @@ codes! {
     "Gradients flow only through f32 values. The loss depends on the trained\nparameters only through integer or comparison results, so it has no gradient.";
     "E0403", "parameters that get no gradient",
     "Some trained parameters reach the loss only through an operation whose\nderivative is zero everywhere: a comparison (`x > 0`), the `step` activation,\n`sign`. Their gradient is always 0, so training never changes them and the\nmodel cannot learn. The perceptron's threshold is why multilayer networks use\nsmooth activations.\n\n    x |> Dense(2 -> 4, step)   // error: dense1.W and dense1.b get no gradient\n    x |> Dense(2 -> 4, relu)   // or sigmoid, tanh";
+    "E0402", "a step's loss does not depend on what it trains",
+    "A step's loss has no gradient with respect to any parameter the step updates, so\nits optimizer would never move them: the model named after `on` is not used in\nthe loss (or only through integer or comparison results).\n\n    step generator with adam(lr: 2e-4) on G {\n        loss = binary_cross_entropy(D(x), 1)    // error: G is not in this loss\n    }";
     "E0501", "backend limit",
     "The program is valid but uses a feature the selected backend cannot run.";
     "E0502", "program too large to check",

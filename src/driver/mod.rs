@@ -143,7 +143,7 @@ pub fn compile_with(name: &str, text: &str, resolve: Resolver) -> Compilation {
     }
 }
 
-pub use crate::runtime::step::{training_step, StepLayout};
+pub use crate::runtime::step::{step_function, training_step, StepLayout};
 
 /// Check each `train` block's data against the model's input (E0308), with
 /// `feature_shape` reading only file headers. A file that cannot be read
@@ -177,6 +177,21 @@ pub fn check_data(c: &mut Compilation, feature_shape: &dyn Fn(&sema::DataSource)
 
 /// Lower one function of `text` (or of the stdlib) for concrete argument types.
 pub fn lower_function(text: &str, name: &str, args: &[crate::ir::Type]) -> Result<crate::ir::Func, Vec<Diagnostic>> {
+    lower(text, name, args, None)
+}
+
+/// `lower_function` in training or evaluation mode (what `training` is in
+/// `if training { ... }`); random draws take a fixed key.
+pub fn lower_function_in_mode(
+    text: &str,
+    name: &str,
+    args: &[crate::ir::Type],
+    training: bool,
+) -> Result<crate::ir::Func, Vec<Diagnostic>> {
+    lower(text, name, args, Some(training))
+}
+
+fn lower(text: &str, name: &str, args: &[crate::ir::Type], training: Option<bool>) -> Result<crate::ir::Func, Vec<Diagnostic>> {
     let mut db = SourceDb::new();
     let stdlib = load_stdlib(&mut db);
     let root = db.add("<test>", text, false);
@@ -184,7 +199,7 @@ pub fn lower_function(text: &str, name: &str, args: &[crate::ir::Type]) -> Resul
     if !parse.is_empty() {
         return Err(parse);
     }
-    sema::lower_function(&db, root, &module, &stdlib, name, args).map_err(|d| d.items)
+    sema::lower_function(&db, root, &module, &stdlib, name, args, training).map_err(|d| d.items)
 }
 
 /// The fixes of `d` that work: each is applied to the root file's text and
@@ -277,11 +292,14 @@ pub fn check_labels(
             found.push(d);
             continue;
         }
-        let Some(outputs) = plan
-            .predict
+        // A block of steps without a model (a GAN) predicts no classes.
+        let Some(predict) = plan.eval.as_ref().map(|ev| &ev.predict) else {
+            continue;
+        };
+        let Some(outputs) = predict
             .results
             .first()
-            .and_then(|&v| plan.predict.ty(v).shape.last().and_then(|d| d.known()))
+            .and_then(|&v| predict.ty(v).shape.last().and_then(|d| d.known()))
         else {
             continue;
         };
@@ -361,9 +379,15 @@ pub fn check_memory(c: &mut Compilation, available: u64) {
         };
         let params: u128 = plan.params.iter().map(|p| numel(&p.ty)).sum();
         let grads: u128 = plan.params.iter().filter(|p| p.trainable).map(|p| numel(&p.ty)).sum();
-        let states: u128 = plan.states.iter().flat_map(|(_, s)| s.iter().map(|(_, t)| numel(t))).sum();
+        let states: u128 = plan.state_names().map(|(_, t)| numel(t)).sum();
         let weights = 4u128.saturating_mul(params.saturating_add(grads).saturating_add(states));
-        let values: u128 = plan.loss.types.iter().map(numel).fold(0u128, u128::saturating_add);
+        // Steps run one after another: the largest one's values count.
+        let values: u128 = plan
+            .steps
+            .iter()
+            .map(|s| s.loss.types.iter().map(numel).fold(0u128, u128::saturating_add))
+            .max()
+            .unwrap_or(0);
         let activations = 8u128.saturating_mul(values);
         let total = weights.saturating_add(activations);
         if total <= u128::from(available) {
@@ -423,18 +447,20 @@ pub fn check_memory(c: &mut Compilation, available: u64) {
 /// parameters; found with the differentiation rules themselves.
 fn check_gradients(db: &SourceDb, a: &Analysis) -> Vec<Diagnostic> {
     let mut out = vec![];
-    for plan in &a.plans {
-        let f = &plan.loss;
+    for (plan, step) in a.plans.iter().flat_map(|p| p.steps.iter().map(move |s| (p, s))) {
+        let f = &step.loss;
         let n = f.types.len();
         let Some(&loss) = f.results.first() else { continue };
+        // Only what this step updates must get a gradient from its loss.
+        let trained: Vec<usize> = step.updates.iter().map(|u| u.param).collect();
         // Which params each value depends on, through any op and through
         // differentiable operands only.
         let mut any: Vec<Vec<usize>> = vec![vec![]; n];
         let mut diff: Vec<Vec<usize>> = vec![vec![]; n];
-        // The loss function's params are x, y, then the model's params.
-        for (i, v) in f.params.iter().enumerate().skip(2) {
-            any[v.index()].push(i - 2);
-            diff[v.index()].push(i - 2);
+        // A step's params are x, y, the random key, then the store.
+        for (i, v) in f.params.iter().enumerate().skip(3) {
+            any[v.index()].push(i - 3);
+            diff[v.index()].push(i - 3);
         }
         for inst in &f.insts {
             let r = inst.result.index();
@@ -455,7 +481,7 @@ fn check_gradients(db: &SourceDb, a: &Analysis) -> Vec<Diagnostic> {
         let dead: Vec<usize> = any[loss.index()]
             .iter()
             .copied()
-            .filter(|p| plan.params[*p].trainable && !diff[loss.index()].contains(p))
+            .filter(|p| trained.contains(p) && !diff[loss.index()].contains(p))
             .collect();
         if dead.is_empty() {
             continue;
@@ -463,7 +489,7 @@ fn check_gradients(db: &SourceDb, a: &Analysis) -> Vec<Diagnostic> {
         // Group the dead params by the first blocker they flow into.
         let mut groups: Vec<(crate::base::Span, Vec<usize>)> = vec![];
         for p in dead {
-            let at = plan
+            let at = step
                 .blockers
                 .iter()
                 .find(|(v, _)| any[v.index()].contains(&p))
@@ -475,11 +501,7 @@ fn check_gradients(db: &SourceDb, a: &Analysis) -> Vec<Diagnostic> {
         }
         // No parameter at all gets a gradient: the loss is not
         // differentiable (E0401); some of them: E0403.
-        let alive = plan
-            .params
-            .iter()
-            .enumerate()
-            .any(|(i, p)| p.trainable && diff[loss.index()].contains(&i));
+        let alive = trained.iter().any(|i| diff[loss.index()].contains(i));
         let code = if alive { "E0403" } else { "E0401" };
         for (at, ps) in groups {
             let names: Vec<String> = ps.iter().map(|&p| format!("`{}`", plan.params[p].name)).collect();

@@ -202,7 +202,7 @@ impl Graph {
 /// statistics of `standardize = true`, applied to the input first, as
 /// `nnc predict` does) as an ONNX `ModelProto`.
 pub fn export(plan: &TrainPlan, w: &Weights, st: Option<&Standardizer>) -> Result<Vec<u8>, Unsupported> {
-    let f = crate::opt::optimize(&plan.predict);
+    let f = crate::opt::optimize(&plan.evaluation().map_err(Unsupported::new)?.predict);
     let mut g = Graph {
         nodes: vec![],
         inits: vec![],

@@ -183,8 +183,8 @@ fn eval(inst: &Inst, x: &[&Tensor], bind: &Bindings) -> Result<Tensor, String> {
         Op::OneHot { depth } => one_hot(x[0], *depth),
         Op::Cast { to: DType::I32 } => kernels::map1(x[0], scalar::to_i32),
         Op::Cast { to: DType::F32 } => x[0].clone(),
-        Op::RandomUniform { shape, seed } => random(&resolve(shape, bind)?, *seed, super::random_uniform),
-        Op::RandomNormal { shape, seed } => random(&resolve(shape, bind)?, *seed, super::random_normal),
+        Op::RandomUniform { shape, seed } => random(&resolve(shape, bind)?, keyed(*seed, x[0]), super::random_uniform),
+        Op::RandomNormal { shape, seed } => random(&resolve(shape, bind)?, keyed(*seed, x[0]), super::random_normal),
         Op::Slice { start, stride, shape } => moves::slice(x[0], start, stride, &resolve(shape, bind)?)?,
         Op::Pad { low, high, interior } => moves::pad(x[0], low, high, interior)?,
         Op::Reverse { axes } => moves::reverse(x[0], axes)?,
@@ -318,6 +318,12 @@ fn one_hot(labels: &Tensor, depth: usize) -> Tensor {
         }
     }
     out
+}
+
+/// A draw's seed under the key tensor (a scalar), read as f32 as compiled code reads it.
+fn keyed(seed: u64, key: &Tensor) -> u64 {
+    let k = key.iter().next().copied().unwrap_or(0.0) as f32;
+    super::keyed_seed(seed, f64::from(k))
 }
 
 fn random(shape: &[usize], seed: u64, draw: fn(u64, u64) -> f64) -> Tensor {

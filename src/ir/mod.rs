@@ -192,6 +192,19 @@ pub fn random_bits(seed: u64, index: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// The seed of a draw under a runtime key: the compile-time seed itself for
+/// key 0 (initialisation, evaluation), else a hash of both. The key is an
+/// f32 holding a whole number; it is truncated and saturated like
+/// `fcvt_to_uint_sat`, as compiled code reads it.
+pub fn keyed_seed(seed: u64, key: f64) -> u64 {
+    let k = if key.is_nan() || key <= 0.0 { 0 } else { key as u64 };
+    if k == 0 {
+        seed
+    } else {
+        random_bits(seed, k)
+    }
+}
+
 /// Uniform in [0, 1) with 24 bits, exactly representable in f32.
 pub fn random_uniform(seed: u64, index: u64) -> f64 {
     (random_bits(seed, index) >> 40) as f64 / (1u64 << 24) as f64

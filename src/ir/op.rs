@@ -203,12 +203,15 @@ pub enum Op {
         to: DType,
     },
     /// Counter-based uniform draws in [0, 1): element `i` is a pure function
-    /// of (`seed`, `i`), so every backend draws the same numbers.
+    /// of (`keyed_seed(seed, key)`, `i`), so every backend draws the same
+    /// numbers. The one operand is the key, an f32 scalar holding a whole
+    /// number (a training step's count: fresh draws every step).
     RandomUniform {
         shape: Shape,
         seed: u64,
     },
-    /// Standard normal draws, Box–Muller over the same counter stream.
+    /// Standard normal draws, Box–Muller over the same counter stream; the
+    /// same key operand.
     RandomNormal {
         shape: Shape,
         seed: u64,
@@ -485,7 +488,9 @@ impl Op {
     /// Number of operands.
     pub fn arity(&self) -> usize {
         match self {
-            Op::Const(_) | Op::RandomUniform { .. } | Op::RandomNormal { .. } | Op::Iota { .. } => 0,
+            Op::Const(_) | Op::Iota { .. } => 0,
+            // A random draw's one operand is its key (see `ir::keyed_seed`).
+            Op::RandomUniform { .. } | Op::RandomNormal { .. } => 1,
             Op::Slice { .. } | Op::Pad { .. } | Op::Reverse { .. } => 1,
             Op::Concat { .. } | Op::Gather { .. } | Op::ScatterAdd { .. } => 2,
             Op::Unary(_)

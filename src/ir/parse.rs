@@ -563,14 +563,14 @@ mod tests {
                 shape: vec![b(), k(2)],
                 seed: 42,
             },
-            &[],
+            &[s],
         );
         let rn = bld.push(
             Op::RandomNormal {
                 shape: vec![],
                 seed: u64::MAX,
             },
-            &[],
+            &[s],
         );
         let mut consts = Vec::new();
         for c in [1.5, -0.0, 1e-7, 1e20, f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 0.1, 3.0] {

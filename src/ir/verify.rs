@@ -63,7 +63,13 @@ pub fn infer(op: &Op, args: &[&Type]) -> Result<Type, String> {
     };
     match op {
         Op::Const(_) => Ok(Type::scalar()),
-        Op::RandomUniform { shape, .. } | Op::RandomNormal { shape, .. } => Ok(Type::f32(shape.clone())),
+        Op::RandomUniform { shape, .. } | Op::RandomNormal { shape, .. } => {
+            f32_only(args[0])?;
+            if !args[0].shape.is_empty() {
+                return Err(format!("the key of {op:?} must be a scalar, got {}", args[0]));
+            }
+            Ok(Type::f32(shape.clone()))
+        }
         Op::Unary(_) => {
             f32_only(args[0])?;
             Ok(args[0].clone())

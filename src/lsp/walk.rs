@@ -66,6 +66,10 @@ fn item_exprs(item: &Item, f: &mut dyn FnMut(&Expr)) {
             for field in &d.fields {
                 expr(&field.value, f);
             }
+            for s in &d.steps {
+                expr(&s.optimizer, f);
+                block(&s.body, f);
+            }
         }
     }
 }
@@ -78,6 +82,11 @@ pub fn expr(e: &Expr, f: &mut dyn FnMut(&Expr)) {
         ExprKind::Binary(_, a, b) | ExprKind::Pipe(a, b) => {
             expr(a, f);
             expr(b, f);
+        }
+        ExprKind::If { cond, then, otherwise } => {
+            expr(cond, f);
+            block(then, f);
+            block(otherwise, f);
         }
         ExprKind::Call { callee, args } => {
             expr(callee, f);

@@ -13,7 +13,7 @@ use super::split::CounterRng;
 use super::step::training_step;
 use super::train::{initial_weights, train_with, Observer, Splits, TrainOptions};
 use crate::ir::{DType, Dim, Type};
-use crate::sema::TrainPlan;
+use crate::plan::TrainPlan;
 use ndarray::{ArrayD, IxDyn};
 use std::time::Instant;
 
@@ -43,10 +43,11 @@ fn concrete(ty: &Type, batch: usize, what: &str) -> Result<Vec<usize>, String> {
 
 /// Classes of the model's output (its last dim), for random labels.
 fn classes(plan: &TrainPlan) -> usize {
-    plan.predict
+    let Some(ev) = &plan.eval else { return 1 };
+    ev.predict
         .results
         .first()
-        .and_then(|&r| plan.predict.ty(r).shape.last())
+        .and_then(|&r| ev.predict.ty(r).shape.last())
         .and_then(Dim::known)
         .unwrap_or(1)
         .max(1)
@@ -121,7 +122,8 @@ impl StepProbe {
         let data = synthetic(plan, batch, 7)?;
         let w = initial_weights(plan)?;
         let mut weights = w.params;
-        weights.extend(w.states);
+        // The first step's optimizer states follow the parameters.
+        weights.extend(w.states.into_iter().take(plan.states_per_step()[0]));
         let step_fn = training_step(plan).0;
         let t = Instant::now();
         let runner = step_runner(backend, &step_fn);
@@ -130,7 +132,7 @@ impl StepProbe {
             setup_ms: t.elapsed().as_secs_f64() * 1e3,
             x: data.x,
             y: data.y,
-            lr: ArrayD::from_elem(IxDyn(&[]), plan.lr.unwrap_or(0.0) as f32),
+            lr: ArrayD::from_elem(IxDyn(&[]), plan.steps[0].lr.unwrap_or(0.0) as f32),
             weights,
             step: 0,
         })
@@ -159,7 +161,7 @@ impl StepProbe {
 pub fn inference_ms(plan: &TrainPlan, batch: usize, backend: BackendKind) -> Result<f64, String> {
     let data = synthetic(plan, batch, 11)?;
     let w = initial_weights(plan)?;
-    let mut f = runner(backend, &plan.predict);
+    let mut f = runner(backend, &plan.evaluation()?.predict);
     let mut args = vec![&data.x];
     args.extend(w.params.iter());
     median_ms(&mut || f.call(&args).map(drop))

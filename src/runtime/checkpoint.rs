@@ -4,7 +4,7 @@
 
 use super::split::Standardizer;
 use super::train::Weights;
-use crate::sema::TrainPlan;
+use crate::plan::TrainPlan;
 use ndarray::{ArrayD, IxDyn};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use std::collections::BTreeMap;

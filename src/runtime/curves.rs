@@ -104,6 +104,26 @@ where
     DB::ErrorType: 'static,
 {
     root.fill(&WHITE).map_err(|e| e.to_string())?;
+    // A block of steps (a GAN): one loss curve per step, side by side.
+    let step_losses: Vec<String> = h
+        .first()
+        .map(|r| {
+            r.train
+                .metrics
+                .iter()
+                .map(|m| m.0.clone())
+                .filter(|m| m.ends_with("_loss"))
+                .collect()
+        })
+        .unwrap_or_default();
+    if !step_losses.is_empty() {
+        let areas = root.split_evenly((1, step_losses.len()));
+        for (area, m) in areas.iter().zip(&step_losses) {
+            let step = m.trim_end_matches("_loss");
+            panel(area, h, m, &format!("{model}: {step} loss"))?;
+        }
+        return root.present().map_err(|e| e.to_string());
+    }
     let has_accuracy = h.iter().any(|r| r.train.accuracy.is_some());
     let areas = if has_accuracy {
         root.split_evenly((1, 2))

@@ -5,7 +5,7 @@ use super::data::{self, CsvOptions, DataError, Dataset, Header, LabelColumn};
 use super::split;
 use super::train::Splits;
 use crate::ir;
-use crate::sema::{CsvLabel, DataSource, TrainPlan};
+use crate::plan::{CsvLabel, DataSource, TrainPlan};
 use ndarray::{ArrayD, IxDyn};
 use std::path::{Path, PathBuf};
 

@@ -12,6 +12,7 @@
 //!   [`backend`]: what runs the IR.
 //! - [`checkpoint`]: weights as safetensors; [`history`]: metrics as CSV
 //!   and JSON lines; [`curves`]: learning curves as SVG and PNG.
+//! - [`images`]: generated samples as a PNG grid and an IDX file.
 //! - [`summary`]: the per-layer table of a model, from the checker alone.
 //! - [`bench`]: step, inference and epoch times on random data.
 
@@ -22,6 +23,7 @@ pub mod checkpoint;
 pub mod curves;
 pub mod data;
 pub mod history;
+pub mod images;
 pub mod load;
 pub mod metrics;
 pub mod schedule;

@@ -1,50 +1,63 @@
-//! The whole training step as one IR function.
+//! Each step of a plan as one IR function.
 
 use crate::ir::{self, Builder, Func};
-use crate::sema::TrainPlan;
+use crate::plan::TrainPlan;
 
 /// The names of a training step's inputs and outputs, in order.
 #[derive(Clone, Debug)]
 pub struct StepLayout {
-    /// `x`, `y`, `step`, `lr`, then every parameter, then every optimizer state.
+    /// `x`, `y`, `step`, `lr`, then every parameter, then this step's optimizer states.
     pub inputs: Vec<String>,
     /// `loss`, `output`, then new parameters, then new states (same order).
     pub outputs: Vec<String>,
 }
 
-/// Compose the whole training step as one IR function: forward and loss,
-/// the backward pass, and the optimizer update of every parameter.
+/// The first (for most blocks, the only) step; see [`step_function`].
+pub fn training_step(plan: &TrainPlan) -> (Func, StepLayout) {
+    step_function(plan, 0)
+}
+
+/// Compose step `k` of the plan as one IR function: forward and loss in
+/// training mode, the backward pass, the optimizer update of every
+/// parameter the step trains, and the buffers it writes.
 ///
 /// `step(x, y, step, lr, params..., states...) -> (loss, output, params'..., states'...)`
 ///
-/// `step` counts from 1 (Adam's bias correction); `lr` is the learning rate
-/// for this step, computed by the trainer from the schedule.
-pub fn training_step(plan: &TrainPlan) -> (Func, StepLayout) {
+/// `step` counts this step's runs from 1 (Adam's bias correction) and is
+/// also the key of its random draws, so every run draws afresh and a rerun
+/// or resume draws the same; `lr` is the learning rate for this run,
+/// computed by the trainer from the schedule. Parameters the step does not
+/// train are returned unchanged, bit for bit.
+pub fn step_function(plan: &TrainPlan, k: usize) -> (Func, StepLayout) {
+    let sp = &plan.steps[k];
     let mut b = Builder::new("train_step");
     let x = b.param("x", plan.input.clone());
     let y = b.param("y", plan.label.clone());
     let step = b.param("step", ir::Type::scalar());
     let lr = b.param("lr", ir::Type::scalar());
     let params: Vec<ir::Value> = plan.params.iter().map(|p| b.param(p.name.clone(), p.ty.clone())).collect();
-    let mut states: Vec<Vec<ir::Value>> = vec![];
-    for (_, names) in &plan.states {
-        states.push(names.iter().map(|(n, t)| b.param(n.clone(), t.clone())).collect());
-    }
-    let mut loss_args = vec![x, y];
+    let states: Vec<Vec<ir::Value>> = sp
+        .updates
+        .iter()
+        .map(|u| u.states.iter().map(|(n, t)| b.param(n.clone(), t.clone())).collect())
+        .collect();
+    let mut loss_args = vec![x, y, step];
     loss_args.extend(&params);
-    let lo = b.inline(&plan.loss, &loss_args);
+    let lo = b.inline(&sp.loss, &loss_args);
     let (loss, output) = (lo[0], lo[1]);
-    let trainable: Vec<usize> = plan.states.iter().map(|(i, _)| *i).collect();
-    let wrt: Vec<ir::Value> = trainable.iter().map(|&i| params[i]).collect();
+    let wrt: Vec<ir::Value> = sp.updates.iter().map(|u| params[u.param]).collect();
     let grads = crate::autodiff::grad(&mut b, loss, &wrt);
     let mut new_params = params.clone();
+    for (&buffer, &value) in sp.writes.iter().zip(&lo[2..]) {
+        new_params[buffer] = value;
+    }
     let mut new_states = states.clone();
-    for (k, (pi, update)) in plan.updates.iter().enumerate() {
-        let mut args = vec![params[*pi], grads[k], step, lr];
-        args.extend(&states[k]);
-        let out = b.inline(update, &args);
-        new_params[*pi] = out[0];
-        new_states[k] = out[1..].to_vec();
+    for (u, ((g, st), new_st)) in sp.updates.iter().zip(grads.iter().zip(&states).zip(&mut new_states)) {
+        let mut args = vec![params[u.param], *g, step, lr];
+        args.extend(st);
+        let out = b.inline(&u.func, &args);
+        new_params[u.param] = out[0];
+        *new_st = out[1..].to_vec();
     }
     let mut results = vec![loss, output];
     results.extend(&new_params);
@@ -56,8 +69,8 @@ pub fn training_step(plan: &TrainPlan) -> (Func, StepLayout) {
     inputs.truncate(f.params.len());
     let mut outputs = vec!["loss".to_string(), "output".to_string()];
     outputs.extend(plan.params.iter().map(|p| p.name.clone()));
-    for (_, names) in &plan.states {
-        outputs.extend(names.iter().map(|(n, _)| n.clone()));
+    for u in &sp.updates {
+        outputs.extend(u.states.iter().map(|(n, _)| n.clone()));
     }
     (f, StepLayout { inputs, outputs })
 }

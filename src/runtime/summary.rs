@@ -15,6 +15,8 @@ pub struct Row {
     pub name: String,
     pub output: String,
     pub params: usize,
+    /// Values of buffers (batch norm's running statistics): saved, not trained.
+    pub buffers: usize,
     pub flops: u64,
     /// f32 values of the layer's output for one sample.
     pub activations: usize,
@@ -24,6 +26,7 @@ pub struct Row {
 pub struct Summary {
     pub rows: Vec<Row>,
     pub params: usize,
+    pub buffers: usize,
     pub flops: u64,
     /// f32 values a forward pass of one sample produces (layer outputs).
     pub activations: usize,
@@ -94,6 +97,7 @@ pub fn summarize(f: &Func, layers: &[LayerRecord]) -> Summary {
             name,
             output: String::new(),
             params: 0,
+            buffers: 0,
             flops: 0,
             activations: 0,
         })
@@ -144,7 +148,10 @@ pub fn summarize(f: &Func, layers: &[LayerRecord]) -> Summary {
         }
     }
     for (row, l) in rows.iter_mut().skip(1).zip(layers) {
-        row.params = l.params.iter().map(|(_, t)| numel(t) as usize).fold(0, usize::saturating_add);
+        let (trained, buffers) = l.params.split_at(l.params.len() - l.buffers);
+        let count = |ts: &[(String, crate::ir::Type)]| ts.iter().map(|(_, t)| numel(t) as usize).fold(0, usize::saturating_add);
+        row.params = count(trained);
+        row.buffers = count(buffers);
         // What the layer returned, as the checker saw it: a function
         // applied after it (a reshape, a mean) is not the layer's output.
         if let Some(out) = &l.output {
@@ -157,6 +164,7 @@ pub fn summarize(f: &Func, layers: &[LayerRecord]) -> Summary {
     }
     Summary {
         params: rows.iter().map(|r| r.params).fold(0, usize::saturating_add),
+        buffers: rows.iter().map(|r| r.buffers).fold(0, usize::saturating_add),
         flops: rows.iter().map(|r| r.flops).fold(0, u64::saturating_add),
         activations,
         rows,

@@ -9,9 +9,9 @@ use super::data::Dataset;
 use super::metrics;
 use super::schedule::{lr_at, Clock};
 use super::split;
-use super::step::training_step;
+use super::step::step_function;
 use crate::ir::DType;
-use crate::sema::TrainPlan;
+use crate::plan::TrainPlan;
 use ndarray::{ArrayD, Axis, IxDyn};
 use std::time::Instant;
 
@@ -106,6 +106,10 @@ pub struct Outcome {
     pub diverged: Option<String>,
     /// Set when early stopping ended the run: which epoch's weights were kept.
     pub stopped_early: Option<String>,
+    /// Set when `TrainOptions::stop` ended the run after a completed step;
+    /// `weights` are those of that step (resumable: `Weights::step` says
+    /// how far into the next epoch it got).
+    pub interrupted: bool,
 }
 
 pub struct Splits {
@@ -130,6 +134,9 @@ pub struct TrainOptions {
     /// With `resume`: the weights of the best epoch so far, saved through
     /// `Observer::best`, for early stopping to return.
     pub resume_best: Option<Weights>,
+    /// Checked after every batch: when set (Ctrl-C), training stops after
+    /// the step in progress and returns its weights.
+    pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl TrainOptions {
@@ -140,6 +147,7 @@ impl TrainOptions {
             epochs: None,
             resume: None,
             resume_best: None,
+            stop: None,
         }
     }
 }
@@ -152,7 +160,7 @@ pub fn initial_weights(plan: &TrainPlan) -> Result<Weights, String> {
     Ok(Weights {
         names: plan.params.iter().map(|p| p.name.clone()).collect(),
         params: out[..n].to_vec(),
-        state_names: plan.states.iter().flat_map(|(_, s)| s.iter().map(|(n, _)| n.clone())).collect(),
+        state_names: plan.state_names().map(|(n, _)| n.clone()).collect(),
         states: out[n..].to_vec(),
         step: 0,
         epoch: 0,
@@ -274,7 +282,7 @@ pub fn evaluate_outputs(
     data: &Dataset,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<(Scores, ArrayD<f32>, ArrayD<f32>), String> {
-    let mut loss_fn = runner(backend, &plan.loss);
+    let mut loss_fn = runner(backend, &plan.evaluation()?.loss);
     let n = data.x.shape()[0];
     if n == 0 {
         return Err("the dataset is empty".into());
@@ -351,8 +359,9 @@ pub fn train(plan: &TrainPlan, backend: BackendKind, splits: &Splits, obs: &mut 
 
 /// Train with options: a sample limit, an epoch override, a resume point.
 pub fn train_with(plan: &TrainPlan, splits: &Splits, opts: &TrainOptions, obs: &mut dyn Observer) -> Result<Outcome, String> {
-    let (step_fn, _) = training_step(plan);
-    let mut step = step_runner(opts.backend, &step_fn);
+    let mut runners: Vec<Box<dyn super::backend::StepRunner>> = (0..plan.steps.len())
+        .map(|k| step_runner(opts.backend, &step_function(plan, k).0))
+        .collect();
     let (mut w, mut history) = match &opts.resume {
         Some((w, h)) => (w.clone(), h.clone()),
         None => (initial_weights(plan)?, vec![]),
@@ -389,68 +398,125 @@ pub fn train_with(plan: &TrainPlan, splits: &Splits, opts: &TrainOptions, obs: &
             }
         }
     }
-    let np = w.params.len();
+    let per_step = plan.states_per_step();
     let steps_per_epoch = n.div_ceil(s.batch_size.max(1));
-    let base_lr = plan.lr.unwrap_or(0.0);
-    let mut lr = base_lr;
+    let single = plan.steps.len() == 1;
+    let mut lr = plan.steps[0].lr.unwrap_or(0.0);
     for epoch in w.epoch + 1..=epochs {
         let t0 = Instant::now();
         let order = split::shuffle_indices(n, s.seed, epoch as u64);
         let batches: Vec<&[usize]> = order.chunks(s.batch_size.max(1)).collect();
         let mut tally = Tally::new();
-        // Parameters then states, as the step takes them; updated in place.
-        let mut weights = std::mem::take(&mut w.params);
-        weights.append(&mut w.states);
+        let mut step_losses = vec![(0.0f64, 0usize); plan.steps.len()];
+        // Parameters, and each step's optimizer states; updated in place.
+        let mut params = std::mem::take(&mut w.params);
+        let mut states: Vec<Vec<ArrayD<f32>>> = vec![];
+        let mut rest = std::mem::take(&mut w.states);
+        for &k in per_step.iter().rev() {
+            states.push(rest.split_off(rest.len() - k));
+        }
+        states.reverse();
         let mut diverged = None;
-        for_each_batch(train_set, &batches, |bi, x, y| {
-            let clock = Clock {
-                step: w.step,
-                steps_per_epoch,
-                epochs,
-            };
-            lr = lr_at(&s.schedule, base_lr, s.warmup, clock);
-            let stepv = ArrayD::from_elem(IxDyn(&[]), (w.step + 1) as f32);
-            let lrv = ArrayD::from_elem(IxDyn(&[]), lr as f32);
-            let (loss, output) = step.step([x, y.view(), stepv.view(), lrv.view()], &mut weights)?;
-            let loss = f64::from(loss);
-            if !loss.is_finite() {
-                // The step left the weights as they were; report where.
-                diverged = Some(format!(
-                    "the loss became {loss} at epoch {epoch}, step {} (batch {} of {}); the last finite weights are kept",
-                    w.step + 1,
-                    bi + 1,
-                    batches.len()
-                ));
-                return Ok(Flow::Stop);
+        let mut interrupted = false;
+        let mut seen = 0;
+        // A run interrupted mid-epoch resumes at the batch after its last
+        // step, in the same shuffled order, so its weights continue exactly.
+        let done = w.step.saturating_sub(w.epoch * steps_per_epoch).min(batches.len());
+        let batches = &batches[done..];
+        for_each_batch(train_set, batches, |bi, x, y| {
+            let bi = bi + done;
+            let batch_no = w.step + 1;
+            for (k, sp) in plan.steps.iter().enumerate() {
+                if batch_no % sp.every != 0 {
+                    continue;
+                }
+                let clock = Clock {
+                    step: w.step,
+                    steps_per_epoch,
+                    epochs,
+                };
+                lr = lr_at(&s.schedule, sp.lr.unwrap_or(0.0), s.warmup, clock);
+                // This step's own count: Adam's bias correction and the key
+                // of its random draws, derived from the batch count so a
+                // resume continues it exactly.
+                let stepv = ArrayD::from_elem(IxDyn(&[]), (batch_no / sp.every) as f32);
+                let lrv = ArrayD::from_elem(IxDyn(&[]), lr as f32);
+                let np = params.len();
+                let mut weights = std::mem::take(&mut params);
+                weights.append(&mut states[k]);
+                let result = runners[k].step([x.view(), y.view(), stepv.view(), lrv.view()], &mut weights);
+                states[k] = weights.split_off(np);
+                params = weights;
+                let (loss, output) = result?;
+                let loss = f64::from(loss);
+                if !loss.is_finite() {
+                    // The step left the weights as they were; report where.
+                    let which = if single { String::new() } else { format!(" of step `{}`", sp.name) };
+                    diverged = Some(format!(
+                        "the loss{which} became {loss} at epoch {epoch}, step {} (batch {} of {}); the last finite weights are kept",
+                        w.step + 1,
+                        bi + 1,
+                        batches.len() + done
+                    ));
+                    return Ok(Flow::Stop);
+                }
+                step_losses[k].0 += loss;
+                step_losses[k].1 += 1;
+                if single {
+                    tally.add(loss, output, y.to_owned());
+                }
             }
-            tally.add(loss, output, y.to_owned());
             w.step += 1;
+            seen += y.shape()[0];
+            let running_loss = if single {
+                tally.running_loss()
+            } else {
+                step_losses[0].0 / step_losses[0].1.max(1) as f64
+            };
             obs.batch(&BatchProgress {
                 epoch,
                 epochs,
                 batch: bi + 1,
-                batches: batches.len(),
-                running_loss: tally.running_loss(),
-                samples: tally.n,
+                batches: batches.len() + done,
+                running_loss,
+                samples: seen,
             });
+            if opts.stop.as_ref().is_some_and(|f| f.load(std::sync::atomic::Ordering::Relaxed)) {
+                interrupted = true;
+                return Ok(Flow::Stop);
+            }
             Ok(Flow::Continue)
         })?;
-        if diverged.is_some() {
-            w.states = weights.split_off(np);
-            w.params = weights;
+        w.params = params;
+        w.states = states.into_iter().flatten().collect();
+        if diverged.is_some() || interrupted {
             return Ok(Outcome {
                 weights: w,
                 history,
                 diverged,
                 stopped_early: None,
+                interrupted,
             });
         }
-        w.states = weights.split_off(np);
-        w.params = weights;
         w.epoch = epoch;
-        let train = tally.finish(plan)?.0;
-        let validation = match &splits.validation {
-            Some(v) if !v.is_empty() => {
+        let train = if single {
+            tally.finish(plan)?.0
+        } else {
+            // A block of steps: each step's mean loss (`discriminator_loss`).
+            let mean = |(sum, count): (f64, usize)| sum / count.max(1) as f64;
+            Scores {
+                loss: mean(step_losses[0]),
+                accuracy: None,
+                metrics: plan
+                    .steps
+                    .iter()
+                    .zip(&step_losses)
+                    .map(|(sp, l)| (format!("{}_loss", sp.name), mean(*l)))
+                    .collect(),
+            }
+        };
+        let validation = match (&splits.validation, single) {
+            (Some(v), true) if !v.is_empty() => {
                 let mut progress = |done, total| obs.validation(done, total);
                 Some(evaluate_outputs(plan, opts.backend, &w, v, &mut progress)?.0)
             }
@@ -487,6 +553,7 @@ pub fn train_with(plan: &TrainPlan, splits: &Splits, opts: &TrainOptions, obs: &
                 history,
                 diverged: None,
                 stopped_early: Some(msg),
+                interrupted: false,
             });
         }
     }
@@ -495,12 +562,20 @@ pub fn train_with(plan: &TrainPlan, splits: &Splits, opts: &TrainOptions, obs: &
         history,
         diverged: None,
         stopped_early: None,
+        interrupted: false,
     })
+}
+
+/// The block's `sample =` images for the current weights (evaluation mode).
+pub fn sample(plan: &TrainPlan, backend: BackendKind, w: &Weights) -> Result<Option<ArrayD<f32>>, String> {
+    let Some(f) = &plan.sample else { return Ok(None) };
+    let args: Vec<&ArrayD<f32>> = w.params.iter().collect();
+    Ok(Some(runner(backend, f).call(&args)?.remove(0)))
 }
 
 /// The model's outputs for every row of `x`.
 pub fn predict(plan: &TrainPlan, backend: BackendKind, w: &Weights, x: &ArrayD<f32>) -> Result<ArrayD<f32>, String> {
-    let mut f = runner(backend, &plan.predict);
+    let mut f = runner(backend, &plan.evaluation()?.predict);
     let n = x.shape()[0];
     let bs = plan.settings.batch_size.max(1);
     let mut parts = vec![];

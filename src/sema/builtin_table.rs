@@ -53,6 +53,8 @@ pub enum Builtin {
     MergeHeads,
     Masked,
     Repeat,
+    Shape,
+    Check,
 }
 
 /// What a primitive is, for people: the reference, hover and completion.
@@ -76,7 +78,7 @@ const ELEMENTWISE: &str = "`[s] -> [s]`, f32; a list of tensors maps elementwise
 
 impl Builtin {
     /// Every primitive, in the order the reference lists them.
-    pub const ALL: [Builtin; 45] = [
+    pub const ALL: [Builtin; 47] = [
         Builtin::Exp,
         Builtin::Log,
         Builtin::Sqrt,
@@ -122,6 +124,8 @@ impl Builtin {
         Builtin::MergeHeads,
         Builtin::Masked,
         Builtin::Repeat,
+        Builtin::Shape,
+        Builtin::Check,
     ];
 
     pub fn info(self) -> BuiltinInfo {
@@ -330,6 +334,18 @@ impl Builtin {
                 &["n", "layer"],
                 "`n` layers built from one expression, each with its own parameters; the list applied to `x` applies each in turn",
                 "`repeat(n, Layer(...)) -> [Layer, ...]`; `(layers)(x: [s], ...) -> [s]` when each layer keeps the shape",
+            ),
+            Builtin::Shape => info(
+                "shape",
+                &["x"],
+                "the shape of `x` as a list of dims, e.g. for `uniform(shape(x))`",
+                "`shape(x: [d1, ..., dn]) -> [d1, ..., dn]`, a compile-time list (symbolic dims such as `batch` included)",
+            ),
+            Builtin::Check => info(
+                "check",
+                &["condition", "message"],
+                "a compile-time requirement: reports `message` (E0207) at the call when `condition` is false",
+                "`check(condition: bool, message: string)`; both known when compiling",
             ),
         }
     }

@@ -434,7 +434,13 @@ pub fn call(e: &mut Elab, builtin: Builtin, args: Vec<ArgVal>, span: Span, _call
                     seed,
                 }
             };
-            let r = e.b.push(raw, &[]);
+            // Inside a training step the key is the step's count (fresh
+            // draws every step); elsewhere key 0 leaves the seed as is.
+            let key = match e.rng_key {
+                Some(k) => k,
+                None => e.b.constant(0.0),
+            };
+            let r = e.b.push(raw, &[key]);
             // uniform: low + (high - low) * u; normal: mean + std * z.
             let (scale, offset) = if builtin == Builtin::Uniform { (p2 - p1, p1) } else { (p2, p1) };
             let s = e.b.fill(scale, &shape);
@@ -576,6 +582,44 @@ pub fn call(e: &mut Elab, builtin: Builtin, args: Vec<ArgVal>, span: Span, _call
                 return Val::Error;
             };
             e.masked(&x, &m, fill)
+        }
+        Builtin::Shape => {
+            let Some(t) = tensor_of(e, &x, "`shape`") else { return Val::Error };
+            let Some(shape) = t.ty.shape else { return Val::Any };
+            Val::List(
+                shape
+                    .iter()
+                    .map(|d| match d {
+                        Dim::Known(k) => Val::Int(*k as i64),
+                        Dim::Sym(s) => Val::Dim(s.clone()),
+                    })
+                    .collect(),
+            )
+        }
+        Builtin::Check => {
+            let message = match a.get(1) {
+                Some((Val::Str(m), _)) => m.clone(),
+                _ => "a requirement of this call is not met".to_string(),
+            };
+            match &x.0 {
+                Val::Bool(true) | Val::Any | Val::Error => Val::Any,
+                // Checking a definition alone: the condition is not known yet.
+                Val::Tensor(t) if t.ir.is_none() => Val::Any,
+                Val::Bool(false) => {
+                    e.report(Diagnostic::error("E0207", message, x.1, "this requirement is false"));
+                    Val::Error
+                }
+                other => {
+                    let d = Diagnostic::error(
+                        "E0202",
+                        format!("`check` needs a condition known when compiling, found {}", other.kind()),
+                        x.1,
+                        "not a compile-time boolean",
+                    );
+                    e.report(d);
+                    Val::Error
+                }
+            }
         }
     }
 }

@@ -770,14 +770,73 @@ impl Elab<'_> {
                 }
                 Stmt::Return { value, .. } => return self.eval(value, env),
                 Stmt::Expr(e) => last = self.eval(e, env),
+                Stmt::Assign {
+                    target,
+                    op: AssignOp::Set,
+                    value,
+                    ..
+                } if env.is_buffer(&target.name) => self.write_buffer(target, value, target.span.to(value.span), env),
                 Stmt::State { span, .. } | Stmt::Assign { span, .. } => {
                     let d = Diagnostic::error("E0110", "`state` and assignments belong in an optimizer", *span, "not allowed here")
-                        .with_help("use `let name = value` to name a value");
+                        .with_help("use `let name = value` to name a value; a layer's `buffer` can be assigned in training mode");
                     self.report(d);
                 }
             }
         }
         last
+    }
+
+    /// `mean = ...` in a layer method: the buffer's value after this
+    /// training step. Reads in the same step still see the value before.
+    fn write_buffer(&mut self, target: &Ident, value: &Expr, span: Span, env: &mut Env) {
+        let new = self.eval(value, env);
+        if self.training == Some(false) {
+            let d = Diagnostic::error(
+                "E0111",
+                format!("buffer `{}` is written in evaluation mode", target.name),
+                span,
+                "written here when not training",
+            )
+            .with_help(format!("write it only while training: `if training {{ {} = ... }}`", target.name));
+            self.report(d);
+            return;
+        }
+        let Some(Val::Tensor(old)) = env.get(&target.name).cloned() else {
+            return;
+        };
+        let new = match &new {
+            Val::Tensor(t) if t.ty.shape.is_some() && old.ty.shape.is_some() && t.ty.shape != old.ty.shape => {
+                let d = Diagnostic::error(
+                    "E0301",
+                    format!("buffer `{}` is {}, but the new value is {}", target.name, old.ty, t.ty),
+                    value.span,
+                    format!("this has shape {}", t.ty),
+                );
+                self.report(d);
+                return;
+            }
+            Val::Tensor(t) => t.clone(),
+            Val::Int(_) | Val::Float(_) => match self.as_tensor(&new, value.span, "buffer") {
+                Some(t) => self.broadcast_to(&t, old.ty.shape.as_deref().unwrap_or(&[])),
+                None => return,
+            },
+            Val::Error | Val::Any => return,
+            other => {
+                let d = Diagnostic::error(
+                    "E0203",
+                    format!("buffer `{}` must be given a tensor, found {}", target.name, other.kind()),
+                    value.span,
+                    "not a tensor",
+                );
+                self.report(d);
+                return;
+            }
+        };
+        if let (Some(buffer), Some(value)) = (old.ir, new.ir) {
+            if self.training == Some(true) {
+                self.buffer_writes.push(super::elab::BufferWrite { buffer, value, span });
+            }
+        }
     }
 
     pub fn eval_let(&mut self, name: &Ident, value: &Expr, env: &mut Env) -> Val {

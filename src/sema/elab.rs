@@ -39,9 +39,21 @@ pub struct ParamInfo {
     pub init: Expr,
     pub env: Rc<Env>,
     pub trainable: bool,
+    /// The model whose body created it (what `on MODEL` trains).
+    pub model: Option<String>,
     pub span: Span,
     /// The declared shape (`[inputs, outputs]`).
     pub shape_span: Span,
+}
+
+/// A buffer written while elaborating in training mode: `mean = ...`.
+#[derive(Clone, Debug)]
+pub struct BufferWrite {
+    /// The buffer's parameter value.
+    pub buffer: ir::Value,
+    /// Its value after the step.
+    pub value: ir::Value,
+    pub span: Span,
 }
 
 /// Why an argument did not fit a declared shape.
@@ -128,6 +140,16 @@ pub struct Elab<'a> {
     /// ("the 5×5 convolution without padding takes 28 to 24"), so a later
     /// size error can explain where the size came from.
     pub(super) shape_notes: HashMap<ir::Value, String>,
+    /// Training or evaluation mode, what `training` is in a layer; `None`
+    /// while a definition is checked on its own (both branches are checked).
+    pub training: Option<bool>,
+    /// The per-step key of random draws (`None`: a fixed key, as in
+    /// initialisation and evaluation).
+    pub rng_key: Option<ir::Value>,
+    /// Buffers written in training mode, in order.
+    pub buffer_writes: Vec<BufferWrite>,
+    /// Models being applied, innermost last: their parameters' owners.
+    pub(super) model_stack: Vec<String>,
 }
 
 impl<'a> Elab<'a> {
@@ -166,6 +188,10 @@ impl<'a> Elab<'a> {
             recursive: vec![],
             list_items: HashMap::new(),
             shape_notes: HashMap::new(),
+            training: None,
+            rng_key: None,
+            buffer_writes: vec![],
+            model_stack: vec![],
         }
     }
 
@@ -424,6 +450,38 @@ impl<'a> Elab<'a> {
                 let v = self.eval(base, env);
                 self.index(v, base.span, items, env, e.span)
             }
+            ExprKind::If { cond, then, otherwise } => {
+                let c = self.eval(cond, env);
+                let branch = |e: &mut Self, b: &Block| {
+                    let mut inner = Env::child(Rc::new(env.clone()));
+                    e.eval_block(b, &mut inner)
+                };
+                match c {
+                    Val::Bool(true) => branch(self, then),
+                    Val::Bool(false) => branch(self, otherwise),
+                    // Checking a definition alone: both branches must check.
+                    Val::Any => {
+                        branch(self, then);
+                        branch(self, otherwise);
+                        Val::Any
+                    }
+                    Val::Error => Val::Error,
+                    other => {
+                        let d = Diagnostic::error(
+                            "E0203",
+                            format!(
+                                "`if` needs a condition known when compiling, such as `training`; found {}",
+                                other.kind()
+                            ),
+                            cond.span,
+                            "not a compile-time boolean",
+                        )
+                        .with_help("to choose per element, use `where(condition, a, b)`");
+                        self.report(d);
+                        Val::Error
+                    }
+                }
+            }
             ExprKind::Pipe(lhs, rhs) => {
                 let x = self.eval(lhs, env);
                 let arg = ArgVal {
@@ -554,6 +612,9 @@ impl<'a> Elab<'a> {
                 Global::Model(d) => Val::Model(d.clone()),
                 Global::Optimizer(d) => Val::OptimizerCtor(d.clone()),
             };
+        }
+        if id.name == "training" {
+            return self.training.map_or(Val::Any, Val::Bool);
         }
         if let Some(b) = super::builtin_table::Builtin::from_name(&id.name) {
             return Val::Fn(Callable::Builtin(b));

@@ -64,6 +64,7 @@ impl Elab<'_> {
         };
         self.prefix.push(local);
         let mut created = vec![];
+        let mut buffers = vec![];
         for m in &decl.members {
             match m {
                 LayerMember::Param(t) | LayerMember::Buffer(t) => {
@@ -71,10 +72,14 @@ impl Elab<'_> {
                     let v = self.create_param(&name, t, &env, trainable);
                     if let Val::Tensor(tv) = &v {
                         if let Some(shape) = &tv.ty.shape {
-                            created.push((t.name.name.clone(), ir::Type::f32(shape.clone())));
+                            let list = if trainable { &mut created } else { &mut buffers };
+                            list.push((t.name.name.clone(), ir::Type::f32(shape.clone())));
                         }
                     }
                     env.vars.insert(t.name.name.clone(), v);
+                    if !trainable {
+                        env.buffers.push(t.name.name.clone());
+                    }
                 }
                 LayerMember::Let { name: n, value, .. } => {
                     let v = self.eval_let(n, value, &mut env);
@@ -110,12 +115,15 @@ impl Elab<'_> {
             arg_spans,
             record: self.layers.len(),
         });
+        let n_buffers = buffers.len();
+        created.extend(buffers);
         self.layers.push(LayerRecord {
             name,
             span,
             params: created,
             output: None,
             applied: Vec::new(),
+            buffers: n_buffers,
         });
         self.layer_cache.insert(key, inst.clone());
         self.instances.push(inst.clone());
@@ -150,6 +158,7 @@ impl Elab<'_> {
             init: t.init.clone(),
             env: Rc::new(env.clone()),
             trainable,
+            model: self.model_stack.last().cloned(),
             span: t.span,
             shape_span: t.ty.span(),
         });
@@ -518,8 +527,13 @@ impl Elab<'_> {
     pub(super) fn apply_model_uncached(&mut self, decl: Rc<ModelDecl>, args: Vec<ArgVal>, span: Span) -> Val {
         let saved_base = self.model_base;
         self.model_base = self.frames.len();
-        let saved_prefix = std::mem::take(&mut self.prefix);
+        // A model's layers are named within the model, so they get the same
+        // names whichever step or function applies it first; a model other
+        // than the trained one prefixes its name (`G.dense1.W`).
         let trained = self.trained_model.as_deref() == Some(decl.name.name.as_str());
+        let saved_prefix = std::mem::replace(&mut self.prefix, if !trained { vec![decl.name.name.clone()] } else { vec![] });
+        let saved_counts = std::mem::take(&mut self.name_counts);
+        self.model_stack.push(decl.name.name.clone());
         let out = match self.bind(&decl.inputs, args, &decl.name.name, span, &Env::default()) {
             Some(mut env) => {
                 let out = self.eval_body(&decl.body, &mut env);
@@ -540,9 +554,11 @@ impl Elab<'_> {
             }
             None => Val::Error,
         };
+        self.model_stack.pop();
+        self.name_counts = saved_counts;
         self.prefix = saved_prefix;
         self.model_base = saved_base;
-        if self.trained_model.as_deref() == Some(decl.name.name.as_str()) {
+        if trained {
             if let Val::Tensor(t) = &out {
                 self.model_outputs.push(t.clone());
             }

@@ -19,10 +19,10 @@ pub mod value;
 
 use crate::base::{FileId, SourceDb, Span};
 use crate::diag::{Diagnostic, Diagnostics};
+pub use crate::plan::{CsvLabel, DataSource, DataSpec, EarlyStop, Schedule, Settings, TrainPlan};
 use crate::syntax::ast::{Item, Module, TypeExpr};
 use elab::{ArgVal, Elab};
 use scope::{Global, Globals};
-pub use train::{CsvLabel, DataSource, DataSpec, EarlyStop, Schedule, Settings, TrainPlan};
 use value::{Env, Tensor, TensorTy, Val};
 
 /// The stdlib, compiled into the binary so nnc works from any directory.
@@ -86,6 +86,8 @@ pub fn analyze(
     for name in globals.root_items.clone() {
         if let Some(Global::Model(m)) = globals.get(&name) {
             let mut e = Elab::new(db, &globals, root, &name);
+            e.trained_model = Some(name.clone());
+            e.training = Some(false);
             let Some(inputs) = e.model_inputs(m) else {
                 a.diags.extend(e.diags);
                 continue;
@@ -247,8 +249,9 @@ fn check_uses(m: &Module, imported: &[(String, FileId, Module)], diags: &mut Dia
 }
 
 /// Lower the function `name` of a checked file for concrete argument
-/// types: `(args...) -> result`. Used by tests (gradient checks of stdlib
-/// functions) and tools.
+/// types: `(args...) -> result`, in training or evaluation mode (`None`:
+/// neither, so code that branches on `training` has no IR). Used by tests
+/// (gradient checks of stdlib functions) and tools.
 pub fn lower_function(
     db: &SourceDb,
     root: FileId,
@@ -256,6 +259,7 @@ pub fn lower_function(
     stdlib: &[(FileId, Module)],
     name: &str,
     args: &[crate::ir::Type],
+    training: Option<bool>,
 ) -> Result<crate::ir::Func, Diagnostics> {
     let mut diags = Diagnostics::default();
     let mut globals = Globals::default();
@@ -264,6 +268,7 @@ pub fn lower_function(
     }
     globals.add_module(module, true, &mut diags);
     let mut e = Elab::new(db, &globals, root, name);
+    e.training = training;
     let f = e.lookup(
         &crate::syntax::ast::Ident {
             name: name.into(),

@@ -84,6 +84,7 @@ pub struct LayerInst {
 pub struct LayerRecord {
     pub name: String,
     pub span: crate::base::Span,
+    /// Trainable parameters, then buffers (see `buffers`).
     pub params: Vec<(String, crate::ir::Type)>,
     /// The shape its first application returned (`[batch, 128]`), so a
     /// summary shows it even when functions sit between layers.
@@ -92,25 +93,11 @@ pub struct LayerRecord {
     /// application of the layer, so `nnc summary` can give layers without
     /// parameters (pooling) their own row.
     pub applied: Vec<(usize, usize)>,
+    /// How many of the last `params` are buffers (not trained).
+    pub buffers: usize,
 }
 
-/// One call inlined while lowering (a function, builtin, layer or model),
-/// so tools can regroup the flat IR into the calls the user wrote:
-/// `nnc explain --grad` shows `relu(z¹)` instead of `max(z¹, 0)`.
-#[derive(Clone, Debug, PartialEq)]
-pub struct CallRecord {
-    /// `relu`, `tanh`, `cross_entropy`; for a layer its kind (`Dense`).
-    pub callee: String,
-    /// The applied layer instance (`fc1`), when the callee is a layer.
-    pub layer: Option<String>,
-    /// The IR value of each tensor argument, in order.
-    pub args: Vec<crate::ir::Value>,
-    pub result: crate::ir::Value,
-    /// The instructions the call emitted: `insts[start..end]` of the function built.
-    pub insts: std::ops::Range<usize>,
-    /// Calls enclosing this one (0: written in the train block or model body).
-    pub depth: usize,
-}
+pub use crate::plan::CallRecord;
 
 /// An optimizer with its hyperparameters bound.
 #[derive(Debug)]
@@ -184,9 +171,26 @@ pub struct Env {
     /// was bound from an argument there (`lr` of `adam(lr: "0.001")`):
     /// an error about the value inside the stdlib points at that text.
     pub origins: HashMap<String, crate::base::Span>,
+    /// Which of `vars` are a layer's buffers (assignable in training mode).
+    pub buffers: Vec<String>,
 }
 
 impl Env {
+    /// A scope inside `parent`.
+    pub fn child(parent: Rc<Env>) -> Env {
+        Env {
+            vars: HashMap::new(),
+            parent: Some(parent),
+            ..Default::default()
+        }
+    }
+    /// Whether `name`, as seen from here, is a layer's buffer.
+    pub fn is_buffer(&self, name: &str) -> bool {
+        if self.vars.contains_key(name) {
+            return self.buffers.iter().any(|b| b == name);
+        }
+        self.parent.as_ref().is_some_and(|p| p.is_buffer(name))
+    }
     pub fn get(&self, name: &str) -> Option<&Val> {
         self.vars.get(name).or_else(|| self.parent.as_ref().and_then(|p| p.get(name)))
     }

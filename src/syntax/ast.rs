@@ -196,6 +196,19 @@ pub struct OptimizerDecl {
 pub struct TrainDecl {
     pub model: Ident,
     pub fields: Vec<TrainField>,
+    /// `step NAME with OPTIMIZER on MODEL { ... }`, in order.
+    pub steps: Vec<StepDecl>,
+    pub span: Span,
+}
+
+/// One step of a `train` block: its optimizer, the model it trains, and a
+/// body of `let`s, `loss = ...` and `every = k`.
+#[derive(Clone, Debug)]
+pub struct StepDecl {
+    pub name: Ident,
+    pub optimizer: Expr,
+    pub model: Ident,
+    pub body: Block,
     pub span: Span,
 }
 
@@ -324,6 +337,14 @@ pub enum ExprKind {
     Field {
         base: Box<Expr>,
         field: Ident,
+    },
+    /// `if cond { ... } else { ... }` on a compile-time condition such as
+    /// `training`; each branch's value is its last expression. `else if`
+    /// is an `else` block holding another `If`.
+    If {
+        cond: Box<Expr>,
+        then: Box<Block>,
+        otherwise: Box<Block>,
     },
     /// A syntax error placeholder; never reported twice.
     Error,

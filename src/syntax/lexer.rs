@@ -33,6 +33,10 @@ pub enum Tok {
     Let,
     #[token("return")]
     Return,
+    #[token("if")]
+    If,
+    #[token("else")]
+    Else,
     #[token("true")]
     True,
     #[token("false")]
@@ -143,6 +147,11 @@ pub const KEYWORDS: &[&str] = &[
     "param",
     "buffer",
     "state",
+    "if",
+    "else",
+    "step",
+    "with",
+    "on",
 ];
 
 /// Element types, spelled as in `f32[batch, 10]`.
@@ -165,6 +174,8 @@ impl Tok {
             Tok::Fn
                 | Tok::Let
                 | Tok::Return
+                | Tok::If
+                | Tok::Else
                 | Tok::True
                 | Tok::False
                 | Tok::Use

@@ -98,6 +98,13 @@ fn describe(rule: &Rule) -> &'static str {
         Rule::block => "`{`",
         Rule::param_decl | Rule::buffer_decl => "`param`, `buffer`, `fn` or `let`",
         Rule::train_field => "a setting (`name = value`)",
+        Rule::step_decl => "a step (`step NAME with OPTIMIZER on MODEL { ... }`)",
+        Rule::if_expr => "`if`",
+        Rule::kw_if => "`if`",
+        Rule::kw_else => "`else`",
+        Rule::kw_step => "`step`",
+        Rule::kw_with => "`with`",
+        Rule::kw_on => "`on`",
         Rule::let_stmt | Rule::return_stmt | Rule::state_stmt | Rule::assign_stmt | Rule::expr_stmt => "a statement",
         Rule::assign_op => "`=`",
         Rule::type_expr | Rule::tensor_type | Rule::fn_type => "a type",
@@ -372,16 +379,35 @@ impl Build<'_> {
             Rule::train_decl => {
                 let mut it = p.into_inner();
                 let model = self.ident(it.next().expect("train model"));
-                let fields = it
-                    .map(|f| {
-                        let span = self.span(&f);
-                        let mut fi = f.into_inner();
-                        let name = self.ident(fi.next().expect("field name"));
+                let mut fields = vec![];
+                let mut steps = vec![];
+                for f in it {
+                    let span = self.span(&f);
+                    let rule = f.as_rule();
+                    let mut fi = f.into_inner().filter(|q| !is_keyword_token(q.as_rule()));
+                    let name = self.ident(fi.next().expect("field name"));
+                    if rule == Rule::step_decl {
+                        let optimizer = self.expr(fi.next().expect("step optimizer"));
+                        let model = self.ident(fi.next().expect("step model"));
+                        let body = self.block(fi.next().expect("step body"));
+                        steps.push(StepDecl {
+                            name,
+                            optimizer,
+                            model,
+                            body,
+                            span,
+                        });
+                    } else {
                         let value = self.expr(fi.next().expect("field value"));
-                        TrainField { name, value, span }
-                    })
-                    .collect();
-                Item::Train(TrainDecl { model, fields, span })
+                        fields.push(TrainField { name, value, span });
+                    }
+                }
+                Item::Train(TrainDecl {
+                    model,
+                    fields,
+                    steps,
+                    span,
+                })
             }
             r => unreachable!("item {r:?}"),
         }
@@ -706,6 +732,30 @@ impl Build<'_> {
                 kind: ExprKind::List(p.into_inner().map(|q| self.expr(q)).collect()),
                 span,
             },
+            Rule::if_expr => {
+                let mut it = p.into_inner().filter(|q| !is_keyword_token(q.as_rule()));
+                let cond = self.expr(it.next().expect("if condition"));
+                let then = self.block(it.next().expect("then block"));
+                let other = it.next().expect("else branch");
+                let otherwise = if other.as_rule() == Rule::if_expr {
+                    // `else if`: a block holding the nested `if`.
+                    let nested = self.expr(other);
+                    Block {
+                        span: nested.span,
+                        stmts: vec![Stmt::Expr(nested)],
+                    }
+                } else {
+                    self.block(other)
+                };
+                Expr {
+                    kind: ExprKind::If {
+                        cond: Box::new(cond),
+                        then: Box::new(then),
+                        otherwise: Box::new(otherwise),
+                    },
+                    span,
+                }
+            }
             r => unreachable!("expr {r:?}"),
         }
     }
@@ -751,6 +801,12 @@ impl Build<'_> {
             span,
         }
     }
+}
+
+/// The keyword tokens of `if`/`else` and `step ... with ... on`, which
+/// carry no content of their own.
+fn is_keyword_token(r: Rule) -> bool {
+    matches!(r, Rule::kw_if | Rule::kw_else | Rule::kw_step | Rule::kw_with | Rule::kw_on)
 }
 
 fn unquote(s: &str) -> String {

@@ -78,8 +78,10 @@ struct Cx<'a> {
 
 /// Derive the backward pass of `plan`'s loss.
 pub fn derive(plan: &TrainPlan) -> Derivation {
-    let f = &plan.loss;
-    let g = regroup(f, &plan.loss_calls);
+    // Callers check that the block has one loss (`plan.evaluation()`).
+    let ev = plan.eval.as_ref().expect("a train block with one loss");
+    let f = &ev.loss;
+    let g = regroup(f, &ev.calls);
     let mut names: HashMap<Value, Name> = HashMap::new();
     let mut symbols = vec![];
     // The longest layer name that prefixes the parameter (`enc.fc1.W`).

@@ -142,7 +142,7 @@ fn schedule_clock(plan: &TrainPlan, step: usize, steps_per_epoch: usize) -> f64 
         steps_per_epoch,
         epochs: s.epochs,
     };
-    lr_at(&s.schedule, plan.lr.unwrap_or(0.0), s.warmup, clock)
+    lr_at(&s.schedule, plan.steps[0].lr.unwrap_or(0.0), s.warmup, clock)
 }
 
 /// The rows of step `k` (0-based over all epochs), as `nnc run` shuffles them.
@@ -156,6 +156,12 @@ fn batch_rows(plan: &TrainPlan, n: usize, k: usize) -> Vec<usize> {
 
 /// Trace step `req.step` of training `plan` on `train`.
 pub fn trace(plan: &TrainPlan, train: &Dataset, req: &TraceRequest) -> Result<Trace, TraceError> {
+    if plan.steps.len() != 1 {
+        return Err(TraceError::Run(
+            "tracing needs a train block with one loss, not several steps".into(),
+        ));
+    }
+    plan.evaluation().map_err(TraceError::Run)?;
     let n = train.len();
     let bs = plan.settings.batch_size.max(1);
     let steps_per_epoch = n.div_ceil(bs).max(1);
@@ -264,7 +270,7 @@ pub fn trace(plan: &TrainPlan, train: &Dataset, req: &TraceRequest) -> Result<Tr
         step: req.step,
         epoch: k / steps_per_epoch + 1,
         lr,
-        optimizer: plan.optimizer.clone(),
+        optimizer: plan.optimizer().to_string(),
         samples,
         loss,
         nodes,
@@ -322,13 +328,15 @@ fn traced_step(plan: &TrainPlan, step: usize, lr: f64) -> (Func, Vec<Value>, Vec
     let names = d.names;
     let text = |n: &Name| name(n, Format::Text);
     let mut b = Builder::new("traced_step");
-    let loss = &plan.loss;
+    // `trace` checks that the block has one loss (`plan.evaluation()`).
+    let loss = &plan.eval.as_ref().expect("a train block with one loss").loss;
+    let updates = &plan.steps[0].updates;
     let mut map: HashMap<Value, Value> = HashMap::new();
     for (&p, pname) in loss.params.iter().zip(&loss.param_names) {
         map.insert(p, b.param(pname.clone(), loss.ty(p).clone()));
     }
     let mut states: Vec<Vec<Value>> = vec![];
-    for (_, s) in &plan.states {
+    for s in updates.iter().map(|u| &u.states) {
         states.push(s.iter().map(|(n, t)| b.param(n.clone(), t.clone())).collect());
     }
     let mut origin: Vec<Option<Origin>> = vec![];
@@ -356,7 +364,7 @@ fn traced_step(plan: &TrainPlan, step: usize, lr: f64) -> (Func, Vec<Value>, Vec
         map.insert(inst.result, v);
     }
     let forward_end = b.func().insts.len();
-    let trainable: Vec<usize> = plan.states.iter().map(|(i, _)| *i).collect();
+    let trainable: Vec<usize> = updates.iter().map(|u| u.param).collect();
     let params: Vec<Value> = loss.params[2..].iter().map(|p| map[p]).collect();
     let wrt: Vec<Value> = trainable.iter().map(|&i| params[i]).collect();
     let (grads, adjoints) = crate::autodiff::grad_with_adjoints(&mut b, map[&loss.results[0]], &wrt);
@@ -366,7 +374,7 @@ fn traced_step(plan: &TrainPlan, step: usize, lr: f64) -> (Func, Vec<Value>, Vec
     let mut new_params = params.clone();
     let mut new_states = states.clone();
     let mut update_of: Vec<(std::ops::Range<usize>, String)> = vec![];
-    for (k, (pi, update)) in plan.updates.iter().enumerate() {
+    for (k, (pi, update)) in updates.iter().map(|u| (&u.param, &u.func)).enumerate() {
         let start = b.func().insts.len();
         let mut args = vec![params[*pi], grads[k], step_c, lr_c];
         args.extend(&states[k]);
@@ -412,11 +420,11 @@ fn traced_step(plan: &TrainPlan, step: usize, lr: f64) -> (Func, Vec<Value>, Vec
         } else {
             let param = update_of.iter().find(|(r, _)| r.contains(&i)).map(|(_, p)| p.clone());
             let pi = new_params.iter().position(|&p| p == v);
-            let state = plan
-                .states
+            let state = updates
                 .iter()
+                .map(|u| &u.states)
                 .zip(&new_states)
-                .find_map(|((_, names), vals)| vals.iter().position(|&s| s == v).map(|j| format!("{} (new)", names[j].0)));
+                .find_map(|(names, vals)| vals.iter().position(|&s| s == v).map(|j| format!("{} (new)", names[j].0)));
             (Phase::Update, pi.map(|pi| format!("{} (new)", symbol_of(pi))).or(state), param)
         };
         let hidden = matches!(inst.op, Op::Const(_)) || (matches!(inst.op, Op::Broadcast { .. }) && is_const(&f, inst.args[0]));

@@ -11,12 +11,13 @@ pub fn scalarize(f: &Func) -> Func {
     let ps: Vec<_> = f.params.iter().map(|&p| b.param("p", f.ty(p).clone())).collect();
     let out = b.inline(f, &ps)[0];
     let shape = b.shape(out);
+    let key = b.constant(0.0);
     let r = b.push(
         Op::RandomNormal {
             shape: shape.clone(),
             seed: 99,
         },
-        &[],
+        &[key],
     );
     let m = b.mul(out, r);
     let s = b.reduce_sum(m, (0..shape.len()).collect(), false);

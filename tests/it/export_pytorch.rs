@@ -45,13 +45,8 @@ fn assert_close(what: &str, got: &ArrayD<f64>, want: &ArrayD<f64>) {
 
 /// Labels for `x`: real ones when given, else class ids below the output width.
 fn labels(plan: &TrainPlan, n: usize, seed: u64) -> ArrayD<f32> {
-    let classes = plan
-        .predict
-        .ty(plan.predict.results[0])
-        .shape
-        .last()
-        .and_then(|d| d.known())
-        .unwrap_or(1);
+    let predict = &plan.evaluation().expect("a model").predict;
+    let classes = predict.ty(predict.results[0]).shape.last().and_then(|d| d.known()).unwrap_or(1);
     if plan.label.dtype == nnc::ir::DType::I32 {
         let v: Vec<f32> = (0..n as u64)
             .map(|i| (nnc::ir::random_uniform(seed, i) * classes as f64).floor() as f32)
@@ -88,6 +83,18 @@ fn every_example_exports_to_pytorch_with_the_same_forward_and_gradients() {
                 "--model",
                 &plan.model,
             ]);
+            // Not translated yet, each refused with its reason (checked,
+            // not skipped): train/eval branches and blocks of steps.
+            let refused = [
+                ("gan_mnist-Gan", "is not a model"),
+                ("mnist_dropout-MnistDropout", "if training"),
+                ("mnist_batchnorm-MnistBatchNorm", "if training"),
+            ];
+            if let Some((_, why)) = refused.iter().find(|(s, _)| *s == stem) {
+                let err = String::from_utf8_lossy(&out.stderr);
+                assert!(!out.status.success() && err.contains("E0702") && err.contains(why), "{stem}: {err}");
+                continue;
+            }
             assert!(
                 out.status.success(),
                 "{stem}: export failed:\n{}",
@@ -121,10 +128,14 @@ fn every_example_exports_to_pytorch_with_the_same_forward_and_gradients() {
             let w64: Vec<ArrayD<f64>> = w.params.iter().map(|p| p.mapv(f64::from)).collect();
             let mut args = vec![x64.clone()];
             args.extend(w64.iter().cloned());
-            let want = interp::run(&plan.predict, &args).expect("predict").remove(0);
+            let want = interp::run(&plan.evaluation().expect("a model").predict, &args)
+                .expect("predict")
+                .remove(0);
             assert_close(&format!("{stem} output"), &read_f64(&torch, "output"), &want);
 
-            let mut loss_only = plan.loss.clone();
+            // The exported models have no train/eval differences, so the
+            // evaluation-mode loss is the one PyTorch trains.
+            let mut loss_only = plan.evaluation().expect("a model").loss.clone();
             loss_only.results.truncate(1);
             let wrt: Vec<usize> = (2..loss_only.params.len()).collect();
             let grad = nnc::autodiff::grad_func(&loss_only, &wrt);

@@ -54,12 +54,13 @@ fn loss_fn(name: &str, params: &[Type], body: impl FnOnce(&mut Builder, &[Value]
         .collect();
     let v = body(&mut b, &ps);
     let shape = b.shape(v);
+    let key = b.constant(0.0);
     let r = b.push(
         Op::RandomNormal {
             shape: shape.clone(),
             seed: 1234,
         },
-        &[],
+        &[key],
     );
     let prod = b.mul(v, r);
     let loss = b.reduce_sum(prod, (0..shape.len()).collect(), false);
@@ -458,19 +459,21 @@ fn grad_identity_cast_passes_through() {
 #[test]
 fn grad_random_and_const() {
     let f = loss_fn("random", &[f32t(&[3, 4])], |b, p| {
+        let key = b.constant(0.0);
         let u = b.push(
             Op::RandomUniform {
                 shape: k(&[3, 4]),
                 seed: 7,
             },
-            &[],
+            &[key],
         );
+        let key = b.constant(0.0);
         let n = b.push(
             Op::RandomNormal {
                 shape: k(&[3, 4]),
                 seed: 8,
             },
-            &[],
+            &[key],
         );
         let c = b.fill(2.5, &k(&[3, 4]));
         let xu = b.mul(p[0], u);
@@ -715,35 +718,42 @@ fn interp_one_hot() {
 
 #[test]
 fn interp_random_is_deterministic() {
+    let key = |k: f64| ArrayD::from_elem(IxDyn(&[]), k);
+    let scalar = Type::scalar();
     let u = single(
         Op::RandomUniform {
             shape: k(&[4, 5]),
             seed: 3,
         },
-        &[],
+        std::slice::from_ref(&scalar),
     );
-    let a = run1(&u, &[]);
-    assert_eq!(a, run1(&u, &[]));
+    let a = run1(&u, &[key(0.0)]);
+    assert_eq!(a, run1(&u, &[key(0.0)]));
     for (i, &v) in a.iter().enumerate() {
         assert_eq!(v, ir::random_uniform(3, i as u64));
         assert!((0.0..1.0).contains(&v));
     }
+    // Another key, another stream (and the same one again for that key).
+    let keyed = run1(&u, &[key(7.0)]);
+    assert_ne!(a, keyed);
+    assert_eq!(keyed, run1(&u, &[key(7.0)]));
+    assert_eq!(keyed[[0, 1]], ir::random_uniform(ir::keyed_seed(3, 7.0), 1));
     let other = single(
         Op::RandomUniform {
             shape: k(&[4, 5]),
             seed: 4,
         },
-        &[],
+        std::slice::from_ref(&scalar),
     );
-    assert_ne!(a, run1(&other, &[]));
+    assert_ne!(a, run1(&other, &[key(0.0)]));
     let n = single(
         Op::RandomNormal {
             shape: k(&[100, 100]),
             seed: 5,
         },
-        &[],
+        std::slice::from_ref(&scalar),
     );
-    let z = run1(&n, &[]);
+    let z = run1(&n, &[key(0.0)]);
     assert_eq!(z[[1, 2]], ir::random_normal(5, 102));
     let mean = z.mean().unwrap();
     let var = z.mapv(|v| (v - mean) * (v - mean)).mean().unwrap();
@@ -787,12 +797,13 @@ fn interp_binds_symbols_and_reports_bad_args() {
             shape: vec![Dim::Sym("B".into())],
         },
     );
+    let key = b.constant(0.0);
     let r = b.push(
         Op::RandomUniform {
             shape: vec![Dim::Sym("B".into()), Dim::Known(2)],
             seed: 1,
         },
-        &[],
+        &[key],
     );
     let s = b.add(x, r);
     let f = b.finish(&[s, y]);

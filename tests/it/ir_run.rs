@@ -203,12 +203,13 @@ fn scalarize_all(f: &Func) -> Func {
             continue;
         }
         let shape = b.shape(out);
+        let key = b.constant(0.0);
         let w = b.push(
             Op::RandomNormal {
                 shape: shape.clone(),
                 seed: 1000 + r as u64,
             },
-            &[],
+            &[key],
         );
         let m = b.mul(out, w);
         let s = b.reduce_sum(m, (0..shape.len()).collect(), false);

@@ -425,21 +425,24 @@ fn jit_one_hot_cast_const() {
 #[test]
 fn jit_random_matches_interpreter() {
     let f = func("rand", &[], |b, _| {
+        let key = b.constant(0.0);
         let u = b.push(
             Op::RandomUniform {
                 shape: k(&[17, 33]),
                 seed: 42,
             },
-            &[],
+            &[key],
         );
+        let key = b.constant(0.0);
         let n = b.push(
             Op::RandomNormal {
                 shape: k(&[7, 3]),
                 seed: 9,
             },
-            &[],
+            &[key],
         );
-        let u2 = b.push(Op::RandomUniform { shape: k(&[130]), seed: 5 }, &[]);
+        let key = b.constant(0.0);
+        let u2 = b.push(Op::RandomUniform { shape: k(&[130]), seed: 5 }, &[key]);
         let half = b.fill(0.5, &k(&[130]));
         let drop = b.compare(CmpOp::Lt, u2, half);
         vec![u, n, drop]

@@ -87,8 +87,9 @@ fn a_loss_regularises_layer_weights_by_name() {
     assert_eq!(names, ["fc1.W", "fc1.b", "dense1.W", "dense1.b"]);
     // The loss alone, differentiated with respect to every parameter.
     let mut b = Builder::new("loss_only");
-    let ps: Vec<_> = plan.loss.params.iter().map(|&p| b.param("p", plan.loss.ty(p).clone())).collect();
-    let l = b.inline(&plan.loss, &ps)[0];
+    let loss = &plan.evaluation().unwrap().loss;
+    let ps: Vec<_> = loss.params.iter().map(|&p| b.param("p", loss.ty(p).clone())).collect();
+    let l = b.inline(loss, &ps)[0];
     let loss = b.finish(&[l]);
     let wrt: Vec<usize> = (2..loss.params.len()).collect();
     let g = grad_func(&loss, &wrt);

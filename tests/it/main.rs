@@ -35,6 +35,7 @@ mod stdlib_grad;
 mod teach;
 mod tidy;
 mod train_cli;
+mod train_modes;
 mod train_run;
 mod train_schedule;
 mod ui;

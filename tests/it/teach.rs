@@ -363,7 +363,7 @@ fn overrides_edit_the_train_block_and_the_optimizer() {
         "{edited}"
     );
     let plan = plan_of(&edited);
-    assert_eq!(plan.lr, Some(0.1));
+    assert_eq!(plan.steps[0].lr, Some(0.1));
     assert_eq!(plan.settings.batch_size, 2);
     assert_eq!(plan.settings.warmup, 3);
     match set(&[("lrr", "0.1")]) {

@@ -12,16 +12,22 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("autodiff", &["base", "diag", "ir"]),
     ("opt", &["base", "diag", "ir"]),
     ("codegen", &["base", "diag", "ir", "opt"]),
-    ("sema", &["base", "diag", "syntax", "ir"]),
-    ("runtime", &["base", "diag", "syntax", "ir", "sema", "autodiff", "opt", "codegen"]),
-    ("export", &["base", "diag", "syntax", "ir", "sema", "opt", "runtime"]),
+    ("plan", &["base", "ir"]),
+    ("sema", &["base", "diag", "syntax", "ir", "plan"]),
+    (
+        "runtime",
+        &["base", "diag", "syntax", "ir", "plan", "sema", "autodiff", "opt", "codegen"],
+    ),
+    ("export", &["base", "diag", "syntax", "ir", "plan", "sema", "opt", "runtime"]),
     (
         "teach",
         &["base", "diag", "syntax", "ir", "sema", "autodiff", "opt", "codegen", "runtime"],
     ),
     (
         "driver",
-        &["base", "diag", "syntax", "ir", "sema", "autodiff", "opt", "codegen", "runtime"],
+        &[
+            "base", "diag", "syntax", "ir", "plan", "sema", "autodiff", "opt", "codegen", "runtime",
+        ],
     ),
 ];
 

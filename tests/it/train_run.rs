@@ -163,7 +163,7 @@ fn the_learning_rate_is_a_step_input_driven_by_the_schedule() {
 fn warmup_scales_the_first_steps() {
     let (plan, _) = digits("optimizer = sgd(lr: 0.5)\n warmup = 10");
     assert_eq!(plan.settings.warmup, 10);
-    assert_eq!(plan.lr, Some(0.5));
+    assert_eq!(plan.steps[0].lr, Some(0.5));
     let (step, layout) = driver::training_step(&plan);
     assert_eq!(layout.inputs[..4], ["x", "y", "step", "lr"]);
     assert_eq!(step.params.len(), layout.inputs.len());

@@ -121,7 +121,7 @@ fn ui() {
                 // Fusion, in-place updates and arena sharing, as `nnc run`
                 // compiles the step (at a fixed batch size).
                 rendered.push_str("----- KERNELS (the compiled training step at batch 4)\n");
-                let weights = p.params.len() + p.states.iter().map(|(_, s)| s.len()).sum::<usize>();
+                let weights = p.params.len() + p.states_per_step()[0];
                 let fixed = nnc::opt::optimize(&opt.specialize(&|_| Some(4)));
                 let (code, _) = nnc::runtime::backend::compile_step(&fixed, weights, &nnc::codegen::Options::threads(1))
                     .unwrap_or_else(|e| panic!("{rel}: {e}"));

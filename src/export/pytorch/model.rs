@@ -574,6 +574,9 @@ impl<'a> Translator<'a> {
             ExprKind::Index { .. } => return Err(unsupported("indexing `x[...]`".into())),
             ExprKind::Field { field, .. } => return Err(unsupported(format!("the member access `.{}`", field.name))),
             ExprKind::Error => return Err(unsupported("a syntax error".into())),
+            // Train/eval branches (dropout, batch norm) would need
+            // `self.training` and registered buffers.
+            ExprKind::If { .. } => return Err(unsupported("`if training { ... }` (train and evaluation modes)".into())),
         })
     }
 
@@ -637,6 +640,7 @@ fn mentioned_in(e: &Expr, out: &mut HashSet<String>) {
                 }
             }
         }
+        ExprKind::If { cond, .. } => walk(cond, out),
         ExprKind::Int(_) | ExprKind::Float(_) | ExprKind::Bool(_) | ExprKind::Str(_) | ExprKind::Error => {}
     }
 }

@@ -1,0 +1,236 @@
+//! The `data =` setting: a data source, checked and turned into data.
+
+use super::settings::{number, unknown_argument};
+use crate::diag::{suggest, Diagnostic, Diagnostics};
+use crate::ir::{self, DType, Dim};
+use crate::plan::{CsvLabel, DataSource, DataSpec};
+use crate::syntax::ast::*;
+
+/// The data sources of `data =` with their parameters (the language
+/// reference lists each).
+pub const DATA_SOURCES: &[(&str, &[&str])] = &[
+    ("mnist", &["dir"]),
+    ("csv", &["path", "label", "scale", "target"]),
+    ("idx", &["images", "labels"]),
+    ("tensors", &["x", "y"]),
+];
+
+fn str_arg(a: &Arg, diags: &mut Diagnostics, what: &str) -> Option<String> {
+    match &a.value.kind {
+        ExprKind::Str(s) => Some(s.clone()),
+        _ => {
+            diags.push(Diagnostic::error(
+                "E0203",
+                format!("{what} must be a string"),
+                a.value.span,
+                "not a string",
+            ));
+            None
+        }
+    }
+}
+
+fn matrix(e: &Expr, diags: &mut Diagnostics) -> Option<Vec<Vec<f64>>> {
+    let num = |x: &Expr| match x.kind {
+        ExprKind::Int(i) => Some(i as f64),
+        ExprKind::Float(f) => Some(f),
+        _ => None,
+    };
+    let ExprKind::List(rows) = &e.kind else {
+        diags.push(Diagnostic::error(
+            "E0203",
+            "expected a list of rows, like `[[0, 1], [1, 0]]`",
+            e.span,
+            "not a list",
+        ));
+        return None;
+    };
+    let mut out = vec![];
+    for r in rows {
+        let row = match &r.kind {
+            ExprKind::List(items) => items.iter().map(num).collect::<Option<Vec<f64>>>(),
+            _ => num(r).map(|x| vec![x]),
+        };
+        let Some(row) = row else {
+            diags.push(Diagnostic::error("E0203", "rows must hold numbers", r.span, "not a row of numbers"));
+            return None;
+        };
+        if out.first().is_some_and(|f: &Vec<f64>| f.len() != row.len()) {
+            diags.push(Diagnostic::error(
+                "E0309",
+                "all rows must have the same length",
+                r.span,
+                format!("this row has {} values", row.len()),
+            ));
+            return None;
+        }
+        out.push(row);
+    }
+    Some(out)
+}
+
+pub(super) fn data_source(e: &Expr, diags: &mut Diagnostics) -> Option<DataSpec> {
+    let ExprKind::Call { callee, args } = &e.kind else {
+        diags.push(
+            Diagnostic::error("E0109", "`data =` needs a data source", e.span, "not a data source")
+                .with_help("use mnist(\"dir\"), csv(\"file.csv\", label: 64), idx(\"images\", \"labels\") or tensors(x: [...], y: [...])"),
+        );
+        return None;
+    };
+    let ExprKind::Name(name) = &callee.kind else {
+        diags.push(Diagnostic::error(
+            "E0109",
+            "`data =` needs a data source",
+            callee.span,
+            "not a data source",
+        ));
+        return None;
+    };
+    let get = |n: &str, pos: usize| -> Option<&Arg> {
+        args.iter()
+            .find(|a| a.name.as_ref().is_some_and(|x| x.name == n))
+            .or_else(|| args.iter().filter(|a| a.name.is_none()).nth(pos))
+    };
+    let known: &[&str] = match DATA_SOURCES.iter().find(|(n, _)| *n == name.name) {
+        Some((_, params)) => params,
+        None => {
+            let mut d = Diagnostic::error(
+                "E0101",
+                format!("unknown data source `{}`", name.name),
+                name.span,
+                "not a data source",
+            )
+            .with_help("data sources are mnist, csv, idx and tensors");
+            if let Some(s) = suggest(&name.name, DATA_SOURCES.iter().map(|(n, _)| *n)) {
+                d = d.with_help(format!("did you mean `{s}`?"));
+            }
+            diags.push(d);
+            return None;
+        }
+    };
+    for a in args {
+        if let Some(n) = &a.name {
+            if !known.contains(&n.name.as_str()) {
+                diags.push(unknown_argument(&name.name, n, known));
+                return None;
+            }
+        }
+    }
+    let need = |n: &str, pos: usize, diags: &mut Diagnostics| -> Option<&Arg> {
+        let a = get(n, pos);
+        if a.is_none() {
+            diags.push(Diagnostic::error(
+                "E0103",
+                format!("`{}` is missing argument `{n}`", name.name),
+                e.span,
+                format!("`{n}` not given"),
+            ));
+        }
+        a
+    };
+    let source = match name.name.as_str() {
+        "mnist" => DataSource::Mnist {
+            dir: str_arg(need("dir", 0, diags)?, diags, "the MNIST directory")?,
+        },
+        "csv" => {
+            let path = str_arg(need("path", 0, diags)?, diags, "the CSV path")?;
+            // `target:` names a column of regression targets; `label:` one of class ids.
+            let target = args.iter().find(|a| a.name.as_ref().is_some_and(|n| n.name == "target"));
+            if let (Some(t), Some(l)) = (target, args.iter().find(|a| a.name.as_ref().is_some_and(|n| n.name == "label"))) {
+                diags.push(
+                    Diagnostic::error(
+                        "E0105",
+                        "`csv` takes either `label:` (class ids) or `target:` (numbers to predict), not both",
+                        t.span,
+                        "given as well",
+                    )
+                    .with_secondary(l.span, "the label column"),
+                );
+                return None;
+            }
+            let regression = target.is_some();
+            let label = match target.or_else(|| get("label", 1)).map(|a| &a.value.kind) {
+                None => CsvLabel::Index(-1),
+                Some(ExprKind::Int(i)) => CsvLabel::Index(*i),
+                Some(ExprKind::Neg(x)) if matches!(x.kind, ExprKind::Int(_)) => CsvLabel::Index(-number(x)? as i64),
+                Some(ExprKind::Str(name)) => CsvLabel::Name(name.clone()),
+                Some(_) => {
+                    diags.push(Diagnostic::error(
+                        "E0203",
+                        "the label column must be a column index (negative counts from the end) or a header name",
+                        target.or_else(|| get("label", 1))?.value.span,
+                        "not an integer",
+                    ));
+                    return None;
+                }
+            };
+            let scale = match get("scale", 2).map(|a| &a.value) {
+                None => None,
+                Some(v) => match v.kind {
+                    ExprKind::Float(f) => Some(f),
+                    ExprKind::Int(i) => Some(i as f64),
+                    ExprKind::Binary(BinOp::Div, ref a, ref b) => match (&a.kind, &b.kind) {
+                        (ExprKind::Int(x), ExprKind::Int(y)) if *y != 0 => Some(*x as f64 / *y as f64),
+                        _ => None,
+                    },
+                    _ => {
+                        diags.push(Diagnostic::error("E0203", "`scale` must be a number", v.span, "not a number"));
+                        return None;
+                    }
+                },
+            };
+            DataSource::Csv {
+                path,
+                label,
+                scale,
+                regression,
+            }
+        }
+        "idx" => DataSource::Idx {
+            images: str_arg(need("images", 0, diags)?, diags, "the image file")?,
+            labels: str_arg(need("labels", 1, diags)?, diags, "the label file")?,
+        },
+        _ => {
+            let x = matrix(&need("x", 0, diags)?.value, diags)?;
+            let y = matrix(&need("y", 1, diags)?.value, diags)?;
+            if x.len() != y.len() {
+                diags.push(Diagnostic::error(
+                    "E0308",
+                    format!("`x` has {} rows but `y` has {}", x.len(), y.len()),
+                    get("y", 1)?.value.span,
+                    format!("{} rows", y.len()),
+                ));
+                return None;
+            }
+            DataSource::Inline { x, y }
+        }
+    };
+    Some(DataSpec { source, span: e.span })
+}
+
+/// The label type a data source gives each batch.
+pub(super) fn label_type(source: &DataSource, batch: &Dim) -> ir::Type {
+    match source {
+        DataSource::Inline { y, .. } => {
+            let cols = y.first().map_or(1, Vec::len);
+            ir::Type::f32(vec![batch.clone(), Dim::Known(cols)])
+        }
+        // One number per sample, like a class label.
+        DataSource::Csv { regression: true, .. } => ir::Type::f32(vec![batch.clone()]),
+        _ => ir::Type {
+            dtype: DType::I32,
+            shape: vec![batch.clone()],
+        },
+    }
+}
+
+/// The shape of `x` a data source gives, when it is known without a model
+/// (for a block of steps that names none): MNIST's images, or inline rows.
+pub(super) fn input_type(source: &DataSource) -> Option<ir::Type> {
+    let batch = Dim::Sym("batch".into());
+    match source {
+        DataSource::Mnist { .. } => Some(ir::Type::f32(vec![batch, Dim::Known(28), Dim::Known(28)])),
+        DataSource::Inline { x, .. } => Some(ir::Type::f32(vec![batch, Dim::Known(x.first().map_or(1, Vec::len))])),
+        DataSource::Csv { .. } | DataSource::Idx { .. } => None,
+    }
+}
