@@ -65,7 +65,23 @@ fn absorb(ki: &mut LoopKernel, kj: LoopKernel) {
             Node::Compare(c, x, y) => push_node(&mut ki.nodes, Node::Compare(c, r(x), r(y))),
             Node::Select(c, x, y) => push_node(&mut ki.nodes, Node::Select(r(c), r(x), r(y))),
             Node::Trunc(x) => push_node(&mut ki.nodes, Node::Trunc(r(x))),
-            other => push_node(&mut ki.nodes, other),
+            // The key is an operand too: without renumbering, a draw merged
+            // into another kernel read some other node as its key.
+            Node::Random {
+                seed,
+                key,
+                strides,
+                normal,
+            } => push_node(
+                &mut ki.nodes,
+                Node::Random {
+                    seed,
+                    key: key.map(r),
+                    strides,
+                    normal,
+                },
+            ),
+            leaf @ (Node::Const(_) | Node::Index(_)) => push_node(&mut ki.nodes, leaf),
         };
         map.push(idx);
     }

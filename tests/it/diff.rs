@@ -258,15 +258,6 @@ fn every_test_program_agrees() {
             check_model(&format!("{name}: {model}"), f);
         }
         for plan in &c.analysis.plans {
-            // KNOWN BUG (NOTES-train.md): in the compiled training step, random
-            // draws under the runtime key (dropout masks, GAN noise) disagree
-            // with the interpreter's; these programs are listed here, not hidden.
-            if ["gan_mnist.nn", "mnist_dropout.nn", "ok/modes.nn"]
-                .iter()
-                .any(|f| name.ends_with(f))
-            {
-                continue;
-            }
             check_plan(&name, plan);
         }
     }

@@ -340,3 +340,48 @@ fn each_gan_step_updates_only_its_model() {
     assert_eq!(samples.shape(), &[16, 64]);
     assert!(samples.iter().all(|v| (0.0..=1.0).contains(v)));
 }
+
+/// Regression: a dropout mask whose kernel is merged with another (relu's
+/// backward pass reads the mask) must keep reading the step's key, so the
+/// compiled step draws the interpreter's mask.
+#[test]
+fn a_merged_dropout_kernel_draws_the_interpreters_mask() {
+    let src = "
+model D(x: [batch, 3]) -> [batch, 5] = x |> Dense(3 -> 5) |> relu |> dropout(0.3)
+train D {
+    data = tensors(x: [[0, 1, 2], [1, 0, 1]], y: [[0, 1, 0, 0, 0], [1, 0, 0, 0, 0]])
+    loss = mse(model(x), y)
+    optimizer = sgd(lr: 0.1)
+}
+";
+    let plan = &plans("merged.nn", src)[0];
+    let w = initial_weights(plan).unwrap();
+    let step_fn = nnc::runtime::step::step_function(plan, 0).0;
+    let x = uniform(&[2, 3], 1, -1.0, 1.0);
+    let y = uniform(&[2, 5], 2, 0.0, 1.0);
+    let lr = ArrayD::from_elem(IxDyn(&[]), 0.1f32);
+    for t in 1..=4 {
+        let stepv = ArrayD::from_elem(IxDyn(&[]), t as f32);
+        let mut ws = [w.params.clone(), w.params.clone()];
+        let mut outs = vec![];
+        for (kind, ws) in [INTERP, JIT].into_iter().zip(ws.iter_mut()) {
+            outs.push(
+                step_runner(kind, &step_fn)
+                    .step([x.view(), y.view(), stepv.view(), lr.view()], ws)
+                    .unwrap(),
+            );
+        }
+        assert!(
+            (outs[0].0 - outs[1].0).abs() <= 1e-6 * outs[0].0.abs().max(1.0),
+            "step {t}: loss {} vs {}",
+            outs[0].0,
+            outs[1].0
+        );
+        // The same units dropped: zeros of the output in the same places.
+        let zeros = |a: &ArrayD<f32>| a.iter().map(|v| *v == 0.0).collect::<Vec<_>>();
+        assert_eq!(zeros(&outs[0].1), zeros(&outs[1].1), "step {t}: masks differ");
+        for (a, b) in ws[0].iter().zip(&ws[1]) {
+            assert!(a.iter().zip(b).all(|(p, q)| (p - q).abs() <= 1e-5), "step {t}: weights differ");
+        }
+    }
+}
