@@ -165,6 +165,32 @@
 //! restores the count) draws the same. Initialisation and evaluation use
 //! key 0, which leaves the seed unmixed.
 //!
+//! ## Sequences: `scan`, unrolled
+//!
+//! `scan x in xs along 1 from h = h0 { h = tanh(x @ Wx + h @ Wh + b) }` is
+//! the one loop of the language: an expression whose value is the carried
+//! variable after every step, stacked along the axis. `sema::scan` checks
+//! and lowers it by unrolling: the body is elaborated once per step with
+//! `x` bound to that step's slice and the carried variables to the last
+//! step's values, each of which must keep its shape (E0325). So the IR has
+//! no loop, autodiff needs no rule for it (backpropagation through time is
+//! the ordinary backward pass of the unrolled graph), the interpreter and
+//! the JIT run it unchanged, and the f64 finite-difference, interpreter and
+//! PyTorch `nn.LSTM`/`nn.GRU` oracles apply as to any model. `Rnn`, `Lstm`,
+//! `Gru`, `Bidirectional` and `Embedding` are `.nn` code in
+//! `stdlib/recurrent.nn`; `orthogonal` is the polar factor of a Gaussian
+//! matrix by 40 Newton–Schulz iterations, itself a `scan`.
+//!
+//! Three rewrites keep the unrolled graph linear in the number of steps:
+//! the states are stacked by a balanced tree of binary concats (each
+//! element copied log2(steps) times, not up to steps times); a slice of a
+//! concat that lies inside one operand is a slice of that operand, so
+//! `last(hs)` and a stacked layer's per-step reads take the state itself
+//! and the stack is dead code; and `runtime::step` simplifies the loss
+//! before differentiating it, so the backward pass never pads gradients
+//! into a stack it does not need. The costs, measured rather than assumed,
+//! are in the section on speed below and in the README.
+//!
 //! ## Code generation
 //!
 //! `codegen` forms kernels from the optimised step (broadcasts, transposes

@@ -379,15 +379,51 @@ fn lower(g: &mut Graph, f: &ir::Func, inst: &ir::Inst, a: &[&str]) -> Result<Str
             g.node("OneHot", &[a[0], &d, &values], &[("axis", Attr::Int(-1))], &hint)
         }
         Op::Cast { to } => g.node("Cast", a, &[("to", Attr::Int(elem_type(*to)))], &hint),
-        // Not lowered to ONNX yet (Slice/Pad/Concat/Gather/ScatterElements
-        // exist there): an E0701 naming the op instead of a wrong model.
-        Op::Slice { .. }
-        | Op::Pad { .. }
-        | Op::Reverse { .. }
-        | Op::Concat { .. }
-        | Op::Gather { .. }
-        | Op::ScatterAdd { .. }
-        | Op::Iota { .. } => {
+        Op::Slice { start, stride, shape } => {
+            // A dim known only at run time is taken whole.
+            let (mut starts, mut ends, mut steps) = (vec![], vec![], vec![]);
+            for ((&s, &k), d) in start.iter().zip(stride).zip(shape) {
+                match d.known() {
+                    Some(n) => {
+                        starts.push(s as i64);
+                        ends.push((s + k * (n - 1) + 1) as i64);
+                        steps.push(k as i64);
+                    }
+                    None => {
+                        starts.push(0);
+                        ends.push(i64::MAX);
+                        steps.push(1);
+                    }
+                }
+            }
+            let axes: Vec<i64> = (0..shape.len() as i64).collect();
+            let ins = [
+                g.const_i64(&starts, "starts"),
+                g.const_i64(&ends, "ends"),
+                g.const_i64(&axes, "axes"),
+                g.const_i64(&steps, "steps"),
+            ];
+            g.node("Slice", &[a[0], &ins[0], &ins[1], &ins[2], &ins[3]], &[], &hint)
+        }
+        Op::Reverse { axes } => {
+            // A slice backwards from the last element through the first.
+            let n = axes.len();
+            let ins = [
+                g.const_i64(&vec![-1; n], "starts"),
+                g.const_i64(&vec![i64::MIN; n], "ends"),
+                g.const_i64(&axes.iter().map(|&x| x as i64).collect::<Vec<_>>(), "axes"),
+                g.const_i64(&vec![-1; n], "steps"),
+            ];
+            g.node("Slice", &[a[0], &ins[0], &ins[1], &ins[2], &ins[3]], &[], &hint)
+        }
+        Op::Concat { axis } => g.node("Concat", a, &[("axis", Attr::Int(*axis as i64))], &hint),
+        // ONNX Gather refuses an id outside the axis where nnc reads NaN:
+        // both stop on bad data, neither silently.
+        Op::Gather { axis } => g.node("Gather", a, &[("axis", Attr::Int(*axis as i64))], &hint),
+        // Not lowered to ONNX yet (Pad/ScatterElements exist there; an
+        // inference graph rarely has them): an E0701 naming the op instead
+        // of a wrong model.
+        Op::Pad { .. } | Op::ScatterAdd { .. } | Op::Iota { .. } => {
             return Err(Unsupported::new(format!("`{}` is not exported to ONNX yet", inst.op.name())).with_op(inst.op.name()));
         }
         Op::RandomUniform { .. } | Op::RandomNormal { .. } => {

@@ -183,12 +183,18 @@ impl Builder {
         self.push(Op::Pad { low, high, interior }, &[a])
     }
     /// `parts` joined along `axis`, two at a time.
+    /// `parts` joined along `axis` by binary concats in a balanced tree,
+    /// so each element is copied about log2(len) times rather than up to
+    /// len times (the hundreds of steps a `scan` stacks).
     pub fn concat(&mut self, parts: &[Value], axis: usize) -> Value {
-        let mut acc = parts[0];
-        for &p in &parts[1..] {
-            acc = self.push(Op::Concat { axis }, &[acc, p]);
+        match parts {
+            [one] => *one,
+            _ => {
+                let (left, right) = parts.split_at(parts.len() / 2);
+                let (l, r) = (self.concat(left, axis), self.concat(right, axis));
+                self.push(Op::Concat { axis }, &[l, r])
+            }
         }
-        acc
     }
     pub fn gather(&mut self, x: Value, ids: Value, axis: usize) -> Value {
         self.push(Op::Gather { axis }, &[x, ids])

@@ -108,6 +108,15 @@ pub fn expr(e: &Expr, f: &mut dyn FnMut(&Expr)) {
             }
         }
         ExprKind::Field { base, .. } => expr(base, f),
+        ExprKind::Scan(s) => {
+            for (_, x) in s.seqs.iter().chain(&s.carries) {
+                expr(x, f);
+            }
+            if let Some(a) = &s.axis {
+                expr(a, f);
+            }
+            block(&s.body, f);
+        }
         ExprKind::Int(_) | ExprKind::Float(_) | ExprKind::Bool(_) | ExprKind::Str(_) | ExprKind::Name(_) | ExprKind::Error => {}
     }
 }

@@ -29,6 +29,8 @@
 //!   to the new shape (every element is the same). A reduction over no axes
 //!   is its operand, which is bit-exact when backends sum from `-0.0` (the
 //!   IEEE additive identity) or from the first element, not from `+0.0`.
+//! - A slice taking all of its operand is the operand; a slice of a
+//!   `concat` inside one operand slices that operand.
 //! - `select` with a constant non-NaN condition picks its branch;
 //!   `select c, a, a` is `a`.
 //!
@@ -212,6 +214,7 @@ impl Simplifier {
                 let out = crate::ir::reduce_shape(self.rb.b.ty(args[0]), axes, *keep).ok()?;
                 Some(self.fold(total as f32, &out))
             }
+            Op::Slice { start, stride, shape } => self.slice(args[0], start, stride, shape),
             Op::Cast { to } if self.rb.b.ty(args[0]).dtype == *to => Some(args[0]),
             Op::Cast { .. }
             | Op::ReduceMax { .. }
@@ -220,7 +223,6 @@ impl Simplifier {
             | Op::OneHot { .. }
             | Op::RandomUniform { .. }
             | Op::RandomNormal { .. }
-            | Op::Slice { .. }
             | Op::Pad { .. }
             | Op::Reverse { .. }
             | Op::Concat { .. }
@@ -232,6 +234,36 @@ impl Simplifier {
             | Op::MaxPool { .. }
             | Op::MaxPoolGrad { .. } => None,
         }
+    }
+
+    /// A slice that takes everything is its operand; a slice of a concat
+    /// that lies inside one operand is a slice of that operand (the last
+    /// state of a `scan`'s stacked states is the last step's state).
+    fn slice(&mut self, x: Value, start: &[usize], stride: &[usize], shape: &[Dim]) -> Option<Value> {
+        if self.shape(x) == shape && start.iter().all(|&s| s == 0) {
+            return Some(x);
+        }
+        let (Op::Concat { axis }, parts) = self.def(x)? else {
+            return None;
+        };
+        let first = self.shape(parts[0])[axis].known()?;
+        let len = shape[axis].known()?;
+        let (lo, hi) = (start[axis], start[axis] + stride[axis] * (len - 1));
+        let (part, offset) = if hi < first {
+            (parts[0], 0)
+        } else if lo >= first {
+            (parts[1], first)
+        } else {
+            return None;
+        };
+        let mut start = start.to_vec();
+        start[axis] -= offset;
+        let op = Op::Slice {
+            start,
+            stride: stride.to_vec(),
+            shape: shape.to_vec(),
+        };
+        Some(self.emit(op, vec![part]))
     }
 
     fn unary(&mut self, u: UnaryOp, x: Value) -> Option<Value> {

@@ -43,7 +43,11 @@ pub fn step_function(plan: &TrainPlan, k: usize) -> (Func, StepLayout) {
         .collect();
     let mut loss_args = vec![x, y, step];
     loss_args.extend(&params);
-    let lo = b.inline(&sp.loss, &loss_args);
+    // The forward pass is simplified before it is differentiated: a
+    // slice of stacked `scan` states becomes the state itself, so the
+    // backward pass never pads gradients into (or slices them out of) the
+    // stack. The rewrites are exact, so the loss is unchanged.
+    let lo = b.inline(&crate::opt::optimize(&sp.loss), &loss_args);
     let (loss, output) = (lo[0], lo[1]);
     let wrt: Vec<ir::Value> = sp.updates.iter().map(|u| params[u.param]).collect();
     let grads = crate::autodiff::grad(&mut b, loss, &wrt);

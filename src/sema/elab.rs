@@ -482,6 +482,7 @@ impl<'a> Elab<'a> {
                     }
                 }
             }
+            ExprKind::Scan(s) => self.scan(s, e.span, env),
             ExprKind::Pipe(lhs, rhs) => {
                 let x = self.eval(lhs, env);
                 let arg = ArgVal {

@@ -12,6 +12,7 @@ mod index;
 mod layer;
 mod layout;
 mod ops;
+mod scan;
 pub mod scope;
 pub mod shape;
 pub mod train;
@@ -32,6 +33,7 @@ pub const STDLIB: &[(&str, &str)] = &[
     ("init", include_str!("../../stdlib/init.nn")),
     ("layers", include_str!("../../stdlib/layers.nn")),
     ("conv", include_str!("../../stdlib/conv.nn")),
+    ("recurrent", include_str!("../../stdlib/recurrent.nn")),
     ("optimizers", include_str!("../../stdlib/optimizers.nn")),
     ("attention", include_str!("../../stdlib/attention.nn")),
 ];

@@ -346,8 +346,28 @@ pub enum ExprKind {
         then: Box<Block>,
         otherwise: Box<Block>,
     },
+    /// `scan x in xs along 1 from h = h0 { h = ... }`: a loop over time.
+    Scan(Box<Scan>),
     /// A syntax error placeholder; never reported twice.
     Error,
+}
+
+/// A loop over the steps of one or more sequences along an axis, carrying
+/// state from step to step (the recurrence `h_t = f(x_t, h_{t-1})`). Its
+/// value is the first carried variable after every step, stacked along
+/// the axis.
+#[derive(Clone, Debug)]
+pub struct Scan {
+    /// `x in xs`: `x` is bound to one step of `xs` (the axis dropped).
+    pub seqs: Vec<(Ident, Expr)>,
+    /// `along 1`; the axis after the batch when absent.
+    pub axis: Option<Expr>,
+    /// `from h = h0`: each carried variable and its value before step 0.
+    pub carries: Vec<(Ident, Expr)>,
+    /// `let`s and assignments of the carried variables.
+    pub body: Block,
+    /// The `scan` keyword, where errors about the whole loop point.
+    pub keyword: Span,
 }
 
 #[derive(Clone, Debug)]

@@ -152,6 +152,10 @@ pub const KEYWORDS: &[&str] = &[
     "step",
     "with",
     "on",
+    "scan",
+    "in",
+    "along",
+    "from",
 ];
 
 /// Element types, spelled as in `f32[batch, 10]`.

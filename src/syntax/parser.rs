@@ -125,6 +125,12 @@ fn describe(rule: &Rule) -> &'static str {
         Rule::arg => "an argument",
         Rule::paren => "`(`",
         Rule::list => "`[`",
+        Rule::scan | Rule::scan_kw => "`scan`",
+        Rule::scan_seq => "`NAME in SEQUENCE`",
+        Rule::scan_carry => "`NAME = INITIAL VALUE`",
+        Rule::in_kw => "`in`",
+        Rule::along_kw => "`along`",
+        Rule::from_kw => "`from`",
         Rule::int | Rule::float => "a number",
         Rule::bool => "`true` or `false`",
         Rule::string => "a string",
@@ -756,7 +762,46 @@ impl Build<'_> {
                     span,
                 }
             }
+            Rule::scan => Expr {
+                kind: ExprKind::Scan(Box::new(self.scan(p))),
+                span,
+            },
             r => unreachable!("expr {r:?}"),
+        }
+    }
+
+    fn scan(&self, p: Pair<Rule>) -> Scan {
+        let mut seqs = vec![];
+        let mut carries = vec![];
+        let mut axis = None;
+        let mut body = None;
+        let mut keyword = self.span(&p);
+        for q in p.into_inner() {
+            match q.as_rule() {
+                Rule::scan_kw => keyword = self.span(&q),
+                Rule::scan_seq | Rule::scan_carry => {
+                    let rule = q.as_rule();
+                    let mut it = q.into_inner();
+                    let name = self.ident(it.next().expect("scan name"));
+                    let value = it.find(|r| r.as_rule() != Rule::in_kw).map(|r| self.expr(r)).expect("scan value");
+                    if rule == Rule::scan_seq {
+                        seqs.push((name, value));
+                    } else {
+                        carries.push((name, value));
+                    }
+                }
+                Rule::expr => axis = Some(self.expr(q)),
+                Rule::block => body = Some(self.block(q)),
+                Rule::along_kw | Rule::from_kw => {}
+                r => unreachable!("scan part {r:?}"),
+            }
+        }
+        Scan {
+            seqs,
+            axis,
+            carries,
+            body: body.expect("scan body"),
+            keyword,
         }
     }
 

@@ -59,6 +59,11 @@ fn labels(plan: &TrainPlan, n: usize, seed: u64) -> ArrayD<f32> {
     }
 }
 
+/// Examples whose `scan` loops the PyTorch translation does not handle yet
+/// (E0702); their recurrent layers are checked against `torch.nn.LSTM` and
+/// `torch.nn.GRU` in `seq_torch.rs` instead.
+const SCANS: &[&str] = &["examples/lstm_mnist.nn", "examples/gru_mnist.nn", "examples/rnn_mnist.nn"];
+
 #[test]
 fn every_example_exports_to_pytorch_with_the_same_forward_and_gradients() {
     require_python(&["torch", "safetensors", "numpy"]);
@@ -73,6 +78,16 @@ fn every_example_exports_to_pytorch_with_the_same_forward_and_gradients() {
             checkpoint::save(&weights, &plan, &w, None).expect("save weights");
             let project = dir.join(&stem);
             let f = file.display().to_string();
+            if SCANS.iter().any(|s| file.ends_with(s)) {
+                // Not translated yet: the export must say so with its code.
+                let out = nnc(&["export", &f, "--pytorch", project.to_str().unwrap(), "--model", &plan.model]);
+                let err = String::from_utf8_lossy(&out.stderr);
+                assert!(
+                    !out.status.success() && err.contains("E0702") && err.contains("scan"),
+                    "{stem}: {err}"
+                );
+                continue;
+            }
             let out = nnc(&[
                 "export",
                 &f,

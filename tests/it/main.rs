@@ -31,6 +31,8 @@ mod mnist;
 mod reference;
 mod robust;
 mod scalar;
+mod seq;
+mod seq_torch;
 mod stdlib_grad;
 mod teach;
 mod tidy;

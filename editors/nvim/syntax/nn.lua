@@ -7,7 +7,7 @@ end
 vim.cmd([[
   syntax keyword nnDeclaration fn layer model optimizer train use
   syntax keyword nnStorage param buffer state let
-  syntax keyword nnKeyword return if else step with on
+  syntax keyword nnKeyword return if else step with on scan in along from
   syntax keyword nnBoolean true false
   syntax keyword nnDtype f32 f64 i32 bool
   syntax keyword nnPrimitiveType int float str

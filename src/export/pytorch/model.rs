@@ -572,6 +572,7 @@ impl<'a> Translator<'a> {
             }
             // Not translated yet: say so rather than guess.
             ExprKind::Index { .. } => return Err(unsupported("indexing `x[...]`".into())),
+            ExprKind::Scan(_) => return Err(unsupported("a `scan` loop".into())),
             ExprKind::Field { field, .. } => return Err(unsupported(format!("the member access `.{}`", field.name))),
             ExprKind::Error => return Err(unsupported("a syntax error".into())),
             // Train/eval branches (dropout, batch norm) would need
@@ -627,6 +628,17 @@ fn mentioned_in(e: &Expr, out: &mut HashSet<String>) {
         ExprKind::List(xs) => xs.iter().for_each(|x| walk(x, out)),
         ExprKind::Neg(x) => walk(x, out),
         ExprKind::Index { base, .. } | ExprKind::Field { base, .. } => walk(base, out),
+        ExprKind::Scan(s) => {
+            for (_, x) in s.seqs.iter().chain(&s.carries) {
+                walk(x, out);
+            }
+            for st in &s.body.stmts {
+                match st {
+                    Stmt::Let { value, .. } | Stmt::Return { value, .. } | Stmt::State { value, .. } | Stmt::Assign { value, .. } => walk(value, out),
+                    Stmt::Expr(x) => walk(x, out),
+                }
+            }
+        }
         ExprKind::Binary(_, a, b) | ExprKind::Pipe(a, b) => {
             walk(a, out);
             walk(b, out);
