@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """nnc against JAX and PyTorch on this machine, in one run, for ratios.
 
-    python3 bench/peers.py [--model mlp|lenet5] [--threads N] [--nnc PATH] [--skip-epoch] [--json]
+    python3 bench/peers.py [--model mlp|lenet5|lstm] [--threads N] [--nnc PATH] [--skip-epoch] [--json]
 
 Times the MLP 784-128-64-10 (ReLU, softmax cross-entropy with integer
 labels, Adam lr 1e-3) of examples/mnist_mlp.nn on random data of MNIST
@@ -18,6 +18,11 @@ with padding 2, ReLU, 2×2 max pool, 5×5 conv 16, ReLU, pool, dense
 at batch 64; PyTorch eager with fused Adam (oneDNN convolutions) and JAX
 `jit` (`lax.conv_general_dilated`, `lax.reduce_window`). `--json` prints
 the figures as one JSON object instead of the table.
+
+`--model lstm` times examples/lstm_mnist.nn (MNIST as 28 steps of 28
+pixels, LSTM with 128 hidden units, the last state into 10 outputs; Adam)
+at batch 64: PyTorch's `nn.LSTM` (oneDNN) with fused Adam, and JAX with the
+steps as one `lax.scan` and the input projection as one product.
 
 The process (and so every framework and nnc) is pinned to the first N
 cores, so `--threads 1` means one core for everyone. Medians of 7 timed
@@ -334,10 +339,161 @@ def bench_jax_lenet(threads, epoch):
     return out
 
 
+LSTM_BATCHES = [64]
+LSTM_EPOCH_BATCH = 64
+
+
+def bench_torch_lstm(threads, epoch):
+    """examples/lstm_mnist.nn in PyTorch: its oneDNN `nn.LSTM`, fused Adam."""
+    import torch
+    import torch.nn as nn
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lstm = nn.LSTM(28, 128, batch_first=True)
+            self.out = nn.Linear(128, 10)
+
+        def forward(self, x):
+            h, _ = self.lstm(x)
+            return self.out(h[:, -1])
+
+    loss_fn = nn.CrossEntropyLoss()
+    out = {"steps": {}}
+    for batch in LSTM_BATCHES:
+        model = Net()
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
+        x, y = torch.rand(batch, 28, 28), torch.randint(0, 10, (batch,))
+
+        def step():
+            opt.zero_grad(set_to_none=True)
+            loss_fn(model(x), y).backward()
+            opt.step()
+
+        out["steps"][batch] = median_ms(step)
+    model, x = Net(), torch.rand(INFER_BATCH, 28, 28)
+    with torch.inference_mode():
+        out["inference"] = median_ms(lambda: model(x))
+    if epoch:
+        model = Net()
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
+        xs, ys = torch.rand(EPOCH_SAMPLES, 28, 28), torch.randint(0, 10, (EPOCH_SAMPLES,))
+
+        def run_epoch():
+            perm = torch.randperm(EPOCH_SAMPLES)
+            for i in range(0, EPOCH_SAMPLES, LSTM_EPOCH_BATCH):
+                idx = perm[i : i + LSTM_EPOCH_BATCH]
+                opt.zero_grad(set_to_none=True)
+                loss_fn(model(xs[idx]), ys[idx]).backward()
+                opt.step()
+
+        out["epoch"] = median_s(run_epoch, reps=1)
+    return out
+
+
+def bench_jax_lstm(threads, epoch):
+    """examples/lstm_mnist.nn in JAX: the steps as one `lax.scan`, the input
+    projection as one product over all steps, Adam, all under `jit`."""
+    import jax
+    import jax.numpy as jnp
+    from jax import lax
+
+    hidden = 128
+
+    def init(key):
+        k1, k2, k3 = jax.random.split(key, 3)
+        return (
+            jax.random.normal(k1, (28, 4 * hidden)) / jnp.sqrt(28.0),
+            jax.random.normal(k2, (hidden, 4 * hidden)) / jnp.sqrt(float(hidden)),
+            jnp.zeros(4 * hidden),
+            jax.random.normal(k3, (hidden, 10)) / jnp.sqrt(float(hidden)),
+            jnp.zeros(10),
+        )
+
+    def forward(params, x):
+        wx, wh, b, wo, bo = params
+        zs = jnp.swapaxes(x, 0, 1) @ wx + b  # [steps, batch, 4 * hidden]
+
+        def cell(carry, z):
+            h, c = carry
+            i, f, g, o = jnp.split(z + h @ wh, 4, axis=-1)
+            c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
+            h = jax.nn.sigmoid(o) * jnp.tanh(c)
+            return (h, c), None
+
+        zero = jnp.zeros((x.shape[0], hidden))
+        (h, _), _ = lax.scan(cell, (zero, zero), zs)
+        return h @ wo + bo
+
+    def loss(params, x, y):
+        logp = jax.nn.log_softmax(forward(params, x))
+        return -jnp.mean(jnp.take_along_axis(logp, y[:, None], axis=1))
+
+    def adam(state, x, y):
+        params, m, v, t = state
+        g = jax.grad(loss)(params, x, y)
+        b1, b2, lr, eps = 0.9, 0.999, 1e-3, 1e-7
+        t = t + 1
+        tree = jax.tree_util.tree_map
+        m = tree(lambda m, g: b1 * m + (1 - b1) * g, m, g)
+        v = tree(lambda v, g: b2 * v + (1 - b2) * g * g, v, g)
+        c1, c2 = 1 - b1**t, 1 - b2**t
+        params = tree(lambda p, m, v: p - lr * (m / c1) / (jnp.sqrt(v / c2) + eps), params, m, v)
+        return (params, m, v, t)
+
+    step = jax.jit(adam, donate_argnums=0)
+    key = jax.random.PRNGKey(0)
+
+    def fresh():
+        params = init(key)
+        zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
+        return (params, zeros, jax.tree_util.tree_map(jnp.zeros_like, params), jnp.float32(0))
+
+    out = {"steps": {}}
+    for batch in LSTM_BATCHES:
+        x = jax.random.uniform(key, (batch, 28, 28))
+        y = jax.random.randint(key, (batch,), 0, 10)
+        state = [fresh()]
+
+        def run():
+            state[0] = step(state[0], x, y)
+            jax.block_until_ready(state[0])
+
+        out["steps"][batch] = median_ms(run)
+    infer = jax.jit(forward)
+    params, x = init(key), jax.random.uniform(key, (INFER_BATCH, 28, 28))
+    out["inference"] = median_ms(lambda: jax.block_until_ready(infer(params, x)))
+    if epoch:
+        n = EPOCH_SAMPLES // LSTM_EPOCH_BATCH * LSTM_EPOCH_BATCH
+
+        def run_epoch(state, xs, ys, k):
+            perm = jax.random.permutation(k, EPOCH_SAMPLES)[:n]
+            xb = xs[perm].reshape(-1, LSTM_EPOCH_BATCH, 28, 28)
+            yb = ys[perm].reshape(-1, LSTM_EPOCH_BATCH)
+            state, _ = jax.lax.scan(lambda s, b: (adam(s, *b), None), state, (xb, yb))
+            return state
+
+        epoch_fn = jax.jit(run_epoch, donate_argnums=0)
+        xs = jax.random.uniform(key, (EPOCH_SAMPLES, 28, 28))
+        ys = jax.random.randint(key, (EPOCH_SAMPLES,), 0, 10)
+        state = [fresh()]
+
+        def one_epoch():
+            state[0] = epoch_fn(state[0], xs, ys, key)
+            jax.block_until_ready(state[0])
+
+        out["epoch"] = median_s(one_epoch, reps=1)
+    return out
+
+
 MODELS = {
     # name: (example file, step batches, epoch batch, JAX bench, PyTorch bench, title)
     "mlp": ("mnist_mlp.nn", BATCHES, EPOCH_BATCH, bench_jax, bench_torch, "MLP 784-128-64-10"),
     "lenet5": ("lenet5.nn", LENET_BATCHES, LENET_EPOCH_BATCH, bench_jax_lenet, bench_torch_lenet, "LeNet-5"),
+    "lstm": ("lstm_mnist.nn", LSTM_BATCHES, LSTM_EPOCH_BATCH, bench_jax_lstm, bench_torch_lstm, "LSTM 28x28 -> 128 -> 10"),
 }
 
 

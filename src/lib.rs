@@ -188,8 +188,23 @@
 //! `last(hs)` and a stacked layer's per-step reads take the state itself
 //! and the stack is dead code; and `runtime::step` simplifies the loss
 //! before differentiating it, so the backward pass never pads gradients
-//! into a stack it does not need. The costs, measured rather than assumed,
-//! are in the section on speed below and in the README.
+//! into a stack it does not need.
+//!
+//! Measured (release build, `nnc ir FILE --stage asm`, CPU time on a
+//! loaded 2-core VM, 2 December 2026), `examples/lstm_mnist.nn` with the
+//! number of steps changed: 28 steps compile in 0.29 s to 531 kernels and
+//! 35,195 lines of machine code, 100 steps in 1.16 s (1,827 kernels,
+//! 119,397 lines), 400 steps in 7.8 s (7,227 kernels, 470,234 lines, 137
+//! MB resident). Code grows linearly (about 18 kernels and 1,200 lines
+//! per step) and compile time slightly faster than linearly, so several
+//! hundred steps compile and run (a 400-step scan is a test), but the
+//! issue's target of milliseconds for 28–100 steps is missed by two
+//! orders of magnitude: unrolling was the simplest correct lowering, not
+//! the final one. The next step is a structured loop: a `scan` op whose
+//! body is compiled once, whose backward pass stores each step's residuals
+//! in one buffer (JAX's scan transpose) and accumulates weight gradients
+//! into one buffer, with the input projection hoisted to one product over
+//! all steps. Until then, compile time is the cost of long sequences.
 //!
 //! ## Code generation
 //!
