@@ -51,7 +51,7 @@ fn program_of(layer: &str, inputs: usize, hidden: usize, steps: usize, all_state
 
 /// The loss alone of `plan` (it also returns the model's output) at batch `b`.
 fn loss_only(plan: &TrainPlan, b: usize) -> Func {
-    let f = plan.loss.specialize(&|_| Some(b));
+    let f = plan.evaluation().unwrap().loss.specialize(&|_| Some(b));
     let mut bld = Builder::new("loss_only");
     let ps: Vec<_> = f.params.iter().map(|&p| bld.param("p", f.ty(p).clone())).collect();
     let l = bld.inline(&f, &ps)[0];
@@ -209,8 +209,8 @@ fn a_scan_of_several_hundred_steps_compiles_and_trains() {
     let w = initial_weights(plan).unwrap();
     let mut args = vec![&x, &y];
     args.extend(w.params.iter());
-    let want = runner(BackendKind::Interp, &plan.loss).call(&args).unwrap();
-    let got = runner(JIT, &plan.loss).call(&args).unwrap();
+    let want = runner(BackendKind::Interp, &plan.evaluation().unwrap().loss).call(&args).unwrap();
+    let got = runner(JIT, &plan.evaluation().unwrap().loss).call(&args).unwrap();
     let (w0, g0) = (want[0].iter().next().unwrap(), got[0].iter().next().unwrap());
     assert!((w0 - g0).abs() <= 1e-4 * w0.abs().max(1.0), "{w0} vs {g0}");
     let step = nnc::runtime::step::training_step(plan).0;

@@ -91,9 +91,9 @@ fn agree(kind: &str, layer: &str) {
     let w64: Vec<ArrayD<f64>> = weights.iter().map(|w| w.mapv(f64::from)).collect();
     let mut args = vec![x.mapv(f64::from)];
     args.extend(w64.iter().cloned());
-    let states = interp::run(&plan.predict, &args).unwrap().remove(0);
+    let states = interp::run(&plan.evaluation().unwrap().predict, &args).unwrap().remove(0);
     assert_close(&format!("{kind}: states"), &read_f64(&torch, "output"), &states);
-    let mut loss_only = plan.loss.clone();
+    let mut loss_only = plan.evaluation().unwrap().loss.clone();
     loss_only.results.truncate(1);
     let wrt: Vec<usize> = (2..loss_only.params.len()).collect();
     let grad = nnc::autodiff::grad_func(&loss_only, &wrt);

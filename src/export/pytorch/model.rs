@@ -634,7 +634,9 @@ fn mentioned_in(e: &Expr, out: &mut HashSet<String>) {
             }
             for st in &s.body.stmts {
                 match st {
-                    Stmt::Let { value, .. } | Stmt::Return { value, .. } | Stmt::State { value, .. } | Stmt::Assign { value, .. } => walk(value, out),
+                    Stmt::Let { value, .. } | Stmt::Return { value, .. } | Stmt::State { value, .. } | Stmt::Assign { value, .. } => {
+                        walk(value, out)
+                    }
                     Stmt::Expr(x) => walk(x, out),
                 }
             }
