@@ -423,7 +423,17 @@ fn lower(g: &mut Graph, f: &ir::Func, inst: &ir::Inst, a: &[&str]) -> Result<Str
         // Not lowered to ONNX yet (Pad/ScatterElements exist there; an
         // inference graph rarely has them): an E0701 naming the op instead
         // of a wrong model.
-        Op::Pad { .. } | Op::ScatterAdd { .. } | Op::Iota { .. } => {
+        Op::Iota { shape, axis } => {
+            // A table of positions known when compiling: a constant.
+            let Some(dims) = shape.iter().map(|d| d.known()).collect::<Option<Vec<usize>>>() else {
+                return Err(Unsupported::new("`iota` over a dimension known only at run time is not exported to ONNX yet".into()).with_op("iota"));
+            };
+            let table = ArrayD::from_shape_fn(dims, |i| i[*axis] as f32);
+            let name = g.name("iota");
+            g.inits.push(f32_tensor(&name, &table));
+            name
+        }
+        Op::Pad { .. } | Op::ScatterAdd { .. } => {
             return Err(Unsupported::new(format!("`{}` is not exported to ONNX yet", inst.op.name())).with_op(inst.op.name()));
         }
         Op::RandomUniform { .. } | Op::RandomNormal { .. } => {

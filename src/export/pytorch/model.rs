@@ -497,6 +497,18 @@ impl<'a> Translator<'a> {
     ) -> Result<String, Unsupported> {
         if let ExprKind::Name(id) = &callee.kind {
             let local = scope.locals.contains(&id.name) || scope.attrs.contains(&id.name);
+            // `repeat(n, Layer(...))` builds the layer n times: a list comprehension.
+            if !local && self.globals.get(&id.name).is_none() && Builtin::from_name(&id.name) == Some(Builtin::Repeat) {
+                let [n, body] = args else {
+                    return Err(unsupported("`repeat` without a count and a layer".into()));
+                };
+                if ctx == Ctx::ModelForward || first.is_some() {
+                    return Err(unsupported("`repeat` in a model body (build the stack in a layer)".into()));
+                }
+                let n = self.expr(&n.value, scope, ctx)?;
+                let body = self.expr(&body.value, scope, ctx)?;
+                return Ok(format!("ops.Repeat([{body} for _ in range({n})])"));
+            }
             if !local && matches!(self.globals.get(&id.name), Some(Global::Layer(_))) {
                 // A layer construction; in a pipe the new layer is applied to the input.
                 let module = if ctx == Ctx::ModelForward {
@@ -570,8 +582,32 @@ impl<'a> Translator<'a> {
                     _ => format!("{}({x})", self.expr(rhs, scope, ctx)?),
                 }
             }
-            // Not translated yet: say so rather than guess.
-            ExprKind::Index { .. } => return Err(unsupported("indexing `x[...]`".into())),
+            // NumPy's basic indexing is Python's; only reversal differs
+            // (torch has no negative steps).
+            ExprKind::Index { base, items } => {
+                let b = self.operand(base, ATOM, false, scope, ctx)?;
+                let mut parts = vec![];
+                for it in items {
+                    parts.push(match it {
+                        IndexItem::At(e) => self.expr(e, scope, ctx)?,
+                        IndexItem::Ellipsis(_) => "...".to_string(),
+                        IndexItem::Slice { start, end, step, .. } => {
+                            let mut part = |e: &Option<Expr>| -> Result<String, Unsupported> {
+                                e.as_ref().map_or(Ok(String::new()), |e| self.expr(e, scope, ctx))
+                            };
+                            let (a, z) = (part(start)?, part(end)?);
+                            match step {
+                                Some(st) if matches!(st.kind, ExprKind::Neg(_)) => {
+                                    return Err(unsupported("a slice with a negative step `x[::-1]`".into()))
+                                }
+                                Some(_) => format!("{a}:{z}:{}", part(step)?),
+                                None => format!("{a}:{z}"),
+                            }
+                        }
+                    });
+                }
+                format!("{b}[{}]", parts.join(", "))
+            }
             ExprKind::Scan(_) => return Err(unsupported("a `scan` loop".into())),
             ExprKind::Field { field, .. } => return Err(unsupported(format!("the member access `.{}`", field.name))),
             ExprKind::Error => return Err(unsupported("a syntax error".into())),
@@ -627,7 +663,19 @@ fn mentioned_in(e: &Expr, out: &mut HashSet<String>) {
         }
         ExprKind::List(xs) => xs.iter().for_each(|x| walk(x, out)),
         ExprKind::Neg(x) => walk(x, out),
-        ExprKind::Index { base, .. } | ExprKind::Field { base, .. } => walk(base, out),
+        ExprKind::Index { base, items } => {
+            walk(base, out);
+            for it in items {
+                match it {
+                    IndexItem::At(e) => walk(e, out),
+                    IndexItem::Slice { start, end, step, .. } => {
+                        [start, end, step].into_iter().flatten().for_each(|e| walk(e, out));
+                    }
+                    IndexItem::Ellipsis(_) => {}
+                }
+            }
+        }
+        ExprKind::Field { base, .. } => walk(base, out),
         ExprKind::Scan(s) => {
             for (_, x) in s.seqs.iter().chain(&s.carries) {
                 walk(x, out);

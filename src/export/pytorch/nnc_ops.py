@@ -195,3 +195,62 @@ def avg_pool2d(x, kernel, stride=None, pad=0):
     stride = kernel if stride is None else _pair(stride)
     lo, hi = _pads(x, pad, kernel, stride, (1, 1))
     return F.avg_pool2d(_padded(x, lo, hi), kernel, stride)
+
+
+sin = _elementwise(torch.sin, math.sin)
+cos = _elementwise(torch.cos, math.cos)
+erf = _elementwise(torch.erf, math.erf)
+
+
+def stop_gradient(x):
+    return x.detach()
+
+
+def concat(xs, axis=0):
+    return torch.cat([_tensor(x) for x in xs], dim=axis)
+
+
+def stack(xs, axis=0):
+    return torch.stack([_tensor(x) for x in xs], dim=axis)
+
+
+def split(x, sizes, axis=0):
+    return list(torch.split(x, sizes, dim=axis))
+
+
+def chunk(x, n, axis=0):
+    return list(torch.chunk(x, n, dim=axis))
+
+
+def arange(start, stop=None, step=1):
+    if stop is None:
+        start, stop = 0, start
+    return torch.arange(start, stop, step, dtype=torch.float32)
+
+
+def split_heads(x, heads):
+    """[..., t, d] -> [..., heads, t, d / heads] (a view)."""
+    *lead, t, d = x.shape
+    return x.reshape(*lead, t, heads, d // heads).transpose(-3, -2)
+
+
+def merge_heads(x):
+    """[..., heads, t, k] -> [..., t, heads * k]."""
+    *lead, h, t, k = x.shape
+    return x.transpose(-3, -2).reshape(*lead, t, h * k)
+
+
+def masked(x, mask, fill=-1e9):
+    """x where mask is nonzero, else fill; a number masks nothing or everything."""
+    if not torch.is_tensor(mask):
+        return x if mask else torch.full_like(x, fill)
+    return torch.where(mask != 0, x, torch.full_like(x, fill))
+
+
+class Repeat(torch.nn.ModuleList):
+    """nnc's repeat(n, Layer(...)): n layers applied in turn, extra arguments to each."""
+
+    def forward(self, x, *args):
+        for layer in self:
+            x = layer(x, *args)
+        return x
