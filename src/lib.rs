@@ -205,6 +205,24 @@
 //! in one buffer (JAX's scan transpose) and accumulates weight gradients
 //! into one buffer, with the input projection hoisted to one product over
 //! all steps. Until then, compile time is the cost of long sequences.
+//! ## Attention
+//!
+//! The Transformer is stdlib code (`stdlib/attention.nn`); the compiler adds
+//! three primitives for it, chosen for their checks rather than for speed:
+//! `split_heads`/`merge_heads` (a reshape and a transpose, so heads are
+//! views) report heads that do not divide the features (E0330) at the head
+//! count the user wrote, and `masked(x, mask, fill)` insists that the mask
+//! broadcasts *to* the scores: `where` broadcasts both ways, so a padding
+//! mask `[b, 1, 1, s]` on single-head scores `[b, t, s]` would silently
+//! give `[b, b, t, s]`. The fill is -1e9, not -inf: softmax still gives a
+//! masked key an exact 0 (so a later token cannot change an earlier output
+//! by a single bit), and a row with every key masked stays finite. Q, K and
+//! V are one product with a `[d, 3d]` weight (PyTorch's `in_proj` layout)
+//! sliced three ways. A stack of layers is `repeat(n, Layer(...))`, a
+//! special form that `elab` evaluates n times (an argument evaluated once
+//! would be one layer shared n times), giving a list of layers; a list of
+//! layers is callable and applies them in turn. The language has no loops,
+//! and this keeps it so.
 //!
 //! ## Code generation
 //!

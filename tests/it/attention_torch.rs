@@ -27,12 +27,14 @@ const D_FF: usize = 24;
 /// matrix is stored transposed there (`nn.Linear` keeps [out, in]).
 fn torch_name(nnc: &str) -> (String, bool) {
     let mut parts: Vec<&str> = nnc.split('.').collect();
-    let layer_prefix = match parts[0].strip_prefix("enc") {
-        Some(i) => {
-            parts.remove(0);
-            format!("layers.{}.", i.parse::<usize>().unwrap() - 1)
+    // `enc.blocks.0.mha.W_qkv`: layer 0 of the stack `enc`.
+    let layer_prefix = match parts[..] {
+        ["enc", "blocks", i, ..] => {
+            let prefix = format!("layers.{i}.");
+            parts.drain(..3);
+            prefix
         }
-        None => String::new(),
+        _ => String::new(),
     };
     let (name, transposed) = match parts[..] {
         ["mha", "W_qkv"] => ("self_attn.in_proj_weight", true),
@@ -160,5 +162,22 @@ fn multi_head_attention_matches_pytorch_with_and_without_the_causal_mask() {
         let config = format!(r#"{{"kind": "mha", "d_model": {D}, "heads": {HEADS}, "causal": {causal}}}"#);
         compare(&format!("mha-causal-{causal}"), &src, &config);
     }
-    let _ = D_FF;
+}
+
+#[test]
+fn encoder_stacks_match_pytorch_post_and_pre_norm_with_and_without_the_causal_mask() {
+    require_python(&["torch", "safetensors"]);
+    for (norm_first, activation) in [(false, "relu"), (true, "gelu")] {
+        for causal in [false, true] {
+            let mask = if causal { format!(", causal_mask({T})") } else { String::new() };
+            let src = format!(
+                "model Enc(x: [batch, {T}, {D}]) -> [batch, {T}, {D}] {{\n    let enc = TransformerEncoder(2, {D}, {HEADS}, {D_FF}, rate: 0.0, norm_first: {norm_first}, activation: {activation})\n    return enc(x{mask})\n}}\n"
+            );
+            let config = format!(
+                r#"{{"kind": "encoder", "d_model": {D}, "heads": {HEADS}, "d_ff": {D_FF}, "layers": 2, "norm_first": {}, "activation": "{activation}", "causal": {causal}}}"#,
+                if norm_first { "true" } else { "false" }
+            );
+            compare(&format!("encoder-norm-first-{norm_first}-causal-{causal}"), &src, &config);
+        }
+    }
 }

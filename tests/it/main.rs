@@ -1,6 +1,7 @@
 //! The one integration-test binary (one link keeps test builds fast).
 
 mod attention;
+mod attention_mnist;
 mod attention_torch;
 mod cli;
 mod common;
