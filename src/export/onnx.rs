@@ -426,7 +426,9 @@ fn lower(g: &mut Graph, f: &ir::Func, inst: &ir::Inst, a: &[&str]) -> Result<Str
         Op::Iota { shape, axis } => {
             // A table of positions known when compiling: a constant.
             let Some(dims) = shape.iter().map(|d| d.known()).collect::<Option<Vec<usize>>>() else {
-                return Err(Unsupported::new("`iota` over a dimension known only at run time is not exported to ONNX yet".into()).with_op("iota"));
+                return Err(
+                    Unsupported::new("`iota` over a dimension known only at run time is not exported to ONNX yet".into()).with_op("iota"),
+                );
             };
             let table = ArrayD::from_shape_fn(dims, |i| i[*axis] as f32);
             let name = g.name("iota");

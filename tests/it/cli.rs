@@ -210,7 +210,15 @@ fn predict_summary_scores_confidence_and_variety() {
     let dir = std::env::temp_dir().join(format!("nnc-cli-summary-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let out = dir.join("run");
-    let o = nnc(&["run", "examples/digits.nn", "--epochs", "15", "--quiet", "--out", out.to_str().unwrap()]);
+    let o = nnc(&[
+        "run",
+        "examples/digits.nn",
+        "--epochs",
+        "15",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{:?}", text(&o));
     let weights = out.join("weights.safetensors");
     let rows: Vec<String> = std::fs::read_to_string("examples/data/digits.csv")
@@ -234,7 +242,10 @@ fn predict_summary_scores_confidence_and_variety() {
         let (stdout, stderr) = text(&o);
         assert!(o.status.success(), "{stderr}");
         let value = |label: &str| -> f64 {
-            let line = stdout.lines().find(|l| l.starts_with(label)).unwrap_or_else(|| panic!("{label}: {stdout}"));
+            let line = stdout
+                .lines()
+                .find(|l| l.starts_with(label))
+                .unwrap_or_else(|| panic!("{label}: {stdout}"));
             line[label.len()..].split_whitespace().next().unwrap().parse().unwrap()
         };
         (value("mean top-class probability:"), value("class histogram entropy:"))
