@@ -165,6 +165,14 @@
 //! restores the count) draws the same. Initialisation and evaluation use
 //! key 0, which leaves the seed unmixed.
 //!
+//! `sigmoid` is written `0.5 * tanh(0.5 * x) + 0.5` rather than
+//! `1 / (1 + exp(-x))`: the same function, but the textbook form's
+//! gradient is `0 · ∞ = NaN` once `exp(-x)` overflows (x < -88 in f32),
+//! which a confident GAN discriminator reached. The stable BCE is
+//! `binary_cross_entropy_with_logits` (softplus with `|x|`, whose kink
+//! cancels so the slope at 0 is exact): on probabilities, `eps` flattens
+//! the generator's gradient exactly when D rejects its samples.
+//!
 //! ## Sequences: `scan`, unrolled
 //!
 //! `scan x in xs along 1 from h = h0 { h = tanh(x @ Wx + h @ Wh + b) }` is
@@ -319,6 +327,23 @@
 //! writes with and the weight loader reads with. The exported `train.py`
 //! uses a Python port of nnc's counter-based shuffles and splits, so it
 //! trains on nnc's batches in nnc's order.
+//!
+//! Modes and steps in the PyTorch export: an `if` expression becomes an
+//! `if` statement assigning a temporary (pending statements that the
+//! statement being translated emits first), with `training` read as
+//! `self.training` in a method and as `ops.is_training()` in a function
+//! (`dropout` has no module), which the model's forward sets with `with
+//! ops.mode(self)`. Buffer writes are queued and applied when the
+//! outermost forward ends: nnc's step returns new buffers while every read
+//! in the step sees the old ones. A block of steps exports one container
+//! module holding its models as attributes, so its state dict keys are
+//! nnc's store names (`G.dense1.W` ↔ `G.dense1.weight`), and one loss and
+//! optimizer per step; `nnc_ops.replay` lets the tests feed nnc's own
+//! random draws (from the step's IR, in instruction order, which is the
+//! order of evaluation in both languages), so training-mode outputs,
+//! gradients and buffers are compared exactly rather than statistically.
+//! ONNX has no training mode and no steps: a block of steps exports one
+//! model in evaluation mode, `--model` or the one `sample =` calls.
 //!
 //! ## Tools
 //!

@@ -11,6 +11,7 @@ use crate::export::{self, Unsupported};
 use crate::runtime::checkpoint;
 use crate::runtime::split::Standardizer;
 use crate::runtime::train::{self, Weights};
+use crate::sema::value::LayerRecord;
 use crate::sema::TrainPlan;
 use clap::Args;
 use std::io::IsTerminal;
@@ -75,7 +76,11 @@ pub fn export(args: &ExportArgs) -> i32 {
 fn plan_and_weights<'a>(c: &'a Compilation, args: &ExportArgs) -> Result<(&'a TrainPlan, Weights, Option<Standardizer>), Failure> {
     let plans = &c.analysis.plans;
     let chosen: Vec<&TrainPlan> = match &args.model {
-        Some(m) => plans.iter().filter(|p| p.model == *m).collect(),
+        // A block of steps is chosen by its name or by one of its models (`--model G`).
+        Some(m) => plans
+            .iter()
+            .filter(|p| p.model == *m || (p.eval.is_none() && p.models.iter().any(|pm| pm.name == *m)))
+            .collect(),
         None => plans.iter().collect(),
     };
     if chosen.is_empty() {
@@ -114,12 +119,17 @@ fn export_checked(c: &Compilation, args: &ExportArgs) -> Result<String, Failure>
     let (plan, w, st) = plan_and_weights(c, args)?;
     let unsupported = |u: Unsupported| unsupported_diag(c, plan, &u, "ONNX", "E0701");
     if let Some(out) = &args.onnx {
-        let bytes = export::onnx::export(plan, &w, st.as_ref()).map_err(unsupported)?;
+        let bytes = export::onnx::export(plan, args.model.as_deref(), &w, st.as_ref()).map_err(unsupported)?;
         write_file(out, &bytes)?;
+        let model = match (&args.model, &plan.eval) {
+            (Some(m), _) => m.as_str(),
+            (None, Some(_)) => plan.model.as_str(),
+            (None, None) => plan.sample_model.as_deref().unwrap_or(&plan.model),
+        };
         return Ok(format!(
             "wrote {} (model {}, opset {}, {} bytes)",
             out.display(),
-            plan.model,
+            model,
             export::onnx::OPSET,
             bytes.len()
         ));
@@ -127,17 +137,24 @@ fn export_checked(c: &Compilation, args: &ExportArgs) -> Result<String, Failure>
     let Some(dir) = &args.pytorch else {
         return Err(fail("E0702", "no export format given"));
     };
-    let layers = c
-        .analysis
-        .model_layers
-        .iter()
-        .find(|(m, _)| *m == plan.model)
-        .map_or(&[][..], |(_, l)| l.as_slice());
+    // The layers of the exported model, or of every model of a block of
+    // steps, named as the store names them (`G.dense1`).
+    let mut layers: Vec<LayerRecord> = vec![];
+    for (m, records) in &c.analysis.model_layers {
+        if *m == plan.model && plan.eval.is_some() {
+            layers.extend(records.iter().cloned());
+        } else if plan.eval.is_none() && plan.models.iter().any(|pm| pm.name == *m) {
+            layers.extend(records.iter().map(|r| LayerRecord {
+                name: format!("{m}.{}", r.name),
+                ..r.clone()
+            }));
+        }
+    }
     let is_stdlib = |s: crate::base::Span| c.db.file(s.file).builtin;
     let source_dir = std::fs::canonicalize(report::base_dir(&args.file)).unwrap_or_else(|_| report::base_dir(&args.file));
     let src = export::pytorch::Source {
         globals: &c.analysis.globals,
-        layers,
+        layers: &layers,
         is_stdlib: &is_stdlib,
         file_name: args.file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
         source_dir: source_dir.display().to_string(),

@@ -201,8 +201,8 @@ impl Graph {
 /// Serialise the model of `plan` with weights `w` (and the feature
 /// statistics of `standardize = true`, applied to the input first, as
 /// `nnc predict` does) as an ONNX `ModelProto`.
-pub fn export(plan: &TrainPlan, w: &Weights, st: Option<&Standardizer>) -> Result<Vec<u8>, Unsupported> {
-    let f = crate::opt::optimize(&plan.evaluation().map_err(Unsupported::new)?.predict);
+pub fn export(plan: &TrainPlan, model: Option<&str>, w: &Weights, st: Option<&Standardizer>) -> Result<Vec<u8>, Unsupported> {
+    let f = crate::opt::optimize(plan.predict_of(model).map_err(Unsupported::new)?);
     let mut g = Graph {
         nodes: vec![],
         inits: vec![],

@@ -183,6 +183,14 @@ pub struct Evaluation {
     pub calls: Vec<CallRecord>,
 }
 
+/// One model of a block of steps in evaluation mode.
+#[derive(Clone, Debug)]
+pub struct ModelPredict {
+    pub name: String,
+    /// `(input, params...) -> output`, params in store order.
+    pub predict: Func,
+}
+
 /// Everything a run needs, as IR functions over named values.
 ///
 /// - `init() -> (params..., states of step 0..., states of step 1...)`
@@ -205,6 +213,12 @@ pub struct TrainPlan {
     pub eval: Option<Evaluation>,
     /// `(params...) -> images`.
     pub sample: Option<Func>,
+    /// For a block of steps without `eval`: each model a step trains, alone
+    /// in evaluation mode (what `nnc export --model G` writes).
+    pub models: Vec<ModelPredict>,
+    /// The model that `sample = G(...)` calls (a GAN's generator), exported
+    /// when no model is named.
+    pub sample_model: Option<String>,
     pub span: Span,
     /// Where the model's number of outputs is written (its declared result
     /// and its last layer), for fixes that change it.
@@ -232,6 +246,26 @@ impl TrainPlan {
         self.eval
             .as_ref()
             .ok_or_else(|| format!("`train {}` names no model, so there is nothing to evaluate or predict", self.model))
+    }
+
+    /// The inference function of `model` (default: the block's own model,
+    /// else the model `sample =` calls), or why there is none.
+    pub fn predict_of(&self, model: Option<&str>) -> Result<&Func, String> {
+        let own = model.is_none_or(|m| m == self.model);
+        if let (true, Some(ev)) = (own, &self.eval) {
+            return Ok(&ev.predict);
+        }
+        let wanted = model.filter(|m| *m != self.model).or(self.sample_model.as_deref());
+        let names: Vec<&str> = self.models.iter().map(|m| m.name.as_str()).collect();
+        match wanted.and_then(|w| self.models.iter().find(|m| m.name == w)) {
+            Some(m) => Ok(&m.predict),
+            None if names.is_empty() => self.evaluation().map(|ev| &ev.predict),
+            None => Err(format!(
+                "`train {}` names no model of its own: choose one of its models with `--model {}`",
+                self.model,
+                names.join("` or `--model ")
+            )),
+        }
     }
 
     /// The first step's optimizer (the only one of a single-loss block).

@@ -575,7 +575,19 @@ pub fn sample(plan: &TrainPlan, backend: BackendKind, w: &Weights) -> Result<Opt
 
 /// The model's outputs for every row of `x`.
 pub fn predict(plan: &TrainPlan, backend: BackendKind, w: &Weights, x: &ArrayD<f32>) -> Result<ArrayD<f32>, String> {
-    let mut f = runner(backend, &plan.evaluation()?.predict);
+    predict_with(plan, None, backend, w, x)
+}
+
+/// `predict` with one of a block's models (`TrainPlan::predict_of`): a
+/// GAN's generator on rows of noise.
+pub fn predict_with(
+    plan: &TrainPlan,
+    model: Option<&str>,
+    backend: BackendKind,
+    w: &Weights,
+    x: &ArrayD<f32>,
+) -> Result<ArrayD<f32>, String> {
+    let mut f = runner(backend, plan.predict_of(model)?);
     let n = x.shape()[0];
     let bs = plan.settings.batch_size.max(1);
     let mut parts = vec![];

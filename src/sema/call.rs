@@ -544,7 +544,12 @@ impl Elab<'_> {
             "this turns logits into probabilities",
         )
         .with_note(format!(
-            "`{callee}` applies log_softmax itself: drop the softmax or sigmoid and give it the raw scores"
+            "`{callee}` applies {} itself: drop the softmax or sigmoid and give it the raw scores",
+            if callee.starts_with("binary_") {
+                "the sigmoid"
+            } else {
+                "log_softmax"
+            }
         ));
         if let Some(a) = self.user_text(arg) {
             if a != site {

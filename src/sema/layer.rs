@@ -119,6 +119,7 @@ impl Elab<'_> {
         created.extend(buffers);
         self.layers.push(LayerRecord {
             name,
+            kind: decl.name.name.clone(),
             span,
             params: created,
             output: None,

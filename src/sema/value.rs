@@ -83,6 +83,8 @@ pub struct LayerInst {
 #[derive(Clone, Debug)]
 pub struct LayerRecord {
     pub name: String,
+    /// The layer's declaration (`Dense`).
+    pub kind: String,
     pub span: crate::base::Span,
     /// Trainable parameters, then buffers (see `buffers`).
     pub params: Vec<(String, crate::ir::Type)>,

@@ -334,6 +334,7 @@ fn every_stdlib_function_agrees() {
             "identity",
             "step",
             "sigmoid",
+            "softplus",
             "relu",
             "leaky_relu",
             "logsumexp",
@@ -353,7 +354,8 @@ fn every_stdlib_function_agrees() {
         let probs = uniform(&s, 3, 0.05, 0.95);
         check_function("categorical_cross_entropy", &[f32t(&s), f32t(&s)], &[x.clone(), probs.clone()]);
         let targets = uniform(&s, 4, 0.0, 1.0).mapv(f32::round);
-        check_function("binary_cross_entropy", &[f32t(&s), f32t(&s)], &[probs, targets]);
+        check_function("binary_cross_entropy", &[f32t(&s), f32t(&s)], &[probs, targets.clone()]);
+        check_function("binary_cross_entropy_with_logits", &[f32t(&s), f32t(&s)], &[x.clone(), targets]);
         let y = labels(rows, cols, 5);
         for name in ["cross_entropy", "pick"] {
             check_function(name, &[f32t(&s), i32t(rows)], &[x.clone(), y.clone()]);
@@ -403,6 +405,7 @@ fn every_stdlib_function_agrees() {
             "sinusoidal_positions",
             "categorical_cross_entropy",
             "binary_cross_entropy",
+            "binary_cross_entropy_with_logits",
             "cross_entropy",
             "pick",
             "flatten",

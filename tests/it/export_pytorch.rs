@@ -29,12 +29,15 @@ pub(crate) fn read_f64(st: &SafeTensors, name: &str) -> ArrayD<f64> {
     ArrayD::from_shape_vec(IxDyn(t.shape()), v).expect("shape")
 }
 
-/// |got - want| <= RTOL * max(|want|, largest |want|): relative to the
-/// tensor's scale, so entries near zero are not held to more digits than
-/// the rest.
+/// |got - want| <= RTOL * max(|want|, largest |want|, 1e-10): relative to
+/// the tensor's scale, so entries near zero are not held to more digits
+/// than the rest.
 fn assert_close(what: &str, got: &ArrayD<f64>, want: &ArrayD<f64>) {
     assert_eq!(got.shape(), want.shape(), "{what}: shapes differ");
-    let scale = want.iter().fold(1e-300f64, |m, v| m.max(v.abs()));
+    // A gradient that is zero in exact arithmetic (a bias before batch
+    // norm, which subtracts the batch mean) is float64 rounding noise of
+    // about 1e-17 in both: no entry is held below 1e-15 absolute.
+    let scale = want.iter().fold(1e-10f64, |m, v| m.max(v.abs()));
     let worst = got
         .iter()
         .zip(want)
@@ -56,6 +59,125 @@ fn labels(plan: &TrainPlan, n: usize, seed: u64) -> ArrayD<f32> {
         let mut shape = vec![n];
         shape.extend(plan.label.shape[1..].iter().map(|d| d.known().unwrap_or(1)));
         noise(&shape, seed, 0.3).mapv(|v| (v + 0.5).clamp(0.0, 1.0))
+    }
+}
+
+/// The values of every random draw of `f` (in instruction order, which
+/// is the order the model makes them) under the runtime `key`, unscaled,
+/// for a batch of `batch` rows.
+fn random_draws(f: &nnc::ir::Func, batch: usize, key: f64) -> Vec<ArrayD<f64>> {
+    use nnc::ir::{Builder, Op};
+    f.specialize(&|_| Some(batch))
+        .insts
+        .iter()
+        .filter(|i| matches!(i.op, Op::RandomUniform { .. }) || matches!(i.op, Op::RandomNormal { .. }))
+        .map(|i| {
+            let mut b = Builder::new("draw");
+            let k = b.constant(key);
+            let r = b.push(i.op.clone(), &[k]);
+            interp::run(&b.finish(&[r]), &[]).expect("draw").remove(0)
+        })
+        .collect()
+}
+
+/// A block of steps (the GAN): the exported module's forward (the
+/// generator) in evaluation mode, and each step's loss and the gradients
+/// of the parameters it trains, on nnc's draws (noise, dropout masks).
+fn check_steps(plan: &TrainPlan, file: &Path, w: &nnc::runtime::train::Weights, dir: &Path, project: &Path, script: &Path, stem: &str) {
+    let (real, _) = real_samples(plan, file, 8);
+    let n = real.shape()[0];
+    let y = ArrayD::<f32>::zeros(IxDyn(&[n]));
+    let predict = plan.predict_of(None).expect("the generator");
+    let mut zshape = vec![n];
+    zshape.extend(predict.ty(predict.params[0]).shape[1..].iter().map(|d| d.known().unwrap()));
+    let z = noise(&zshape, 5, 1.0);
+    let key = 3.0;
+    let mut tensors = vec![
+        ("x".to_string(), real.clone()),
+        ("y".to_string(), y.clone()),
+        ("z".to_string(), z.clone()),
+    ];
+    for (k, sp) in plan.steps.iter().enumerate() {
+        for (i, d) in random_draws(&sp.loss, n, key).iter().enumerate() {
+            tensors.push((format!("step{k}/draw/{i}"), d.mapv(|v| v as f32)));
+        }
+    }
+    let cases = dir.join(format!("{stem}.cases.safetensors"));
+    write_tensors(&cases, &tensors);
+    let result = dir.join(format!("{stem}.torch.safetensors"));
+    let run = Command::new(python())
+        .arg(script)
+        .arg(project)
+        .arg(&cases)
+        .arg(&result)
+        .output()
+        .expect("python");
+    assert!(
+        run.status.success(),
+        "{stem}: the exported project failed:\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let bytes = std::fs::read(&result).expect("read result");
+    let torch = SafeTensors::deserialize(&bytes).expect("safetensors");
+    let w64: Vec<ArrayD<f64>> = w.params.iter().map(|p| p.mapv(f64::from)).collect();
+    let mut args = vec![z.mapv(f64::from)];
+    args.extend(w64.iter().cloned());
+    let want = interp::run(predict, &args).expect("predict").remove(0);
+    assert_close(&format!("{stem} output"), &read_f64(&torch, "output"), &want);
+    for (k, sp) in plan.steps.iter().enumerate() {
+        let mut args = vec![real.mapv(f64::from), y.mapv(f64::from), ArrayD::from_elem(IxDyn(&[]), key)];
+        args.extend(w64.iter().cloned());
+        let trained: Vec<usize> = sp.updates.iter().map(|u| u.param).collect();
+        compare_loss_of(&torch, &format!("step{k}/"), stem, plan, &sp.loss, 3, &args, &trained);
+    }
+}
+
+/// `loss` (its first result) and its gradient for every trained parameter
+/// (the parameters start at `first`), against PyTorch's under `prefix`.
+fn compare_loss(torch: &SafeTensors, prefix: &str, stem: &str, plan: &TrainPlan, loss: &nnc::ir::Func, first: usize, args: &[ArrayD<f64>]) {
+    let trainable: Vec<usize> = (0..plan.params.len()).filter(|&i| plan.params[i].trainable).collect();
+    compare_loss_of(torch, prefix, stem, plan, loss, first, args, &trainable);
+}
+
+/// `compare_loss` for the parameters `which` (store indices).
+#[allow(clippy::too_many_arguments)]
+fn compare_loss_of(
+    torch: &SafeTensors,
+    prefix: &str,
+    stem: &str,
+    plan: &TrainPlan,
+    loss: &nnc::ir::Func,
+    first: usize,
+    args: &[ArrayD<f64>],
+    which: &[usize],
+) {
+    let mut loss_only = loss.clone();
+    loss_only.results.truncate(1);
+    let wrt: Vec<usize> = (first..loss_only.params.len()).collect();
+    let grad = nnc::autodiff::grad_func(&loss_only, &wrt);
+    let results = interp::run(&grad, args).expect("grad");
+    assert_close(
+        &format!("{stem} {prefix}loss"),
+        &read_f64(torch, &format!("{prefix}loss")),
+        &results[0],
+    );
+    // The gradient under the parameter's own name, or under its PyTorch
+    // name (transposed), as `nnc eval` finds the weights.
+    for &i in which {
+        let p = &plan.params[i];
+        let own = format!("{prefix}grad/{}", p.name);
+        let g = if torch.tensor(&own).is_ok() {
+            read_f64(torch, &own)
+        } else {
+            let (alias, transposed) = checkpoint::pytorch_alias(&p.name, p.ty.rank()).expect("a PyTorch name");
+            let g = read_f64(torch, &format!("{prefix}grad/{alias}"));
+            if transposed {
+                g.t().to_owned()
+            } else {
+                g
+            }
+        };
+        assert_close(&format!("{stem} {prefix}gradient of {}", p.name), &g, &results[1 + i]);
     }
 }
 
@@ -98,30 +220,29 @@ fn every_example_exports_to_pytorch_with_the_same_forward_and_gradients() {
                 "--model",
                 &plan.model,
             ]);
-            // Not translated yet, each refused with its reason (checked,
-            // not skipped): train/eval branches and blocks of steps.
-            let refused = [
-                ("gan_mnist-Gan", "is not a model"),
-                ("mnist_dropout-MnistDropout", "if training"),
-                ("mnist_batchnorm-MnistBatchNorm", "if training"),
-                ("transformer_mnist-TransformerMnist", "if training"),
-            ];
-            if let Some((_, why)) = refused.iter().find(|(s, _)| *s == stem) {
-                let err = String::from_utf8_lossy(&out.stderr);
-                assert!(!out.status.success() && err.contains("E0702") && err.contains(why), "{stem}: {err}");
-                continue;
-            }
             assert!(
                 out.status.success(),
                 "{stem}: export failed:\n{}",
                 String::from_utf8_lossy(&out.stderr)
             );
+            if plan.eval.is_none() {
+                check_steps(&plan, &file, &w, &dir, &project, &script, &stem);
+                checked += 1;
+                continue;
+            }
 
             let (real, _) = real_samples(&plan, &file, 8);
             let n = real.shape()[0];
             let y = labels(&plan, n, 11);
+            // One training step's random draws (dropout masks), which the
+            // exported module replays in training mode.
+            let step = &plan.steps[0].loss;
+            let key = 3.0;
+            let draws = random_draws(step, n, key);
+            let mut tensors = vec![("x".to_string(), real.clone()), ("y".to_string(), y.clone())];
+            tensors.extend(draws.iter().enumerate().map(|(i, d)| (format!("draw/{i}"), d.mapv(|v| v as f32))));
             let cases = dir.join(format!("{stem}.cases.safetensors"));
-            write_tensors(&cases, &[("x".into(), real.clone()), ("y".into(), y.clone())]);
+            write_tensors(&cases, &tensors);
             let result = dir.join(format!("{stem}.torch.safetensors"));
             let run = Command::new(python())
                 .arg(&script)
@@ -149,36 +270,23 @@ fn every_example_exports_to_pytorch_with_the_same_forward_and_gradients() {
                 .remove(0);
             assert_close(&format!("{stem} output"), &read_f64(&torch, "output"), &want);
 
-            // The exported models have no train/eval differences, so the
-            // evaluation-mode loss is the one PyTorch trains.
-            let mut loss_only = plan.evaluation().expect("a model").loss.clone();
-            loss_only.results.truncate(1);
-            let wrt: Vec<usize> = (2..loss_only.params.len()).collect();
-            let grad = nnc::autodiff::grad_func(&loss_only, &wrt);
-            let mut args = vec![x64, y64];
+            // The loss and its gradients in evaluation mode, then one
+            // training step's (on the same draws): loss, output, gradients
+            // and the buffers it writes.
+            let eval_loss = &plan.evaluation().expect("a model").loss;
+            let mut args = vec![x64.clone(), y64.clone()];
+            args.extend(w64.iter().cloned());
+            compare_loss(&torch, "", &stem, &plan, eval_loss, 2, &args);
+            let mut args = vec![x64, y64, ArrayD::from_elem(IxDyn(&[]), key)];
             args.extend(w64);
-            let results = interp::run(&grad, &args).expect("grad");
-            assert_close(&format!("{stem} loss"), &read_f64(&torch, "loss"), &results[0]);
-            // The gradient under the parameter's own name, or under its
-            // PyTorch name (transposed), as `nnc eval` finds the weights.
-            for (i, p) in plan.params.iter().enumerate() {
-                if !p.trainable {
-                    continue;
-                }
-                let own = format!("grad/{}", p.name);
-                let g = if torch.tensor(&own).is_ok() {
-                    read_f64(&torch, &own)
-                } else {
-                    let (alias, transposed) = checkpoint::pytorch_alias(&p.name, p.ty.rank()).expect("a PyTorch name");
-                    let g = read_f64(&torch, &format!("grad/{alias}"));
-                    if transposed {
-                        g.t().to_owned()
-                    } else {
-                        g
-                    }
-                };
-                assert_close(&format!("{stem} gradient of {}", p.name), &g, &results[1 + i]);
+            let results = interp::run(step, &args).expect("training step");
+            assert_close(&format!("{stem} training output"), &read_f64(&torch, "train/output"), &results[1]);
+            for (k, &b) in plan.steps[0].writes.iter().enumerate() {
+                let name = &plan.params[b].name;
+                let got = read_f64(&torch, &format!("train/buffer/{name}"));
+                assert_close(&format!("{stem} buffer {name} after a step"), &got, &results[2 + k]);
             }
+            compare_loss(&torch, "train/", &stem, &plan, step, 3, &args);
             checked += 1;
         }
     }

@@ -135,3 +135,82 @@ fn dense_layer_and_loss_composed() {
     ];
     check_src(src, "net", &types, inputs);
 }
+
+/// The gradient of `sum(f(x))` at `xs`, in the interpreter (f64) and in
+/// compiled code (f32).
+fn saturated_gradients(src: &str, xs: &[f64]) -> (Vec<f64>, Vec<f32>) {
+    let f = lower_function(src, "f", &[f32t(&[xs.len()])]).unwrap_or_else(|d| panic!("{d:?}"));
+    let g = grad_func(&f, &[0]);
+    ir::verify(&g).unwrap();
+    let x = ArrayD::from_shape_vec(IxDyn(&[xs.len()]), xs.to_vec()).unwrap();
+    let interp = run(&g, &[x]).unwrap()[1].iter().copied().collect();
+    let mut c = nnc::codegen::Compiled::compile(&g, &nnc::codegen::Options::threads(1)).unwrap();
+    let x32: Vec<f32> = xs.iter().map(|&v| v as f32).collect();
+    let (mut loss, mut grad) = (vec![f32::NAN], vec![f32::NAN; xs.len()]);
+    c.run(&[&x32], &mut [&mut loss, &mut grad]).unwrap();
+    (interp, grad)
+}
+
+fn logistic(x: f64) -> f64 {
+    if x >= 0.0 {
+        1.0 / (1.0 + (-x).exp())
+    } else {
+        x.exp() / (1.0 + x.exp())
+    }
+}
+
+#[test]
+fn sigmoid_keeps_a_finite_gradient_when_saturated() {
+    // 1 / (1 + exp(-x)) has the gradient 0 * inf = NaN once exp(-x)
+    // overflows (x < -88 in f32, x < -709 in f64): a discriminator that
+    // rejects a sample confidently then poisons the whole step with NaN.
+    let xs = [-1000.0, -100.0, -89.0, -50.0, -3.0, 0.0, 3.0, 50.0, 100.0, 1000.0];
+    let (interp, jit) = saturated_gradients("fn f(x: [n]) = sum(sigmoid(x))", &xs);
+    for (i, &x) in xs.iter().enumerate() {
+        let want = logistic(x) * (1.0 - logistic(x));
+        assert!((interp[i] - want).abs() <= 1e-12, "interp d sigmoid({x}) = {} vs {want}", interp[i]);
+        assert!((jit[i] as f64 - want).abs() <= 1e-6, "jit d sigmoid({x}) = {} vs {want}", jit[i]);
+    }
+}
+
+#[test]
+fn binary_cross_entropy_on_logits_keeps_its_gradient_when_saturated() {
+    // On probabilities, a sample the discriminator rejects (logit -30)
+    // gives the generator's non-saturating loss -log(sigmoid(z) + eps) a
+    // gradient of about sigmoid(z) / eps ~ 1e-6 instead of -1: the
+    // generator stops learning exactly when it is worst. On logits the
+    // gradient of the mean is sigmoid(z) - target over n, as in PyTorch's
+    // BCEWithLogits.
+    let xs = [-1000.0, -100.0, -30.0, -3.0, 0.0, 3.0, 30.0, 100.0, 1000.0];
+    let n = xs.len() as f64;
+    for (target, src) in [
+        (1.0, "fn f(z: [n]) = binary_cross_entropy_with_logits(z, 1)"),
+        (0.0, "fn f(z: [n]) = binary_cross_entropy_with_logits(z, 0)"),
+    ] {
+        let (interp, jit) = saturated_gradients(src, &xs);
+        for (i, &x) in xs.iter().enumerate() {
+            let want = (logistic(x) - target) / n;
+            assert!(
+                (interp[i] - want).abs() <= 1e-12,
+                "interp target {target} at {x}: {} vs {want}",
+                interp[i]
+            );
+            assert!(
+                (jit[i] as f64 - want).abs() <= 1e-6,
+                "jit target {target} at {x}: {} vs {want}",
+                jit[i]
+            );
+        }
+    }
+    let (on_probs, _) = saturated_gradients("fn f(z: [n]) = binary_cross_entropy(sigmoid(z), 1)", &[-30.0]);
+    assert!(on_probs[0].abs() < 1e-3, "the probability form saturates: {}", on_probs[0]);
+}
+
+#[test]
+fn logit_losses_match_finite_differences() {
+    let z = data(&[4, 1], 9, -3.0, 3.0);
+    let t = data(&[4, 1], 10, 0.0, 1.0);
+    let two = [f32t(&[4, 1]), f32t(&[4, 1])];
+    check("binary_cross_entropy_with_logits", &two, vec![z.clone(), t]);
+    check("softplus", &[f32t(&[4, 1])], vec![z]);
+}

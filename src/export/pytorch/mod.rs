@@ -63,7 +63,7 @@ fn field<'t>(t: &'t TrainDecl, name: &str) -> Option<&'t Expr> {
 }
 
 /// `make_optimizer(params)`: the train block's optimizer as `torch.optim`.
-fn optimizer(src: &Source, tr: &mut Translator, call: &Expr) -> Result<String, Unsupported> {
+fn optimizer(src: &Source, tr: &mut Translator, call: &Expr, def: &str) -> Result<String, Unsupported> {
     let (name, args) = match &call.kind {
         ExprKind::Call { callee, args } => match &callee.kind {
             ExprKind::Name(id) => (id.name.clone(), args.as_slice()),
@@ -108,7 +108,7 @@ fn optimizer(src: &Source, tr: &mut Translator, call: &Expr) -> Result<String, U
         text = text.replace(&format!("{{{k}}}"), v);
     }
     Ok(format!(
-        "def make_optimizer(params):\n    \"\"\"optimizer = {name}(...): the same update rule as nnc's stdlib `{name}`.\"\"\"\n    return {text}\n"
+        "def {def}(params):\n    \"\"\"optimizer = {name}(...): the same update rule as nnc's stdlib `{name}`.\"\"\"\n    return {text}\n"
     ))
 }
 
@@ -177,6 +177,16 @@ fn early_stop(e: &Option<EarlyStop>) -> String {
     }
 }
 
+/// The layers exported as PyTorch layers (whose `W` is `weight`,
+/// transposed): every instance of a stdlib layer in `TORCH_LAYERS`, however
+/// deeply nested (`encoder.blocks.0.ff.fc1`).
+fn torch_layers(src: &Source, tr: &Translator) -> Vec<String> {
+    let std_torch = |kind: &str| model::is_torch_layer(kind) && src.globals.def_span(kind).is_some_and(|s| (src.is_stdlib)(s));
+    let mut names: Vec<String> = src.layers.iter().filter(|r| std_torch(&r.kind)).map(|r| r.name.clone()).collect();
+    names.extend(tr.torch_layers.iter().cloned());
+    names
+}
+
 /// The PyTorch name of each nnc parameter, and whether its tensor is
 /// transposed: a stdlib layer exported as a PyTorch layer uses PyTorch's
 /// names (`fc1.weight`), every other parameter keeps its own.
@@ -237,19 +247,199 @@ from torch import nn
 import nnc_ops as ops
 ";
 
-/// The project for `plan`, with weights `w`.
-pub fn export(src: &Source, plan: &TrainPlan, w: &Weights, st: Option<&Standardizer>) -> Result<Files, Unsupported> {
-    let Some(Global::Model(m)) = src.globals.get(&plan.model) else {
-        return Err(Unsupported::new(format!("`{}` is not a model", plan.model)));
-    };
-    let Some(t) = src
-        .globals
+/// The `train` block's settings that every exported `train.py` starts with.
+fn train_settings(src: &Source, plan: &TrainPlan, input_shape: &[String], lr: f64) -> String {
+    let s = &plan.settings;
+    let metrics: Vec<String> = s.metrics.iter().map(|m| py_str(m)).collect();
+    format!(
+        r#"MODEL = {model_str}
+SOURCE_DIR = {source_dir}
+EPOCHS = {epochs}
+BATCH_SIZE = {batch}
+VALIDATION = {validation:?}
+TEST = {test:?}
+SEED = {seed}
+STANDARDIZE = {standardize}
+METRICS = [{metrics}]
+LR = {lr:?}
+SCHEDULE = {schedule}
+WARMUP = {warmup}
+EARLY_STOP = {early}
+INPUT_SHAPE = [{input_shape}]
+CLASS_LABELS = {class_labels}
+STATS = None
+"#,
+        model_str = py_str(&plan.model),
+        source_dir = py_str(&src.source_dir),
+        epochs = s.epochs,
+        batch = s.batch_size.max(1),
+        validation = s.validation,
+        test = s.test,
+        seed = s.seed,
+        standardize = if s.standardize { "True" } else { "False" },
+        metrics = metrics.join(", "),
+        schedule = schedule(&s.schedule),
+        warmup = s.warmup,
+        early = early_stop(&s.early_stop),
+        input_shape = input_shape.join(", "),
+        class_labels = if plan.label.dtype == DType::I32 { "True" } else { "False" },
+    )
+}
+
+fn find_train<'g>(src: &Source<'g>, plan: &TrainPlan) -> Result<&'g TrainDecl, Unsupported> {
+    src.globals
         .trains
         .iter()
         .find(|t| t.span == plan.span)
         .or_else(|| src.globals.trains.iter().find(|t| t.model.name == plan.model))
-    else {
-        return Err(Unsupported::new(format!("no `train` block for `{}`", plan.model)));
+        .map(|t| &**t)
+        .ok_or_else(|| Unsupported::new(format!("no `train` block for `{}`", plan.model)))
+}
+
+fn input_shape(plan: &TrainPlan) -> Vec<String> {
+    plan.input.shape[1..]
+        .iter()
+        .map(|d| d.known().map_or("-1".into(), |n| n.to_string()))
+        .collect()
+}
+
+const STEPS_MAIN: &str = include_str!("train_steps_main.py");
+
+/// The project for a block of steps (a GAN): model.py holds each model and
+/// a module named after the block that holds them all (so its state dict
+/// names are nnc's, `G.dense1.weight`), whose forward is the model that
+/// `sample =` calls; train.py has one loss function and one optimizer per
+/// step, each over its own model's parameters, run every `every` batches.
+fn export_steps(src: &Source, plan: &TrainPlan, t: &TrainDecl, w: &Weights) -> Result<Files, Unsupported> {
+    let mut tr = Translator::new(src.globals, src.layers, src.is_stdlib);
+    let mut models: Vec<String> = vec![];
+    for st in &t.steps {
+        if !models.contains(&st.model.name) {
+            models.push(st.model.name.clone());
+        }
+    }
+    let mut classes = vec![];
+    for m in &models {
+        let Some(Global::Model(decl)) = src.globals.get(m) else {
+            return Err(Unsupported::new(format!("`{m}` is not a model")));
+        };
+        tr.layer_prefix = format!("{m}.");
+        classes.push(tr.model(decl)?);
+    }
+    tr.layer_prefix.clear();
+    let model_defs = tr.defs().len();
+    let forward = plan.sample_model.clone().unwrap_or_else(|| models[0].clone());
+    let block = py_name(&plan.model);
+    let mut container = format!(
+        "class {block}(nn.Module):\n    \"\"\"The models of `train {}`; its forward is `{forward}`'s (the one `sample =` calls).\"\"\"\n\n    def __init__(self):\n        super().__init__()\n",
+        plan.model
+    );
+    for m in &models {
+        let _ = writeln!(container, "        self.{} = {}()", py_name(m), py_name(m));
+    }
+    let _ = write!(
+        container,
+        "\n    def forward(self, x):\n        return self.{}(x)\n",
+        py_name(&forward)
+    );
+
+    let mut step_defs = String::new();
+    let mut table = String::new();
+    for (st, sp) in t.steps.iter().zip(&plan.steps) {
+        let py = py_name(&st.name.name);
+        let loss = model::step_loss(&mut tr, &st.name.name, &st.body, &models)?;
+        let opt = optimizer(src, &mut tr, &st.optimizer, &format!("make_{py}_optimizer"))?;
+        let _ = write!(step_defs, "\n\n{loss}\n\n{opt}");
+        let _ = writeln!(
+            table,
+            "    ({name}, {py}_loss, {model}, make_{py}_optimizer, {lr:?}, {every}),",
+            name = py_str(&st.name.name),
+            model = py_str(&py_name(&st.model.name)),
+            lr = sp.lr.unwrap_or(0.0),
+            every = sp.every,
+        );
+    }
+
+    let mut model_py = format!(
+        "\"\"\"The models of `train {}` in {}, translated to PyTorch by `nnc export --pytorch`.\n\nFunctions, layers and parameter names follow the .nn file; nnc's primitives\nare in nnc_ops.py.\n\"\"\"\n\n{MODEL_HEADER}",
+        plan.model, src.file_name
+    );
+    for (_, d) in tr.defs() {
+        let _ = write!(model_py, "\n\n{d}");
+    }
+    for c in &classes {
+        let _ = write!(model_py, "\n\n{c}");
+    }
+    let _ = write!(model_py, "\n\n{container}");
+    let mut imports = vec![format!("{block} as MODEL_CLASS")];
+    imports.extend(tr.defs()[model_defs..].iter().map(|(n, _)| n.clone()));
+
+    let mut train_py = format!(
+        r#""""Train the models of `train {model}` in {file} as nnc does, with PyTorch.
+
+    python train.py
+
+Written by `nnc export --pytorch`: the same data, batches and order, and
+for every batch each `step` in turn (on every `every`-th batch), each
+minimising its own loss with its own optimizer over its own model's
+parameters (the other models' weights stay as they are). It starts from
+weights.safetensors and writes trained.safetensors after every epoch.
+"""
+
+import argparse
+import os
+import time
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+import nnc_data
+import nnc_ops as ops
+from model import {imports}
+
+# ---- the train block --------------------------------------------------------
+
+{settings}
+
+"#,
+        model = plan.model,
+        file = src.file_name,
+        imports = imports.join(", "),
+        settings = train_settings(
+            src,
+            plan,
+            &input_shape(plan),
+            plan.steps.first().and_then(|st| st.lr).unwrap_or(0.0)
+        ),
+    );
+    train_py.push_str(&load_data(plan));
+    train_py.push_str(&step_defs);
+    let _ = write!(
+        train_py,
+        "\n\n# (name, loss function, the model it trains, optimizer, lr, every)\nSTEPS = [\n{table}]\n\n\n"
+    );
+    train_py.push_str(STEPS_MAIN);
+
+    let names = torch_names(plan, &torch_layers(src, &tr));
+    let weights = state_dict(plan, &names, w, None)?;
+    Ok(vec![
+        ("model.py".into(), model_py.into_bytes()),
+        ("train.py".into(), train_py.into_bytes()),
+        ("nnc_ops.py".into(), NNC_OPS.as_bytes().to_vec()),
+        ("nnc_data.py".into(), NNC_DATA.as_bytes().to_vec()),
+        ("weights.safetensors".into(), weights),
+    ])
+}
+
+/// The project for `plan`, with weights `w`.
+pub fn export(src: &Source, plan: &TrainPlan, w: &Weights, st: Option<&Standardizer>) -> Result<Files, Unsupported> {
+    let t = find_train(src, plan)?;
+    if plan.eval.is_none() && !t.steps.is_empty() {
+        return export_steps(src, plan, t, w);
+    }
+    let Some(Global::Model(m)) = src.globals.get(&plan.model) else {
+        return Err(Unsupported::new(format!("`{}` is not a model", plan.model)));
     };
     let mut tr = Translator::new(src.globals, src.layers, src.is_stdlib);
     let class = tr.model(m)?;
@@ -257,7 +447,7 @@ pub fn export(src: &Source, plan: &TrainPlan, w: &Weights, st: Option<&Standardi
     let loss_field = field(t, "loss").ok_or_else(|| Unsupported::new("a train block without `loss`".into()))?;
     let loss = model::loss_expr(&mut tr, loss_field)?;
     let opt_field = field(t, "optimizer").ok_or_else(|| Unsupported::new("a train block without `optimizer`".into()))?;
-    let make_optimizer = optimizer(src, &mut tr, opt_field)?;
+    let make_optimizer = optimizer(src, &mut tr, opt_field, "make_optimizer")?;
 
     let mut model_py = format!(
         "\"\"\"The model `{}` of {}, translated to PyTorch by `nnc export --pytorch`.\n\nFunctions, layers and parameter names follow the .nn file; nnc's primitives\nare in nnc_ops.py.\n\"\"\"\n\n{MODEL_HEADER}",
@@ -271,12 +461,6 @@ pub fn export(src: &Source, plan: &TrainPlan, w: &Weights, st: Option<&Standardi
     imports.extend(tr.defs()[model_defs..].iter().map(|(n, _)| n.clone()));
     let _ = write!(model_py, "\n\n{class}");
 
-    let s = &plan.settings;
-    let input_shape: Vec<String> = plan.input.shape[1..]
-        .iter()
-        .map(|d| d.known().map_or("-1".into(), |n| n.to_string()))
-        .collect();
-    let metrics: Vec<String> = s.metrics.iter().map(|m| py_str(m)).collect();
     let mut train_py = String::new();
     let _ = write!(
         train_py,
@@ -309,43 +493,18 @@ from model import {imports}
 
 # ---- the train block --------------------------------------------------------
 
-MODEL = {model_str}
-SOURCE_DIR = {source_dir}
-EPOCHS = {epochs}
-BATCH_SIZE = {batch}
-VALIDATION = {validation:?}
-TEST = {test:?}
-SEED = {seed}
-STANDARDIZE = {standardize}
-METRICS = [{metrics}]
-LR = {lr:?}
-SCHEDULE = {schedule}
-WARMUP = {warmup}
-EARLY_STOP = {early}
-INPUT_SHAPE = [{input_shape}]
-CLASS_LABELS = {class_labels}
-STATS = None
-
+{settings}
 
 "#,
         model = plan.model,
         file = src.file_name,
-        model_str = py_str(&plan.model),
         imports = imports.join(", "),
-        source_dir = py_str(&src.source_dir),
-        epochs = s.epochs,
-        batch = s.batch_size.max(1),
-        validation = s.validation,
-        test = s.test,
-        seed = s.seed,
-        standardize = if s.standardize { "True" } else { "False" },
-        metrics = metrics.join(", "),
-        lr = plan.steps.first().and_then(|st| st.lr).unwrap_or(0.0),
-        schedule = schedule(&s.schedule),
-        warmup = s.warmup,
-        early = early_stop(&s.early_stop),
-        input_shape = input_shape.join(", "),
-        class_labels = if plan.label.dtype == DType::I32 { "True" } else { "False" },
+        settings = train_settings(
+            src,
+            plan,
+            &input_shape(plan),
+            plan.steps.first().and_then(|st| st.lr).unwrap_or(0.0)
+        ),
     );
     train_py.push_str(&load_data(plan));
     let _ = write!(
@@ -354,7 +513,7 @@ STATS = None
     );
     train_py.push_str(TRAIN_MAIN);
 
-    let names = torch_names(plan, &tr.torch_layers);
+    let names = torch_names(plan, &torch_layers(src, &tr));
     let weights = state_dict(plan, &names, w, st)?;
     Ok(vec![
         ("model.py".into(), model_py.into_bytes()),

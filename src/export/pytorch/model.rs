@@ -72,6 +72,14 @@ pub fn py_name(name: &str) -> String {
     }
 }
 
+/// What becomes of the last expression of a block of statements.
+enum Tail {
+    /// A function body: it is returned.
+    Return,
+    /// An `if` branch: it is assigned to this temporary.
+    Assign(String),
+}
+
 /// Where an expression is being translated.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Ctx {
@@ -87,6 +95,10 @@ struct Scope {
     locals: HashSet<String>,
     /// Names reached as `self.NAME` (layer arguments, parameters, sublayers).
     attrs: HashSet<String>,
+    /// The layer's buffers (among `attrs`), which a method may write.
+    buffers: HashSet<String>,
+    /// Inside a layer's or model's method, where `training` is `self.training`.
+    method: bool,
 }
 
 pub struct Translator<'a> {
@@ -101,6 +113,19 @@ pub struct Translator<'a> {
     hoisted: Vec<String>,
     /// Layers (record names) exported as PyTorch layers, e.g. `fc1` as a `Dense`.
     pub torch_layers: Vec<String>,
+    /// Statements that the expression being translated needs first (an
+    /// `if training { ... }` becomes an `if` statement assigning a
+    /// temporary), indented relative to that expression's statement.
+    pre: Vec<String>,
+    temps: usize,
+    /// Whether the translation reads the mode outside a method
+    /// (`ops.is_training()`) or writes a buffer: the model's `forward` then
+    /// runs inside `ops.mode(self)`.
+    pub uses_mode: bool,
+    /// `G.` while translating a model of a block of steps: its layer
+    /// records are named as the store names them (`G.dense1`), its
+    /// attributes without the prefix (`self.dense1`).
+    pub layer_prefix: String,
 }
 
 fn unsupported(what: String) -> Unsupported {
@@ -117,6 +142,10 @@ impl<'a> Translator<'a> {
             done: HashSet::new(),
             hoisted: vec![],
             torch_layers: vec![],
+            pre: vec![],
+            temps: 0,
+            uses_mode: false,
+            layer_prefix: String::new(),
         }
     }
 
@@ -140,6 +169,16 @@ impl<'a> Translator<'a> {
         let Some(g) = self.globals.get(name).cloned() else {
             return Ok(());
         };
+        let saved = std::mem::take(&mut self.pre);
+        let result = self.define(name, g);
+        let stray = std::mem::replace(&mut self.pre, saved);
+        if !stray.is_empty() {
+            return Err(unsupported(format!("an `if` where `{name}` needs a plain value")));
+        }
+        result
+    }
+
+    fn define(&mut self, name: &str, g: Global) -> Result<(), Unsupported> {
         match g {
             Global::Fn(f) => {
                 let text = self.function(&f)?;
@@ -227,48 +266,125 @@ impl<'a> Translator<'a> {
 
     /// The statements of a body, ending in `return`.
     fn body(&mut self, body: &Body, scope: &mut Scope, ctx: Ctx, indent: &str) -> Result<String, Unsupported> {
-        let mut out = String::new();
         match body {
             Body::Expr(e) => {
-                let _ = writeln!(out, "{indent}return {}", self.expr(e, scope, ctx)?);
+                let v = self.expr(e, scope, ctx)?;
+                let mut out = self.take_pre(indent);
+                let _ = writeln!(out, "{indent}return {v}");
+                Ok(out)
             }
             Body::Block(b) => {
-                let n = b.stmts.len();
-                for (i, s) in b.stmts.iter().enumerate() {
-                    match s {
-                        Stmt::Let { name, value, .. } => {
-                            if ctx == Ctx::ModelForward && self.is_layer_construction(value) {
-                                // `let fc1 = Dense(...)`: a sublayer, built in `__init__`.
-                                let module = self.expr(value, scope, ctx)?;
-                                let attr = module.strip_prefix("self.").unwrap_or(&module).to_string();
-                                if attr == name.name {
-                                    scope.attrs.insert(name.name.clone());
-                                } else {
-                                    let _ = writeln!(out, "{indent}{} = {module}", py_name(&name.name));
-                                    scope.locals.insert(name.name.clone());
-                                }
-                                continue;
-                            }
-                            let v = self.expr(value, scope, ctx)?;
-                            let _ = writeln!(out, "{indent}{} = {v}", py_name(&name.name));
+                let mut lines = vec![];
+                self.stmts(&b.stmts, scope, ctx, Tail::Return, &mut lines)?;
+                Ok(lines.iter().map(|l| format!("{indent}{l}\n")).collect())
+            }
+        }
+    }
+
+    /// The pending statements of the last expression, at `indent`.
+    fn take_pre(&mut self, indent: &str) -> String {
+        std::mem::take(&mut self.pre).iter().map(|l| format!("{indent}{l}\n")).collect()
+    }
+
+    /// `e` translated after the statements it needs, which go to `lines`.
+    fn expr_into(&mut self, e: &Expr, scope: &Scope, ctx: Ctx, lines: &mut Vec<String>) -> Result<String, Unsupported> {
+        let saved = std::mem::take(&mut self.pre);
+        let v = self.expr(e, scope, ctx);
+        lines.append(&mut self.pre);
+        self.pre = saved;
+        v
+    }
+
+    /// The statements of a block as lines (without indentation); the last
+    /// expression is returned or assigned as `tail` says.
+    fn stmts(&mut self, stmts: &[Stmt], scope: &mut Scope, ctx: Ctx, tail: Tail, lines: &mut Vec<String>) -> Result<(), Unsupported> {
+        let n = stmts.len();
+        for (i, s) in stmts.iter().enumerate() {
+            match s {
+                Stmt::Let { name, value, .. } => {
+                    if ctx == Ctx::ModelForward && self.is_layer_construction(value) {
+                        // `let fc1 = Dense(...)`: a sublayer, built in `__init__`.
+                        let module = self.expr_into(value, scope, ctx, lines)?;
+                        let attr = module.strip_prefix("self.").unwrap_or(&module).to_string();
+                        if attr == name.name {
+                            scope.attrs.insert(name.name.clone());
+                        } else {
+                            lines.push(format!("{} = {module}", py_name(&name.name)));
                             scope.locals.insert(name.name.clone());
                         }
-                        Stmt::Return { value, .. } => {
-                            let _ = writeln!(out, "{indent}return {}", self.expr(value, scope, ctx)?);
-                        }
-                        Stmt::Expr(e) => {
-                            let v = self.expr(e, scope, ctx)?;
-                            let kw = if i + 1 == n { "return " } else { "" };
-                            let _ = writeln!(out, "{indent}{kw}{v}");
-                        }
-                        Stmt::State { .. } | Stmt::Assign { .. } => {
-                            return Err(unsupported("`state` or an assignment outside an optimizer".into()));
+                        continue;
+                    }
+                    if let Tail::Assign(_) = tail {
+                        // A branch's `let` is local to the branch in nnc; in
+                        // Python it would overwrite the outer variable.
+                        if scope.locals.contains(&name.name) || scope.attrs.contains(&name.name) {
+                            return Err(unsupported(format!(
+                                "a `let {}` inside an `if` branch that hides an outer `{}`",
+                                name.name, name.name
+                            )));
                         }
                     }
+                    let v = self.expr_into(value, scope, ctx, lines)?;
+                    lines.push(format!("{} = {v}", py_name(&name.name)));
+                    scope.locals.insert(name.name.clone());
+                }
+                Stmt::Return { value, .. } => {
+                    let v = self.expr_into(value, scope, ctx, lines)?;
+                    match &tail {
+                        Tail::Return => lines.push(format!("return {v}")),
+                        Tail::Assign(_) => return Err(unsupported("`return` inside an `if` branch".into())),
+                    }
+                }
+                Stmt::Expr(e) => {
+                    let v = self.expr_into(e, scope, ctx, lines)?;
+                    match (&tail, i + 1 == n) {
+                        (Tail::Return, true) => lines.push(format!("return {v}")),
+                        (Tail::Assign(t), true) => lines.push(format!("{t} = {v}")),
+                        (_, false) => lines.push(v),
+                    }
+                }
+                // `running_mean = ...` in a layer method: a buffer write,
+                // applied when the model's forward ends (reads in the same
+                // forward see the old value, as in nnc).
+                Stmt::Assign {
+                    target,
+                    op: AssignOp::Set,
+                    value,
+                    ..
+                } if scope.method && scope.buffers.contains(&target.name) => {
+                    let v = self.expr_into(value, scope, ctx, lines)?;
+                    lines.push(format!("ops.write_buffer(self, {:?}, {v})", py_name(&target.name)));
+                    self.uses_mode = true;
+                }
+                Stmt::State { .. } | Stmt::Assign { .. } => {
+                    return Err(unsupported("`state` or an assignment outside an optimizer".into()));
                 }
             }
         }
-        Ok(out)
+        Ok(())
+    }
+
+    /// `if c { ... } else { ... }` as an expression: an `if` statement
+    /// (pending in `self.pre`) that assigns a temporary, which is the value.
+    fn if_expr(&mut self, cond: &Expr, then: &Block, otherwise: &Block, scope: &Scope, ctx: Ctx) -> Result<String, Unsupported> {
+        let c = self.expr(cond, scope, ctx)?;
+        self.temps += 1;
+        let t = format!("_branch{}", self.temps);
+        let mut lines = vec![format!("if {c}:")];
+        for (k, b) in [then, otherwise].into_iter().enumerate() {
+            if k == 1 {
+                lines.push("else:".into());
+            }
+            let mut inner = scope.clone();
+            let mut body = vec![];
+            self.stmts(&b.stmts, &mut inner, ctx, Tail::Assign(t.clone()), &mut body)?;
+            if !matches!(b.stmts.last(), Some(Stmt::Expr(_))) {
+                return Err(unsupported("an `if` branch that does not end in a value".into()));
+            }
+            lines.extend(body.into_iter().map(|l| format!("    {l}")));
+        }
+        self.pre.extend(lines);
+        Ok(t)
     }
 
     fn function(&mut self, f: &FnDecl) -> Result<String, Unsupported> {
@@ -337,7 +453,7 @@ impl<'a> Translator<'a> {
         );
         out.push_str("        super().__init__()\n");
         out.push_str(&late);
-        let mut attrs = HashSet::new();
+        let (mut attrs, mut buffers) = (HashSet::new(), HashSet::new());
         for p in &l.params {
             init_scope.locals.insert(p.name.name.clone());
             attrs.insert(p.name.name.clone());
@@ -355,6 +471,7 @@ impl<'a> Translator<'a> {
                         let _ = writeln!(out, "        self.{n} = nn.Parameter({value})");
                     } else {
                         let _ = writeln!(out, "        self.register_buffer(\"{n}\", {value})");
+                        buffers.insert(t.name.name.clone());
                     }
                     attrs.insert(t.name.name.clone());
                 }
@@ -383,6 +500,8 @@ impl<'a> Translator<'a> {
         let mut scope = Scope {
             locals: HashSet::new(),
             attrs,
+            buffers,
+            method: true,
         };
         let (fparams, late) = self.params(&f.params, &scope, "        ")?;
         for p in &f.params {
@@ -398,7 +517,10 @@ impl<'a> Translator<'a> {
 
     /// The `nn.Module` of model `m`: its layers built in `__init__`, its body as `forward`.
     pub fn model(&mut self, m: &ModelDecl) -> Result<String, Unsupported> {
-        let mut scope = Scope::default();
+        let mut scope = Scope {
+            method: true,
+            ..Scope::default()
+        };
         for p in &m.inputs {
             scope.locals.insert(p.name.name.clone());
         }
@@ -406,7 +528,19 @@ impl<'a> Translator<'a> {
         let inputs: Vec<String> = m.inputs.iter().map(|p| py_name(&p.name.name)).collect();
         let bindings = Self::shape_bindings(&m.inputs, &mut scope, &names, "        ");
         self.hoisted.clear();
-        let body = self.body(&m.body, &mut scope, Ctx::ModelForward, "        ")?;
+        let mut body = self.body(&m.body, &mut scope, Ctx::ModelForward, "        ")?;
+        if self.uses_mode {
+            // Functions read the mode from `ops`, and buffer writes are
+            // applied when the outermost model's forward ends.
+            let inner: String = body.lines().map(|l| format!("    {l}\n")).collect();
+            body = format!("        with ops.mode(self):\n{inner}");
+        }
+        if !std::mem::take(&mut self.pre).is_empty() {
+            return Err(unsupported(format!(
+                "an `if` where the model `{}` needs a plain value",
+                m.name.name
+            )));
+        }
         let mut out = format!("class {}(nn.Module):\n", py_name(&m.name.name));
         out.push_str(&Self::docstring(&m.doc, "    "));
         out.push_str("\n    def __init__(self):\n        super().__init__()\n");
@@ -434,6 +568,15 @@ impl<'a> Translator<'a> {
     fn name(&mut self, name: &str, scope: &Scope) -> Result<String, Unsupported> {
         if scope.locals.contains(name) {
             return Ok(py_name(name));
+        }
+        // The mode: a module's own flag in its methods; elsewhere (a
+        // function such as `dropout`) the flag of the model running it.
+        if name == "training" && !scope.attrs.contains(name) && self.globals.get(name).is_none() {
+            if scope.method {
+                return Ok("self.training".into());
+            }
+            self.uses_mode = true;
+            return Ok("ops.is_training()".into());
         }
         if scope.attrs.contains(name) {
             return Ok(format!("self.{}", py_name(name)));
@@ -476,12 +619,18 @@ impl<'a> Translator<'a> {
             )));
         };
         // Arguments are compile-time values: evaluate them where `__init__` can.
-        let args = self.args(args, &Scope::default(), Ctx::Plain)?;
+        let saved = std::mem::take(&mut self.pre);
+        let args = self.args(args, &Scope::default(), Ctx::Plain);
+        let branches = std::mem::replace(&mut self.pre, saved);
+        if !branches.is_empty() {
+            return Err(unsupported(format!("an `if` in the arguments of a `{callee}` layer")));
+        }
+        let args = args?;
         let class = self.name(callee, &Scope::default())?;
         if self.is_std(callee) && is_torch_layer(callee) {
             self.torch_layers.push(record.name.clone());
         }
-        let attr = py_name(&record.name);
+        let attr = py_name(record.name.strip_prefix(&self.layer_prefix).unwrap_or(&record.name));
         self.hoisted.push(format!("self.{attr} = {class}({})", args.join(", ")));
         Ok(format!("self.{attr}"))
     }
@@ -611,9 +760,7 @@ impl<'a> Translator<'a> {
             ExprKind::Scan(_) => return Err(unsupported("a `scan` loop".into())),
             ExprKind::Field { field, .. } => return Err(unsupported(format!("the member access `.{}`", field.name))),
             ExprKind::Error => return Err(unsupported("a syntax error".into())),
-            // Train/eval branches (dropout, batch norm) would need
-            // `self.training` and registered buffers.
-            ExprKind::If { .. } => return Err(unsupported("`if training { ... }` (train and evaluation modes)".into())),
+            ExprKind::If { cond, then, otherwise } => self.if_expr(cond, then, otherwise, scope, ctx)?,
         })
     }
 
@@ -702,7 +849,19 @@ fn mentioned_in(e: &Expr, out: &mut HashSet<String>) {
                 }
             }
         }
-        ExprKind::If { cond, .. } => walk(cond, out),
+        ExprKind::If { cond, then, otherwise } => {
+            walk(cond, out);
+            for b in [then, otherwise] {
+                for st in &b.stmts {
+                    match st {
+                        Stmt::Let { value, .. } | Stmt::Return { value, .. } | Stmt::State { value, .. } | Stmt::Assign { value, .. } => {
+                            walk(value, out)
+                        }
+                        Stmt::Expr(x) => walk(x, out),
+                    }
+                }
+            }
+        }
         ExprKind::Int(_) | ExprKind::Float(_) | ExprKind::Bool(_) | ExprKind::Str(_) | ExprKind::Error => {}
     }
 }
@@ -726,6 +885,47 @@ fn mentioned(body: &Body) -> HashSet<String> {
     out
 }
 
+/// A `step` of a `train` block as `def NAME_loss(model, x, y)`: its
+/// `let`s and its `loss`, with each of `models` bound to `model.NAME` and
+/// `batch` to the batch's size. The body's `every = k` is the step's, not code.
+pub fn step_loss(t: &mut Translator, name: &str, body: &Block, models: &[String]) -> Result<String, Unsupported> {
+    let mut scope = Scope::default();
+    for n in ["model", "x", "y", "batch"] {
+        scope.locals.insert(n.to_string());
+    }
+    let mut lines = vec!["batch = x.shape[0]".to_string()];
+    for m in models {
+        lines.push(format!("{} = model.{}", py_name(m), py_name(m)));
+        scope.locals.insert(m.clone());
+    }
+    let mut loss = None;
+    for st in &body.stmts {
+        match st {
+            Stmt::Assign { target, value, .. } if target.name == "loss" => {
+                let v = t.expr_into(value, &scope, Ctx::Plain, &mut lines)?;
+                loss = Some(v);
+            }
+            Stmt::Assign { target, .. } if target.name == "every" => {}
+            Stmt::Let { .. } => t.stmts(std::slice::from_ref(st), &mut scope, Ctx::Plain, Tail::Return, &mut lines)?,
+            _ => {
+                return Err(unsupported(format!(
+                    "a statement of step `{name}` other than `let`, `loss =` and `every =`"
+                )))
+            }
+        }
+    }
+    let loss = loss.ok_or_else(|| unsupported(format!("step `{name}` without `loss =`")))?;
+    if mentioned(&Body::Block(body.clone())).contains("params") {
+        return Err(unsupported("`params` in a loss (a weight penalty)".into()));
+    }
+    lines.push(format!("return {loss}"));
+    let body: String = lines.iter().map(|l| format!("    {l}\n")).collect();
+    Ok(format!(
+        "def {}_loss(model, x, y):\n    \"\"\"The loss of `step {name}`; `model` holds the block's models.\"\"\"\n{body}",
+        py_name(name)
+    ))
+}
+
 /// Translate the expression of a `train` block's `loss`, with `model`,
 /// `x` and `y` bound to Python variables of those names.
 pub fn loss_expr(t: &mut Translator, e: &Expr) -> Result<String, Unsupported> {
@@ -736,5 +936,9 @@ pub fn loss_expr(t: &mut Translator, e: &Expr) -> Result<String, Unsupported> {
     if mentioned(&Body::Expr(e.clone())).contains("params") {
         return Err(unsupported("`params` in a loss (a weight penalty)".into()));
     }
-    t.expr(e, &scope, Ctx::Plain)
+    let v = t.expr(e, &scope, Ctx::Plain)?;
+    if !std::mem::take(&mut t.pre).is_empty() {
+        return Err(unsupported("an `if` in a train block's loss".into()));
+    }
+    Ok(v)
 }

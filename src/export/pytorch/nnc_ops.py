@@ -7,6 +7,7 @@ compile-time values in the .nn file.
 """
 
 import builtins
+import contextlib
 import math
 
 import torch
@@ -109,12 +110,91 @@ def ones_like(x):
     return torch.ones_like(x)
 
 
+# Random draws come from torch's generator, or, after `replay(draws)`, from
+# the given tensors in call order (to check a module against nnc on nnc's
+# own dropout masks and noise).
+_REPLAY = None
+
+
+def replay(draws):
+    """Take the next random draws from `draws` (raw uniform [0, 1) or
+    standard normal tensors, in the order the model draws them)."""
+    global _REPLAY
+    _REPLAY = list(draws)
+
+
+def replayed():
+    """How many replayed draws are left (None when not replaying)."""
+    return None if _REPLAY is None else len(_REPLAY)
+
+
+def _draw(shape, source):
+    shape = [int(d) for d in shape]
+    if _REPLAY is None:
+        return source(shape)
+    d = _REPLAY.pop(0)
+    if list(d.shape) != shape:
+        raise ValueError(f"replayed draw has shape {list(d.shape)}, the model draws {shape}")
+    return d
+
+
 def uniform(shape, low=0.0, high=1.0):
-    return torch.empty(shape).uniform_(low, high)
+    return low + (high - low) * _draw(shape, torch.rand)
 
 
 def normal(shape, mean=0.0, std=1.0):
-    return torch.empty(shape).normal_(mean, std)
+    return mean + std * _draw(shape, torch.randn)
+
+
+def shape(x):
+    return list(x.shape)
+
+
+def check(condition, message="a requirement of this call is not met"):
+    """nnc checks these when compiling; here, when the function runs."""
+    if not condition:
+        raise ValueError(message)
+
+
+# ---- training and evaluation modes ------------------------------------------
+#
+# `if training { ... }` in a layer is `self.training`; in a function (such as
+# `dropout`) it is the mode of the model whose forward is running, which
+# `with ops.mode(self):` in that forward sets. A buffer written in training
+# (batch norm's running mean) is written when the outermost forward ends, so
+# reads within the forward see the old value, as in nnc.
+
+_MODES = []
+_WRITES = []
+
+
+@contextlib.contextmanager
+def mode(model):
+    _MODES.append(model.training)
+    try:
+        yield
+    finally:
+        _MODES.pop()
+        if not _MODES:
+            writes = list(_WRITES)
+            _WRITES.clear()
+            with torch.no_grad():
+                for module, name, value in writes:
+                    setattr(module, name, value)
+
+
+def is_training():
+    """The mode of the running model (evaluation outside any model)."""
+    return _MODES[-1] if _MODES else False
+
+
+def write_buffer(module, name, value):
+    value = value.detach()
+    if _MODES:
+        _WRITES.append((module, name, value))
+    else:
+        with torch.no_grad():
+            setattr(module, name, value)
 
 
 def fan_in(shape):

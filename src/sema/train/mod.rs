@@ -18,7 +18,7 @@ use super::scope::{Global, Globals};
 use crate::base::{FileId, SourceDb, Span};
 use crate::diag::{suggest, Diagnostic, Diagnostics};
 use crate::ir::{self, Builder, Dim, Func};
-use crate::plan::{Evaluation, ParamMeta, Schedule, StepPlan, TrainPlan, Update};
+use crate::plan::{Evaluation, ModelPredict, ParamMeta, Schedule, StepPlan, TrainPlan, Update};
 use crate::syntax::ast::*;
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -216,6 +216,27 @@ pub fn plan(
         Some(f) => Some(step::sample(&cx, &f.value, diags)?),
         None => None,
     };
+    // A block of steps without a model of its own: each model a step trains,
+    // alone in evaluation mode, for export (`nnc export --model G`).
+    let mut models: Vec<(String, (Func, Vec<ParamInfo>))> = vec![];
+    if eval.is_none() {
+        for s in &t.steps {
+            if models.iter().any(|(n, _)| *n == s.model.name) {
+                continue;
+            }
+            if let Some(Global::Model(m)) = globals.get(&s.model.name) {
+                models.push((s.model.name.clone(), step::model_predict(&cx, m, diags)?));
+            }
+        }
+    }
+    // The model `sample = G(...)` calls: the generator, exported by default.
+    let sample_model = fields.get("sample").and_then(|f| match &f.value.kind {
+        ExprKind::Call { callee, .. } => match &callee.kind {
+            ExprKind::Name(id) if models.iter().any(|(n, _)| *n == id.name) => Some(id.name.clone()),
+            _ => None,
+        },
+        _ => None,
+    });
 
     // ---- one parameter store ---------------------------------------------------
     let mut store: Vec<ParamInfo> = vec![];
@@ -223,7 +244,8 @@ pub fn plan(
         .iter()
         .map(|s| &s.params)
         .chain(eval.iter().flat_map(|ev| [&ev.loss.1, &ev.predict.1]))
-        .chain(sample.iter().map(|(_, p)| p));
+        .chain(sample.iter().map(|(_, p)| p))
+        .chain(models.iter().map(|(_, (_, p))| p));
     for ps in locals {
         for p in ps {
             if !store.iter().any(|q| q.name == p.name) {
@@ -417,6 +439,14 @@ pub fn plan(
             }
         }),
         sample: sample.map(|(f, params)| over_store(&f, 0, &params, &store)),
+        models: models
+            .iter()
+            .map(|(name, (f, params))| ModelPredict {
+                name: name.clone(),
+                predict: over_store(f, 1, params, &store),
+            })
+            .collect(),
+        sample_model,
         span: t.span,
         output_spans: elaborated[0].output_spans.clone(),
         output_decl: target.model.as_ref().and_then(|m| m.ret.as_ref().map(|r| r.span())),

@@ -407,6 +407,31 @@ pub(super) fn evaluation(cx: &Context, loss: &Expr, diags: &mut Diagnostics) -> 
     })
 }
 
+/// Model `m` alone in evaluation mode, `(input, params...) -> output`, its
+/// parameters named as the steps name them: what a block of steps exports
+/// (a GAN's generator), since it has no single model to predict with.
+pub(super) fn model_predict(cx: &Context, m: &Rc<ModelDecl>, diags: &mut Diagnostics) -> Option<(Func, Vec<ParamInfo>)> {
+    let mut p = Elab::new(cx.db, cx.globals, cx.root, "predict");
+    p.training = Some(false);
+    p.trained_model = cx.target.as_ref().map(|m| m.name.name.clone());
+    let inputs = p.model_inputs(m);
+    let (input, has_errors) = match inputs.as_deref() {
+        Some([(_, ty)]) => (Some(ty.clone()), false),
+        _ => (None, true),
+    };
+    let x = p.param_tensor("x", &input?);
+    let span = m.name.span;
+    let out = p.apply_model(m.clone(), vec![ArgVal { name: None, val: x, span }], span);
+    let errors = has_errors || p.diags.has_errors();
+    diags.extend(std::mem::take(&mut p.diags));
+    let Val::Tensor(t) = out else { return None };
+    if errors {
+        return None;
+    }
+    let params = std::mem::take(&mut p.params);
+    Some((p.b.finish(&[t.ir?]), params))
+}
+
 /// `sample = G(noise([64, 100]))`: `(params...) -> images` in evaluation mode.
 pub(super) fn sample(cx: &Context, expr: &Expr, diags: &mut Diagnostics) -> Option<(Func, Vec<ParamInfo>)> {
     let mut e = Elab::new(cx.db, cx.globals, cx.root, "sample");
