@@ -13,6 +13,7 @@
 //! `pow`'s exponent gradient is 0 where the base is 0.
 
 mod rules;
+mod scan;
 
 use crate::ir::{self, Builder, DType, Dim, Shape, Type, Value};
 use std::collections::HashMap;
@@ -29,6 +30,22 @@ pub fn grad(b: &mut Builder, output: Value, wrt: &[Value]) -> Vec<Value> {
 /// (d output / d value), so tools can show the backward pass by name.
 pub fn grad_with_adjoints(b: &mut Builder, output: Value, wrt: &[Value]) -> (Vec<Value>, HashMap<Value, Value>) {
     assert_eq!(b.ty(output), &Type::scalar(), "internal error: grad of a non-scalar output");
+    backward(b, wrt, |cx| {
+        let one = cx.constant(1.0);
+        vec![(output, one)]
+    })
+}
+
+/// The vector-Jacobian product: append to `b` the adjoints of `wrt` given
+/// the adjoint `seed` of each value in `seeds` (same type as the value; a
+/// value listed twice gets the sum). A scan body's backward pass is this.
+pub fn vjp(b: &mut Builder, seeds: &[(Value, Value)], wrt: &[Value]) -> Vec<Value> {
+    backward(b, wrt, |_| seeds.to_vec()).0
+}
+
+/// The backward sweep from the adjoints `seeds` makes (after the forward
+/// code, before any adjoint code).
+fn backward(b: &mut Builder, wrt: &[Value], seeds: impl FnOnce(&mut Ctx) -> Vec<(Value, Value)>) -> (Vec<Value>, HashMap<Value, Value>) {
     let forward = b.func().insts.clone();
     let active = activity(b, &forward, wrt);
     let mut cx = Ctx {
@@ -36,9 +53,10 @@ pub fn grad_with_adjoints(b: &mut Builder, output: Value, wrt: &[Value]) -> (Vec
         adj: HashMap::new(),
         fills: HashMap::new(),
     };
-    if active[output.index()] {
-        let one = cx.constant(1.0);
-        cx.adj.insert(output, one);
+    for (v, g) in seeds(&mut cx) {
+        if active[v.index()] {
+            cx.accumulate(v, g);
+        }
     }
     for inst in forward.iter().rev() {
         let Some(&g) = cx.adj.get(&inst.result) else {

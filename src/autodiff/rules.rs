@@ -116,6 +116,7 @@ pub(super) fn vjp(cx: &mut Ctx, inst: &Inst, g: Value, want: &[bool]) -> Vec<Opt
         }
         Op::Col2im { window, .. } => vec![Some(cx.b.push(Op::Im2col { window: window.clone() }, &[g]))],
         Op::MaxPool { window } => vec![Some(cx.b.push(Op::MaxPoolGrad { window: window.clone() }, &[x[0], g]))],
+        Op::Scan { scan, output } => super::scan::vjp(cx, scan, *output, x, g, &want),
         Op::Const(_)
         | Op::Compare(_)
         | Op::OneHot { .. }

@@ -63,6 +63,8 @@ struct Former<'a> {
     slots: Vec<SlotInfo>,
     kernels: Vec<Kernel>,
     threads: usize,
+    /// The kernel of each sibling group of scans (`ir::scan`) so far.
+    scans: Vec<(std::sync::Arc<crate::ir::scan::Scan>, Vec<Value>, usize)>,
 }
 
 /// Form the kernel program of `f`. Each `(param, result)` pair in `inplace`
@@ -95,7 +97,7 @@ pub fn form(f: &Func, threads: usize, inplace: &[(usize, usize)], direct: &[bool
             // strides of their own; elementwise ops and reductions can take
             // it as an inlined expression.
             match inst.op.kind() {
-                OpKind::View | OpKind::Contraction | OpKind::Index => need_storage[a.index()] = true,
+                OpKind::View | OpKind::Contraction | OpKind::Index | OpKind::Loop => need_storage[a.index()] = true,
                 OpKind::Elementwise | OpKind::Reduction => fusable_consumer[a.index()] = true,
                 OpKind::Source => {}
             }
@@ -163,6 +165,7 @@ pub fn form(f: &Func, threads: usize, inplace: &[(usize, usize)], direct: &[bool
         slots,
         kernels: Vec::new(),
         threads,
+        scans: Vec::new(),
     };
     for inst in &f.insts {
         let v = inst.result;
@@ -185,6 +188,7 @@ pub fn form(f: &Func, threads: usize, inplace: &[(usize, usize)], direct: &[bool
             Op::Concat { axis } => fm.concat(v, *axis, &inst.args),
             Op::Gather { axis } => fm.take(v, *axis, inst.args[0], inst.args[1]),
             Op::ScatterAdd { axis, .. } => fm.take_adjoint(v, *axis, inst.args[0], inst.args[1]),
+            Op::Scan { scan, output } => fm.scan(v, scan, *output, &inst.args),
             // Computed per element by a loop body (`expr_op`): inlined into
             // its one consumer, or a loop of its own.
             Op::Unary(_)
@@ -401,6 +405,40 @@ impl Former<'_> {
             label: format!("{v} = matmul {a}, {b}"),
         }));
         self.class[v.index()] = Class::Stored { slot, strides: tc };
+    }
+
+    /// Output `output` of a scan: a slot written by the kernel of its
+    /// sibling group, formed at the first sibling (same scan, same
+    /// operands; the siblings run once).
+    fn scan(&mut self, v: Value, scan: &std::sync::Arc<crate::ir::scan::Scan>, output: usize, args: &[Value]) {
+        let known = self
+            .scans
+            .iter()
+            .find(|(s, a, _)| a.as_slice() == args && (std::sync::Arc::ptr_eq(s, scan) || **s == **scan))
+            .map(|&(_, _, k)| k);
+        let k = match known {
+            Some(k) => k,
+            None => {
+                let operands = args.iter().map(|&a| self.contiguous(a)).collect();
+                let names: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+                self.kernels.push(Kernel::Scan(super::scan::ScanKernel {
+                    scan: scan.clone(),
+                    operands,
+                    outputs: vec![None; scan.outputs()],
+                    label: format!("scan of {} steps over {}", scan.steps, names.join(", ")),
+                }));
+                self.scans.push((scan.clone(), args.to_vec(), self.kernels.len() - 1));
+                self.kernels.len() - 1
+            }
+        };
+        let slot = self.new_slot(v);
+        if let Kernel::Scan(sk) = &mut self.kernels[k] {
+            sk.outputs[output] = Some(slot);
+        }
+        self.class[v.index()] = Class::Stored {
+            slot,
+            strides: contiguous_strides(&self.dims[v.index()]),
+        };
     }
 
     /// A window op: a call on contiguous operands (`codegen::window`).
@@ -713,7 +751,8 @@ impl Former<'_> {
             | Op::Im2col { .. }
             | Op::Col2im { .. }
             | Op::MaxPool { .. }
-            | Op::MaxPoolGrad { .. } => return self.leaf(v, nodes),
+            | Op::MaxPoolGrad { .. }
+            | Op::Scan { .. } => return self.leaf(v, nodes),
         };
         push_node(nodes, node)
     }
@@ -726,7 +765,7 @@ fn computes_its_value(op: &Op) -> bool {
     match op.kind() {
         OpKind::View => false,
         OpKind::Source => !matches!(op, Op::Const(_)),
-        OpKind::Elementwise | OpKind::Reduction | OpKind::Contraction | OpKind::Index => true,
+        OpKind::Elementwise | OpKind::Reduction | OpKind::Contraction | OpKind::Index | OpKind::Loop => true,
     }
 }
 
@@ -797,6 +836,8 @@ pub fn unsafe_inplace(p: &Program, inplace: &[(usize, usize)]) -> Vec<usize> {
             Kernel::Gemm(g) => g.a.slot != param && g.b.slot != param,
             Kernel::Move(m) => !m.srcs.contains(&param),
             Kernel::Window(k) => k.src != param && k.aux != Some(param),
+            // Steps read operands after earlier steps wrote outputs.
+            Kernel::Scan(s) => !s.operands.contains(&param),
         };
         if late_read || !same {
             bad.push(j);

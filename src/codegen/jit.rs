@@ -30,5 +30,6 @@ pub fn new_module(isa: OwnedTargetIsa) -> JITModule {
     jb.symbol(parallel::NORMAL_SYMBOL, parallel::nnc_random_normal as *const u8);
     jb.symbol(super::moves::SYMBOL, super::moves::nnc_move as *const u8);
     jb.symbol(super::window::SYMBOL, super::window::nnc_window as *const u8);
+    jb.symbol(super::scan::SYMBOL, super::scan::nnc_scan as *const u8);
     JITModule::new(jb)
 }

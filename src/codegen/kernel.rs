@@ -151,6 +151,8 @@ pub enum Kernel {
     /// Elements moved by a host function (`codegen::moves`).
     Move(super::moves::MoveKernel),
     Window(WindowKernel),
+    /// A loop calling a compiled body per step (`codegen::scan`).
+    Scan(super::scan::ScanKernel),
 }
 
 impl Kernel {
@@ -174,6 +176,7 @@ impl Kernel {
             Kernel::Gemm(g) => vec![g.a.slot, g.b.slot],
             Kernel::Move(m) => m.srcs.clone(),
             Kernel::Window(w) => std::iter::once(w.src).chain(w.aux).collect(),
+            Kernel::Scan(s) => s.operands.clone(),
         }
     }
     /// Slots this kernel writes.
@@ -183,6 +186,7 @@ impl Kernel {
             Kernel::Gemm(g) => vec![g.c.slot],
             Kernel::Move(m) => vec![m.dst],
             Kernel::Window(w) => vec![w.dst],
+            Kernel::Scan(s) => s.outputs.iter().flatten().copied().collect(),
         }
     }
 }

@@ -30,6 +30,7 @@ mod merge;
 mod moves;
 mod parallel;
 mod plan;
+mod scan;
 mod text;
 mod window;
 
@@ -79,6 +80,10 @@ pub struct Compiled {
     /// Read by the window kernels through addresses compiled into the code
     /// (never resized, so the addresses stay valid).
     _descriptors: Vec<window::Descriptor>,
+    /// Run by the scan kernels through addresses compiled into the code
+    /// (never resized, so the addresses stay valid; mutated only while
+    /// `run` holds `&mut self`).
+    _runners: Vec<std::cell::UnsafeCell<scan::ScanRunner>>,
     param_lens: Vec<usize>,
     result_lens: Vec<usize>,
     /// `(param, result)` pairs sharing one buffer (see `compile_inplace`).
@@ -156,7 +161,7 @@ impl Compiled {
             .iter()
             .filter_map(|k| match k {
                 Kernel::Move(m) => Some(m.clone()),
-                Kernel::Loop(_) | Kernel::Gemm(_) | Kernel::Window(_) => None,
+                Kernel::Loop(_) | Kernel::Gemm(_) | Kernel::Window(_) | Kernel::Scan(_) => None,
             })
             .collect();
         let window_id = module
@@ -169,9 +174,20 @@ impl Compiled {
             .iter()
             .filter_map(|k| match k {
                 Kernel::Window(w) => Some(w.desc.clone()),
-                Kernel::Loop(_) | Kernel::Gemm(_) | Kernel::Move(_) => None,
+                Kernel::Loop(_) | Kernel::Gemm(_) | Kernel::Move(_) | Kernel::Scan(_) => None,
             })
             .collect();
+        let scan_id = module
+            .declare_function(scan::SYMBOL, Linkage::Import, &scan::signature(cc))
+            .map_err(err)?;
+        // Each scan's body compiled once, owned by this function (the
+        // runners' addresses are constants in its code).
+        let mut runners: Vec<std::cell::UnsafeCell<scan::ScanRunner>> = vec![];
+        for k in &prog.kernels {
+            if let Kernel::Scan(sk) = k {
+                runners.push(std::cell::UnsafeCell::new(scan::ScanRunner::new(sk, opts)?));
+            }
+        }
         let mut nsig = Signature::new(cc);
         nsig.params.push(AbiParam::new(I64));
         nsig.params.push(AbiParam::new(I64));
@@ -239,12 +255,18 @@ impl Compiled {
             let mut next_move = move_descs.iter();
             let window_ref = module.declare_func_in_func(window_id, b.func);
             let mut next_desc = descriptors.iter();
+            let scan_ref = module.declare_func_in_func(scan_id, b.func);
+            let mut next_runner = runners.iter();
             for (i, (k, id)) in prog.kernels.iter().zip(&kernel_ids).enumerate() {
                 match k {
                     Kernel::Gemm(g) => gemm::emit_call(&mut b, g, ptrs, gemm_ref),
                     Kernel::Move(_) => {
                         let d = next_move.next().expect("one descriptor per move kernel");
                         moves::emit_call(&mut b, d as *const moves::MoveKernel as usize, ptrs, move_ref);
+                    }
+                    Kernel::Scan(_) => {
+                        let r = next_runner.next().expect("one runner per scan kernel");
+                        scan::emit_call(&mut b, r as *const std::cell::UnsafeCell<scan::ScanRunner> as usize, ptrs, scan_ref);
                     }
                     Kernel::Window(w) => {
                         let d = next_desc.next().expect("one descriptor per window kernel");
@@ -281,6 +303,13 @@ impl Compiled {
         }
         module.clear_context(&mut ctx);
         module.finalize_definitions().map_err(err)?;
+        let mut kernels = kernels;
+        for (i, r) in runners.iter_mut().enumerate() {
+            let r = r.get_mut();
+            clif.push_str(&format!("; scan body {i}\n{}", r.clif_text()));
+            asm.push_str(&format!("; scan body {i}\n{}", r.asm_text()));
+            kernels.push_str(&format!("scan body {i}:\n{}", r.kernels_text()));
+        }
         let entry = module.get_finalized_function(step_id) as usize;
 
         // 64-byte aligned arena.
@@ -308,6 +337,7 @@ impl Compiled {
             _arena: arena,
             _moves: move_descs,
             _descriptors: descriptors,
+            _runners: runners,
             param_lens: lens(&f.params),
             result_lens: lens(&f.results),
             inplace: inplace.to_vec(),

@@ -111,9 +111,24 @@ impl MoveKernel {
                 if *zero > 0 {
                     unsafe { std::ptr::write_bytes(dst, 0, *zero) };
                 }
-                walk(dims, *src_base, src_strides, *dst_base, dst_strides, &mut |s, d| unsafe {
-                    *dst.offset(d) = *src.offset(s)
-                });
+                let r = dims.len();
+                if r > 0 && src_strides[r - 1] == 1 && dst_strides[r - 1] == 1 {
+                    // Rows contiguous on both sides (chunks of the last
+                    // axis, concat halves): one block copy per row.
+                    let n = dims[r - 1];
+                    walk(
+                        &dims[..r - 1],
+                        *src_base,
+                        &src_strides[..r - 1],
+                        *dst_base,
+                        &dst_strides[..r - 1],
+                        &mut |s, d| unsafe { std::ptr::copy(src.offset(s), dst.offset(d), n) },
+                    );
+                } else {
+                    walk(dims, *src_base, src_strides, *dst_base, dst_strides, &mut |s, d| unsafe {
+                        *dst.offset(d) = *src.offset(s)
+                    });
+                }
             }
             MoveOp::Take { outer, n, inner, k } => {
                 let (ids, x) = (ptr(self.srcs[0]), ptr(self.srcs[1]));

@@ -39,6 +39,18 @@ pub fn program_text(p: &Program, plan: &ArenaPlan) -> String {
                     m.op
                 );
             }
+            Kernel::Scan(sc) => {
+                let ins: Vec<String> = sc.operands.iter().map(|s| format!("s{s}")).collect();
+                let outs: Vec<String> = sc.outputs.iter().map(|o| o.map_or("_".into(), |s| format!("s{s}"))).collect();
+                let _ = writeln!(
+                    out,
+                    "kernel k{i} scan  // {}
+    {} = scan {}",
+                    sc.label,
+                    outs.join(", "),
+                    ins.join(", ")
+                );
+            }
             Kernel::Window(w) => {
                 let aux = w.aux.map_or(String::new(), |a| format!(", s{a}"));
                 let _ = writeln!(

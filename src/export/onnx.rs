@@ -202,7 +202,11 @@ impl Graph {
 /// statistics of `standardize = true`, applied to the input first, as
 /// `nnc predict` does) as an ONNX `ModelProto`.
 pub fn export(plan: &TrainPlan, model: Option<&str>, w: &Weights, st: Option<&Standardizer>) -> Result<Vec<u8>, Unsupported> {
-    let f = crate::opt::optimize(plan.predict_of(model).map_err(Unsupported::new)?);
+    // ONNX gets the scans unrolled: a graph of plain operators that every
+    // runtime runs and optimises, where `Loop`/`Scan` take subgraphs that
+    // several runtimes execute node by node (see the crate doc).
+    let predict = plan.predict_of(model).map_err(Unsupported::new)?;
+    let f = crate::opt::optimize(&ir::scan::unroll(predict));
     let mut g = Graph {
         nodes: vec![],
         inits: vec![],
@@ -451,6 +455,9 @@ fn lower(g: &mut Graph, f: &ir::Func, inst: &ir::Inst, a: &[&str]) -> Result<Str
         // Gradients: only the backward pass has them, and it is not exported.
         Op::Col2im { .. } | Op::MaxPoolGrad { .. } => {
             return Err(Unsupported::new(format!("`{}` (a gradient) is not exported to ONNX", inst.op.name())).with_op(inst.op.name()));
+        }
+        Op::Scan { .. } => {
+            return Err(Unsupported::new("internal error: a scan left after unrolling".into()).with_op(inst.op.name()));
         }
     })
 }

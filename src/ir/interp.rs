@@ -49,6 +49,8 @@ pub fn run(f: &Func, args: &[Tensor]) -> Result<Vec<Tensor>, String> {
         env[p.index()] = Some(Cow::Borrowed(a));
     }
     let last_use = last_uses(f);
+    // Every output of a scan, by (scan, operands): siblings run it once.
+    let mut scans: Vec<(&super::scan::Scan, &[super::Value], Vec<Tensor>)> = vec![];
     for (i, inst) in f.insts.iter().enumerate() {
         let operands: Vec<&Tensor> = inst
             .args
@@ -59,7 +61,22 @@ pub fn run(f: &Func, args: &[Tensor]) -> Result<Vec<Tensor>, String> {
                     .ok_or_else(|| format!("{} uses {a}, which has no value", inst.result))
             })
             .collect::<Result<_, _>>()?;
-        let out = eval(inst, &operands, &bind).map_err(|e| format!("@{}: {}: {e}", f.name, inst.result))?;
+        let out = if let Op::Scan { scan, output } = &inst.op {
+            let known = scans
+                .iter()
+                .position(|(s, a, _)| std::ptr::eq(*s, &**scan) && *a == inst.args.as_slice());
+            let at = match known {
+                Some(at) => at,
+                None => {
+                    let outs = run_scan(scan, &operands).map_err(|e| format!("@{}: {}: {e}", f.name, inst.result))?;
+                    scans.push((scan, &inst.args, outs));
+                    scans.len() - 1
+                }
+            };
+            scans[at].2[*output].clone()
+        } else {
+            eval(inst, &operands, &bind).map_err(|e| format!("@{}: {}: {e}", f.name, inst.result))?
+        };
         check_shape(&out, f.ty(inst.result), &bind).map_err(|e| format!("@{}: {}: {e}", f.name, inst.result))?;
         env[inst.result.index()] = Some(Cow::Owned(out));
         // Free operands nobody reads any more: a training step's activations
@@ -196,7 +213,38 @@ fn eval(inst: &Inst, x: &[&Tensor], bind: &Bindings) -> Result<Tensor, String> {
         Op::Col2im { window, size } => col2im(window, *size, x[0])?,
         Op::MaxPool { window } => max_pool(window, x[0])?,
         Op::MaxPoolGrad { window } => max_pool_grad(window, x[0], x[1])?,
+        Op::Scan { scan, output } => run_scan(scan, x)?.swap_remove(*output),
     })
+}
+
+/// Every output of `scan` on operands `x`: the body run once per step.
+fn run_scan(scan: &super::scan::Scan, x: &[&Tensor]) -> Result<Vec<Tensor>, String> {
+    let (k, m) = (scan.carries, scan.seqs);
+    let mut carry: Vec<Tensor> = x[..k].iter().map(|&t| t.clone()).collect();
+    let mut ys: Vec<Vec<Tensor>> = vec![Vec::with_capacity(scan.steps); scan.ys()];
+    for i in 0..scan.steps {
+        let t = scan.position(i);
+        let mut args = std::mem::take(&mut carry);
+        for seq in &x[k..k + m] {
+            args.push(seq.index_axis(Axis(0), t).to_owned());
+        }
+        args.extend(x[k + m..].iter().map(|&t| t.clone()));
+        let mut outs = run(&scan.body, &args).map_err(|e| format!("scan step {t}: {e}"))?;
+        let step_ys = outs.split_off(k);
+        carry = outs;
+        for (j, y) in step_ys.into_iter().enumerate() {
+            ys[j].push(y);
+        }
+    }
+    let mut outs = carry;
+    for mut steps in ys {
+        if scan.reverse {
+            steps.reverse();
+        }
+        let views: Vec<_> = steps.iter().map(|s| s.view()).collect();
+        outs.push(ndarray::stack(Axis(0), &views).map_err(|e| format!("scan: stacking steps: {e}"))?);
+    }
+    Ok(outs)
 }
 
 fn same_shape(a: &Tensor, b: &Tensor) -> Result<(), String> {

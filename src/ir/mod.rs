@@ -11,6 +11,7 @@ mod op;
 pub mod parse;
 mod print;
 pub mod scalar;
+pub mod scan;
 mod verify;
 pub mod window;
 
@@ -173,9 +174,25 @@ impl Func {
         for t in &mut f.types {
             t.shape = sub(&t.shape);
         }
+        // Siblings share one scan before and after (`ir::scan`).
+        let mut scans: Vec<(std::sync::Arc<scan::Scan>, std::sync::Arc<scan::Scan>)> = vec![];
         for inst in &mut f.insts {
             for shape in inst.op.shapes_mut() {
                 *shape = sub(shape);
+            }
+            if let Op::Scan { scan, .. } = &mut inst.op {
+                let done = scans
+                    .iter()
+                    .find(|(old, _)| std::sync::Arc::ptr_eq(old, scan))
+                    .map(|(_, new)| new.clone());
+                let new = done.unwrap_or_else(|| {
+                    let mut s = (**scan).clone();
+                    s.body = scan.body.specialize(bind);
+                    let new = std::sync::Arc::new(s);
+                    scans.push((scan.clone(), new.clone()));
+                    new
+                });
+                *scan = new;
             }
         }
         f

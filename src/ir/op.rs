@@ -10,6 +10,7 @@
 
 use super::{DType, Dim, Shape, Window};
 use std::fmt;
+use std::sync::Arc;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum UnaryOp {
@@ -277,6 +278,12 @@ pub enum Op {
     MaxPoolGrad {
         window: Window,
     },
+    /// Output `output` of a loop whose body is an IR function run once per
+    /// step (`ir::scan`: operands, outputs and the sibling convention).
+    Scan {
+        scan: Arc<super::scan::Scan>,
+        output: usize,
+    },
 }
 
 /// How an op's result elements relate to its operands' elements; the code
@@ -298,6 +305,8 @@ pub enum OpKind {
     /// Result elements computed from operand elements at positions derived
     /// from the result index (`one_hot`; gathers and concatenation belong here).
     Index,
+    /// A loop running an IR function per step (`scan`).
+    Loop,
 }
 
 /// An attribute value as printed in IR text.
@@ -365,6 +374,7 @@ const STRUCTURAL_NAMES: &[&str] = &[
     "col2im",
     "max_pool",
     "max_pool_grad",
+    "scan",
 ];
 
 impl Op {
@@ -397,6 +407,7 @@ impl Op {
             Op::Col2im { .. } => "col2im",
             Op::MaxPool { .. } => "max_pool",
             Op::MaxPoolGrad { .. } => "max_pool_grad",
+            Op::Scan { .. } => "scan",
         }
     }
 
@@ -481,6 +492,7 @@ impl Op {
             "max_pool" => Op::MaxPool { window: read_window(a)? },
             "max_pool_grad" => Op::MaxPoolGrad { window: read_window(a)? },
             "const" => return Err("`const` takes its value inline: `const 1.5`".into()),
+            "scan" => return Err("a `scan` body is an IR function, which IR text cannot spell".into()),
             _ => return Err(format!("unknown op `{name}`")),
         })
     }
@@ -506,6 +518,7 @@ impl Op {
             | Op::MaxPool { .. } => 1,
             Op::Binary(_) | Op::Compare(_) | Op::MatMul | Op::MaxPoolGrad { .. } => 2,
             Op::Select => 3,
+            Op::Scan { scan, .. } => scan.body.params.len(),
         }
     }
 
@@ -520,6 +533,7 @@ impl Op {
             Op::ReduceSum { .. } | Op::ReduceMax { .. } => OpKind::Reduction,
             Op::MatMul => OpKind::Contraction,
             Op::OneHot { .. } | Op::Im2col { .. } | Op::Col2im { .. } | Op::MaxPool { .. } | Op::MaxPoolGrad { .. } => OpKind::Index,
+            Op::Scan { .. } => OpKind::Loop,
         }
     }
 
@@ -558,6 +572,14 @@ impl Op {
                 a.push(("size", Attr::Axes(size.to_vec())));
                 a
             }
+            // The body is printed after the instruction (`print_func`).
+            Op::Scan { scan, output } => vec![
+                ("carries", Attr::Int(scan.carries as u64)),
+                ("seqs", Attr::Int(scan.seqs as u64)),
+                ("steps", Attr::Int(scan.steps as u64)),
+                ("reverse", Attr::Bool(scan.reverse)),
+                ("output", Attr::Int(*output as u64)),
+            ],
         }
     }
 
@@ -584,6 +606,8 @@ impl Op {
             | Op::Col2im { .. }
             | Op::MaxPool { .. }
             | Op::MaxPoolGrad { .. } => vec![],
+            // The body's shapes are specialised with it (`Func::specialize`).
+            Op::Scan { .. } => vec![],
         }
     }
 
@@ -616,6 +640,9 @@ impl Op {
             | Op::RandomUniform { .. }
             | Op::RandomNormal { .. }
             | Op::MaxPoolGrad { .. } => &[],
+            // Every operand may reach an output (the rule in `autodiff`
+            // differentiates the body to find out which do).
+            Op::Scan { scan, .. } => &ALL_OPERANDS[..scan.body.params.len().min(super::scan::MAX_OPERANDS)],
         }
     }
 
@@ -647,10 +674,22 @@ impl Op {
             | Op::Im2col { .. }
             | Op::Col2im { .. }
             | Op::MaxPool { .. }
-            | Op::MaxPoolGrad { .. } => false,
+            | Op::MaxPoolGrad { .. }
+            | Op::Scan { .. } => false,
         }
     }
 }
+
+/// Operand positions `0..n`, for variadic ops' `differentiable_args`.
+const ALL_OPERANDS: [usize; super::scan::MAX_OPERANDS] = {
+    let mut a = [0; super::scan::MAX_OPERANDS];
+    let mut i = 0;
+    while i < a.len() {
+        a[i] = i;
+        i += 1;
+    }
+    a
+};
 
 /// `kernel=[kh, kw], stride=[..], dilation=[..], pad=[top, bottom, left, right]`.
 fn window_attrs(w: &Window) -> Vec<(&'static str, Attr)> {

@@ -34,6 +34,7 @@ pub fn print_func(f: &Func) -> String {
         format!("({})", results.join(", "))
     };
     let _ = writeln!(out, "func @{}({}) -> {} {{", f.name, params.join(", "), ret);
+    let mut printed: Vec<std::sync::Arc<super::scan::Scan>> = vec![];
     for inst in &f.insts {
         let args: Vec<String> = inst
             .args
@@ -50,6 +51,15 @@ pub fn print_func(f: &Func) -> String {
             format!("{} {}", inst.op.name(), args.join(", "))
         };
         let _ = writeln!(out, "    {res} = {body}{} : {}", op_attrs(&inst.op), f.ty(inst.result));
+        // A scan's body follows the first instruction of its sibling group.
+        if let Op::Scan { scan, .. } = &inst.op {
+            if !printed.iter().any(|s| std::sync::Arc::ptr_eq(s, scan)) {
+                printed.push(scan.clone());
+                for line in print_func(&scan.body).lines() {
+                    let _ = writeln!(out, "      | {line}");
+                }
+            }
+        }
     }
     let rets: Vec<String> = f
         .results

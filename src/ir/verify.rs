@@ -249,6 +249,10 @@ pub fn infer(op: &Op, args: &[&Type]) -> Result<Type, String> {
             }
             Ok(args[0].clone())
         }
+        Op::Scan { scan, output } => {
+            scan.check(args)?;
+            scan.output_type(*output)
+        }
     }
 }
 

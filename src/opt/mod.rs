@@ -34,7 +34,7 @@ const MAX_ROUNDS: usize = 16;
 /// Simplify, then CSE, then DCE, until a round changes nothing (compared on
 /// the printed text, which is canonical because every pass renumbers).
 pub fn optimize(f: &Func) -> Func {
-    let mut cur = f.clone();
+    let mut cur = optimize_bodies(f);
     let mut text = ir::print_func(&cur);
     for _ in 0..MAX_ROUNDS {
         let next = dce(&cse(&batch_fold(&simplify(&cur))));
@@ -46,6 +46,28 @@ pub fn optimize(f: &Func) -> Func {
         text = next_text;
     }
     cur
+}
+
+/// `f` with the body of every scan optimised (each shared body once, so
+/// sibling scans keep sharing it).
+fn optimize_bodies(f: &Func) -> Func {
+    use std::sync::Arc;
+    let mut out = f.clone();
+    let mut done: Vec<(Arc<ir::scan::Scan>, Arc<ir::scan::Scan>)> = vec![];
+    for inst in &mut out.insts {
+        if let ir::Op::Scan { scan, .. } = &mut inst.op {
+            let known = done.iter().find(|(old, _)| Arc::ptr_eq(old, scan)).map(|(_, new)| new.clone());
+            let new = known.unwrap_or_else(|| {
+                let mut s = (**scan).clone();
+                s.body = optimize(&scan.body);
+                let new = Arc::new(s);
+                done.push((scan.clone(), new.clone()));
+                new
+            });
+            *scan = new;
+        }
+    }
+    out
 }
 
 /// A fresh builder holding a copy of `f`'s params, plus the map from `f`'s

@@ -232,7 +232,8 @@ impl Simplifier {
             | Op::Im2col { .. }
             | Op::Col2im { .. }
             | Op::MaxPool { .. }
-            | Op::MaxPoolGrad { .. } => None,
+            | Op::MaxPoolGrad { .. }
+            | Op::Scan { .. } => None,
         }
     }
 
@@ -357,7 +358,8 @@ impl Simplifier {
             | Op::Im2col { .. }
             | Op::Col2im { .. }
             | Op::MaxPool { .. }
-            | Op::MaxPoolGrad { .. } => true,
+            | Op::MaxPoolGrad { .. }
+            | Op::Scan { .. } => true,
         }
     }
 }

@@ -76,6 +76,19 @@ fn flops(f: &Func, op: &Op, args: &[crate::ir::Value], result: &Type) -> u64 {
         // One comparison per window element (the gradient: one add per output).
         Op::MaxPool { window } => numel(result) * (window.kernel[0] * window.kernel[1]) as u64,
         Op::MaxPoolGrad { .. } => numel(f.ty(args[1])),
+        // The body's work once per step, counted on the first sibling only.
+        Op::Scan { scan, output } => {
+            if *output > 0 {
+                return 0;
+            }
+            let body = &scan.body;
+            let per_step = body
+                .insts
+                .iter()
+                .map(|i| flops(body, &i.op, &i.args, body.ty(i.result)))
+                .fold(0, u64::saturating_add);
+            per_step.saturating_mul(scan.steps as u64)
+        }
     }
 }
 

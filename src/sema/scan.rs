@@ -1,27 +1,145 @@
 //! `scan x in xs along 1 from h = h0 { h = f(x, h) }`: the loop over time
-//! of recurrent layers, checked and lowered by unrolling.
+//! of recurrent layers, checked, and lowered to a `scan` op of the IR or
+//! unrolled.
 //!
 //! Each step binds `x` to step `t` of `xs` (a slice with the axis dropped)
 //! and the carried variables to their values after step `t - 1`, then runs
 //! the body; the scan's value is the first carried variable after every
 //! step, stacked along the axis. Every carried variable must keep its
 //! shape and dtype (E0325), every sequence must have the same, known, non-
-//! zero number of steps (E0326, E0324). Unrolling makes the backward pass
-//! (backpropagation through time) autodiff's ordinary work; see the crate
-//! doc for why it is unrolled rather than a loop in the IR.
+//! zero number of steps (E0326, E0324). Scans longer than
+//! [`UNROLL_MAX_STEPS`] elaborate the body once and cut it out as the body
+//! function of one `ir::scan` op; shorter ones are unrolled, which makes
+//! backpropagation through time autodiff's ordinary work. The crate doc
+//! gives the measurements behind the bound.
 
 use super::elab::Elab;
 use super::layout::axis_of;
 use super::value::{Env, Tensor, TensorTy, Val};
 use crate::base::Span;
 use crate::diag::Diagnostic;
-use crate::ir::Dim;
+use crate::ir::{self, Dim};
 use crate::syntax::ast::*;
 use std::rc::Rc;
 
 /// The axis a scan runs along when `along` is not written: the one after
 /// the batch, as in `[batch, steps, features]`.
 const DEFAULT_AXIS: i64 = 1;
+
+/// Scans of at most this many steps are unrolled; longer ones become one
+/// `scan` op of the IR (see the crate doc for the measurements).
+pub const UNROLL_MAX_STEPS: usize = 32;
+
+/// The unrolling bound: `UNROLL_MAX_STEPS`, or the environment's
+/// `NNC_UNROLL_STEPS` (a whole number) to compare both lowerings.
+fn unroll_max_steps() -> usize {
+    std::env::var("NNC_UNROLL_STEPS")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(UNROLL_MAX_STEPS)
+}
+
+/// What `scan_loop` made of a scan.
+enum Looped {
+    Done(Val),
+    /// A body the loop cannot express (random draws, which must differ
+    /// per step): unroll it instead.
+    Unroll,
+}
+
+/// A scan body cut out of the function being built.
+struct Body {
+    func: ir::Func,
+    /// The outer values the body reads, in param order after the carries
+    /// and sequence elements.
+    invariants: Vec<ir::Value>,
+}
+
+/// The instructions from `mark` on that depend on `stand_ins` (the carries'
+/// and sequence elements' stand-in values, in that order), as a function of
+/// the stand-ins and of the outer values they read, returning `news` (the
+/// new carries) twice: as carries and as per-step outputs (the stacked
+/// states the scan's value and its backward pass read). None when the body
+/// draws random numbers, which would be drawn once for every step.
+fn extract_body(f: &ir::Func, mark: usize, stand_ins: &[ir::Value], news: &[ir::Value]) -> Option<Body> {
+    let range = &f.insts[mark..];
+    let mut dep = vec![false; f.types.len()];
+    for &v in stand_ins {
+        dep[v.index()] = true;
+    }
+    let mut def = std::collections::HashMap::new();
+    for inst in range {
+        if matches!(inst.op, ir::Op::RandomUniform { .. }) || matches!(inst.op, ir::Op::RandomNormal { .. }) {
+            return None;
+        }
+        def.insert(inst.result, inst);
+        if !stand_ins.contains(&inst.result) && inst.args.iter().any(|a| dep[a.index()]) {
+            dep[inst.result.index()] = true;
+        }
+    }
+    // What the body reads from outside: invariants, except that constants
+    // and views computed in the range are copied into the body, where they
+    // cost nothing (a splat, strides) instead of a buffer read every step.
+    let mut copied = vec![false; f.types.len()];
+    let mut invariants: Vec<ir::Value> = vec![];
+    fn need(
+        v: ir::Value,
+        dep: &[bool],
+        def: &std::collections::HashMap<ir::Value, &ir::Inst>,
+        copied: &mut [bool],
+        invariants: &mut Vec<ir::Value>,
+    ) {
+        if dep[v.index()] || copied[v.index()] || invariants.contains(&v) {
+            return;
+        }
+        let free = def.get(&v).filter(|i| {
+            matches!(i.op, ir::Op::Const(_))
+                || matches!(i.op, ir::Op::Broadcast { .. })
+                || matches!(i.op, ir::Op::Reshape { .. })
+                || matches!(i.op, ir::Op::Transpose { .. })
+        });
+        match free {
+            Some(inst) => {
+                copied[v.index()] = true;
+                for &a in &inst.args {
+                    need(a, dep, def, copied, invariants);
+                }
+            }
+            None => invariants.push(v),
+        }
+    }
+    for inst in range.iter().filter(|i| dep[i.result.index()] && !stand_ins.contains(&i.result)) {
+        for &a in &inst.args {
+            need(a, &dep, &def, &mut copied, &mut invariants);
+        }
+    }
+    for &v in news {
+        need(v, &dep, &def, &mut copied, &mut invariants);
+    }
+    let inner: Vec<&ir::Inst> = range
+        .iter()
+        .filter(|i| !stand_ins.contains(&i.result) && (dep[i.result.index()] || copied[i.result.index()]))
+        .collect();
+    if stand_ins.len() + invariants.len() > ir::scan::MAX_OPERANDS {
+        return None;
+    }
+    let mut b = ir::Builder::new(format!("{}.scan{mark}", f.name));
+    let mut map: std::collections::HashMap<ir::Value, ir::Value> = std::collections::HashMap::new();
+    for (i, &v) in stand_ins.iter().chain(&invariants).enumerate() {
+        map.insert(v, b.param(format!("p{i}"), f.ty(v).clone()));
+    }
+    for inst in inner {
+        let args: Vec<ir::Value> = inst.args.iter().map(|a| map[a]).collect();
+        let v = b.push(inst.op.clone(), &args);
+        map.insert(inst.result, v);
+    }
+    let mut results: Vec<ir::Value> = news.iter().map(|v| map[v]).collect();
+    results.extend(news.iter().map(|v| map[v]));
+    Some(Body {
+        func: b.finish(&results),
+        invariants,
+    })
+}
 
 impl Elab<'_> {
     pub(super) fn scan(&mut self, s: &Scan, span: Span, env: &mut Env) -> Val {
@@ -138,6 +256,12 @@ impl Elab<'_> {
             return Val::Error;
         };
         let parent = Rc::new(env.clone());
+        if steps > unroll_max_steps() {
+            match self.scan_loop(s, &tensors, &axes, &carried, &parent, steps, span) {
+                Looped::Done(v) => return v,
+                Looped::Unroll => {}
+            }
+        }
         let mut state = carried.clone();
         let mut outputs: Vec<Tensor> = vec![];
         let errors_before = self.diags.errors_pushed;
@@ -153,41 +277,10 @@ impl Elab<'_> {
             for ((name, _), v) in s.carries.iter().zip(&state) {
                 step_env.vars.insert(name.name.clone(), Val::Tensor(v.clone()));
             }
-            if !self.scan_body(s, &mut step_env) {
+            let Some(after) = self.one_step(s, &mut step_env, &carried) else {
                 return Val::Error;
-            }
-            for (i, (name, init)) in s.carries.iter().enumerate() {
-                let after = step_env.vars.get(&name.name).cloned().unwrap_or(Val::Error);
-                let Val::Tensor(after) = after else {
-                    if !after.is_poison() {
-                        let d = Diagnostic::error(
-                            "E0325",
-                            format!("the carried variable `{}` must stay a tensor", name.name),
-                            self.assigned_span(s, &name.name).unwrap_or(init.span),
-                            format!("this is {}", after.kind()),
-                        );
-                        self.report(d);
-                    }
-                    return Val::Error;
-                };
-                if after.ty != carried[i].ty {
-                    let at = self.assigned_span(s, &name.name).unwrap_or(s.keyword);
-                    let d = Diagnostic::error(
-                        "E0325",
-                        format!(
-                            "the carried variable `{}` changes from {} to {} in one step of the `scan`",
-                            name.name, carried[i].ty, after.ty
-                        ),
-                        at,
-                        format!("this has shape {}", after.ty),
-                    )
-                    .with_secondary(init.span, format!("`{}` starts as {}", name.name, carried[i].ty))
-                    .with_note("a carried variable keeps its shape and dtype from step to step, so every step can run the same body");
-                    self.report(d);
-                    return Val::Error;
-                }
-                state[i] = after;
-            }
+            };
+            state = after;
             // A mistake in the body is reported at the first step; the
             // others would repeat it.
             if self.diags.errors_pushed > errors_before {
@@ -196,6 +289,148 @@ impl Elab<'_> {
             outputs.push(state[0].clone());
         }
         self.stack_steps(&outputs, axes[0], span)
+    }
+
+    /// Run the body in `step_env` (the step's sequence elements and carries
+    /// bound) and check the carried variables after it: their new values,
+    /// or None after an error.
+    fn one_step(&mut self, s: &Scan, step_env: &mut Env, carried: &[Tensor]) -> Option<Vec<Tensor>> {
+        if !self.scan_body(s, step_env) {
+            return None;
+        }
+        let mut state = vec![];
+        for (i, (name, init)) in s.carries.iter().enumerate() {
+            let after = step_env.vars.get(&name.name).cloned().unwrap_or(Val::Error);
+            let Val::Tensor(after) = after else {
+                if !after.is_poison() {
+                    let d = Diagnostic::error(
+                        "E0325",
+                        format!("the carried variable `{}` must stay a tensor", name.name),
+                        self.assigned_span(s, &name.name).unwrap_or(init.span),
+                        format!("this is {}", after.kind()),
+                    );
+                    self.report(d);
+                }
+                return None;
+            };
+            if after.ty != carried[i].ty {
+                let at = self.assigned_span(s, &name.name).unwrap_or(s.keyword);
+                let d = Diagnostic::error(
+                    "E0325",
+                    format!(
+                        "the carried variable `{}` changes from {} to {} in one step of the `scan`",
+                        name.name, carried[i].ty, after.ty
+                    ),
+                    at,
+                    format!("this has shape {}", after.ty),
+                )
+                .with_secondary(init.span, format!("`{}` starts as {}", name.name, carried[i].ty))
+                .with_note("a carried variable keeps its shape and dtype from step to step, so every step can run the same body");
+                self.report(d);
+                return None;
+            }
+            state.push(after);
+        }
+        Some(state)
+    }
+
+    /// The scan as one `scan` op of the IR: the body is elaborated once, on
+    /// fresh values standing for a step's elements and carries, and the
+    /// instructions that depend on them become the op's body function;
+    /// everything else the body computed (weights' views, bias broadcasts)
+    /// stays outside, computed once, and enters as an invariant operand.
+    #[allow(clippy::too_many_arguments)]
+    fn scan_loop(
+        &mut self,
+        s: &Scan,
+        seqs: &[Tensor],
+        axes: &[usize],
+        carried: &[Tensor],
+        parent: &Rc<Env>,
+        steps: usize,
+        span: Span,
+    ) -> Looped {
+        let (Some(seq_irs), Some(init_irs)) = (
+            seqs.iter().map(|t| t.ir).collect::<Option<Vec<_>>>(),
+            carried.iter().map(|t| t.ir).collect::<Option<Vec<_>>>(),
+        ) else {
+            return Looped::Unroll;
+        };
+        let mark = self.b.func().insts.len();
+        let errors_before = self.diags.errors_pushed;
+        let mut step_env = Env {
+            parent: Some(parent.clone()),
+            ..Env::default()
+        };
+        let mut stand_ins = vec![];
+        for (i, init) in carried.iter().enumerate() {
+            let shape = init.ty.shape.clone().expect("known");
+            // A fresh value (a reshape to its own shape), never shared with
+            // code outside the body.
+            let v = self.b.push(ir::Op::Reshape { shape }, &[init_irs[i]]);
+            stand_ins.push(v);
+            let t = Tensor {
+                ty: init.ty.clone(),
+                ir: Some(v),
+            };
+            step_env.vars.insert(s.carries[i].0.name.clone(), Val::Tensor(t));
+        }
+        for (((name, _), seq), &ax) in s.seqs.iter().zip(seqs).zip(axes) {
+            let x = self.step_of(seq, ax, 0);
+            stand_ins.push(x.ir.expect("a sequence with IR has steps with IR"));
+            step_env.vars.insert(name.name.clone(), Val::Tensor(x));
+        }
+        let Some(after) = self.one_step(s, &mut step_env, carried) else {
+            return Looped::Done(Val::Error);
+        };
+        if self.diags.errors_pushed > errors_before {
+            return Looped::Done(Val::Error);
+        }
+        let Some(news) = after.iter().map(|t| t.ir).collect::<Option<Vec<_>>>() else {
+            return Looped::Unroll;
+        };
+        let Some(body) = extract_body(self.b.func(), mark, &stand_ins, &news) else {
+            return Looped::Unroll;
+        };
+        // Operands: initial carries, sequences with the steps axis first,
+        // invariants.
+        let mut operands = init_irs.clone();
+        for (&v, &ax) in seq_irs.iter().zip(axes) {
+            let rank = self.b.ty(v).rank();
+            let mut perm = vec![ax];
+            perm.extend((0..rank).filter(|&d| d != ax));
+            operands.push(self.b.transpose(v, perm));
+        }
+        operands.extend(&body.invariants);
+        let scan = std::sync::Arc::new(ir::scan::Scan {
+            body: body.func,
+            carries: carried.len(),
+            seqs: seqs.len(),
+            steps,
+            reverse: false,
+        });
+        // Per-step output 0 is the first carry after each step.
+        let stacked = self.b.push(ir::scan::op(&scan, carried.len()), &operands);
+        let mut shape = carried[0].ty.shape.clone().expect("known");
+        let axis = axes[0].min(shape.len());
+        let rank = shape.len() + 1;
+        let perm: Vec<usize> = (0..rank)
+            .map(|d| match d.cmp(&axis) {
+                std::cmp::Ordering::Less => d + 1,
+                std::cmp::Ordering::Equal => 0,
+                std::cmp::Ordering::Greater => d,
+            })
+            .collect();
+        let v = self.b.transpose(stacked, perm);
+        shape.insert(axis, Dim::Known(steps));
+        let ty = TensorTy {
+            dtype: carried[0].ty.dtype,
+            shape: Some(shape),
+        };
+        if !self.check_size(ty.shape.as_ref().expect("known"), span, "tensor") {
+            return Looped::Done(Val::Error);
+        }
+        Looped::Done(self.tensor(ty, Some(v)))
     }
 
     /// Step `t` of `seq` along `axis`, the axis dropped.

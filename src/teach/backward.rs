@@ -326,6 +326,7 @@ impl Cx<'_> {
                 Op::Col2im { .. } => apply("col2im"),
                 Op::MaxPool { .. } => apply("max_pool2d"),
                 Op::MaxPoolGrad { .. } => apply("max_pool_grad"),
+                Op::Scan { .. } => apply("scan"),
             },
         }
     }
@@ -407,7 +408,8 @@ impl Cx<'_> {
                     | Op::ScatterAdd { .. }
                     | Op::Im2col { .. }
                     | Op::Col2im { .. }
-                    | Op::MaxPool { .. } => positions.iter().map(|&i| to(i, generic(i))).collect(),
+                    | Op::MaxPool { .. }
+                    | Op::Scan { .. } => positions.iter().map(|&i| to(i, generic(i))).collect(),
                     Op::Broadcast { shape } => {
                         let from = &self.f.ty(node.args[0]).shape;
                         vec![to(0, sum_over_broadcast(g, from, shape))]

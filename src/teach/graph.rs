@@ -83,7 +83,8 @@ pub fn elementwise(f: &Func, op: &Op, args: &[Value]) -> bool {
         | Op::Im2col { .. }
         | Op::Col2im { .. }
         | Op::MaxPool { .. }
-        | Op::MaxPoolGrad { .. } => false,
+        | Op::MaxPoolGrad { .. }
+        | Op::Scan { .. } => false,
     }
 }
 

@@ -335,6 +335,8 @@ mod eval {
                 }
                 T { shape: out, data }
             }
+            // IR text cannot spell a scan, so none reaches this oracle.
+            Op::Scan { .. } => panic!("the f32 oracle runs no scans"),
         }
     }
 

@@ -274,6 +274,8 @@ fn every_op_has_a_run_file() {
         let case = parse_case(&path);
         seen.extend(case.func.insts.iter().map(|i| i.op.name()));
     }
-    let missing: Vec<&str> = Op::names().into_iter().filter(|n| !seen.contains(n)).collect();
+    // IR text cannot spell a scan's body function; tests/it/seq.rs runs
+    // scans on both backends and through finite differences instead.
+    let missing: Vec<&str> = Op::names().into_iter().filter(|n| !seen.contains(n) && *n != "scan").collect();
     assert!(missing.is_empty(), "ops without a tests/ir/run file: {missing:?}");
 }

@@ -110,7 +110,7 @@ fn check_bptt(what: &str, src: &str) {
 }
 
 #[test]
-fn backpropagation_through_1_2_and_7_steps_matches_finite_differences() {
+fn backpropagation_through_1_2_7_and_40_steps_matches_finite_differences() {
     for (layer, hidden) in [
         ("Rnn(3 -> 4)", 4),
         ("Lstm(3 -> 4)", 4),
@@ -118,7 +118,8 @@ fn backpropagation_through_1_2_and_7_steps_matches_finite_differences() {
         ("Lstm(3 -> 3) |> Gru(3 -> 2)", 2),
         ("Bidirectional(Lstm(3 -> 2), Gru(3 -> 2))", 4),
     ] {
-        for steps in [1, 2, 7] {
+        // 1, 2 and 7 steps are unrolled, 40 a `scan` op of the IR.
+        for steps in [1, 2, 7, 40] {
             for all_states in [false, true] {
                 let src = program(layer, hidden, steps, all_states);
                 check_bptt(&format!("{layer}, {steps} steps, all states {all_states}"), &src);
@@ -199,27 +200,57 @@ fn recurrent_weights_start_orthogonal_and_the_forget_gate_open() {
 }
 
 #[test]
-fn a_scan_of_several_hundred_steps_compiles_and_trains() {
-    // 400 steps: the JIT's step agrees with the interpreter's loss.
-    let src = program("Rnn(3 -> 8)", 8, 400, false);
-    let plan = &plans("long", &src)[0];
-    let b = 4;
-    let x = uniform(&[b, 400, 3], 21, -1.0, 1.0);
-    let y = uniform(&[b, 2], 22, 0.0, 1.0);
-    let w = initial_weights(plan).unwrap();
-    let mut args = vec![&x, &y];
-    args.extend(w.params.iter());
-    let want = runner(BackendKind::Interp, &plan.evaluation().unwrap().loss).call(&args).unwrap();
-    let got = runner(JIT, &plan.evaluation().unwrap().loss).call(&args).unwrap();
-    let (w0, g0) = (want[0].iter().next().unwrap(), got[0].iter().next().unwrap());
-    assert!((w0 - g0).abs() <= 1e-4 * w0.abs().max(1.0), "{w0} vs {g0}");
-    let step = nnc::runtime::step::training_step(plan).0;
-    let mut jit = nnc::runtime::backend::step_runner(JIT, &step);
-    let mut weights: Vec<ArrayD<f32>> = w.params.iter().cloned().chain(w.states.iter().cloned()).collect();
-    let one = ArrayD::from_elem(IxDyn(&[]), 1f32);
-    let lr = ArrayD::from_elem(IxDyn(&[]), 0.1f32);
-    let (loss, _) = jit.step([x.view(), y.view(), one.view(), lr.view()], &mut weights).unwrap();
-    assert!(loss.is_finite() && (loss - g0).abs() <= 1e-4 * g0.abs().max(1.0), "{loss} vs {g0}");
+fn scans_of_400_and_1000_steps_compile_and_train() {
+    // The JIT's loss and training step agree with the interpreter's loss.
+    for steps in [400, 1000] {
+        let src = program("Rnn(3 -> 8)", 8, steps, false);
+        let plan = &plans("long", &src)[0];
+        let b = 4;
+        let x = uniform(&[b, steps, 3], 21, -1.0, 1.0);
+        let y = uniform(&[b, 2], 22, 0.0, 1.0);
+        let w = initial_weights(plan).unwrap();
+        let mut args = vec![&x, &y];
+        args.extend(w.params.iter());
+        let want = runner(BackendKind::Interp, &plan.evaluation().unwrap().loss).call(&args).unwrap();
+        let got = runner(JIT, &plan.evaluation().unwrap().loss).call(&args).unwrap();
+        let (w0, g0) = (want[0].iter().next().unwrap(), got[0].iter().next().unwrap());
+        assert!((w0 - g0).abs() <= 1e-4 * w0.abs().max(1.0), "{steps} steps: {w0} vs {g0}");
+        let step = nnc::runtime::step::training_step(plan).0;
+        let mut jit = nnc::runtime::backend::step_runner(JIT, &step);
+        let mut weights: Vec<ArrayD<f32>> = w.params.iter().cloned().chain(w.states.iter().cloned()).collect();
+        let one = ArrayD::from_elem(IxDyn(&[]), 1f32);
+        let lr = ArrayD::from_elem(IxDyn(&[]), 0.1f32);
+        let (loss, _) = jit.step([x.view(), y.view(), one.view(), lr.view()], &mut weights).unwrap();
+        assert!(
+            loss.is_finite() && (loss - g0).abs() <= 1e-4 * g0.abs().max(1.0),
+            "{steps} steps: {loss} vs {g0}"
+        );
+    }
+}
+
+/// The machine code of the training step of an LSTM over `steps` steps
+/// (`nnc ir --stage clif`), and whether its IR holds a `scan` op.
+fn step_code(steps: usize) -> (String, bool) {
+    let src = program_of("Lstm(28 -> 16)", 28, 16, steps, false);
+    let plan = &plans("code", &src)[0];
+    let (f, _) = nnc::driver::training_step(plan);
+    let f = nnc::opt::optimize(&f.specialize(&|_| Some(8)));
+    let looped = f.insts.iter().any(|i| matches!(i.op, ir::Op::Scan { .. }));
+    let weights = plan.params.len() + plan.states_per_step()[0];
+    let (code, _) = nnc::runtime::backend::compile_step(&f, weights, &nnc::codegen::Options::threads(1)).unwrap();
+    (code.clif_text(), looped)
+}
+
+#[test]
+fn a_long_scan_is_one_loop_whose_code_does_not_grow_with_the_steps() {
+    let (short, looped_short) = step_code(40);
+    let (long, looped_long) = step_code(1000);
+    assert!(looped_short && looped_long, "the scans are `scan` ops, not unrolled");
+    let ratio = long.len() as f64 / short.len() as f64;
+    assert!(ratio < 1.05, "1000 steps: {} bytes of CLIF, 40 steps: {}", long.len(), short.len());
+    // Unrolled, the code grows with the steps.
+    let (unrolled, looped) = step_code(28);
+    assert!(!looped && unrolled.len() > short.len(), "28 steps are unrolled");
 }
 
 /// `nnc run FILE --quiet ...` on MNIST; returns stdout.

@@ -1,0 +1,146 @@
+//! The backward pass of a scan: a reverse scan (JAX's scan transpose).
+//!
+//! The forward scan keeps each step's incoming carries (its stacked
+//! per-step outputs when the body returns every new carry among them, as
+//! `sema::scan` arranges; otherwise a second scan that does). The backward
+//! scan runs the steps last to first; its body is the forward body followed
+//! by that body's own backward pass (`autodiff::vjp`), so a step's
+//! intermediates are recomputed from its stored carries rather than stored.
+//! It carries the adjoint of each carry and one accumulator per
+//! differentiated invariant (the weights: one buffer each, summed over
+//! steps), and outputs each step's sequence adjoints.
+
+use super::Ctx;
+use crate::ir::scan::{self as ir_scan, Scan};
+use crate::ir::{Builder, Dim, Value};
+use std::sync::Arc;
+
+pub(super) fn vjp(cx: &mut Ctx, scan: &Arc<Scan>, output: usize, x: &[Value], g: Value, want: &[bool]) -> Vec<Option<Value>> {
+    let (k, m, steps) = (scan.carries, scan.seqs, scan.steps);
+    let body = &scan.body;
+    let invariants: Vec<usize> = (k + m..x.len()).filter(|&i| want[i]).collect();
+    let seqs: Vec<usize> = (k..k + m).filter(|&i| want[i]).collect();
+    let carries_wanted = (0..k).any(|i| want[i]);
+    if invariants.is_empty() && seqs.is_empty() && !carries_wanted {
+        return vec![None; x.len()];
+    }
+    let stacked = stacked_carries(cx, scan, x);
+    // Each step's incoming carry, in position order.
+    let mut carry_in = vec![];
+    for (i, &stack) in stacked.iter().enumerate() {
+        let shape = cx.b.shape(x[i]);
+        let mut one = vec![Dim::Known(1)];
+        one.extend(shape.iter().cloned());
+        let init = cx.b.reshape(x[i], &one);
+        if steps == 1 {
+            carry_in.push(init);
+            continue;
+        }
+        let mut rest = vec![Dim::Known(steps - 1)];
+        rest.extend(shape.iter().cloned());
+        let mut start = vec![0; rest.len()];
+        let strides = vec![1; rest.len()];
+        let v = if scan.reverse {
+            start[0] = 1;
+            let later = cx.b.slice(stack, start, strides, &rest);
+            cx.b.concat(&[later, init], 0)
+        } else {
+            let earlier = cx.b.slice(stack, start, strides, &rest);
+            cx.b.concat(&[init, earlier], 0)
+        };
+        carry_in.push(v);
+    }
+
+    // The backward body.
+    let mut bb = Builder::new(format!("{}.vjp", body.name));
+    let ty = |v: Value| body.ty(v).clone();
+    let dcarry: Vec<Value> = (0..k).map(|i| bb.param(format!("d_carry{i}"), ty(body.results[i]))).collect();
+    let dacc: Vec<Value> = invariants
+        .iter()
+        .map(|&i| bb.param(format!("d_inv{i}"), ty(body.params[i])))
+        .collect();
+    let prev: Vec<Value> = (0..k).map(|i| bb.param(format!("carry{i}"), ty(body.params[i]))).collect();
+    let xs: Vec<Value> = (k..k + m).map(|i| bb.param(format!("x{i}"), ty(body.params[i]))).collect();
+    let dy = (output >= k).then(|| bb.param("d_y", ty(body.results[output])));
+    let invs: Vec<Value> = (k + m..x.len()).map(|i| bb.param(format!("inv{i}"), ty(body.params[i]))).collect();
+    let mut args = prev.clone();
+    args.extend(&xs);
+    args.extend(&invs);
+    let results = bb.inline(body, &args);
+    let mut seeds: Vec<(Value, Value)> = (0..k).map(|i| (results[i], dcarry[i])).collect();
+    if let Some(dy) = dy {
+        seeds.push((results[output], dy));
+    }
+    let mut wrt = prev.clone();
+    wrt.extend(seqs.iter().map(|&i| xs[i - k]));
+    wrt.extend(invariants.iter().map(|&i| invs[i - k - m]));
+    let grads = super::vjp(&mut bb, &seeds, &wrt);
+    let mut back_results = grads[..k].to_vec();
+    for (j, &acc) in dacc.iter().enumerate() {
+        let step = grads[k + seqs.len() + j];
+        back_results.push(bb.add(acc, step));
+    }
+    back_results.extend_from_slice(&grads[k..k + seqs.len()]);
+    let back_body = bb.finish(&back_results);
+    let back = Arc::new(Scan {
+        body: back_body,
+        carries: k + invariants.len(),
+        seqs: k + m + usize::from(dy.is_some()),
+        steps,
+        reverse: !scan.reverse,
+    });
+
+    // Operands: the adjoints of the final carries (only `output`'s is
+    // nonzero), zero accumulators, the residuals and sequences, the
+    // invariants.
+    let mut operands = vec![];
+    for (i, &init) in x[..k].iter().enumerate() {
+        operands.push(if i == output { g } else { cx.zeros_like(init) });
+    }
+    for &i in &invariants {
+        operands.push(cx.zeros_like(x[i]));
+    }
+    operands.extend(&carry_in);
+    operands.extend(&x[k..k + m]);
+    if dy.is_some() {
+        operands.push(g);
+    }
+    operands.extend(&x[k + m..]);
+    let mut out = vec![None; x.len()];
+    for i in (0..k).filter(|&i| want[i]) {
+        out[i] = Some(cx.b.push(ir_scan::op(&back, i), &operands));
+    }
+    for (j, &i) in invariants.iter().enumerate() {
+        out[i] = Some(cx.b.push(ir_scan::op(&back, k + j), &operands));
+    }
+    for (j, &i) in seqs.iter().enumerate() {
+        out[i] = Some(cx.b.push(ir_scan::op(&back, k + invariants.len() + j), &operands));
+    }
+    out
+}
+
+/// Every carry after every step, stacked (position order): the forward
+/// scan's own outputs when its body returns each new carry as a per-step
+/// output too, else the outputs of a copy of the scan that does.
+fn stacked_carries(cx: &mut Ctx, scan: &Arc<Scan>, x: &[Value]) -> Vec<Value> {
+    let k = scan.carries;
+    let body = &scan.body;
+    let found: Option<Vec<usize>> = (0..k)
+        .map(|i| (k..body.results.len()).find(|&j| body.results[j] == body.results[i]))
+        .collect();
+    if let Some(outs) = found {
+        return outs.iter().map(|&o| cx.b.push(ir_scan::op(scan, o), x)).collect();
+    }
+    let mut body = body.clone();
+    let first = body.results.len();
+    let carries: Vec<Value> = body.results[..k].to_vec();
+    body.results.extend(carries);
+    let wider = Arc::new(Scan {
+        body,
+        carries: k,
+        seqs: scan.seqs,
+        steps: scan.steps,
+        reverse: scan.reverse,
+    });
+    (0..k).map(|i| cx.b.push(ir_scan::op(&wider, first + i), x)).collect()
+}

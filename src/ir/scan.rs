@@ -1,0 +1,206 @@
+//! The structured loop: `scan`, whose body is an IR function run once per
+//! step (JAX's `lax.scan`).
+//!
+//! A [`Scan`] is shared (`Arc`) by the instructions that read its outputs:
+//! the IR has one result per instruction, so output `o` of a scan is the
+//! instruction `scan {output=o}` with the same scan and operands. They are
+//! pure, so evaluating each alone is correct; backends run the sibling group
+//! once (the JIT forms one kernel for all of them).
+//!
+//! Conventions (`k` carries, `m` sequences, `p` invariants, `q` per-step
+//! outputs):
+//! - body params: `k` carries, then one step of each of `m` sequences (the
+//!   sequence's type without its leading steps axis), then `p` invariants;
+//! - body results: `k` new carries (same types as the carry params), then
+//!   `q` per-step outputs;
+//! - operands: `k` initial carries, `m` sequences `[steps, ...]`, `p`
+//!   invariants (the body's params in order);
+//! - output `o < k` is carry `o` after the last step; output `k + j` is the
+//!   per-step output `j` of every step stacked along a new leading axis.
+//!
+//! With `reverse`, step `i` runs at position `steps - 1 - i`: it reads the
+//! sequences there and writes its outputs there (the backward pass of a
+//! forward scan, without reversing any array).
+
+use super::{Builder, Dim, Func, Op, Type, Value};
+use std::sync::Arc;
+
+/// The most operands a scan takes (`Op::differentiable_args` lists them).
+pub const MAX_OPERANDS: usize = 64;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Scan {
+    pub body: Func,
+    pub carries: usize,
+    pub seqs: usize,
+    pub steps: usize,
+    pub reverse: bool,
+}
+
+impl Scan {
+    pub fn invariants(&self) -> usize {
+        self.body.params.len() - self.carries - self.seqs
+    }
+    /// The number of per-step outputs.
+    pub fn ys(&self) -> usize {
+        self.body.results.len() - self.carries
+    }
+    pub fn outputs(&self) -> usize {
+        self.body.results.len()
+    }
+    /// The position of step `i` along the steps axis.
+    pub fn position(&self, i: usize) -> usize {
+        if self.reverse {
+            self.steps - 1 - i
+        } else {
+            i
+        }
+    }
+
+    /// The type of output `o`.
+    pub fn output_type(&self, o: usize) -> Result<Type, String> {
+        let r = *self
+            .body
+            .results
+            .get(o)
+            .ok_or_else(|| format!("scan output {o} out of range ({} outputs)", self.outputs()))?;
+        let t = self.body.ty(r).clone();
+        if o < self.carries {
+            return Ok(t);
+        }
+        let mut shape = vec![Dim::Known(self.steps)];
+        shape.extend(t.shape);
+        Ok(Type { dtype: t.dtype, shape })
+    }
+
+    /// The type rule: operands against the body's params, carries kept.
+    pub fn check(&self, args: &[&Type]) -> Result<(), String> {
+        let b = &self.body;
+        if self.carries + self.seqs > b.params.len() || self.carries > b.results.len() {
+            return Err("scan: more carries and sequences than body params".into());
+        }
+        if b.params.len() > MAX_OPERANDS {
+            return Err(format!("scan: {} operands, at most {MAX_OPERANDS}", b.params.len()));
+        }
+        if self.steps == 0 {
+            return Err("scan: zero steps".into());
+        }
+        if args.len() != b.params.len() {
+            return Err(format!("scan takes {} operands, got {}", b.params.len(), args.len()));
+        }
+        for i in 0..self.carries {
+            let (p, r) = (b.ty(b.params[i]), b.ty(b.results[i]));
+            if p != r || p != args[i] {
+                return Err(format!("scan: carry {i} is {} in, {r} out of the body, {} as operand", p, args[i]));
+            }
+        }
+        for j in 0..self.seqs {
+            let (a, p) = (args[self.carries + j], b.ty(b.params[self.carries + j]));
+            let ok = a.dtype == p.dtype && a.shape.first() == Some(&Dim::Known(self.steps)) && a.shape[1..] == p.shape[..];
+            if !ok {
+                return Err(format!(
+                    "scan: sequence {j} is {a}, the body reads steps of {p} ({} steps)",
+                    self.steps
+                ));
+            }
+        }
+        for i in self.carries + self.seqs..args.len() {
+            if args[i] != b.ty(b.params[i]) {
+                return Err(format!(
+                    "scan: invariant operand {i} is {}, the body param {}",
+                    args[i],
+                    b.ty(b.params[i])
+                ));
+            }
+        }
+        super::verify(b).map_err(|e| format!("scan body: {e}"))
+    }
+}
+
+/// The scan op reading output `output` of `scan`.
+pub fn op(scan: &Arc<Scan>, output: usize) -> Op {
+    Op::Scan {
+        scan: scan.clone(),
+        output,
+    }
+}
+
+/// Append every output of `scan` over `args` to `b` (one sibling
+/// instruction each).
+pub fn push_all(b: &mut Builder, scan: &Arc<Scan>, args: &[Value]) -> Vec<Value> {
+    (0..scan.outputs()).map(|o| b.push(op(scan, o), args)).collect()
+}
+
+/// Replace every scan by its body inlined once per step (slices of the
+/// sequences in, a concat of the steps' outputs out): the same function
+/// without loops, for backends and exporters that have none. Bodies are
+/// unrolled first, so nested scans go too.
+pub fn unroll(f: &Func) -> Func {
+    if !f.insts.iter().any(|i| matches!(i.op, Op::Scan { .. })) {
+        return f.clone();
+    }
+    let mut b = Builder::new(f.name.clone());
+    let mut map: Vec<Option<Value>> = vec![None; f.types.len()];
+    for (&p, name) in f.params.iter().zip(&f.param_names) {
+        map[p.index()] = Some(b.param(name.clone(), f.ty(p).clone()));
+    }
+    let get = |map: &Vec<Option<Value>>, v: Value| map[v.index()].expect("operands precede users");
+    // The outputs of each sibling group, unrolled once.
+    let mut done: Vec<(Arc<Scan>, Vec<Value>, Vec<Value>)> = vec![];
+    for inst in &f.insts {
+        let args: Vec<Value> = inst.args.iter().map(|&a| get(&map, a)).collect();
+        let v = if let Op::Scan { scan, output } = &inst.op {
+            let found = done.iter().find(|(s, a, _)| Arc::ptr_eq(s, scan) && *a == args);
+            let outs = match found {
+                Some((_, _, outs)) => outs.clone(),
+                None => {
+                    let outs = unroll_one(&mut b, scan, &args);
+                    done.push((scan.clone(), args.clone(), outs.clone()));
+                    outs
+                }
+            };
+            outs[*output]
+        } else {
+            b.push(inst.op.clone(), &args)
+        };
+        map[inst.result.index()] = Some(v);
+    }
+    let results: Vec<Value> = f.results.iter().map(|&r| get(&map, r)).collect();
+    b.finish(&results)
+}
+
+fn unroll_one(b: &mut Builder, scan: &Scan, args: &[Value]) -> Vec<Value> {
+    let body = unroll(&scan.body);
+    let (k, m) = (scan.carries, scan.seqs);
+    let mut carry: Vec<Value> = args[..k].to_vec();
+    let mut ys: Vec<Vec<Value>> = vec![vec![]; scan.ys()];
+    for i in 0..scan.steps {
+        let t = scan.position(i);
+        let mut step_args = carry.clone();
+        for &seq in &args[k..k + m] {
+            let shape = b.shape(seq);
+            let mut start = vec![0; shape.len()];
+            start[0] = t;
+            let mut one = shape.clone();
+            one[0] = Dim::Known(1);
+            let sl = b.slice(seq, start, vec![1; shape.len()], &one);
+            step_args.push(b.reshape(sl, &shape[1..]));
+        }
+        step_args.extend_from_slice(&args[k + m..]);
+        let outs = b.inline(&body, &step_args);
+        carry = outs[..k].to_vec();
+        for (j, &y) in outs[k..].iter().enumerate() {
+            let mut one = vec![Dim::Known(1)];
+            one.extend(b.shape(y));
+            ys[j].push(b.reshape(y, &one));
+        }
+    }
+    let mut outs = carry;
+    for mut parts in ys {
+        if scan.reverse {
+            parts.reverse();
+        }
+        outs.push(b.concat(&parts, 0));
+    }
+    outs
+}
