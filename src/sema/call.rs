@@ -845,7 +845,9 @@ impl Elab<'_> {
     }
 
     pub fn eval_let(&mut self, name: &Ident, value: &Expr, env: &mut Env) -> Val {
-        if let ExprKind::Call { .. } = &value.kind {
+        // `let shortcut = if keeps_shape { identity } else { ConvBn(...) }`
+        // names the layer its branch builds, as a direct call would.
+        if matches!(&value.kind, ExprKind::Call { .. } | ExprKind::If { .. }) {
             self.pending_name = Some(name.name.clone());
         }
         let v = self.eval(value, env);

@@ -451,10 +451,20 @@ impl<'a> Elab<'a> {
                 self.index(v, base.span, items, env, e.span)
             }
             ExprKind::If { cond, then, otherwise } => {
+                // A `let`'s name goes to a layer that a branch builds as its
+                // only expression, not to calls in the condition.
+                let pending = self.pending_name.take();
                 let c = self.eval(cond, env);
                 let branch = |e: &mut Self, b: &Block| {
+                    if let [Stmt::Expr(x)] = &b.stmts[..] {
+                        if matches!(x.kind, ExprKind::Call { .. } | ExprKind::If { .. }) {
+                            e.pending_name = pending.clone();
+                        }
+                    }
                     let mut inner = Env::child(Rc::new(env.clone()));
-                    e.eval_block(b, &mut inner)
+                    let v = e.eval_block(b, &mut inner);
+                    e.pending_name = None;
+                    v
                 };
                 match c {
                     Val::Bool(true) => branch(self, then),

@@ -30,6 +30,7 @@ mod lsp_nvim;
 mod lsp_stdio;
 mod mnist;
 mod reference;
+mod resnet;
 mod robust;
 mod scalar;
 mod seq;
