@@ -3,8 +3,9 @@
 
 use super::report::{self, Engine};
 use crate::plan::TrainPlan;
+use crate::runtime::checkpoint::{self, LoadError};
+use crate::runtime::load;
 use crate::runtime::train::{self, Weights};
-use crate::runtime::{checkpoint, load};
 use clap::Args;
 use std::path::{Path, PathBuf};
 
@@ -21,11 +22,15 @@ pub struct EvalArgs {
     pub engine: Engine,
 }
 
-/// The plan of `plans` whose model the weights file belongs to.
-pub fn plan_and_weights<'a>(plans: &'a [TrainPlan], path: &Path) -> Result<(&'a TrainPlan, Weights), String> {
+/// The plan of `plans` whose model the weights file belongs to; the error
+/// is the first plan's (`error[E0704]: FILE: does not fit model ...`).
+pub fn plan_and_weights<'a>(plans: &'a [TrainPlan], path: &Path) -> Result<(&'a TrainPlan, Weights), LoadError> {
     let mut first_err = None;
     for plan in plans {
-        let fresh = train::initial_weights(plan)?;
+        let fresh = train::initial_weights(plan).map_err(|e| LoadError {
+            code: "E0501",
+            message: format!("initialising `{}`: {e}", plan.model),
+        })?;
         match checkpoint::load(path, plan, &fresh) {
             Ok(w) => return Ok((plan, w)),
             Err(e) => {
@@ -33,7 +38,10 @@ pub fn plan_and_weights<'a>(plans: &'a [TrainPlan], path: &Path) -> Result<(&'a 
             }
         }
     }
-    Err(first_err.unwrap_or_else(|| "no `train` block".into()))
+    Err(first_err.unwrap_or_else(|| LoadError {
+        code: "E0805",
+        message: "the file has no `train` block, so no model to load weights into".into(),
+    }))
 }
 
 pub fn eval(args: &EvalArgs) -> i32 {
@@ -43,7 +51,7 @@ pub fn eval(args: &EvalArgs) -> i32 {
     let (plan, w) = match plan_and_weights(&c.analysis.plans, &args.weights) {
         Ok(x) => x,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("{e}");
             return 1;
         }
     };

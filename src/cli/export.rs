@@ -112,7 +112,8 @@ fn plan_and_weights<'a>(c: &'a Compilation, args: &ExportArgs) -> Result<(&'a Tr
             }
         }
     }
-    Err(fail("E0704", first_err.unwrap_or_default()))
+    let e = first_err.expect("at least one plan was chosen");
+    Err(fail(e.code, e.message))
 }
 
 fn export_checked(c: &Compilation, args: &ExportArgs) -> Result<String, Failure> {

@@ -134,7 +134,7 @@ pub fn predict(args: &PredictArgs) -> i32 {
     let (plan, w) = match super::eval::plan_and_weights(&c.analysis.plans, &args.weights) {
         Ok(x) => x,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("{e}");
             return 1;
         }
     };

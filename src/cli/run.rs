@@ -5,6 +5,7 @@
 use super::report::{self, Engine};
 use super::say;
 use crate::plan::TrainPlan;
+use crate::runtime::checkpoint::LoadError;
 use crate::runtime::split::Standardizer;
 use crate::runtime::train::{self, BatchProgress, EpochReport, Observer, TrainOptions, Weights};
 use crate::runtime::{checkpoint, curves, history, images, load};
@@ -205,8 +206,11 @@ const BEST: &str = "best.safetensors";
 /// best epoch's weights when early stopping saved them.
 type Resumed = ((Weights, Vec<EpochReport>), Option<Weights>);
 
-fn resume_from(dir: &Path, plan: &TrainPlan) -> Result<Resumed, String> {
-    let fresh = train::initial_weights(plan)?;
+fn resume_from(dir: &Path, plan: &TrainPlan) -> Result<Resumed, LoadError> {
+    let fresh = train::initial_weights(plan).map_err(|e| LoadError {
+        code: "E0501",
+        message: format!("initialising `{}`: {e}", plan.model),
+    })?;
     let w = checkpoint::load(&dir.join("weights.safetensors"), plan, &fresh)?;
     let best_path = dir.join(BEST);
     let best = if best_path.exists() {
@@ -216,7 +220,10 @@ fn resume_from(dir: &Path, plan: &TrainPlan) -> Result<Resumed, String> {
     };
     let path = dir.join("metrics.jsonl");
     let mut h = match std::fs::read_to_string(&path) {
-        Ok(text) => history::from_jsonl(&text).map_err(|e| format!("{}: {e}", path.display()))?,
+        Ok(text) => history::from_jsonl(&text).map_err(|e| LoadError {
+            code: "E0607",
+            message: format!("{}: {e}", path.display()),
+        })?,
         Err(_) => vec![],
     };
     h.truncate(w.epoch);
@@ -258,7 +265,7 @@ pub fn run(args: &RunArgs) -> i32 {
                     opts.resume_best = best;
                 }
                 Err(e) => {
-                    eprintln!("error: cannot resume from {}: {e}", dir.display());
+                    eprintln!("error[{}]: cannot resume from {}: {}", e.code, dir.display(), e.message);
                     return 1;
                 }
             }

@@ -127,6 +127,8 @@ codes! {
     "The `train` block has no error of its own, but the training step could not\nbe built from it; the message says why. Each `train` block that nnc cannot\nrun says so instead of disappearing.";
     "E0601", "cannot read data",
     "The dataset named by `data =` could not be read: the file is missing, truncated,\nor not in the expected format. The message names the file. Relative paths are\nresolved against the .nn file's directory, then `--data-dir` / `NNC_DATA`.";
+    "E0607", "cannot read saved weights",
+    "A weights file (`--weights`, or the `weights.safetensors` of a run given to\n`--resume`) could not be read: it is missing, not a safetensors file (truncated,\nor another format), or the run's history (`metrics.jsonl`) beside it is\ncorrupt. The message names the file. `nnc run --out DIR` writes\n`DIR/weights.safetensors`; pass that path, or the directory to `--resume`.";
     "E0701", "no ONNX equivalent",
     "`nnc export --onnx` writes the model's inference graph (evaluation mode) as ONNX\nopset 17 operators. The model uses an operation that has no ONNX operator with\nthe same meaning, for example nnc's counter-based random draws, so the graph\ncannot be written. The message names the operation. Export the model without\nit (dropout and other training-only randomness is absent in evaluation mode),\nor export it with `--pytorch`.";
     "E0702", "no PyTorch equivalent",
@@ -134,7 +136,7 @@ codes! {
     "E0703", "cannot write the export",
     "The export's output path is in a directory that does not exist or cannot be\nwritten (read-only, or no permission), or names an existing directory where a\nfile is needed. Nothing was written: create the directory, or choose another\npath.";
     "E0704", "weights do not fit the model",
-    "The weights file given with `--weights` belongs to another model: tensors the\nmodel declares are missing or have other shapes. The message lists the first\nmismatches. Weights are matched by name (`fc1.W`); a PyTorch state dict saved by\nan exported `model.py` is matched through its names (`fc1.weight`, transposed).";
+    "A weights file read by `nnc eval`, `nnc predict`, `nnc export --weights` or\n`nnc run --resume` does not fit the model in the .nn file: it holds another\nmodel's weights, or tensors the model declares are missing, have another shape\nor hold a non-finite value. The message names the file and the first mismatches,\neach parameter with both shapes:\n\n    error[E0704]: run/weights.safetensors: does not fit model `LeNet5`: `c1.W` has\n    shape [6, 1, 3, 3] in the file, but the model declares [6, 1, 5, 5]\n\nUsually the .nn file changed since the weights were saved (here the kernel went\nfrom 3 to 5): train again, or go back to the layer sizes the file was saved with.\nWeights are matched by name (`fc1.W`); a PyTorch state dict saved by an exported\n`model.py` is matched through its names (`fc1.weight`, transposed).";
     "E0801", "unknown name on the command line",
     "A command-line option names a model, function or hyper-parameter the file does not\nhave. The message suggests the closest name that exists.\n\n    nnc explain --grad xor.nn --model Xr      // error: no trained model `Xr`; did you mean `Xor`?\n    nnc tune mnist.nn --grid lrr=0.1,0.01     // error: `lrr` is not a setting; did you mean `lr`?";
     "E0802", "empty or contradictory search space",

@@ -162,17 +162,43 @@ pub fn pytorch_alias(name: &str, rank: usize) -> Option<(String, bool)> {
 /// How many mismatches a "does not fit" message lists.
 const MISMATCHES_SHOWN: usize = 3;
 
+/// Why a weights file cannot be used, with its diagnostic code: E0607 when
+/// it cannot be read as safetensors, E0704 when it does not fit the model
+/// (another model's, a tensor missing or of another shape, a non-finite
+/// value). The message names the file, and for a shape both shapes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoadError {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl std::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "error[{}]: {}", self.code, self.message)
+    }
+}
+
+impl LoadError {
+    const UNREADABLE: &'static str = "E0607";
+    const DOES_NOT_FIT: &'static str = "E0704";
+}
+
 /// Read weights saved for `plan`, by `nnc run` or as the state dict of a
 /// module exported by `nnc export --pytorch` (names mapped with
 /// [`pytorch_alias`], transposed weights transposed back). Every parameter
 /// must be present with its declared shape, or the error lists the first
 /// mismatches; optimizer states are optional (a weights-only file can still
 /// be evaluated, and training from it starts the optimizer afresh).
-pub fn load(path: &Path, plan: &TrainPlan, fresh: &Weights) -> Result<Weights, String> {
-    let err = |m: String| format!("{}: {m}", path.display());
-    let bytes = std::fs::read(path).map_err(|e| err(format!("cannot read: {e}")))?;
-    let st = SafeTensors::deserialize(&bytes).map_err(|e| err(format!("not a safetensors file: {e}")))?;
-    let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| err(e.to_string()))?;
+pub fn load(path: &Path, plan: &TrainPlan, fresh: &Weights) -> Result<Weights, LoadError> {
+    let fail = |code, m: String| LoadError {
+        code,
+        message: format!("{}: {m}", path.display()),
+    };
+    let unreadable = |m: String| fail(LoadError::UNREADABLE, m);
+    let err = |m: String| fail(LoadError::DOES_NOT_FIT, m);
+    let bytes = std::fs::read(path).map_err(|e| unreadable(format!("cannot read the weights file: {e}")))?;
+    let st = SafeTensors::deserialize(&bytes).map_err(|e| unreadable(format!("not a safetensors file: {e}")))?;
+    let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| unreadable(e.to_string()))?;
     let meta = meta.metadata().clone().unwrap_or_default();
     let owner = meta.get("model").or_else(|| meta.get("nnc_model"));
     if let Some(m) = owner.filter(|m| **m != plan.model) {
@@ -185,7 +211,11 @@ pub fn load(path: &Path, plan: &TrainPlan, fresh: &Weights) -> Result<Weights, S
             return Err(format!("`{name}` is {:?}, expected F32", t.dtype()));
         }
         if t.shape() != shape {
-            return Err(format!("`{name}` has shape {:?}, but the model declares {shape:?}", t.shape()));
+            return Err(format!(
+                "`{name}` has shape {} in the file, but the model declares {}",
+                shape_text(t.shape()),
+                shape_text(shape)
+            ));
         }
         let vals: Vec<f32> = t
             .data()
@@ -217,7 +247,7 @@ pub fn load(path: &Path, plan: &TrainPlan, fresh: &Weights) -> Result<Weights, S
         };
         match found {
             Ok(Some(a)) => *p = a,
-            Ok(None) => mismatches.push(format!("no tensor `{name}` {:?}", p.shape())),
+            Ok(None) => mismatches.push(format!("no tensor `{name}` {}", shape_text(p.shape()))),
             Err(e) => mismatches.push(e),
         }
     }
@@ -244,4 +274,10 @@ pub fn load(path: &Path, plan: &TrainPlan, fresh: &Weights) -> Result<Weights, S
         w.epoch = num("epoch");
     }
     Ok(w)
+}
+
+/// A concrete shape as the language writes it: `[6, 1, 5, 5]`.
+fn shape_text(dims: &[usize]) -> String {
+    let dims: Vec<String> = dims.iter().map(usize::to_string).collect();
+    format!("[{}]", dims.join(", "))
 }

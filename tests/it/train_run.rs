@@ -198,17 +198,23 @@ fn checkpoints_use_readable_names_and_reject_other_models() {
         .all(|e| !e.unwrap().file_name().to_string_lossy().ends_with(".tmp")));
     let mut other = plan.clone();
     other.model = "Other".into();
-    let err = checkpoint::load(&path, &other, &w).unwrap_err();
-    assert!(err.contains("w.safetensors") && err.contains("Digits"), "{err}");
+    let err = checkpoint::load(&path, &other, &w).unwrap_err().to_string();
+    assert!(
+        err.contains("error[E0704]") && err.contains("w.safetensors") && err.contains("Digits"),
+        "{err}"
+    );
     // A parameter of the wrong shape is named.
     let (wide, _) = digits("optimizer = adam");
     let mut bad = w.clone();
     bad.params[0] = ndarray::ArrayD::zeros(ndarray::IxDyn(&[3, 3]));
     checkpoint::save(&path, &wide, &bad, None).unwrap();
-    let err = checkpoint::load(&path, &wide, &w).unwrap_err();
-    assert!(err.contains("dense1.W") && err.contains("[3, 3]"), "{err}");
-    let err = checkpoint::load(&dir.join("none.safetensors"), &plan, &w).unwrap_err();
-    assert!(err.contains("none.safetensors"), "{err}");
+    let err = checkpoint::load(&path, &wide, &w).unwrap_err().to_string();
+    assert!(
+        err.contains("error[E0704]") && err.contains("dense1.W") && err.contains("[3, 3]"),
+        "{err}"
+    );
+    let err = checkpoint::load(&dir.join("none.safetensors"), &plan, &w).unwrap_err().to_string();
+    assert!(err.contains("error[E0607]") && err.contains("none.safetensors"), "{err}");
 }
 
 #[test]
