@@ -157,105 +157,167 @@ impl Taps {
     }
 }
 
-/// `cols[n, oy, ox, c, ky, kx] = x[n, c, oy·s + ky·d − pad, ...]` (0 outside).
-/// For each image row read, the `kw` entries of every window position are
-/// written into one output row block that stays in cache; rows `n0..n1` of
-/// the batch only (threads take disjoint row ranges).
-pub fn im2col<T: Elem>(w: &Window, g: &Geometry, x: &[T], cols: &mut [T], n0: usize, n1: usize) {
-    let [h, wd] = g.hw;
-    let [oh, ow] = g.out;
-    let [kh, kw] = w.kernel;
-    let row = g.c * kh * kw;
-    let (ys, xs) = (Taps::new(w, 0, oh, h), Taps::new(w, 1, ow, wd));
-    for n in n0..n1 {
-        for oy in 0..oh {
-            let block = &mut cols[(n * oh + oy) * ow * row..][..ow * row];
-            for c in 0..g.c {
-                let img = &x[(n * g.c + c) * h * wd..][..h * wd];
-                for ky in 0..kh {
-                    let off = (c * kh + ky) * kw;
-                    if ky < ys.k0[oy] || ky >= ys.k1[oy] {
-                        for ox in 0..ow {
-                            block[ox * row + off..][..kw].fill(T::ZERO);
-                        }
-                        continue;
-                    }
-                    let src = &img[ys.at(oy, ky) * wd..][..wd];
-                    for ox in 0..ow {
-                        let d = &mut block[ox * row + off..][..kw];
-                        let (k0, k1, x0) = (xs.k0[ox], xs.k1[ox], xs.first[ox]);
-                        if k0 == 0 && k1 == kw && xs.dilation == 1 {
-                            copy_row(d, &src[x0..x0 + kw]);
-                            continue;
-                        }
-                        d[..k0].fill(T::ZERO);
-                        d[k1.max(k0)..].fill(T::ZERO);
-                        for (j, v) in d[k0..k1.max(k0)].iter_mut().enumerate() {
-                            *v = src[x0 + j * xs.dilation];
-                        }
-                    }
-                }
-            }
+/// One image's planes `[c, h, w]` with the window's padding written out as
+/// zeros, `[c, ph, pw]`: every window lies inside it, so the gathers below
+/// have no padding logic at all (the row copies are as wide as the kernel).
+struct Padded {
+    lo: [usize; 2],
+    hw: [usize; 2],
+    /// `[ph, pw]`.
+    dims: [usize; 2],
+}
+
+impl Padded {
+    fn new(w: &Window, g: &Geometry) -> Padded {
+        let [h, wd] = g.hw;
+        Padded {
+            lo: w.pad_lo,
+            hw: g.hw,
+            dims: [h + w.pad_lo[0] + w.pad_hi[0], wd + w.pad_lo[1] + w.pad_hi[1]],
+        }
+    }
+
+    fn len(&self, c: usize) -> usize {
+        c * self.dims[0] * self.dims[1]
+    }
+
+    /// The flat offset of padded row `y` of plane `c`.
+    fn row(&self, c: usize, y: usize) -> usize {
+        (c * self.dims[0] + y) * self.dims[1]
+    }
+
+    /// Copy image `img` (`[c, h, w]`) into the interior of `pad`.
+    fn fill<T: Elem>(&self, img: &[T], pad: &mut [T]) {
+        let [h, wd] = self.hw;
+        if wd == 0 {
+            return;
+        }
+        for (i, src) in img.chunks_exact(wd).enumerate() {
+            let (c, y) = (i / h, i % h);
+            pad[self.row(c, y + self.lo[0]) + self.lo[1]..][..wd].copy_from_slice(src);
+        }
+    }
+
+    /// Copy the interior of `pad` out to image `img`.
+    fn extract<T: Elem>(&self, pad: &[T], img: &mut [T]) {
+        let [h, wd] = self.hw;
+        if wd == 0 {
+            return;
+        }
+        for (i, dst) in img.chunks_exact_mut(wd).enumerate() {
+            let (c, y) = (i / h, i % h);
+            dst.copy_from_slice(&pad[self.row(c, y + self.lo[0]) + self.lo[1]..][..wd]);
         }
     }
 }
 
-/// `d = s` for one window row. `copy_from_slice` of a few elements is a
-/// call to `memmove`, which cost more than the copy: the usual kernel
-/// widths are copied as fixed-size arrays instead.
-#[inline(always)]
-fn copy_row<T: Elem>(d: &mut [T], s: &[T]) {
-    fn fixed<T: Elem, const K: usize>(d: &mut [T], s: &[T]) {
-        let (Ok(d), Ok(s)) = (<&mut [T; K]>::try_from(d), <&[T; K]>::try_from(s)) else {
-            unreachable!("copy_row is given rows of one length")
-        };
-        *d = *s;
+/// `cols[n, oy, ox, c, ky, kx] = x[n, c, oy·s + ky·d − pad, ...]` (0 outside),
+/// rows `n0..n1` of the batch only (threads take disjoint row ranges).
+/// Each image is first copied into a zero-padded buffer; then each output
+/// position's column row is written in order, one kernel-wide copy per
+/// (channel, kernel row). The usual kernel widths get a loop specialised
+/// for their width (a fixed-size copy, no per-element branch).
+pub fn im2col<T: Elem>(w: &Window, g: &Geometry, x: &[T], cols: &mut [T], n0: usize, n1: usize) {
+    match (w.kernel[1], w.dilation[1]) {
+        (1, _) => gather::<T, 1>(w, g, x, cols, n0, n1),
+        (2, 1) => gather::<T, 2>(w, g, x, cols, n0, n1),
+        (3, 1) => gather::<T, 3>(w, g, x, cols, n0, n1),
+        (5, 1) => gather::<T, 5>(w, g, x, cols, n0, n1),
+        (7, 1) => gather::<T, 7>(w, g, x, cols, n0, n1),
+        _ => gather::<T, 0>(w, g, x, cols, n0, n1),
     }
-    match d.len() {
-        1 => fixed::<T, 1>(d, s),
-        2 => fixed::<T, 2>(d, s),
-        3 => fixed::<T, 3>(d, s),
-        4 => fixed::<T, 4>(d, s),
-        5 => fixed::<T, 5>(d, s),
-        7 => fixed::<T, 7>(d, s),
-        _ => d.copy_from_slice(s),
+}
+
+/// [`im2col`] for kernel width `K` at dilation 1 along the width, or any
+/// width and dilation when `K` is 0.
+fn gather<T: Elem, const K: usize>(w: &Window, g: &Geometry, x: &[T], cols: &mut [T], n0: usize, n1: usize) {
+    let [h, wd] = g.hw;
+    let [oh, ow] = g.out;
+    let [kh, kw] = w.kernel;
+    let ([sy, sx], [dy, dx]) = (w.stride, w.dilation);
+    let row = g.c * kh * kw;
+    if row == 0 {
+        // No channels: nothing to move (and no rows to chunk).
+        return;
+    }
+    let p = Padded::new(w, g);
+    let mut pad = vec![T::ZERO; p.len(g.c)];
+    let image = g.c * h * wd;
+    for n in n0..n1 {
+        p.fill(&x[n * image..][..image], &mut pad);
+        let out = &mut cols[n * oh * ow * row..][..oh * ow * row];
+        for (pos, dst) in out.chunks_exact_mut(row).enumerate() {
+            let (oy, ox) = (pos / ow, pos % ow);
+            for (i, d) in dst.chunks_exact_mut(kw).enumerate() {
+                let (c, ky) = (i / kh, i % kh);
+                let src = &pad[p.row(c, oy * sy + ky * dy) + ox * sx..];
+                if K > 0 {
+                    let (Ok(d), Ok(s)) = (<&mut [T; K]>::try_from(d), <&[T; K]>::try_from(&src[..K])) else {
+                        unreachable!("rows of the kernel width")
+                    };
+                    *d = *s;
+                } else {
+                    for (kx, v) in d.iter_mut().enumerate() {
+                        *v = src[kx * dx];
+                    }
+                }
+            }
+        }
     }
 }
 
 /// The adjoint of [`im2col`]: `x[n, c, iy, ix] = Σ cols` over every window
-/// entry that read it. Rows `n0..n1` of `x` are zeroed and then summed.
+/// entry that read it, rows `n0..n1` of `x`. Summed into a zero-padded
+/// buffer in the order `im2col` wrote the columns, then its interior is
+/// copied out (the padding's sums are dropped).
 pub fn col2im<T: Elem>(w: &Window, g: &Geometry, cols: &[T], x: &mut [T], n0: usize, n1: usize) {
+    match (w.kernel[1], w.dilation[1]) {
+        (1, _) => scatter::<T, 1>(w, g, cols, x, n0, n1),
+        (2, 1) => scatter::<T, 2>(w, g, cols, x, n0, n1),
+        (3, 1) => scatter::<T, 3>(w, g, cols, x, n0, n1),
+        (5, 1) => scatter::<T, 5>(w, g, cols, x, n0, n1),
+        (7, 1) => scatter::<T, 7>(w, g, cols, x, n0, n1),
+        _ => scatter::<T, 0>(w, g, cols, x, n0, n1),
+    }
+}
+
+/// [`col2im`] for kernel width `K` (see [`gather`]).
+fn scatter<T: Elem, const K: usize>(w: &Window, g: &Geometry, cols: &[T], x: &mut [T], n0: usize, n1: usize) {
     let [h, wd] = g.hw;
     let [oh, ow] = g.out;
     let [kh, kw] = w.kernel;
+    let ([sy, sx], [dy, dx]) = (w.stride, w.dilation);
     let row = g.c * kh * kw;
-    let (ys, xs) = (Taps::new(w, 0, oh, h), Taps::new(w, 1, ow, wd));
-    x[n0 * g.c * h * wd..n1 * g.c * h * wd].fill(T::ZERO);
+    if row == 0 {
+        // No channels: nothing to move (and no rows to chunk).
+        return;
+    }
+    let p = Padded::new(w, g);
+    let mut pad = vec![T::ZERO; p.len(g.c)];
+    let image = g.c * h * wd;
     for n in n0..n1 {
-        for oy in 0..oh {
-            let block = &cols[(n * oh + oy) * ow * row..][..ow * row];
-            for c in 0..g.c {
-                let img = &mut x[(n * g.c + c) * h * wd..][..h * wd];
-                for ky in ys.k0[oy]..ys.k1[oy] {
-                    let off = (c * kh + ky) * kw;
-                    let dst = &mut img[ys.at(oy, ky) * wd..][..wd];
-                    for ox in 0..ow {
-                        let s = &block[ox * row + off..][..kw];
-                        let (k0, k1, x0) = (xs.k0[ox], xs.k1[ox], xs.first[ox]);
-                        if k0 == 0 && k1 == kw && xs.dilation == 1 {
-                            for (d, &v) in dst[x0..x0 + kw].iter_mut().zip(s) {
-                                *d = *d + v;
-                            }
-                            continue;
-                        }
-                        for (j, &v) in s[k0..k1.max(k0)].iter().enumerate() {
-                            let p = x0 + j * xs.dilation;
-                            dst[p] = dst[p] + v;
-                        }
+        pad.fill(T::ZERO);
+        let block = &cols[n * oh * ow * row..][..oh * ow * row];
+        for (pos, s) in block.chunks_exact(row).enumerate() {
+            let (oy, ox) = (pos / ow, pos % ow);
+            for (i, s) in s.chunks_exact(kw).enumerate() {
+                let (c, ky) = (i / kh, i % kh);
+                let dst = &mut pad[p.row(c, oy * sy + ky * dy) + ox * sx..];
+                if K > 0 {
+                    let (Ok(d), Ok(s)) = (<&mut [T; K]>::try_from(&mut dst[..K]), <&[T; K]>::try_from(s)) else {
+                        unreachable!("rows of the kernel width")
+                    };
+                    for k in 0..K {
+                        d[k] = d[k] + s[k];
+                    }
+                } else {
+                    for (kx, &v) in s.iter().enumerate() {
+                        dst[kx * dx] = dst[kx * dx] + v;
                     }
                 }
             }
         }
+        p.extract(&pad, &mut x[n * image..][..image]);
     }
 }
 
