@@ -215,13 +215,12 @@ fn residual_blocks_match_a_torchvision_basic_block_in_both_modes() {
     assert_close("loss", &read_f64(&torch, "loss"), &results[0]);
     assert_close("training-mode logits", &read_f64(&torch, "out"), &results[1]);
     assert_close("d loss / d x", &read_f64(&torch, "grad/x"), &grads[1]);
-    let mut k = 2;
-    for meta in plan.params.iter().filter(|p| p.trainable) {
+    // grads: (loss, d/dx, d/d each trainable parameter...).
+    for (k, meta) in (2..).zip(plan.params.iter().filter(|p| p.trainable)) {
         let (t, transposed) = torch_name(&meta.name);
         let got = read_f64(&torch, &format!("grad/{t}"));
         let got = if transposed { got.t().as_standard_layout().to_owned() } else { got };
         assert_close(&format!("d loss / d {}", meta.name), &got, &grads[k]);
-        k += 1;
     }
     assert_eq!(step.writes.len(), 2 * 5, "running mean and variance of five batch norms");
     for (r, &store) in step.writes.iter().enumerate() {
