@@ -478,6 +478,9 @@ impl<'a> Translator<'a> {
                 LayerMember::Let { name, value, .. } => {
                     let v = self.expr(value, &init_scope, Ctx::Plain)?;
                     let n = py_name(&name.name);
+                    // A compile-time `if` (ResidualBlock's shortcut) leaves
+                    // its branches pending: they belong in `__init__` too.
+                    out.push_str(&self.take_pre("        "));
                     let _ = writeln!(out, "        self.{n} = {v}");
                     init_scope.locals.remove(&name.name);
                     // Later members refer to it as an attribute.
