@@ -61,6 +61,8 @@ pub struct Settings {
     /// `standardize = true`: scale every feature to mean 0 and variance 1,
     /// with statistics of the training split.
     pub standardize: bool,
+    /// `clip_norm = 1.0`: the default of every step's [`StepPlan::clip_norm`].
+    pub clip_norm: Option<f64>,
 }
 
 /// Stop when `monitor` has not improved for `patience` epochs, and keep the
@@ -167,6 +169,10 @@ pub struct StepPlan {
     /// The step runs on every `every`-th batch (`every = 5`: one generator
     /// step per five discriminator steps).
     pub every: usize,
+    /// `clip_norm = c`: before the update, every gradient of the step is
+    /// scaled by `min(1, c / (‖g‖ + 1e-6))`, `‖g‖` the norm of all of them
+    /// together (PyTorch's `clip_grad_norm_`).
+    pub clip_norm: Option<f64>,
     pub span: Span,
 }
 

@@ -50,7 +50,10 @@ pub fn step_function(plan: &TrainPlan, k: usize) -> (Func, StepLayout) {
     let lo = b.inline(&crate::opt::optimize(&sp.loss), &loss_args);
     let (loss, output) = (lo[0], lo[1]);
     let wrt: Vec<ir::Value> = sp.updates.iter().map(|u| params[u.param]).collect();
-    let grads = crate::autodiff::grad(&mut b, loss, &wrt);
+    let mut grads = crate::autodiff::grad(&mut b, loss, &wrt);
+    if let Some(max_norm) = sp.clip_norm {
+        grads = clip_by_global_norm(&mut b, &grads, max_norm);
+    }
     let mut new_params = params.clone();
     for (&buffer, &value) in sp.writes.iter().zip(&lo[2..]) {
         new_params[buffer] = value;
@@ -77,4 +80,37 @@ pub fn step_function(plan: &TrainPlan, k: usize) -> (Func, StepLayout) {
         outputs.extend(u.states.iter().map(|(n, _)| n.clone()));
     }
     (f, StepLayout { inputs, outputs })
+}
+
+/// Every gradient times `min(1, max_norm / (‖g‖ + 1e-6))`, where `‖g‖` is
+/// the Euclidean norm of all of them together: PyTorch's
+/// `clip_grad_norm_`, whose 1e-6 keeps a zero gradient finite. One factor
+/// for all keeps the direction of the whole step; only its length is capped.
+pub fn clip_by_global_norm(b: &mut Builder, grads: &[ir::Value], max_norm: f64) -> Vec<ir::Value> {
+    let mut total = None;
+    for &g in grads {
+        let sq = b.mul(g, g);
+        let rank = b.shape(g).len();
+        let s = b.reduce_sum(sq, (0..rank).collect(), false);
+        total = Some(match total {
+            Some(t) => b.add(t, s),
+            None => s,
+        });
+    }
+    let Some(total) = total else { return vec![] };
+    let norm = b.unary(ir::UnaryOp::Sqrt, total);
+    let eps = b.constant(1e-6);
+    let denom = b.add(norm, eps);
+    let c = b.constant(max_norm);
+    let ratio = b.div(c, denom);
+    let one = b.constant(1.0);
+    let factor = b.binary(ir::BinaryOp::Min, ratio, one);
+    grads
+        .iter()
+        .map(|&g| {
+            let shape = b.shape(g);
+            let f = b.broadcast(factor, &shape);
+            b.mul(g, f)
+        })
+        .collect()
 }

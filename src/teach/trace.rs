@@ -369,6 +369,12 @@ fn traced_step(plan: &TrainPlan, step: usize, lr: f64) -> (Func, Vec<Value>, Vec
     let wrt: Vec<Value> = trainable.iter().map(|&i| params[i]).collect();
     let (grads, adjoints) = crate::autodiff::grad_with_adjoints(&mut b, map[&loss.results[0]], &wrt);
     let backward_end = b.func().insts.len();
+    // The updates see the gradients clipped as the real step clips them;
+    // the trace shows the gradients autodiff derived.
+    let stepped = match plan.steps[0].clip_norm {
+        Some(c) => crate::runtime::step::clip_by_global_norm(&mut b, &grads, c),
+        None => grads.clone(),
+    };
     let step_c = b.constant(step as f64);
     let lr_c = b.constant(lr);
     let mut new_params = params.clone();
@@ -376,7 +382,7 @@ fn traced_step(plan: &TrainPlan, step: usize, lr: f64) -> (Func, Vec<Value>, Vec
     let mut update_of: Vec<(std::ops::Range<usize>, String)> = vec![];
     for (k, (pi, update)) in updates.iter().map(|u| (&u.param, &u.func)).enumerate() {
         let start = b.func().insts.len();
-        let mut args = vec![params[*pi], grads[k], step_c, lr_c];
+        let mut args = vec![params[*pi], stepped[k], step_c, lr_c];
         args.extend(&states[k]);
         let out = b.inline(update, &args);
         new_params[*pi] = out[0];

@@ -4,6 +4,7 @@ mod attention;
 mod attention_mnist;
 mod attention_torch;
 mod cli;
+mod clip;
 mod common;
 mod conv;
 mod conv_mnist;

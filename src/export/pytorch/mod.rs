@@ -264,6 +264,7 @@ METRICS = [{metrics}]
 LR = {lr:?}
 SCHEDULE = {schedule}
 WARMUP = {warmup}
+CLIP_NORM = {clip_norm}
 EARLY_STOP = {early}
 INPUT_SHAPE = [{input_shape}]
 CLASS_LABELS = {class_labels}
@@ -280,6 +281,11 @@ STATS = None
         metrics = metrics.join(", "),
         schedule = schedule(&s.schedule),
         warmup = s.warmup,
+        clip_norm = plan
+            .steps
+            .first()
+            .and_then(|st| st.clip_norm)
+            .map_or("None".to_string(), |c| format!("{c:?}")),
         early = early_stop(&s.early_stop),
         input_shape = input_shape.join(", "),
         class_labels = if plan.label.dtype == DType::I32 { "True" } else { "False" },

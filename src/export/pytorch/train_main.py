@@ -137,6 +137,8 @@ def main():
                 raise SystemExit(f"the loss became {loss.item()} at epoch {epoch}, step {step + 1}")
             optimizer.zero_grad()
             loss.backward()
+            if CLIP_NORM is not None:
+                torch.nn.utils.clip_grad_norm_(net.parameters(), CLIP_NORM)
             optimizer.step()
             step += 1
             total += loss.item() * len(mine)

@@ -43,6 +43,7 @@ pub const FIELDS: &[&str] = &[
     "schedule",
     "warmup",
     "standardize",
+    "clip_norm",
     "freeze",
     "sample",
     // Read by `nnc tune` (`teach::search::from_train_block`), not by training.
@@ -392,6 +393,7 @@ pub fn plan(
             optimizer: s.opt.decl.name.name.clone(),
             lr,
             every: s.every,
+            clip_norm: s.clip_norm.or(settings.clip_norm),
             span: s.span,
         });
     }

@@ -20,6 +20,7 @@ pub(super) fn settings(fields: &HashMap<&str, &TrainField>, diags: &mut Diagnost
         schedule: Schedule::Constant,
         warmup: 0,
         standardize: false,
+        clip_norm: None,
     };
     let mut ok = true;
     let int = |name: &str, diags: &mut Diagnostics, min: i64| -> Option<Option<i64>> {
@@ -94,6 +95,12 @@ pub(super) fn settings(fields: &HashMap<&str, &TrainField>, diags: &mut Diagnost
                 ));
                 ok = false;
             }
+        }
+    }
+    if let Some(f) = fields.get("clip_norm") {
+        match clip_norm(&f.value, diags) {
+            Some(c) => s.clip_norm = Some(c),
+            None => ok = false,
         }
     }
     if let Some(f) = fields.get("early_stop") {
@@ -379,4 +386,24 @@ pub(super) fn unknown_argument(callee: &str, arg: &Ident, known: &[&str]) -> Dia
         "unknown argument name",
     )
     .with_help(format!("its parameters are: {}", known.join(", ")))
+}
+
+/// `clip_norm = 1.0`: a positive number, the largest global gradient norm
+/// (a block setting, and a setting of each `step`).
+pub(super) fn clip_norm(e: &Expr, diags: &mut Diagnostics) -> Option<f64> {
+    let v = number(e);
+    match v {
+        Some(c) if c > 0.0 && c.is_finite() => Some(c),
+        _ => {
+            let (message, label) = match v {
+                Some(c) => (format!("`clip_norm` must be a positive number, found {c}"), "not positive"),
+                None => ("`clip_norm` must be a positive number".to_string(), "not a number"),
+            };
+            diags.push(
+                Diagnostic::error("E0203", message, e.span, label)
+                    .with_help("the gradients are scaled down when their global norm exceeds this, e.g. `clip_norm = 1.0`"),
+            );
+            None
+        }
+    }
 }

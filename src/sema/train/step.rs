@@ -54,6 +54,8 @@ pub(super) struct Elaborated {
     /// `on MODEL` and its span.
     pub on: Option<(String, Span)>,
     pub every: usize,
+    /// The step's own `clip_norm = c`, which overrides the block's.
+    pub clip_norm: Option<f64>,
     /// Values of `loss` made by ops with a zero derivative, and where the
     /// user asked for them (see `Elab::blockers`).
     pub blockers: Vec<(ir::Value, Span)>,
@@ -189,10 +191,19 @@ fn optimizer(e: &mut Elab, expr: &Expr) -> Option<Rc<OptimizerInst>> {
     }
 }
 
-/// The statements of a `step` block: `let`s, `loss = ...` and `every = k`.
-fn step_block(e: &mut Elab, b: &Block, env: &mut Env, at: Span) -> Option<(Val, Span, usize)> {
+/// What a `step` block sets besides its `let`s.
+struct StepSettings {
+    loss: Val,
+    loss_span: Span,
+    every: usize,
+    clip_norm: Option<f64>,
+}
+
+/// The statements of a `step` block: `let`s, `loss = ...`, `every = k` and `clip_norm = c`.
+fn step_block(e: &mut Elab, b: &Block, env: &mut Env, at: Span) -> Option<StepSettings> {
     let mut loss = None;
     let mut every = 1;
+    let mut clip_norm = None;
     for st in &b.stmts {
         match st {
             Stmt::Let { name, value, .. } => {
@@ -222,6 +233,21 @@ fn step_block(e: &mut Elab, b: &Block, env: &mut Env, at: Span) -> Option<(Val, 
                     return None;
                 }
             },
+            Stmt::Assign {
+                target,
+                op: AssignOp::Set,
+                value,
+                ..
+            } if target.name == "clip_norm" => {
+                let mut diags = Diagnostics::default();
+                clip_norm = super::settings::clip_norm(value, &mut diags);
+                if clip_norm.is_none() {
+                    for d in diags.items {
+                        e.report(d);
+                    }
+                    return None;
+                }
+            }
             Stmt::Assign { target, value, .. } => {
                 e.report(
                     Diagnostic::error(
@@ -230,7 +256,7 @@ fn step_block(e: &mut Elab, b: &Block, env: &mut Env, at: Span) -> Option<(Val, 
                         target.span.to(value.span),
                         "not a step setting",
                     )
-                    .with_help("a step holds `let`s, `loss = ...` and `every = k`; the block's other settings go outside its steps"),
+                    .with_help("a step holds `let`s, `loss = ...`, `every = k` and `clip_norm = c`; the block's other settings go outside its steps"),
                 );
                 return None;
             }
@@ -238,7 +264,7 @@ fn step_block(e: &mut Elab, b: &Block, env: &mut Env, at: Span) -> Option<(Val, 
                 e.report(
                     Diagnostic::error(
                         "E0113",
-                        "a step holds `let`s, `loss = ...` and `every = k`",
+                        "a step holds `let`s, `loss = ...`, `every = k` and `clip_norm = c`",
                         other.span(),
                         "not allowed in a step",
                     )
@@ -249,7 +275,12 @@ fn step_block(e: &mut Elab, b: &Block, env: &mut Env, at: Span) -> Option<(Val, 
         }
     }
     match loss {
-        Some((v, span)) => Some((v, span, every)),
+        Some((loss, loss_span)) => Some(StepSettings {
+            loss,
+            loss_span,
+            every,
+            clip_norm,
+        }),
         None => {
             e.report(
                 Diagnostic::error("E0113", "this step has no `loss = ...`", at, "no loss in this step")
@@ -297,10 +328,10 @@ pub(super) fn elaborate(
     let key = e.b.param("key", ir::Type::scalar());
     e.rng_key = Some(key);
     let (mut env, out) = loss_env(&mut e, cx, &x, y);
-    let (loss, loss_span, every) = match src.body {
-        StepBody::Loss(expr) => (e.eval(expr, &mut env), expr.span, 1),
+    let (loss, loss_span, every, clip_norm) = match src.body {
+        StepBody::Loss(expr) => (e.eval(expr, &mut env), expr.span, 1, None),
         StepBody::Block(b) => match step_block(&mut e, b, &mut env, src.span) {
-            Some(r) => r,
+            Some(r) => (r.loss, r.loss_span, r.every, r.clip_norm),
             None => {
                 diags.extend(std::mem::take(&mut e.diags));
                 return None;
@@ -356,6 +387,7 @@ pub(super) fn elaborate(
         opt,
         on,
         every,
+        clip_norm,
         blockers,
         largest_value,
         output_spans,
