@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """nnc against JAX and PyTorch on this machine, in one run, for ratios.
 
-    python3 bench/peers.py [--model mlp|lenet5|lstm] [--threads N] [--nnc PATH] [--skip-epoch] [--json]
+    python3 bench/peers.py [--model mlp|lenet5|lstm|encoder] [--threads N] [--nnc PATH] [--skip-epoch] [--json]
 
 Times the MLP 784-128-64-10 (ReLU, softmax cross-entropy with integer
 labels, Adam lr 1e-3) of examples/mnist_mlp.nn on random data of MNIST
@@ -23,6 +23,13 @@ the figures as one JSON object instead of the table.
 pixels, LSTM with 128 hidden units, the last state into 10 outputs; Adam)
 at batch 64: PyTorch's `nn.LSTM` (oneDNN) with fused Adam, and JAX with the
 steps as one `lax.scan` and the input projection as one product.
+
+`--model encoder` times bench/encoder.nn (two post-norm Transformer
+encoder layers, d_model 128, 4 heads, feed-forward 512, ReLU, no dropout,
+over 64 positions; the mean over positions into 10 outputs; Adam) at batch
+32 and inference at batch 32: PyTorch's `nn.TransformerEncoder` with fused
+Adam, and the same layers written out in JAX under `jit`. It has no epoch
+figure (an epoch of 60,000 sequences takes tens of minutes on one core).
 
 The process (and so every framework and nnc) is pinned to the first N
 cores, so `--threads 1` means one core for everyone. Medians of 7 timed
@@ -489,19 +496,157 @@ def bench_jax_lstm(threads, epoch):
     return out
 
 
+ENCODER_BATCHES = [32]
+ENCODER_INFER_BATCH = 32
+ENC_T, ENC_D, ENC_HEADS, ENC_FF, ENC_LAYERS = 64, 128, 4, 512, 2
+
+
+def bench_torch_encoder(threads, epoch):
+    """bench/encoder.nn in PyTorch: `nn.TransformerEncoder` (post-norm, ReLU,
+    no dropout), the mean over positions, a linear head; fused Adam."""
+    import torch
+    import torch.nn as nn
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            layer = nn.TransformerEncoderLayer(ENC_D, ENC_HEADS, ENC_FF, dropout=0.0, batch_first=True)
+            self.encoder = nn.TransformerEncoder(layer, ENC_LAYERS, enable_nested_tensor=False)
+            self.out = nn.Linear(ENC_D, 10)
+
+        def forward(self, x):
+            return self.out(self.encoder(x).mean(dim=1))
+
+    loss_fn = nn.CrossEntropyLoss()
+    out = {"steps": {}}
+    for batch in ENCODER_BATCHES:
+        model = Net()
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
+        x, y = torch.rand(batch, ENC_T, ENC_D), torch.randint(0, 10, (batch,))
+
+        def step():
+            opt.zero_grad(set_to_none=True)
+            loss_fn(model(x), y).backward()
+            opt.step()
+
+        out["steps"][batch] = median_ms(step)
+    model, x = Net().eval(), torch.rand(ENCODER_INFER_BATCH, ENC_T, ENC_D)
+    with torch.inference_mode():
+        out["inference"] = median_ms(lambda: model(x))
+    return out
+
+
+def bench_jax_encoder(threads, epoch):
+    """bench/encoder.nn in JAX: the same post-norm layers written out (Q, K
+    and V as one product, heads by reshape), Adam, under `jit`."""
+    import jax
+    import jax.numpy as jnp
+
+    d, h, ff = ENC_D, ENC_HEADS, ENC_FF
+
+    def dense(key, n, m):
+        return (jax.random.normal(key, (n, m)) / jnp.sqrt(float(n)), jnp.zeros(m))
+
+    def init(key):
+        keys = jax.random.split(key, 4 * ENC_LAYERS + 1)
+        layers = []
+        for i in range(ENC_LAYERS):
+            k = keys[4 * i : 4 * i + 4]
+            layers.append(
+                {
+                    "qkv": dense(k[0], d, 3 * d),
+                    "o": dense(k[1], d, d),
+                    "ff1": dense(k[2], d, ff),
+                    "ff2": dense(k[3], ff, d),
+                    "ln1": (jnp.ones(d), jnp.zeros(d)),
+                    "ln2": (jnp.ones(d), jnp.zeros(d)),
+                }
+            )
+        return {"layers": layers, "head": dense(keys[-1], d, 10)}
+
+    def norm(x, gb):
+        mu = x.mean(-1, keepdims=True)
+        var = ((x - mu) ** 2).mean(-1, keepdims=True)
+        return (x - mu) / jnp.sqrt(var + 1e-5) * gb[0] + gb[1]
+
+    def lin(x, wb):
+        return x @ wb[0] + wb[1]
+
+    def mha(x, p):
+        n, t, _ = x.shape
+        q, k, v = jnp.split(lin(x, p["qkv"]), 3, axis=-1)
+        heads = lambda z: z.reshape(n, t, h, d // h).transpose(0, 2, 1, 3)
+        q, k, v = heads(q), heads(k), heads(v)
+        a = jax.nn.softmax(q @ k.transpose(0, 1, 3, 2) / jnp.sqrt(float(d // h)), axis=-1) @ v
+        return lin(a.transpose(0, 2, 1, 3).reshape(n, t, d), p["o"])
+
+    def forward(params, x):
+        for p in params["layers"]:
+            x = norm(x + mha(x, p), p["ln1"])
+            x = norm(x + lin(jax.nn.relu(lin(x, p["ff1"])), p["ff2"]), p["ln2"])
+        return lin(x.mean(axis=1), params["head"])
+
+    def loss(params, x, y):
+        logp = jax.nn.log_softmax(forward(params, x))
+        return -jnp.mean(jnp.take_along_axis(logp, y[:, None], axis=1))
+
+    def adam(state, x, y):
+        params, m, v, t = state
+        g = jax.grad(loss)(params, x, y)
+        b1, b2, lr, eps = 0.9, 0.999, 1e-3, 1e-7
+        t = t + 1
+        tree = jax.tree_util.tree_map
+        m = tree(lambda m, g: b1 * m + (1 - b1) * g, m, g)
+        v = tree(lambda v, g: b2 * v + (1 - b2) * g * g, v, g)
+        c1, c2 = 1 - b1**t, 1 - b2**t
+        params = tree(lambda p, m, v: p - lr * (m / c1) / (jnp.sqrt(v / c2) + eps), params, m, v)
+        return (params, m, v, t)
+
+    step = jax.jit(adam, donate_argnums=0)
+    key = jax.random.PRNGKey(0)
+
+    def fresh():
+        params = init(key)
+        zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
+        return (params, zeros, jax.tree_util.tree_map(jnp.zeros_like, params), jnp.float32(0))
+
+    out = {"steps": {}}
+    for batch in ENCODER_BATCHES:
+        x = jax.random.uniform(key, (batch, ENC_T, ENC_D))
+        y = jax.random.randint(key, (batch,), 0, 10)
+        state = [fresh()]
+
+        def run():
+            state[0] = step(state[0], x, y)
+            jax.block_until_ready(state[0])
+
+        out["steps"][batch] = median_ms(run)
+    infer = jax.jit(forward)
+    params, x = init(key), jax.random.uniform(key, (ENCODER_INFER_BATCH, ENC_T, ENC_D))
+    out["inference"] = median_ms(lambda: jax.block_until_ready(infer(params, x)))
+    return out
+
+
 MODELS = {
-    # name: (example file, step batches, epoch batch, JAX bench, PyTorch bench, title)
-    "mlp": ("mnist_mlp.nn", BATCHES, EPOCH_BATCH, bench_jax, bench_torch, "MLP 784-128-64-10"),
-    "lenet5": ("lenet5.nn", LENET_BATCHES, LENET_EPOCH_BATCH, bench_jax_lenet, bench_torch_lenet, "LeNet-5"),
-    "lstm": ("lstm_mnist.nn", LSTM_BATCHES, LSTM_EPOCH_BATCH, bench_jax_lstm, bench_torch_lstm, "LSTM 28x28 -> 128 -> 10"),
+    # name: (model file, step batches, epoch batch, JAX bench, PyTorch bench, title)
+    "mlp": ("examples/mnist_mlp.nn", BATCHES, EPOCH_BATCH, bench_jax, bench_torch, "MLP 784-128-64-10"),
+    "lenet5": ("examples/lenet5.nn", LENET_BATCHES, LENET_EPOCH_BATCH, bench_jax_lenet, bench_torch_lenet, "LeNet-5"),
+    "lstm": ("examples/lstm_mnist.nn", LSTM_BATCHES, LSTM_EPOCH_BATCH, bench_jax_lstm, bench_torch_lstm, "LSTM 28x28 -> 128 -> 10"),
+    "encoder": ("bench/encoder.nn", ENCODER_BATCHES, None, bench_jax_encoder, bench_torch_encoder, "Transformer encoder 2 x (d 128, 4 heads, ff 512), seq 64"),
 }
+
+# Inference batch per model (the MLP, LeNet-5 and LSTM at 1024).
+INFER_BATCHES = {"encoder": ENCODER_INFER_BATCH}
 
 
 def bench_nnc(threads, nnc, epoch, model="mlp"):
     example, batches, _, _, _, _ = MODELS[model]
-    cmd = [nnc, "bench", os.path.join(ROOT, "examples", example), "--json"]
+    cmd = [nnc, "bench", os.path.join(ROOT, example), "--json"]
     cmd += ["--threads", str(threads), "--batch", ",".join(map(str, batches))]
-    cmd += ["--infer-batch", str(INFER_BATCH), "--samples", str(EPOCH_SAMPLES if epoch else 0)]
+    cmd += ["--infer-batch", str(INFER_BATCHES.get(model, INFER_BATCH)), "--samples", str(EPOCH_SAMPLES if epoch else 0)]
     r = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
     return {
         "steps": {s["batch"]: s["ms"] for s in r["steps"]},
@@ -523,7 +668,7 @@ def main():
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, set(range(min(args.threads, os.cpu_count() or 1))))
     os.environ.setdefault("XLA_FLAGS", f"--xla_cpu_multi_thread_eigen={'true' if args.threads > 1 else 'false'}")
-    epoch = not args.skip_epoch
+    epoch = not args.skip_epoch and epoch_batch is not None
     results = {"nnc": bench_nnc(args.threads, args.nnc, epoch, args.model)}
     for name, fn in [("jax", jax_fn), ("torch", torch_fn)]:
         try:
@@ -544,7 +689,7 @@ def main():
         return
     base = results["nnc"]
     rows = [(f"train step batch {b} (ms)", lambda r, b=b: r["steps"][b]) for b in batches]
-    rows.append((f"inference batch {INFER_BATCH} (ms)", lambda r: r["inference"]))
+    rows.append((f"inference batch {INFER_BATCHES.get(args.model, INFER_BATCH)} (ms)", lambda r: r["inference"]))
     if epoch:
         rows.append((f"epoch {EPOCH_SAMPLES} batch {epoch_batch} (s)", lambda r: r["epoch"]))
     names = list(results)

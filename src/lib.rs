@@ -246,6 +246,32 @@
 //! `Bidirectional` and `Embedding` are `.nn` code in
 //! `stdlib/recurrent.nn`; `orthogonal` is the polar factor of a Gaussian
 //! matrix by 40 Newton–Schulz iterations, itself a `scan` (a loop).
+//! ## Text, character models and gradient clipping
+//!
+//! `text(path, steps: 64, vocab: 128)` reads a UTF-8 file as windows of
+//! `steps` character ids, each with the next character of every position
+//! as its targets (`y: i32[n, steps]`). A character's id is its code point,
+//! bounded by `vocab`, rather than its rank in the file's alphabet: the
+//! model's sizes then follow from the `data =` line alone (types never
+//! depend on a file's contents, as with `target:`), and `nnc sample` maps
+//! ids back to characters without a vocabulary saved beside the weights. A
+//! character outside the vocabulary is E0605 and a file that is not UTF-8
+//! E0606, both with the line and column, at `nnc check` and at load.
+//! `sequence_cross_entropy` is the mean over every position; the
+//! `perplexity` metric is the exponential of the loss. `nnc sample`
+//! (`runtime::generate`) feeds the model's fixed window with the last
+//! `steps` characters at its start and reads the logits at the context's
+//! last position: exact for causal models (an LSTM, or attention with
+//! `causal_mask`), which never look at the filler after it, and the same
+//! fresh-state-per-window view the model was trained on. Draws are
+//! counter-based, so a seed always gives the same text.
+//!
+//! `clip_norm = c` (a block setting, or per `step`) is applied in
+//! `runtime::step` to the gradients autodiff returns, before any optimizer
+//! update: each is multiplied by `min(1, c / (‖g‖ + 1e-6))`, `‖g‖` the norm
+//! of all of them together, as PyTorch's `clip_grad_norm_`. Being IR in
+//! the step, it runs identically in the interpreter and compiled code, and
+//! `nnc trace` and the PyTorch export apply it too.
 //! ## Attention
 //!
 //! The Transformer is stdlib code (`stdlib/attention.nn`); the compiler adds

@@ -58,7 +58,7 @@ pub fn eval(args: &EvalArgs) -> i32 {
     let splits = match load::load_splits(plan, &report::base_dir(&args.file), args.data_dir.as_deref()) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error[E0601]: cannot read the data of `train {}`: {e}", plan.model);
+            eprintln!("error[{}]: cannot read the data of `train {}`: {e}", e.code, plan.model);
             return 1;
         }
     };

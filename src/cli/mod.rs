@@ -15,6 +15,7 @@ mod plot;
 mod predict;
 mod report;
 mod run;
+mod sample;
 mod summary;
 mod trace;
 mod tune;
@@ -56,6 +57,8 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Predict classes for new samples with saved weights.
     Predict(predict::PredictArgs),
+    /// Text from a trained character model: continue a prompt one character at a time.
+    Sample(sample::SampleArgs),
     /// Each model's layers, output shapes, parameters and FLOPs.
     Summary { file: PathBuf },
     /// Explain a diagnostic code (`nnc explain E0301`), or the backward pass of
@@ -147,6 +150,7 @@ fn main_on_big_stack(started: std::time::Instant) -> i32 {
         Command::Run(args) => run::run(&args),
         Command::Eval(args) => eval::eval(&args),
         Command::Predict(args) => predict::predict(&args),
+        Command::Sample(args) => sample::sample(&args),
         Command::Summary { file } => summary::summary(&file),
         Command::Ir { file, stage } => ir(&file, stage),
         Command::Fmt(args) => fmt::fmt(&args),

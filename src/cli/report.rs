@@ -138,6 +138,15 @@ pub fn final_report(
     let (s, out, y) = result?;
     say!("{} on the {name} set ({} samples):", plan.model, data.len());
     let mut vals = vec![("loss".to_string(), s.loss)];
+    // A class per position (a language model's next characters): accuracy
+    // over positions and the perplexity, exp(mean cross-entropy); a
+    // confusion matrix over a vocabulary would be unreadable.
+    if out.ndim() == y.ndim() + 1 && y.ndim() > 1 && plan.label.dtype == crate::ir::DType::I32 {
+        vals.extend(s.accuracy.map(|a| ("accuracy".to_string(), a)));
+        vals.push(("perplexity".into(), s.loss.exp()));
+        print_values(&vals);
+        return Ok(vals);
+    }
     // Multi-label 0/1 targets have accuracy (every column right) but no
     // confusion matrix.
     let confusion = metrics::confusion_matrix(&out, &y)

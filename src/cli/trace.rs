@@ -52,7 +52,7 @@ pub fn trace(args: &TraceArgs) -> i32 {
         let splits = match load::load_splits(plan, &base, args.data_dir.as_deref()) {
             Ok(s) => s,
             Err(e) => {
-                eprintln!("error[E0601]: cannot read the data of `train {}`: {e}", plan.model);
+                eprintln!("error[{}]: cannot read the data of `train {}`: {e}", e.code, plan.model);
                 return 1;
             }
         };

@@ -257,10 +257,11 @@ pub fn check_labels(
             Ok(None) => continue,
             Err(e) => {
                 found.push(Diagnostic::error(
-                    "E0601",
+                    e.code,
                     // The file by name: the label points at where it is named.
                     format!(
-                        "cannot read the labels of `train {}` from `{}`: {}",
+                        "cannot read the {} of `train {}` from `{}`: {}",
+                        if e.code == "E0601" { "labels" } else { "data" },
                         plan.model,
                         e.path
                             .file_name()
@@ -268,7 +269,11 @@ pub fn check_labels(
                         e.message
                     ),
                     plan.data.span,
-                    "the labels are read from here",
+                    if e.code == "E0601" {
+                        "the labels are read from here"
+                    } else {
+                        "the data is read from here"
+                    },
                 ));
                 continue;
             }

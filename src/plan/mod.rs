@@ -28,7 +28,16 @@ pub enum DataSource {
     Idx { images: String, labels: String },
     /// Small tensors written in the file (logic gates).
     Inline { x: Vec<Vec<f64>>, y: Vec<Vec<f64>> },
+    /// A UTF-8 text file as windows of `steps` character ids (code points
+    /// below `vocab`), each with the next character of every position as
+    /// its targets: `x, y: i32[n, steps]` (see `runtime::text`).
+    Text { path: String, steps: usize, vocab: usize },
 }
+
+/// The largest `vocab` of `text(...)`: code points from U+D800 on include
+/// the surrogates, which are not characters, so a sampled id could not be
+/// printed.
+pub const MAX_VOCAB: usize = 0xD800;
 
 /// The label column of a CSV file: `label: 64` (negative counts from the
 /// end) or `label: "species"` (a header name).

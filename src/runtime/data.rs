@@ -90,13 +90,21 @@ impl Dataset {
 /// A loading failure, always tied to the file it concerns.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DataError {
+    /// The diagnostic code: E0601 (cannot read), or a more precise one
+    /// (E0605 an id outside the vocabulary, E0606 text that is not UTF-8).
+    pub code: &'static str,
     pub path: PathBuf,
     pub message: String,
 }
 
 impl DataError {
-    fn new(path: &Path, message: impl Into<String>) -> DataError {
+    pub(crate) fn new(path: &Path, message: impl Into<String>) -> DataError {
+        DataError::coded("E0601", path, message)
+    }
+
+    pub(crate) fn coded(code: &'static str, path: &Path, message: impl Into<String>) -> DataError {
         DataError {
+            code,
             path: path.to_path_buf(),
             message: message.into(),
         }

@@ -3,6 +3,7 @@
 
 use super::data::{self, CsvOptions, DataError, Dataset, Header, LabelColumn};
 use super::split;
+use super::text;
 use super::train::Splits;
 use crate::ir;
 use crate::plan::{CsvLabel, DataSource, TrainPlan};
@@ -29,6 +30,7 @@ pub fn resolve(path: &str, base: &Path, data_dir: Option<&Path>) -> Result<PathB
     }
     let list: Vec<String> = tried.iter().map(|t| t.display().to_string()).collect();
     Err(DataError {
+        code: "E0601",
         path: p.to_path_buf(),
         message: format!(
             "not found (looked in {}); set --data-dir or NNC_DATA to the directory that holds it",
@@ -57,6 +59,7 @@ fn fit_input(ds: Dataset, input: &ir::Type, path: &Path) -> Result<Dataset, Data
     let want: usize = dims.iter().product();
     if want != ds.feature_len() {
         return Err(DataError {
+            code: "E0601",
             path: path.to_path_buf(),
             message: format!(
                 "each sample has shape {:?} ({} values), but the model's input is {} ({} values)",
@@ -98,6 +101,7 @@ fn csv_options(label: &CsvLabel, scale: Option<f64>, regression: bool) -> CsvOpt
 pub fn label_summary(source: &DataSource, base: &Path, data_dir: Option<&Path>) -> Result<Option<data::LabelSummary>, DataError> {
     let Ok(found) = (match source {
         DataSource::Inline { .. } | DataSource::Csv { regression: true, .. } => return Ok(None),
+        DataSource::Text { path, .. } => resolve(path, base, data_dir),
         DataSource::Csv { path, .. } => resolve(path, base, data_dir),
         DataSource::Mnist { dir } => resolve(dir, base, data_dir),
         DataSource::Idx { labels, .. } => resolve(labels, base, data_dir),
@@ -113,6 +117,10 @@ pub fn label_summary(source: &DataSource, base: &Path, data_dir: Option<&Path>) 
             Err(e) => Err(e),
         },
         DataSource::Idx { .. } => Ok(Some(data::idx_label_summary(&found)?)),
+        // The ids are the vocabulary's by construction; reading the text
+        // here lets `nnc check` report a character outside it (E0605) or a
+        // file that is not UTF-8 (E0606) before a run.
+        DataSource::Text { steps, vocab, .. } => text::load_text(&found, *steps, *vocab).map(|_| None),
         DataSource::Inline { .. } => Ok(None),
     }
 }
@@ -151,6 +159,10 @@ pub fn load_splits(plan: &TrainPlan, base: &Path, data_dir: Option<&Path>) -> Re
             let (pi, pl) = (resolve(images, base, data_dir)?, resolve(labels, base, data_dir)?);
             (data::load_idx_pair(&pi, &pl)?, None, pi)
         }
+        DataSource::Text { path, steps, vocab } => {
+            let p = resolve(path, base, data_dir)?;
+            (text::load_text(&p, *steps, *vocab)?, None, p)
+        }
     };
     let all = fit_input(all, &plan.input, &origin)?;
     let test = match test {
@@ -175,6 +187,7 @@ pub fn load_splits(plan: &TrainPlan, base: &Path, data_dir: Option<&Path>) -> Re
     // A split asked for but left empty (one row and `test = 0.2`) would
     // fail only after training, when it is evaluated: say so now.
     let too_few = |what: &str, fraction: f64| DataError {
+        code: "E0601",
         path: origin.clone(),
         message: format!(
             "{} samples are too few: `{what} = {fraction}` leaves the {what} split empty; add data or set `{what} = 0`",
@@ -189,6 +202,7 @@ pub fn load_splits(plan: &TrainPlan, base: &Path, data_dir: Option<&Path>) -> Re
     }
     if train.is_empty() {
         return Err(DataError {
+            code: "E0601",
             path: origin.clone(),
             message: "no samples are left for training after the test and validation splits".into(),
         });
@@ -197,6 +211,7 @@ pub fn load_splits(plan: &TrainPlan, base: &Path, data_dir: Option<&Path>) -> Re
     let standardizer = if s.standardize {
         let mut others: Vec<&mut Dataset> = validation.iter_mut().chain(test.iter_mut()).collect();
         let st = split::standardize(&mut train, &mut others).map_err(|e| DataError {
+            code: "E0601",
             path: origin.clone(),
             message: e.to_string(),
         })?;
@@ -229,5 +244,6 @@ pub fn feature_shape(source: &DataSource, base: &Path, data_dir: Option<&Path>) 
         }
         DataSource::Mnist { dir } => data::mnist_shape(&resolve(dir, base, data_dir)?),
         DataSource::Idx { images, .. } => Ok(data::idx_header(&resolve(images, base, data_dir)?)?[1..].to_vec()),
+        DataSource::Text { steps, .. } => Ok(vec![*steps]),
     }
 }

@@ -1,7 +1,9 @@
 //! The runtime owns tensors, data loading, batching, the training step and
 //! loop, and checkpoints; it is the only place that calls into compiled code.
 //!
-//! - [`data`]: datasets from IDX (MNIST) and CSV files, plain or gzip.
+//! - [`data`]: datasets from IDX (MNIST) and CSV files, plain or gzip;
+//!   [`text`]: a text file as windows of character ids; [`generate`]:
+//!   text sampled from a character model.
 //! - [`split`]: seeded shuffles, train/validation splits,
 //!   standardisation, one-hot encoding; [`batch`]: mini-batches gathered
 //!   one step ahead on a loader thread.
@@ -22,6 +24,7 @@ pub mod bench;
 pub mod checkpoint;
 pub mod curves;
 pub mod data;
+pub mod generate;
 pub mod history;
 pub mod images;
 pub mod load;
@@ -30,4 +33,5 @@ pub mod schedule;
 pub mod split;
 pub mod step;
 pub mod summary;
+pub mod text;
 pub mod train;

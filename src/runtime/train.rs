@@ -177,6 +177,17 @@ pub fn correct(output: &ArrayD<f32>, y: &ArrayD<f32>) -> usize {
     let y = y.as_standard_layout();
     let y = y.as_slice().expect("standard layout");
     let one_label_per_row = y.len() == n;
+    // A label per position (`y: [n, steps]` against `[n, steps, classes]`):
+    // each position's argmax is one prediction.
+    let labels_per_row = y.len() / n.max(1);
+    if labels_per_row > 1 && width > labels_per_row && width % labels_per_row == 0 {
+        let classes = width / labels_per_row;
+        return out
+            .chunks_exact(classes)
+            .zip(y)
+            .filter(|&(row, &label)| argmax(row) as f32 == label)
+            .count();
+    }
     out.chunks_exact(width.max(1))
         .enumerate()
         .filter(|&(i, row)| {
@@ -184,12 +195,7 @@ pub fn correct(output: &ArrayD<f32>, y: &ArrayD<f32>) -> usize {
                 let pred = if row[0] >= 0.5 { 1.0 } else { 0.0 };
                 pred == y[i]
             } else if one_label_per_row {
-                let arg = row
-                    .iter()
-                    .enumerate()
-                    .fold((0, f32::NEG_INFINITY), |(bi, bv), (j, &v)| if v > bv { (j, v) } else { (bi, bv) })
-                    .0;
-                arg as f32 == y[i]
+                argmax(row) as f32 == y[i]
             } else {
                 // Multi-column targets: every thresholded column must match.
                 let targets = &y[i * width..(i + 1) * width];
@@ -197,6 +203,14 @@ pub fn correct(output: &ArrayD<f32>, y: &ArrayD<f32>) -> usize {
             }
         })
         .count()
+}
+
+/// The first index of the largest value.
+fn argmax(row: &[f32]) -> usize {
+    row.iter()
+        .enumerate()
+        .fold((0, f32::NEG_INFINITY), |(bi, bv), (j, &v)| if v > bv { (j, v) } else { (bi, bv) })
+        .0
 }
 
 /// Whether a plan classifies (integer labels, or 0/1 targets such as a
@@ -259,6 +273,8 @@ impl Tally {
                 ("mse", _) => metrics::mse(&out, &y).ok(),
                 ("mae", _) => metrics::mae(&out, &y).ok(),
                 ("r2", _) => metrics::r2(&out, &y).ok(),
+                // The loss is the mean cross-entropy per predicted token.
+                ("perplexity", _) => Some(self.running_loss().exp()),
                 _ => None,
             };
             extra.extend(v.map(|v| (m.clone(), v)));

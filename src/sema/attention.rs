@@ -198,6 +198,89 @@ impl Elab<'_> {
     }
 }
 
+impl Elab<'_> {
+    /// `positions(table: [max_len, d], x: [..., t, d]) -> [t, d]`: the first
+    /// `t` rows of a learned positional table. A table shorter than the
+    /// sequence is E0332 at the sequence, with both sizes and a fix at the
+    /// table's length where the user wrote it (`LearnedPositions(50, ...)`).
+    pub(super) fn positions(&mut self, table: &(Val, Span), x: &(Val, Span)) -> Val {
+        let (Some(tt), Some(tx)) = (
+            self.as_tensor(&table.0, table.1, "`positions`"),
+            self.as_tensor(&x.0, x.1, "`positions`"),
+        ) else {
+            return Val::Error;
+        };
+        let (Some(ts), Some(xs)) = (tt.ty.shape.clone(), tx.ty.shape.clone()) else {
+            return self.tensor(TensorTy::unknown(), None);
+        };
+        if ts.len() != 2 || xs.len() < 2 {
+            let d = Diagnostic::error(
+                "E0301",
+                format!(
+                    "`positions` needs a table [max_len, d] and a sequence [..., t, d], found {} and {}",
+                    tt.ty, tx.ty
+                ),
+                x.1,
+                format!("this has shape {}", tx.ty),
+            );
+            self.report(d);
+            return Val::Error;
+        }
+        let t = xs[xs.len() - 2].clone();
+        let (Dim::Known(max_len), Dim::Known(steps)) = (ts[0].clone(), t.clone()) else {
+            let d = Diagnostic::error(
+                "E0301",
+                format!("a learned positional table needs a known sequence length, found {t}"),
+                x.1,
+                format!("this has shape {}", tx.ty),
+            );
+            self.report(d);
+            return Val::Error;
+        };
+        if steps > max_len {
+            let mut d = Diagnostic::error(
+                "E0332",
+                format!("the sequence has {steps} positions, but the learned positional table has only {max_len}"),
+                x.1,
+                format!("{steps} positions here"),
+            )
+            .with_note(format!(
+                "a learned table has one trained row per position: positions {max_len} to {} have none",
+                steps - 1
+            ));
+            let help = format!("give the table at least {steps} positions");
+            match self.table_length_span(&tt, max_len) {
+                Some((at, call)) => {
+                    let fixed = self.text_with(call, at, &steps.to_string());
+                    d = d
+                        .with_secondary(at, format!("the table has {max_len} positions"))
+                        .with_fix(format!("{help}: `{fixed}`"), Fix::replace(at, steps.to_string()));
+                }
+                None => d = d.with_help(help),
+            }
+            self.report(d);
+            return Val::Error;
+        }
+        let d = ts[1].clone();
+        let out = vec![t, d];
+        let ir = tt.ir.map(|v| self.b.slice(v, vec![0, 0], vec![1, 1], &out));
+        self.tensor(TensorTy::f32(out), ir)
+    }
+
+    /// Where the user wrote the length of the layer whose parameter `table`
+    /// is (its first argument, `max_len`), when that text is the number;
+    /// and the layer's construction.
+    fn table_length_span(&self, table: &Tensor, max_len: usize) -> Option<(Span, Span)> {
+        let v = table.ir?;
+        let param = self.params.iter().find(|p| p.value == v)?;
+        let layer = param.name.rsplit_once('.')?.0;
+        let inst = self.instances.iter().find(|i| i.name == layer)?;
+        let first = inst.decl.params.first()?;
+        let at = *inst.arg_spans.get(&first.name.name)?;
+        (at.file == self.root && self.text(at).trim().parse::<usize>() == Ok(max_len)).then_some((at, inst.call_span))
+    }
+}
+
 /// Whether `from` broadcasts to exactly `to` (NumPy rules, one direction).
 fn broadcasts_to(from: &[Dim], to: &[Dim]) -> bool {
     from.len() <= to.len() && from.iter().rev().zip(to.iter().rev()).all(|(f, t)| *f == Dim::Known(1) || f == t)

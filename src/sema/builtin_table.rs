@@ -52,6 +52,7 @@ pub enum Builtin {
     SplitHeads,
     MergeHeads,
     Masked,
+    Positions,
     Repeat,
     Shape,
     Check,
@@ -78,7 +79,7 @@ const ELEMENTWISE: &str = "`[s] -> [s]`, f32; a list of tensors maps elementwise
 
 impl Builtin {
     /// Every primitive, in the order the reference lists them.
-    pub const ALL: [Builtin; 47] = [
+    pub const ALL: [Builtin; 48] = [
         Builtin::Exp,
         Builtin::Log,
         Builtin::Sqrt,
@@ -123,6 +124,7 @@ impl Builtin {
         Builtin::SplitHeads,
         Builtin::MergeHeads,
         Builtin::Masked,
+        Builtin::Positions,
         Builtin::Repeat,
         Builtin::Shape,
         Builtin::Check,
@@ -334,6 +336,12 @@ impl Builtin {
                 &["n", "layer"],
                 "`n` layers built from one expression, each with its own parameters; the list applied to `x` applies each in turn",
                 "`repeat(n, Layer(...)) -> [Layer, ...]`; `(layers)(x: [s], ...) -> [s]` when each layer keeps the shape",
+            ),
+            Builtin::Positions => info(
+                "positions",
+                &["table", "x"],
+                "the rows of a learned positional table for the positions of `x`: `table[0:t]`, and E0332 (with the sizes and a fix) when the table is shorter than the sequence",
+                "`positions(table: [max_len, d], x: [..., t, d]) -> [t, d]` with t ≤ max_len",
             ),
             Builtin::Shape => info(
                 "shape",

@@ -562,6 +562,12 @@ pub fn call(e: &mut Elab, builtin: Builtin, args: Vec<ArgVal>, span: Span, _call
             e.split_heads(&x, heads, hs)
         }
         Builtin::MergeHeads => e.merge_heads(&x),
+        Builtin::Positions => {
+            let Some(seq) = a.get(1).cloned() else {
+                return missing(e, name, "x", span);
+            };
+            e.positions(&x, &seq)
+        }
         // `elab` evaluates a direct call itself (see `Elab::repeat`); this is
         // `repeat` passed around as a value and called later.
         Builtin::Repeat => {

@@ -174,7 +174,13 @@ fn every_example_exports_to_onnx_and_agrees_with_onnx_runtime() {
             let input = predict.ty(predict.params[0]);
             let mut shape = vec![5];
             shape.extend(input.shape[1..].iter().map(|d| d.known().expect("known sample dims")));
-            let random = noise(&shape, 3, 1.0);
+            let random = match &plan.data.source {
+                // Token ids: random ones inside the vocabulary.
+                nnc::plan::DataSource::Text { vocab, .. } => {
+                    noise(&shape, 3, 1.0).mapv(|v| ((v + 1.0) * 0.5 * *vocab as f32).floor().clamp(0.0, *vocab as f32 - 1.0))
+                }
+                _ => noise(&shape, 3, 1.0),
+            };
             // The generator reads noise, not the data.
             let real = if plan.eval.is_some() { real } else { noise(&shape, 4, 1.0) };
             let mut cases = vec![];

@@ -184,7 +184,12 @@ fn compare_loss_of(
 /// Examples whose `scan` loops the PyTorch translation does not handle yet
 /// (E0702); their recurrent layers are checked against `torch.nn.LSTM` and
 /// `torch.nn.GRU` in `seq_torch.rs` instead.
-const SCANS: &[&str] = &["examples/lstm_mnist.nn", "examples/gru_mnist.nn", "examples/rnn_mnist.nn"];
+const SCANS: &[&str] = &[
+    "examples/lstm_mnist.nn",
+    "examples/gru_mnist.nn",
+    "examples/rnn_mnist.nn",
+    "examples/char_lm.nn",
+];
 
 #[test]
 fn every_example_exports_to_pytorch_with_the_same_forward_and_gradients() {
@@ -220,6 +225,13 @@ fn every_example_exports_to_pytorch_with_the_same_forward_and_gradients() {
                 "--model",
                 &plan.model,
             ]);
+            if matches!(plan.data.source, nnc::plan::DataSource::Text { .. }) {
+                // Token-id inputs: the check script below feeds float64
+                // features, so a character model's export is only required
+                // to succeed here; its graph is checked against ONNX Runtime.
+                assert!(out.status.success(), "{stem}: export failed:\n{}", String::from_utf8_lossy(&out.stderr));
+                continue;
+            }
             assert!(
                 out.status.success(),
                 "{stem}: export failed:\n{}",

@@ -136,6 +136,10 @@ fn load_data(plan: &TrainPlan) -> String {
             format!("all_xy = nnc_data.idx_pair({}, {})", resolve(images), resolve(labels)),
             "test_xy = None\n    ",
         ),
+        DataSource::Text { path, steps, vocab } => (
+            format!("all_xy = nnc_data.text({}, {steps}, {vocab})", resolve(path)),
+            "test_xy = None\n    ",
+        ),
         DataSource::Inline { x, y } => {
             let rows = |m: &Vec<Vec<f64>>| {
                 let r: Vec<String> = m
@@ -484,6 +488,7 @@ trained.safetensors after every epoch, a state dict that
 """
 
 import argparse
+import math
 import os
 import time
 

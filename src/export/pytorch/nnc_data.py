@@ -105,6 +105,19 @@ def idx_pair(images, labels):
     return x, y
 
 
+def text(path, steps, vocab):
+    """nnc's text(...): characters as their code points (below `vocab`), cut
+    into windows of `steps` + 1 that do not overlap; y is x shifted by one."""
+    with open(path, encoding="utf-8") as f:
+        ids = np.array([ord(c) for c in f.read()], dtype=np.int64)
+    if (ids >= vocab).any():
+        raise SystemExit(f"{path}: a character's code point is outside the vocabulary of {vocab}")
+    n = (len(ids) - 1) // steps
+    x = np.stack([ids[i * steps : i * steps + steps] for i in range(n)]).astype(np.float32)
+    y = np.stack([ids[i * steps + 1 : i * steps + steps + 1] for i in range(n)])
+    return x, y
+
+
 def mnist(d):
     train = idx_pair(mnist_file(d, "train-images-idx3-ubyte"), mnist_file(d, "train-labels-idx1-ubyte"))
     test = idx_pair(mnist_file(d, "t10k-images-idx3-ubyte"), mnist_file(d, "t10k-labels-idx1-ubyte"))
@@ -220,7 +233,7 @@ def lr_at(schedule, base, warmup, step, steps_per_epoch, epochs):
 
 
 def predicted_classes(out):
-    out = out.reshape(len(out), -1)
+    out = out.reshape(len(out), -1) if out.ndim <= 2 else out.reshape(-1, out.shape[-1])
     if out.shape[1] == 1:
         return (out[:, 0] >= 0.5).astype(np.int64)
     return out.argmax(axis=1)

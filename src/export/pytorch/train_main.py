@@ -37,7 +37,9 @@ def evaluate(model, data, device):
     if CLASS_LABELS:
         scores["accuracy"] = nnc_data.metric("accuracy", out, y)
     for m in METRICS:
-        if m != "accuracy":
+        if m == "perplexity":
+            scores[m] = math.exp(min(scores["loss"], 700.0))
+        elif m != "accuracy":
             scores[m] = nnc_data.metric(m, out, y)
     return scores
 
@@ -150,7 +152,9 @@ def main():
         if CLASS_LABELS:
             train_scores["accuracy"] = nnc_data.metric("accuracy", out, tgt)
         for m in METRICS:
-            if m != "accuracy":
+            if m == "perplexity":
+                train_scores[m] = math.exp(min(train_scores["loss"], 700.0))
+            elif m != "accuracy":
                 train_scores[m] = nnc_data.metric(m, out, tgt)
         net.eval()
         val_scores = evaluate(model, validation, device) if validation is not None else {}

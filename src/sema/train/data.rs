@@ -13,6 +13,7 @@ pub const DATA_SOURCES: &[(&str, &[&str])] = &[
     ("csv", &["path", "label", "scale", "target"]),
     ("idx", &["images", "labels"]),
     ("tensors", &["x", "y"]),
+    ("text", &["path", "steps", "vocab"]),
 ];
 
 fn str_arg(a: &Arg, diags: &mut Diagnostics, what: &str) -> Option<String> {
@@ -73,7 +74,7 @@ pub(super) fn data_source(e: &Expr, diags: &mut Diagnostics) -> Option<DataSpec>
     let ExprKind::Call { callee, args } = &e.kind else {
         diags.push(
             Diagnostic::error("E0109", "`data =` needs a data source", e.span, "not a data source")
-                .with_help("use mnist(\"dir\"), csv(\"file.csv\", label: 64), idx(\"images\", \"labels\") or tensors(x: [...], y: [...])"),
+                .with_help("use mnist(\"dir\"), csv(\"file.csv\", label: 64), idx(\"images\", \"labels\"), text(\"file.txt\", steps: 64) or tensors(x: [...], y: [...])"),
         );
         return None;
     };
@@ -100,7 +101,7 @@ pub(super) fn data_source(e: &Expr, diags: &mut Diagnostics) -> Option<DataSpec>
                 name.span,
                 "not a data source",
             )
-            .with_help("data sources are mnist, csv, idx and tensors");
+            .with_help("data sources are mnist, csv, idx, text and tensors");
             if let Some(s) = suggest(&name.name, DATA_SOURCES.iter().map(|(n, _)| *n)) {
                 d = d.with_help(format!("did you mean `{s}`?"));
             }
@@ -186,6 +187,21 @@ pub(super) fn data_source(e: &Expr, diags: &mut Diagnostics) -> Option<DataSpec>
                 regression,
             }
         }
+        "text" => {
+            let path = str_arg(need("path", 0, diags)?, diags, "the text file")?;
+            let steps = whole(need("steps", 1, diags)?, 1, usize::MAX, "`steps` (characters per sequence)", diags)?;
+            let vocab = match get("vocab", 2) {
+                Some(a) => whole(
+                    a,
+                    1,
+                    crate::plan::MAX_VOCAB,
+                    "`vocab` (character ids are code points below it)",
+                    diags,
+                )?,
+                None => 128,
+            };
+            DataSource::Text { path, steps, vocab }
+        }
         "idx" => DataSource::Idx {
             images: str_arg(need("images", 0, diags)?, diags, "the image file")?,
             labels: str_arg(need("labels", 1, diags)?, diags, "the label file")?,
@@ -208,6 +224,27 @@ pub(super) fn data_source(e: &Expr, diags: &mut Diagnostics) -> Option<DataSpec>
     Some(DataSpec { source, span: e.span })
 }
 
+/// A whole-number argument from `lo` to `hi`, or E0203 at it.
+fn whole(a: &Arg, lo: usize, hi: usize, what: &str, diags: &mut Diagnostics) -> Option<usize> {
+    match a.value.kind {
+        ExprKind::Int(i) if i >= lo as i64 && (i as u64) <= hi as u64 => Some(i as usize),
+        _ => {
+            let range = if hi == usize::MAX {
+                format!("at least {lo}")
+            } else {
+                format!("from {lo} to {hi}")
+            };
+            diags.push(Diagnostic::error(
+                "E0203",
+                format!("{what} must be a whole number {range}"),
+                a.value.span,
+                "not a valid value",
+            ));
+            None
+        }
+    }
+}
+
 /// The label type a data source gives each batch.
 pub(super) fn label_type(source: &DataSource, batch: &Dim) -> ir::Type {
     match source {
@@ -217,6 +254,11 @@ pub(super) fn label_type(source: &DataSource, batch: &Dim) -> ir::Type {
         }
         // One number per sample, like a class label.
         DataSource::Csv { regression: true, .. } => ir::Type::f32(vec![batch.clone()]),
+        // The next character at every position.
+        DataSource::Text { steps, .. } => ir::Type {
+            dtype: DType::I32,
+            shape: vec![batch.clone(), Dim::Known(*steps)],
+        },
         _ => ir::Type {
             dtype: DType::I32,
             shape: vec![batch.clone()],
@@ -231,6 +273,10 @@ pub(super) fn input_type(source: &DataSource) -> Option<ir::Type> {
     match source {
         DataSource::Mnist { .. } => Some(ir::Type::f32(vec![batch, Dim::Known(28), Dim::Known(28)])),
         DataSource::Inline { x, .. } => Some(ir::Type::f32(vec![batch, Dim::Known(x.first().map_or(1, Vec::len))])),
+        DataSource::Text { steps, .. } => Some(ir::Type {
+            dtype: DType::I32,
+            shape: vec![batch, Dim::Known(*steps)],
+        }),
         DataSource::Csv { .. } | DataSource::Idx { .. } => None,
     }
 }

@@ -6,7 +6,7 @@ use crate::plan::{EarlyStop, Schedule, Settings};
 use crate::syntax::ast::*;
 use std::collections::HashMap;
 
-pub const METRICS: &[&str] = &["accuracy", "precision", "recall", "f1", "mse", "mae", "r2"];
+pub const METRICS: &[&str] = &["accuracy", "precision", "recall", "f1", "mse", "mae", "r2", "perplexity"];
 
 pub(super) fn settings(fields: &HashMap<&str, &TrainField>, diags: &mut Diagnostics) -> Option<Settings> {
     let mut s = Settings {
