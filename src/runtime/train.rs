@@ -180,7 +180,7 @@ pub fn correct(output: &ArrayD<f32>, y: &ArrayD<f32>) -> usize {
     // A label per position (`y: [n, steps]` against `[n, steps, classes]`):
     // each position's argmax is one prediction.
     let labels_per_row = y.len() / n.max(1);
-    if labels_per_row > 1 && width > labels_per_row && width % labels_per_row == 0 {
+    if labels_per_row > 1 && width > labels_per_row && width.is_multiple_of(labels_per_row) {
         let classes = width / labels_per_row;
         return out
             .chunks_exact(classes)

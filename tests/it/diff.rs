@@ -78,10 +78,17 @@ fn classes(plan: &TrainPlan) -> usize {
 /// A batch of random samples for `plan`: features in [-1, 1), labels valid
 /// for its loss (class ids, or 0/1 targets).
 fn batch(plan: &TrainPlan, b: usize, seed: u64) -> (ArrayD<f32>, ArrayD<f32>) {
-    let x = uniform(&dims(&plan.input, b), seed, -1.0, 1.0);
+    let x = match plan.input.dtype {
+        // Token ids (a character model's input): valid for any table.
+        DType::I32 => uniform(&dims(&plan.input, b), seed, 0.0, 4.0).mapv(f32::floor),
+        DType::F32 => uniform(&dims(&plan.input, b), seed, -1.0, 1.0),
+    };
     let ys = dims(&plan.label, b);
     let y = match plan.label.dtype {
-        DType::I32 => labels(b, classes(plan), seed + 1),
+        // A class per sample, or per position of a sequence ([b, steps]).
+        DType::I32 => labels(ys.iter().product(), classes(plan), seed + 1)
+            .into_shape_with_order(IxDyn(&ys))
+            .unwrap(),
         DType::F32 => uniform(&ys, seed + 1, 0.0, 1.0).mapv(f32::round),
     };
     (x, y)
@@ -360,7 +367,31 @@ fn every_stdlib_function_agrees() {
         for name in ["cross_entropy", "pick"] {
             check_function(name, &[f32t(&s), i32t(rows)], &[x.clone(), y.clone()]);
         }
+        // A class at each of 3 positions; the mask drops the last.
         let x3 = uniform(&[rows, 3, cols], 6, -1.0, 1.0);
+        let y3 = labels(rows * 3, cols, 8).into_shape_with_order(IxDyn(&[rows, 3])).unwrap();
+        let y3t = Type {
+            dtype: DType::I32,
+            shape: vec![Dim::Known(rows), Dim::Known(3)],
+        };
+        check_function(
+            "sequence_cross_entropy",
+            &[f32t(&[rows, 3, cols]), y3t.clone()],
+            &[x3.clone(), y3.clone()],
+        );
+        let m3 = ArrayD::from_shape_fn(IxDyn(&[rows, 3]), |i| if i[1] < 2 { 1.0 } else { 0.0 });
+        check_function(
+            "masked_sequence_cross_entropy",
+            &[f32t(&[rows, 3, cols]), y3t, f32t(&[rows, 3])],
+            &[x3.clone(), y3, m3.clone()],
+        );
+        let old = uniform(&[rows, 3, cols], 12, -1.0, 1.0);
+        let m31 = m3.clone().into_shape_with_order(IxDyn(&[rows, 3, 1])).unwrap();
+        check_function(
+            "keep_masked",
+            &[f32t(&[rows, 3, 1]), f32t(&[rows, 3, cols]), f32t(&[rows, 3, cols])],
+            &[m31, x3.clone(), old],
+        );
         check_function("flatten", &[f32t(&[rows, 3, cols])], std::slice::from_ref(&x3));
         for name in ["last", "reverse_steps"] {
             check_function(name, &[f32t(&[rows, 3, cols])], std::slice::from_ref(&x3));
@@ -384,6 +415,17 @@ fn every_stdlib_function_agrees() {
             shape: vec![Dim::Known(n), Dim::Known(5)],
         };
         check_function("padding_mask", &[ids_t], &[ids]);
+        let lengths = uniform(&[n], 11, 0.0, 6.0).mapv(f32::floor);
+        let lengths_t = Type {
+            dtype: DType::I32,
+            shape: vec![Dim::Known(n)],
+        };
+        let src = "fn lengths_to_mask(lengths: i32[n]) = length_mask(lengths, 5)";
+        let f = lower_function(src, "lengths_to_mask", &[lengths_t]).unwrap();
+        let refs = [&lengths];
+        let want = runner(INTERP, &f).call(&refs).unwrap();
+        let got = runner(JIT, &f).call(&refs).unwrap();
+        assert_close("length_mask", &want[0], &got[0], LONG);
     }
     for t in [1, 5] {
         let one = uniform(&[1], 10, 0.0, 1.0);
@@ -401,6 +443,10 @@ fn every_stdlib_function_agrees() {
             "gelu_tanh",
             "positional_encoding",
             "padding_mask",
+            "length_mask",
+            "keep_masked",
+            "sequence_cross_entropy",
+            "masked_sequence_cross_entropy",
             "causal_mask",
             "sinusoidal_positions",
             "categorical_cross_entropy",
