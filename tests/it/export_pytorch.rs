@@ -229,7 +229,11 @@ fn every_example_exports_to_pytorch_with_the_same_forward_and_gradients() {
                 // Token-id inputs: the check script below feeds float64
                 // features, so a character model's export is only required
                 // to succeed here; its graph is checked against ONNX Runtime.
-                assert!(out.status.success(), "{stem}: export failed:\n{}", String::from_utf8_lossy(&out.stderr));
+                assert!(
+                    out.status.success(),
+                    "{stem}: export failed:\n{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
                 continue;
             }
             assert!(
