@@ -196,6 +196,10 @@ pub struct Evaluation {
     /// The calls inlined into `loss` (layers, activations, the loss
     /// function), for tools that show it as written (`nnc explain --grad`).
     pub calls: Vec<CallRecord>,
+    /// Values of `loss` the source names (`let q = ...`, a scan's
+    /// `h = ...`), in the order they were computed: a name given to several
+    /// values (a scan's steps) names each in turn.
+    pub value_names: Vec<(ir::Value, String)>,
 }
 
 /// One model of a block of steps in evaluation mode.

@@ -852,7 +852,15 @@ impl Elab<'_> {
         }
         let v = self.eval(value, env);
         self.pending_name = None;
+        self.name_value(&name.name, &v);
         v
+    }
+
+    /// Remember that the source calls `v` `name` (see `value_names`).
+    pub(super) fn name_value(&mut self, name: &str, v: &Val) {
+        if let (true, Val::Tensor(Tensor { ir: Some(r), .. })) = (self.lowering, v) {
+            self.value_names.push((*r, name.to_string()));
+        }
     }
 }
 

@@ -127,6 +127,10 @@ pub struct Elab<'a> {
     /// Every call inlined while lowering, innermost first (a call is
     /// recorded when it returns).
     pub calls: Vec<CallRecord>,
+    /// Values the source names (`let q = ...`, a scan's `h = ...`), in the
+    /// order they were lowered, for tools that print the IR in the user's
+    /// names (`nnc explain --grad`).
+    pub value_names: Vec<(ir::Value, String)>,
     /// Declarations being inlined, innermost last (`guard`).
     pub(super) active: Vec<(super::guard::DefKey, String)>,
     /// Layer declarations whose instances are being applied (`guard`).
@@ -183,6 +187,7 @@ impl<'a> Elab<'a> {
             model_memo: HashMap::new(),
             instances: vec![],
             calls: vec![],
+            value_names: vec![],
             active: vec![],
             applying: vec![],
             recursive: vec![],

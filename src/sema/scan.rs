@@ -558,6 +558,7 @@ impl Elab<'_> {
                             self.binary(bop, &old, &rhs, target.span, value.span, *span)
                         }
                     };
+                    self.name_value(&target.name, &v);
                     env.vars.insert(target.name.clone(), v);
                 }
                 Stmt::Expr(e) => {

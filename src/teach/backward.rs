@@ -133,6 +133,7 @@ pub fn derive(plan: &TrainPlan) -> Derivation {
         .collect();
     let mut from_input = trainable.clone();
     from_input.push(f.params[0]);
+    name_source_values(&mut names, &g, &producer, &ev.value_names);
     let mut cx = Cx {
         f,
         g: &g,
@@ -142,6 +143,7 @@ pub fn derive(plan: &TrainPlan) -> Derivation {
         trained: activity(f, &trainable),
         functions: vec![],
     };
+    cx.name_intermediates();
     let section_of = |cx: &Cx, v: Value| -> Section {
         match cx.producer.get(&v) {
             Some(&i) => cx.section_of_node(i),
@@ -234,6 +236,38 @@ pub fn derive(plan: &TrainPlan) -> Derivation {
     }
 }
 
+/// Names the source gives (`let q = ...`, a scan's `h = ...`) to values the
+/// layers did not name. A name given to several values of one layer (one
+/// per step of a recurrence) gets the step as a subscript: `h₁ … h₂₈`.
+fn name_source_values(names: &mut HashMap<Value, Name>, g: &Graph, producer: &HashMap<Value, usize>, given: &[(Value, String)]) {
+    let layer_of = |v: &Value| producer.get(v).and_then(|&i| g.nodes[i].layer).map(|k| k + 1);
+    let mut fresh: Vec<(Value, String, Option<usize>)> = vec![];
+    for (v, n) in given {
+        if producer.contains_key(v) && !names.contains_key(v) && !fresh.iter().any(|(w, ..)| w == v) {
+            fresh.push((*v, n.clone(), layer_of(v)));
+        }
+    }
+    let taken: std::collections::HashSet<Name> = names.values().cloned().collect();
+    let mut seen: HashMap<(String, Option<usize>), usize> = HashMap::new();
+    for (v, base, layer) in &fresh {
+        let repeats = fresh.iter().filter(|(_, b, l)| b == base && l == layer).count();
+        let k = seen.entry((base.clone(), *layer)).or_default();
+        *k += 1;
+        let name = Name {
+            base: base.clone(),
+            layer: *layer,
+            index: (repeats > 1).then_some(*k),
+        };
+        if !taken.contains(&name) {
+            names.insert(*v, name);
+        }
+    }
+}
+
+/// Unnamed values at most this long are written out where they are used;
+/// longer ones, and any used twice, get a name of their own (`u₁`).
+const INLINE_SIZE: usize = 12;
+
 fn sum(mut terms: Vec<Expr>) -> Expr {
     if terms.len() == 1 {
         terms.remove(0)
@@ -265,6 +299,60 @@ impl Cx<'_> {
             Section::Loss
         } else {
             Section::Input
+        }
+    }
+
+    /// Name the unnamed values that are used more than once or read too
+    /// long to write out (`u¹₁`, numbered per layer), in forward order, so
+    /// that every equation stays short and the output grows linearly with
+    /// the model rather than with the number of paths through it.
+    fn name_intermediates(&mut self) {
+        let mut uses = vec![0usize; self.f.types.len()];
+        for node in &self.g.nodes {
+            for a in &node.args {
+                uses[a.index()] += 1;
+            }
+        }
+        // A step's activation `h₃ = tanh(…)` names its input `z₃`, so the
+        // step's adjoint reads `δ₃`, as the textbook writes a recurrence.
+        let taken: std::collections::HashSet<Name> = self.names.values().cloned().collect();
+        for node in &self.g.nodes {
+            let NodeKind::Call {
+                class: CallClass::Elementwise,
+                ..
+            } = node.kind
+            else {
+                continue;
+            };
+            let Some(out) = self.names.get(&node.result).filter(|n| n.index.is_some()).cloned() else {
+                continue;
+            };
+            let Some(&z) = node.args.iter().find(|a| self.f.ty(**a).dtype == DType::F32) else {
+                continue;
+            };
+            let z_name = Name { base: "z".into(), ..out };
+            let inline = self.producer.get(&z).map(|&i| self.node_expr(&self.g.nodes[i]).size());
+            if !self.names.contains_key(&z) && inline.is_some_and(|n| n > 3) && !taken.contains(&z_name) {
+                self.names.insert(z, z_name);
+            }
+        }
+        let mut count: HashMap<Option<usize>, usize> = HashMap::new();
+        for node in &self.g.nodes {
+            if self.names.contains_key(&node.result) {
+                continue;
+            }
+            let size = self.node_expr(node).size();
+            if size > INLINE_SIZE || (uses[node.result.index()] > 1 && size > 3) {
+                let layer = node.layer.map(|k| k + 1);
+                let k = count.entry(layer).or_default();
+                *k += 1;
+                let name = Name {
+                    base: "u".into(),
+                    layer,
+                    index: Some(*k),
+                };
+                self.names.insert(node.result, name);
+            }
         }
     }
 
@@ -315,7 +403,10 @@ impl Cx<'_> {
                 Op::OneHot { .. } => apply("one_hot"),
                 Op::RandomUniform { .. } => apply("uniform"),
                 Op::RandomNormal { .. } => apply("normal"),
-                Op::Slice { .. } => apply("slice"),
+                Op::Slice { start, stride, shape } => {
+                    let from = &self.f.ty(node.args[0]).shape;
+                    Expr::Index(arg(0), slice_ranges(start, stride, shape, from))
+                }
                 Op::Pad { .. } => apply("pad"),
                 Op::Reverse { .. } => apply("reverse"),
                 Op::Concat { .. } => apply("concat"),
@@ -400,16 +491,38 @@ impl Cx<'_> {
                     | Op::Select
                     | Op::ReduceMax { .. }
                     | Op::Unary(UnaryOp::Sin | UnaryOp::Cos | UnaryOp::Erf)
-                    | Op::Slice { .. }
                     | Op::Pad { .. }
                     | Op::Reverse { .. }
-                    | Op::Concat { .. }
                     | Op::Gather { .. }
                     | Op::ScatterAdd { .. }
                     | Op::Im2col { .. }
                     | Op::Col2im { .. }
                     | Op::MaxPool { .. }
                     | Op::Scan { .. } => positions.iter().map(|&i| to(i, generic(i))).collect(),
+                    // A slice's adjoint is `g` placed back at its ranges in zeros.
+                    Op::Slice { start, stride, shape } => {
+                        let from = &self.f.ty(node.args[0]).shape;
+                        let at = format!("[{}]", slice_ranges(start, stride, shape, from));
+                        vec![to(0, Expr::Apply("pad".into(), vec![g, Expr::Var(Name::plain(at))]))]
+                    }
+                    // Each part of a concatenation gets its own range of `g`.
+                    Op::Concat { axis } => {
+                        let out = &self.f.ty(node.result).shape;
+                        let mut offset = 0;
+                        node.args
+                            .iter()
+                            .enumerate()
+                            .map(|(i, &v)| {
+                                let part = &self.f.ty(v).shape;
+                                let n = part[*axis].known().unwrap_or(0);
+                                let mut start = vec![0; out.len()];
+                                start[*axis] = offset;
+                                offset += n;
+                                let ranges = slice_ranges(&start, &vec![1; out.len()], part, out);
+                                to(i, Expr::Index(bx(&g), ranges))
+                            })
+                            .collect()
+                    }
                     Op::Broadcast { shape } => {
                         let from = &self.f.ty(node.args[0]).shape;
                         vec![to(0, sum_over_broadcast(g, from, shape))]
@@ -465,6 +578,25 @@ fn sum_over_broadcast(g: Expr, from: &[Dim], to: &[Dim]) -> Expr {
     } else {
         Expr::SumOver(axes, Box::new(g))
     }
+}
+
+/// `:, 0:64` for a slice: `:` for an axis taken whole, `a:b` (or `a:b:s`)
+/// for a range, `a` for one index of an axis the slice keeps at size 1.
+fn slice_ranges(start: &[usize], stride: &[usize], shape: &[Dim], from: &[Dim]) -> String {
+    let axes: Vec<String> = (0..start.len())
+        .map(|i| {
+            let n = shape.get(i).and_then(Dim::known);
+            let whole = start[i] == 0 && stride[i] == 1 && shape.get(i) == from.get(i);
+            match n {
+                _ if whole => ":".to_string(),
+                Some(1) => start[i].to_string(),
+                Some(n) if stride[i] == 1 => format!("{}:{}", start[i], start[i] + n),
+                Some(n) => format!("{}:{}:{}", start[i], start[i] + (n - 1) * stride[i] + 1, stride[i]),
+                None => format!("{}:", start[i]),
+            }
+        })
+        .collect();
+    axes.join(", ")
 }
 
 fn unary_name(u: UnaryOp) -> &'static str {

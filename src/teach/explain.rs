@@ -15,6 +15,8 @@ pub fn render(d: &Derivation, fmt: Format, layer_text: &dyn Fn(&str) -> Option<S
 }
 
 const ROWS_NOTE: &str = "rows are samples: nnc computes x · W, so the textbook's δ·aᵀ reads aᵀ · δ here";
+/// Shapes line up after equations up to this long; longer ones push theirs out.
+const MAX_ALIGN: usize = 72;
 const UNUSED_NOTE: &str = "not computed by the training step: x is data, not a parameter";
 
 fn heading(d: &Derivation, s: Section, layer_text: &dyn Fn(&str) -> Option<String>) -> String {
@@ -62,7 +64,8 @@ fn text(d: &Derivation, layer_text: &dyn Fn(&str) -> Option<String>) -> String {
         .chain(&d.backward)
         .map(|(_, e)| line(e).chars().count())
         .max()
-        .unwrap_or(0);
+        .unwrap_or(0)
+        .min(MAX_ALIGN);
     let mut out = String::new();
     let _ = writeln!(out, "backward pass of {}, as autodiff derives it", d.model);
     let _ = writeln!(out, "({ROWS_NOTE})");
@@ -78,7 +81,7 @@ fn text(d: &Derivation, layer_text: &dyn Fn(&str) -> Option<String>) -> String {
             let _ = writeln!(out, "  {}", heading(d, s, layer_text));
             for e in list {
                 let l = line(e);
-                let pad = width - l.chars().count();
+                let pad = width.saturating_sub(l.chars().count());
                 let mut row = format!("    {l}{}  {}", " ".repeat(pad), e.shape);
                 if e.unused {
                     let _ = write!(row, "  ({UNUSED_NOTE})");

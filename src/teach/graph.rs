@@ -4,7 +4,7 @@
 //! are. The regrouping reads `sema`'s call records; it changes nothing in
 //! the IR, so the derivation below follows the same function the step runs.
 
-use crate::ir::{DType, Func, Op, Value};
+use crate::ir::{DType, Func, Op, OpKind, Value};
 use crate::sema::value::CallRecord;
 use std::collections::HashSet;
 
@@ -59,32 +59,13 @@ pub struct Graph {
 }
 
 /// Ops that act on each element independently (broadcasts only of scalars,
-/// such as the `0` of `max(x, 0)`).
+/// such as the `0` of `max(x, 0)`), read from the op's kind so that a new op
+/// is classified where its semantics live.
 pub fn elementwise(f: &Func, op: &Op, args: &[Value]) -> bool {
-    match op {
-        Op::Const(_) | Op::Unary(_) | Op::Binary(_) | Op::Compare(_) | Op::Select => true,
-        Op::Broadcast { .. } => args.iter().all(|a| f.ty(*a).rank() == 0),
-        Op::Cast { .. } => true,
-        Op::ReduceSum { .. }
-        | Op::ReduceMax { .. }
-        | Op::Reshape { .. }
-        | Op::Transpose { .. }
-        | Op::MatMul
-        | Op::OneHot { .. }
-        | Op::RandomUniform { .. }
-        | Op::RandomNormal { .. }
-        | Op::Slice { .. }
-        | Op::Pad { .. }
-        | Op::Reverse { .. }
-        | Op::Concat { .. }
-        | Op::Gather { .. }
-        | Op::ScatterAdd { .. }
-        | Op::Iota { .. }
-        | Op::Im2col { .. }
-        | Op::Col2im { .. }
-        | Op::MaxPool { .. }
-        | Op::MaxPoolGrad { .. }
-        | Op::Scan { .. } => false,
+    match (op, op.kind()) {
+        (Op::Const(_), _) | (_, OpKind::Elementwise) => true,
+        (Op::Broadcast { .. }, _) => args.iter().all(|a| f.ty(*a).rank() == 0),
+        (_, OpKind::Source | OpKind::View | OpKind::Reduction | OpKind::Contraction | OpKind::Index | OpKind::Loop) => false,
     }
 }
 

@@ -21,6 +21,9 @@ pub enum Format {
 pub struct Name {
     pub base: String,
     pub layer: Option<usize>,
+    /// A subscript: the step of a recurrence (`h₃`), or the number of an
+    /// intermediate value the source leaves unnamed (`u₂`).
+    pub index: Option<usize>,
 }
 
 impl Name {
@@ -28,12 +31,20 @@ impl Name {
         Name {
             base: base.into(),
             layer: None,
+            index: None,
         }
     }
     pub fn of_layer(base: impl Into<String>, layer: usize) -> Name {
         Name {
             base: base.into(),
             layer: Some(layer),
+            index: None,
+        }
+    }
+    pub fn with_index(self, index: usize) -> Name {
+        Name {
+            index: Some(index),
+            ..self
         }
     }
 }
@@ -69,11 +80,28 @@ pub enum Expr {
     SumOver(Vec<String>, Box<Expr>),
     /// `g` copied along reduced axes back to `shape`: the adjoint of a sum.
     Spread(Box<Expr>, String),
+    /// `e[:, 0:64]`: a slice, its ranges written out.
+    Index(Box<Expr>, String),
 }
 
 impl Expr {
     pub fn is_one(&self) -> bool {
         matches!(self, Expr::Num(x) if *x == 1.0)
+    }
+
+    /// The number of nodes: how long the expression reads.
+    pub fn size(&self) -> usize {
+        1 + match self {
+            Expr::Var(_) | Expr::Adj(_) | Expr::Num(_) => 0,
+            Expr::Apply(_, list) | Expr::Sum(list) => list.iter().map(Expr::size).sum(),
+            Expr::Deriv(_, a) | Expr::Transpose(a) | Expr::Neg(a) | Expr::SumOver(_, a) | Expr::Spread(a, _) | Expr::Index(a, _) => {
+                a.size()
+            }
+            Expr::Partial(a, b) | Expr::MatMul(a, b) | Expr::Hadamard(a, b) | Expr::Div(a, b) | Expr::Pow(a, b) | Expr::Sub(a, b) => {
+                a.size() + b.size()
+            }
+            Expr::JacT { f, wrt, g } => f.size() + wrt.size() + g.size(),
+        }
     }
     fn prec(&self) -> u8 {
         match self {
@@ -89,6 +117,7 @@ impl Expr {
             | Expr::Partial(..)
             | Expr::JacT { .. }
             | Expr::Transpose(_)
+            | Expr::Index(..)
             | Expr::Spread(..) => 5,
         }
     }
@@ -111,6 +140,14 @@ fn superscript(n: usize) -> String {
         .collect()
 }
 
+fn subscript(n: usize) -> String {
+    const DIGITS: [char; 10] = ['₀', '₁', '₂', '₃', '₄', '₅', '₆', '₇', '₈', '₉'];
+    n.to_string()
+        .chars()
+        .map(|c| DIGITS[c.to_digit(10).unwrap_or(0) as usize])
+        .collect()
+}
+
 /// Greek and decorated names in LaTeX.
 fn latex_base(base: &str) -> String {
     match base {
@@ -122,12 +159,23 @@ fn latex_base(base: &str) -> String {
 }
 
 pub fn name(n: &Name, fmt: Format) -> String {
-    match (fmt, n.layer) {
-        (Format::Text, None) => n.base.clone(),
-        (Format::Text, Some(l)) => format!("{}{}", n.base, superscript(l)),
-        (_, None) => latex_base(&n.base),
-        (_, Some(l)) => format!("{}^{{[{l}]}}", latex_base(&n.base)),
+    let (text, tex) = (fmt == Format::Text, fmt != Format::Text);
+    let mut out = if text { n.base.clone() } else { latex_base(&n.base) };
+    match n.index {
+        Some(i) if text => out.push_str(&subscript(i)),
+        Some(i) => {
+            let _ = write!(out, "_{{{i}}}");
+        }
+        None => {}
     }
+    match n.layer {
+        Some(l) if text => out.push_str(&superscript(l)),
+        Some(l) if tex => {
+            let _ = write!(out, "^{{[{l}]}}");
+        }
+        _ => {}
+    }
+    out
 }
 
 /// The name of the adjoint of `n`: `δ¹` for a pre-activation `z¹`.
@@ -136,7 +184,7 @@ pub fn adjoint_name(n: &Name, fmt: Format) -> String {
         return name(
             &Name {
                 base: "δ".into(),
-                layer: n.layer,
+                ..n.clone()
             },
             fmt,
         );
@@ -284,6 +332,10 @@ fn write_expr(out: &mut String, e: &Expr, fmt: Format) {
                 let _ = write!(out, "Σ_{} ", axes.join(","));
             }
             child(out, a, 3, fmt);
+        }
+        Expr::Index(a, ranges) => {
+            child(out, a, 5, fmt);
+            let _ = write!(out, "[{ranges}]");
         }
         Expr::Spread(a, shape) => {
             if tex {

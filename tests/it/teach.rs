@@ -108,6 +108,79 @@ fn explain_grad_walks_every_layer_from_the_loss_to_the_input() {
     assert_eq!(sections, sorted);
 }
 
+#[test]
+fn explain_grad_lenet5_text() {
+    insta::assert_snapshot!(ok(&["explain", "--grad", "examples/lenet5.nn"]));
+}
+
+/// The equations of a derivation, as printed in text.
+fn backward_lines(file: &str) -> (Vec<String>, Vec<String>) {
+    let plan = plan_of(&example(file));
+    let d = nnc::teach::backward::derive(&plan);
+    let text = |e: &nnc::teach::notation::Expr| nnc::teach::notation::render(e, nnc::teach::notation::Format::Text);
+    let lines = |eqs: &[(nnc::teach::backward::Section, nnc::teach::backward::Equation)]| -> Vec<String> {
+        eqs.iter().map(|(_, e)| format!("{} = {}", text(&e.lhs), text(&e.rhs))).collect()
+    };
+    (lines(&d.forward), lines(&d.backward))
+}
+
+/// A recurrence reads as backpropagation through time: the step's state
+/// `hₜ = tanh(zₜ)`, its adjoint `δₜ`, the state's adjoint fed by the next
+/// step, and the weight gradients summed over the steps. The output grows
+/// with the model, not with the number of paths through it (the unnamed
+/// form printed 290 MB for this model).
+#[test]
+fn explain_grad_of_a_recurrence_is_backpropagation_through_time() {
+    let (forward, backward) = backward_lines("rnn_mnist.nn");
+    let has = |lines: &[String], l: &str| assert!(lines.iter().any(|x| x == l), "{l} not in {lines:#?}");
+    has(&forward, "z₂₇¹ = reshape(x[:, 26, :]) · Wx¹ + h₂₆¹ · Wh¹ + b¹");
+    has(&forward, "h₂₇¹ = tanh(z₂₇¹)");
+    has(&backward, "δ₂₇¹ = ∂L/∂h₂₇¹ ⊙ tanh'(z₂₇¹)");
+    assert!(
+        backward
+            .iter()
+            .any(|l| l.starts_with("∂L/∂h₂₆¹ = ") && l.ends_with(" + δ₂₇¹ · Wh¹ᵀ")),
+        "{backward:#?}"
+    );
+    let wh = backward
+        .iter()
+        .find(|l| l.starts_with("∂L/∂Wh¹ = "))
+        .expect("the recurrent weight's gradient");
+    for t in 2..=28 {
+        let sub = |n: usize| {
+            n.to_string()
+                .chars()
+                .map(|c| char::from_u32(0x2080 + c.to_digit(10).unwrap()).unwrap())
+                .collect::<String>()
+        };
+        assert!(
+            wh.contains(&format!("h{}¹ᵀ · δ{}¹", sub(t - 1), sub(t))),
+            "step {t} missing from {wh}"
+        );
+    }
+    let total: usize = forward.iter().chain(&backward).map(|l| l.len()).sum();
+    assert!(total < 40_000, "{total} bytes of equations");
+}
+
+/// The LSTM's gates and cell read as the textbook's equations, forward and
+/// backward; attention reads in the names of its `.nn` definition (q, k, v)
+/// with slices written as ranges, and every equation stays short.
+#[test]
+fn explain_grad_of_lstm_and_attention_uses_the_sources_names() {
+    let (forward, backward) = backward_lines("lstm_mnist.nn");
+    let has = |lines: &[String], l: &str| assert!(lines.iter().any(|x| x == l), "{l} not in {lines:#?}");
+    has(&forward, "c₂¹ = f₂¹ ⊙ c₁¹ + i₂¹ ⊙ g₂¹");
+    has(&forward, "h₂¹ = o₂¹ ⊙ tanh(c₂¹)");
+    has(&backward, "∂L/∂c₂₄¹ = ∂L/∂c₂₅¹ ⊙ f₂₅¹ + ∂L/∂h₂₄¹ ⊙ o₂₄¹ ⊙ tanh'(c₂₄¹)");
+    has(&backward, "∂L/∂f₂₅¹ = ∂L/∂c₂₅¹ ⊙ c₂₄¹");
+    let (forward, backward) = backward_lines("transformer_mnist.nn");
+    has(&forward, "q⁴ = split_heads(qkv⁴[:, :, 0:64])");
+    has(&forward, "v⁴ = split_heads(qkv⁴[:, :, 128:192])");
+    has(&backward, "∂L/∂W_qkv⁴ = Σ_batch (z²ᵀ · ∂L/∂qkv⁴)");
+    let longest = forward.iter().map(|l| l.chars().count()).max().unwrap_or(0);
+    assert!(longest < 120, "a forward equation of {longest} characters");
+}
+
 /// Every closed-form derivative printed in a "where" line agrees with
 /// autodiff of the function itself.
 #[test]

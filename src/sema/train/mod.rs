@@ -434,10 +434,12 @@ pub fn plan(
                     ..c.clone()
                 })
                 .collect();
+            let value_names = ev.value_names.iter().map(|(v, n)| (map[v.index()], n.clone())).collect();
             Evaluation {
                 loss,
                 predict: over_store(&ev.predict.0, 1, &ev.predict.1, &store),
                 calls,
+                value_names,
             }
         }),
         sample: sample.map(|(f, params)| over_store(&f, 0, &params, &store)),

@@ -401,6 +401,8 @@ pub(super) struct EvalFuncs {
     pub predict: (Func, Vec<ParamInfo>),
     /// The calls inlined into `loss`, for tools that show it as written.
     pub calls: Vec<crate::plan::CallRecord>,
+    /// The values of `loss` the source names (`Elab::value_names`).
+    pub value_names: Vec<(crate::ir::Value, String)>,
 }
 
 pub(super) fn evaluation(cx: &Context, loss: &Expr, diags: &mut Diagnostics) -> Option<EvalFuncs> {
@@ -420,6 +422,7 @@ pub(super) fn evaluation(cx: &Context, loss: &Expr, diags: &mut Diagnostics) -> 
     }
     let params = std::mem::take(&mut e.params);
     let calls = std::mem::take(&mut e.calls);
+    let value_names = std::mem::take(&mut e.value_names);
     let loss_f = e.b.finish(&[l.ir?, out.ir?]);
 
     let mut p = Elab::new(cx.db, cx.globals, cx.root, "predict");
@@ -436,6 +439,7 @@ pub(super) fn evaluation(cx: &Context, loss: &Expr, diags: &mut Diagnostics) -> 
         loss: (loss_f, params),
         predict: (predict, pparams),
         calls,
+        value_names,
     })
 }
 
