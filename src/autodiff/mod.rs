@@ -40,7 +40,12 @@ pub fn grad_with_adjoints(b: &mut Builder, output: Value, wrt: &[Value]) -> (Vec
 /// the adjoint `seed` of each value in `seeds` (same type as the value; a
 /// value listed twice gets the sum). A scan body's backward pass is this.
 pub fn vjp(b: &mut Builder, seeds: &[(Value, Value)], wrt: &[Value]) -> Vec<Value> {
-    backward(b, wrt, |_| seeds.to_vec()).0
+    vjp_with_adjoints(b, seeds, wrt).0
+}
+
+/// `vjp`, also returning the adjoint of every value that got one.
+pub fn vjp_with_adjoints(b: &mut Builder, seeds: &[(Value, Value)], wrt: &[Value]) -> (Vec<Value>, HashMap<Value, Value>) {
+    backward(b, wrt, |_| seeds.to_vec())
 }
 
 /// The backward sweep from the adjoints `seeds` makes (after the forward

@@ -12,7 +12,8 @@
 
 use super::Ctx;
 use crate::ir::scan::{self as ir_scan, Scan};
-use crate::ir::{Builder, Dim, Value};
+use crate::ir::{Builder, Dim, Op, Value};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 pub(super) fn vjp(cx: &mut Ctx, scan: &Arc<Scan>, output: usize, x: &[Value], g: Value, want: &[bool]) -> Vec<Option<Value>> {
@@ -51,11 +52,21 @@ pub(super) fn vjp(cx: &mut Ctx, scan: &Arc<Scan>, output: usize, x: &[Value], g:
         carry_in.push(v);
     }
 
+    // Weights read only as `a @ W` get their gradient outside the loop, as
+    // one product over the stacked `a` and adjoints of `a @ W` (a per-step
+    // output each); the others get an accumulator carried through the steps.
+    let products: Vec<usize> = invariants
+        .iter()
+        .copied()
+        .filter(|&i| only_right_factor(body, body.params[i]))
+        .collect();
+    let accumulated: Vec<usize> = invariants.iter().copied().filter(|i| !products.contains(i)).collect();
+
     // The backward body.
     let mut bb = Builder::new(format!("{}.vjp", body.name));
     let ty = |v: Value| body.ty(v).clone();
     let dcarry: Vec<Value> = (0..k).map(|i| bb.param(format!("d_carry{i}"), ty(body.results[i]))).collect();
-    let dacc: Vec<Value> = invariants
+    let dacc: Vec<Value> = accumulated
         .iter()
         .map(|&i| bb.param(format!("d_inv{i}"), ty(body.params[i])))
         .collect();
@@ -63,10 +74,16 @@ pub(super) fn vjp(cx: &mut Ctx, scan: &Arc<Scan>, output: usize, x: &[Value], g:
     let xs: Vec<Value> = (k..k + m).map(|i| bb.param(format!("x{i}"), ty(body.params[i]))).collect();
     let dy = (output >= k).then(|| bb.param("d_y", ty(body.results[output])));
     let invs: Vec<Value> = (k + m..x.len()).map(|i| bb.param(format!("inv{i}"), ty(body.params[i]))).collect();
-    let mut args = prev.clone();
-    args.extend(&xs);
-    args.extend(&invs);
-    let results = bb.inline(body, &args);
+    let mut fmap: HashMap<Value, Value> = HashMap::new();
+    for (&p, &a) in body.params.iter().zip(prev.iter().chain(&xs).chain(&invs)) {
+        fmap.insert(p, a);
+    }
+    for inst in &body.insts {
+        let a: Vec<Value> = inst.args.iter().map(|v| fmap[v]).collect();
+        let v = bb.push(inst.op.clone(), &a);
+        fmap.insert(inst.result, v);
+    }
+    let results: Vec<Value> = body.results.iter().map(|r| fmap[r]).collect();
     let mut seeds: Vec<(Value, Value)> = (0..k).map(|i| (results[i], dcarry[i])).collect();
     if let Some(dy) = dy {
         seeds.push((results[output], dy));
@@ -74,17 +91,36 @@ pub(super) fn vjp(cx: &mut Ctx, scan: &Arc<Scan>, output: usize, x: &[Value], g:
     let mut wrt = prev.clone();
     wrt.extend(seqs.iter().map(|&i| xs[i - k]));
     wrt.extend(invariants.iter().map(|&i| invs[i - k - m]));
-    let grads = super::vjp(&mut bb, &seeds, &wrt);
+    let (grads, adj) = super::vjp_with_adjoints(&mut bb, &seeds, &wrt);
     let mut back_results = grads[..k].to_vec();
     for (j, &acc) in dacc.iter().enumerate() {
-        let step = grads[k + seqs.len() + j];
+        let at = invariants
+            .iter()
+            .position(|&i| i == accumulated[j])
+            .expect("an accumulated invariant is wanted");
+        let step = grads[k + seqs.len() + at];
         back_results.push(bb.add(acc, step));
     }
     back_results.extend_from_slice(&grads[k..k + seqs.len()]);
+    // Per product: the left factor and the adjoint of the product.
+    let mut factors: Vec<(usize, usize)> = vec![];
+    for &i in &products {
+        for inst in body
+            .insts
+            .iter()
+            .filter(|inst| matches!(inst.op, Op::MatMul) && inst.args[1] == body.params[i])
+        {
+            if let Some(&g) = adj.get(&fmap[&inst.result]) {
+                factors.push((i, back_results.len()));
+                back_results.push(fmap[&inst.args[0]]);
+                back_results.push(g);
+            }
+        }
+    }
     let back_body = bb.finish(&back_results);
     let back = Arc::new(Scan {
         body: back_body,
-        carries: k + invariants.len(),
+        carries: k + accumulated.len(),
         seqs: k + m + usize::from(dy.is_some()),
         steps,
         reverse: !scan.reverse,
@@ -97,7 +133,7 @@ pub(super) fn vjp(cx: &mut Ctx, scan: &Arc<Scan>, output: usize, x: &[Value], g:
     for (i, &init) in x[..k].iter().enumerate() {
         operands.push(if i == output { g } else { cx.zeros_like(init) });
     }
-    for &i in &invariants {
+    for &i in &accumulated {
         operands.push(cx.zeros_like(x[i]));
     }
     operands.extend(&carry_in);
@@ -110,13 +146,48 @@ pub(super) fn vjp(cx: &mut Ctx, scan: &Arc<Scan>, output: usize, x: &[Value], g:
     for i in (0..k).filter(|&i| want[i]) {
         out[i] = Some(cx.b.push(ir_scan::op(&back, i), &operands));
     }
-    for (j, &i) in invariants.iter().enumerate() {
+    for (j, &i) in accumulated.iter().enumerate() {
         out[i] = Some(cx.b.push(ir_scan::op(&back, k + j), &operands));
     }
     for (j, &i) in seqs.iter().enumerate() {
-        out[i] = Some(cx.b.push(ir_scan::op(&back, k + invariants.len() + j), &operands));
+        out[i] = Some(cx.b.push(ir_scan::op(&back, k + accumulated.len() + j), &operands));
+    }
+    // dW = the sum over steps and products of aᵀ @ g: one batched product
+    // over the steps and a sum (`opt::batch_fold` makes them one GEMM).
+    for &i in &products {
+        let mut total = None;
+        for &(_, at) in factors.iter().filter(|&&(w, _)| w == i) {
+            let a = cx.b.push(ir_scan::op(&back, at), &operands);
+            let g = cx.b.push(ir_scan::op(&back, at + 1), &operands);
+            let at_ = cx.b.transpose(a, vec![0, 2, 1]);
+            let per_step = cx.b.matmul(at_, g);
+            let sum = cx.b.reduce_sum(per_step, vec![0], false);
+            total = Some(match total {
+                Some(t) => cx.b.add(t, sum),
+                None => sum,
+            });
+        }
+        out[i] = Some(total.unwrap_or_else(|| cx.zeros_like(x[i])));
     }
     out
+}
+
+/// Whether `w` is read only as the right factor of rank-2 products.
+fn only_right_factor(body: &crate::ir::Func, w: Value) -> bool {
+    let mut uses = 0;
+    for inst in &body.insts {
+        for (j, &a) in inst.args.iter().enumerate() {
+            if a != w {
+                continue;
+            }
+            let product = matches!(inst.op, Op::MatMul) && j == 1 && inst.args[0] != w;
+            if !product || body.ty(inst.args[0]).rank() != 2 || body.ty(w).rank() != 2 {
+                return false;
+            }
+            uses += 1;
+        }
+    }
+    uses > 0 && !body.results.contains(&w)
 }
 
 /// Every carry after every step, stacked (position order): the forward

@@ -204,3 +204,136 @@ fn unroll_one(b: &mut Builder, scan: &Scan, args: &[Value]) -> Vec<Value> {
     }
     outs
 }
+
+/// Products of a step of a sequence by an invariant in a scan body
+/// (`x_t @ W`, a recurrent layer's input projection), taken out of the
+/// loop: `xs @ broadcast(W)` over all steps is a new sequence the body
+/// reads instead (`opt::batch_fold` makes it one product, and its weight
+/// gradient another, once the batch is known). Sequence and invariant
+/// operands the body no longer reads are dropped.
+pub fn hoist_projections(f: &Func) -> Func {
+    if !f.insts.iter().any(|i| matches!(i.op, Op::Scan { .. })) {
+        return f.clone();
+    }
+    let mut b = Builder::new(f.name.clone());
+    let mut map: Vec<Option<Value>> = vec![None; f.types.len()];
+    for (&p, name) in f.params.iter().zip(&f.param_names) {
+        map[p.index()] = Some(b.param(name.clone(), f.ty(p).clone()));
+    }
+    let get = |map: &Vec<Option<Value>>, v: Value| map[v.index()].expect("operands precede users");
+    // Each sibling group's rewritten scan and operands.
+    let mut done: Vec<(Arc<Scan>, Vec<Value>, Arc<Scan>, Vec<Value>)> = vec![];
+    for inst in &f.insts {
+        let args: Vec<Value> = inst.args.iter().map(|&a| get(&map, a)).collect();
+        let v = if let Op::Scan { scan, output } = &inst.op {
+            let found = done.iter().find(|(s, a, _, _)| Arc::ptr_eq(s, scan) && *a == args);
+            let (new, new_args) = match found {
+                Some((_, _, n, a)) => (n.clone(), a.clone()),
+                None => {
+                    let (n, a) = hoist_one(&mut b, scan, &args);
+                    done.push((scan.clone(), args.clone(), n.clone(), a.clone()));
+                    (n, a)
+                }
+            };
+            b.push(op(&new, *output), &new_args)
+        } else {
+            b.push(inst.op.clone(), &args)
+        };
+        map[inst.result.index()] = Some(v);
+    }
+    let results: Vec<Value> = f.results.iter().map(|&r| get(&map, r)).collect();
+    b.finish(&results)
+}
+
+/// `scan` over `args` with its input projections hoisted into `b`: the new
+/// scan and its operands (the old ones when nothing changes).
+fn hoist_one(b: &mut Builder, scan: &Arc<Scan>, args: &[Value]) -> (Arc<Scan>, Vec<Value>) {
+    let body = &scan.body;
+    let (k, m) = (scan.carries, scan.seqs);
+    let index = |v: Value| body.params.iter().position(|&p| p == v);
+    // (instruction, sequence index, invariant index) of each x_t @ W.
+    let mut hoisted: Vec<(usize, usize, usize)> = vec![];
+    for (n, inst) in body.insts.iter().enumerate() {
+        if !matches!(inst.op, Op::MatMul) {
+            continue;
+        }
+        let (Some(x), Some(w)) = (index(inst.args[0]), index(inst.args[1])) else {
+            continue;
+        };
+        if (k..k + m).contains(&x) && x != w && w >= k + m && body.ty(inst.args[0]).rank() == 2 && body.ty(inst.args[1]).rank() == 2 {
+            hoisted.push((n, x, w));
+        }
+    }
+    // Params still read once the hoisted products are gone.
+    let mut used = vec![false; body.params.len()];
+    for (n, inst) in body.insts.iter().enumerate() {
+        if hoisted.iter().any(|&(h, _, _)| h == n) {
+            continue;
+        }
+        for &a in &inst.args {
+            if let Some(i) = index(a) {
+                used[i] = true;
+            }
+        }
+    }
+    for &r in &body.results {
+        if let Some(i) = index(r) {
+            used[i] = true;
+        }
+    }
+    let dropped = (k..body.params.len()).any(|i| !used[i]);
+    if hoisted.is_empty() && !dropped {
+        return (scan.clone(), args.to_vec());
+    }
+    if hoisted.len() + m + body.params.len() > MAX_OPERANDS {
+        return (scan.clone(), args.to_vec());
+    }
+    let mut nb = Builder::new(body.name.clone());
+    let mut bmap: std::collections::HashMap<Value, Value> = std::collections::HashMap::new();
+    let mut operands = vec![];
+    let mut keep = |nb: &mut Builder, i: usize, operands: &mut Vec<Value>| {
+        let p = body.params[i];
+        bmap.insert(p, nb.param(body.param_names[i].clone(), body.ty(p).clone()));
+        operands.push(args[i]);
+    };
+    for i in 0..k {
+        keep(&mut nb, i, &mut operands);
+    }
+    for i in (k..k + m).filter(|&i| used[i]) {
+        keep(&mut nb, i, &mut operands);
+    }
+    let mut projected = vec![];
+    for &(n, x, w) in &hoisted {
+        let inst = &body.insts[n];
+        let xs = args[x];
+        let mut wshape = vec![Dim::Known(scan.steps)];
+        wshape.extend(b.shape(args[w]));
+        let wb = b.broadcast(args[w], &wshape);
+        operands.push(b.matmul(xs, wb));
+        projected.push((
+            inst.result,
+            nb.param(format!("{}_projected", body.param_names[x]), body.ty(inst.result).clone()),
+        ));
+    }
+    for i in (k + m..body.params.len()).filter(|&i| used[i]) {
+        keep(&mut nb, i, &mut operands);
+    }
+    bmap.extend(projected);
+    for (n, inst) in body.insts.iter().enumerate() {
+        if hoisted.iter().any(|&(h, _, _)| h == n) {
+            continue;
+        }
+        let a: Vec<Value> = inst.args.iter().map(|x| bmap[x]).collect();
+        let v = nb.push(inst.op.clone(), &a);
+        bmap.insert(inst.result, v);
+    }
+    let results: Vec<Value> = body.results.iter().map(|r| bmap[r]).collect();
+    let new = Scan {
+        body: nb.finish(&results),
+        carries: k,
+        seqs: operands.len() - k - (k + m..body.params.len()).filter(|&i| used[i]).count(),
+        steps: scan.steps,
+        reverse: scan.reverse,
+    };
+    (Arc::new(new), operands)
+}

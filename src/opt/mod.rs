@@ -12,7 +12,9 @@
 //! - [`dce`]: drop instructions the results do not depend on.
 //! - [`batch_fold`]: batched products against one shared matrix become one
 //!   product (only where every dim is known, i.e. after specialisation).
-//! - [`optimize`]: the four above, repeated to a fixed point.
+//! - [`optimize`]: the four above, repeated to a fixed point, after taking
+//!   scans' input projections out of their loops
+//!   (`ir::scan::hoist_projections`) and optimising their bodies.
 
 mod batch_fold;
 mod cse;
@@ -34,7 +36,7 @@ const MAX_ROUNDS: usize = 16;
 /// Simplify, then CSE, then DCE, until a round changes nothing (compared on
 /// the printed text, which is canonical because every pass renumbers).
 pub fn optimize(f: &Func) -> Func {
-    let mut cur = optimize_bodies(f);
+    let mut cur = optimize_bodies(&ir::scan::hoist_projections(f));
     let mut text = ir::print_func(&cur);
     for _ in 0..MAX_ROUNDS {
         let next = dce(&cse(&batch_fold(&simplify(&cur))));
