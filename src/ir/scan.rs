@@ -131,6 +131,17 @@ pub fn push_all(b: &mut Builder, scan: &Arc<Scan>, args: &[Value]) -> Vec<Value>
     (0..scan.outputs()).map(|o| b.push(op(scan, o), args)).collect()
 }
 
+/// A builder for a rewrite of `f` with `f`'s parameters, and the map from
+/// `f`'s values to the rewrite's (parameters filled in).
+fn rebuild_params(f: &Func) -> (Builder, Vec<Option<Value>>) {
+    let mut b = Builder::new(f.name.clone());
+    let mut map: Vec<Option<Value>> = vec![None; f.types.len()];
+    for (&p, name) in f.params.iter().zip(&f.param_names) {
+        map[p.index()] = Some(b.param(name.clone(), f.ty(p).clone()));
+    }
+    (b, map)
+}
+
 /// Replace every scan by its body inlined once per step (slices of the
 /// sequences in, a concat of the steps' outputs out): the same function
 /// without loops, for backends and exporters that have none. Bodies are
@@ -139,11 +150,7 @@ pub fn unroll(f: &Func) -> Func {
     if !f.insts.iter().any(|i| matches!(i.op, Op::Scan { .. })) {
         return f.clone();
     }
-    let mut b = Builder::new(f.name.clone());
-    let mut map: Vec<Option<Value>> = vec![None; f.types.len()];
-    for (&p, name) in f.params.iter().zip(&f.param_names) {
-        map[p.index()] = Some(b.param(name.clone(), f.ty(p).clone()));
-    }
+    let (mut b, mut map) = rebuild_params(f);
     let get = |map: &Vec<Option<Value>>, v: Value| map[v.index()].expect("operands precede users");
     // The outputs of each sibling group, unrolled once.
     let mut done: Vec<(Arc<Scan>, Vec<Value>, Vec<Value>)> = vec![];
@@ -215,11 +222,7 @@ pub fn hoist_projections(f: &Func) -> Func {
     if !f.insts.iter().any(|i| matches!(i.op, Op::Scan { .. })) {
         return f.clone();
     }
-    let mut b = Builder::new(f.name.clone());
-    let mut map: Vec<Option<Value>> = vec![None; f.types.len()];
-    for (&p, name) in f.params.iter().zip(&f.param_names) {
-        map[p.index()] = Some(b.param(name.clone(), f.ty(p).clone()));
-    }
+    let (mut b, mut map) = rebuild_params(f);
     let get = |map: &Vec<Option<Value>>, v: Value| map[v.index()].expect("operands precede users");
     // Each sibling group's rewritten scan and operands.
     let mut done: Vec<(Arc<Scan>, Vec<Value>, Arc<Scan>, Vec<Value>)> = vec![];

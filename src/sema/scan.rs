@@ -485,19 +485,8 @@ impl Elab<'_> {
             parent: Some(Rc::new(env.clone())),
             ..Env::default()
         };
-        for ((name, _), t) in s.seqs.iter().zip(seqs) {
-            step_env.vars.insert(
-                name.name.clone(),
-                self.tensor(
-                    TensorTy {
-                        dtype: t.ty.dtype,
-                        shape: None,
-                    },
-                    None,
-                ),
-            );
-        }
-        for ((name, _), t) in s.carries.iter().zip(carried) {
+        let named = s.seqs.iter().zip(seqs).chain(s.carries.iter().zip(carried));
+        for ((name, _), t) in named {
             step_env.vars.insert(
                 name.name.clone(),
                 self.tensor(
