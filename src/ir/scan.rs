@@ -212,6 +212,9 @@ fn unroll_one(b: &mut Builder, scan: &Scan, args: &[Value]) -> Vec<Value> {
     outs
 }
 
+/// A sibling group's scan after a rewrite, with its new operands.
+type Rewritten = (Arc<Scan>, Vec<Value>);
+
 /// Products of a step of a sequence by an invariant in a scan body
 /// (`x_t @ W`, a recurrent layer's input projection), taken out of the
 /// loop: `xs @ broadcast(W)` over all steps is a new sequence the body
@@ -225,16 +228,16 @@ pub fn hoist_projections(f: &Func) -> Func {
     let (mut b, mut map) = rebuild_params(f);
     let get = |map: &Vec<Option<Value>>, v: Value| map[v.index()].expect("operands precede users");
     // Each sibling group's rewritten scan and operands.
-    let mut done: Vec<(Arc<Scan>, Vec<Value>, Arc<Scan>, Vec<Value>)> = vec![];
+    let mut done: Vec<(Arc<Scan>, Vec<Value>, Rewritten)> = vec![];
     for inst in &f.insts {
         let args: Vec<Value> = inst.args.iter().map(|&a| get(&map, a)).collect();
         let v = if let Op::Scan { scan, output } = &inst.op {
-            let found = done.iter().find(|(s, a, _, _)| Arc::ptr_eq(s, scan) && *a == args);
+            let found = done.iter().find(|(s, a, _)| Arc::ptr_eq(s, scan) && *a == args);
             let (new, new_args) = match found {
-                Some((_, _, n, a)) => (n.clone(), a.clone()),
+                Some((_, _, rewritten)) => rewritten.clone(),
                 None => {
                     let (n, a) = hoist_one(&mut b, scan, &args);
-                    done.push((scan.clone(), args.clone(), n.clone(), a.clone()));
+                    done.push((scan.clone(), args.clone(), (n.clone(), a.clone())));
                     (n, a)
                 }
             };
