@@ -181,133 +181,158 @@ fn compare_loss_of(
     }
 }
 
-/// Examples whose `scan` loops the PyTorch translation does not handle yet
-/// (E0702); their recurrent layers are checked against `torch.nn.LSTM` and
-/// `torch.nn.GRU` in `seq_torch.rs` instead.
-const SCANS: &[&str] = &[
-    "examples/lstm_mnist.nn",
-    "examples/gru_mnist.nn",
-    "examples/rnn_mnist.nn",
-    "examples/char_lm.nn",
-];
-
 #[test]
 fn every_example_exports_to_pytorch_with_the_same_forward_and_gradients() {
     require_python(&["torch", "safetensors", "numpy"]);
     let dir = scratch("pytorch");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/export/check_pytorch.py");
+    let checked: usize = examples().iter().map(|file| check_file(file, &dir, &script)).sum();
+    assert!(checked >= 7, "only {checked} models checked");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Recurrences the examples do not cover, as Python loops: a scan over two
+/// sequences, one of them reversed (`flip`), and stacked layers of two
+/// carries.
+#[test]
+fn stacked_and_reversed_recurrences_export_to_pytorch_with_the_same_gradients() {
+    require_python(&["torch", "safetensors", "numpy"]);
+    let dir = scratch("pytorch-rnn");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/export/check_pytorch.py");
+    let file = dir.join("birnn.nn");
+    std::fs::write(
+        &file,
+        r#"
+fn rows_seen(xs: [n, steps, d]) -> [n, steps, d] =
+    scan x in xs, prev in xs[:, ::-1] along 1 from acc = zeros([n, d]) {
+        acc = 0.5 * acc + x * prev
+    }
+
+model BiRnn(x: [batch, 28, 28]) -> [batch, 10] =
+    x |> rows_seen
+      |> Gru(28 -> 16)
+      |> Lstm(16 -> 12)
+      |> last
+      |> Dense(12 -> 10)
+
+train BiRnn {
+    data       = mnist("mnist")
+    loss       = cross_entropy(model(x), y)
+    optimizer  = adam(lr: 0.001)
+    epochs     = 1
+    batch_size = 8
+}
+"#,
+    )
+    .unwrap();
+    assert_eq!(check_file(&file, &dir, &script), 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Export every model of `file` with perturbed weights and compare the
+/// exported module's outputs, losses and gradients with nnc's interpreter;
+/// the number of models compared.
+fn check_file(file: &Path, dir: &Path, script: &Path) -> usize {
+    let (dir, script, file) = (dir.to_path_buf(), script.to_path_buf(), file.to_path_buf());
     let mut checked = 0;
-    for file in examples() {
-        for plan in plans(&file) {
-            let stem = format!("{}-{}", file.file_stem().unwrap().to_string_lossy(), plan.model);
-            let w = perturbed_weights(&plan);
-            let weights = dir.join(format!("{stem}.safetensors"));
-            checkpoint::save(&weights, &plan, &w, None).expect("save weights");
-            let project = dir.join(&stem);
-            let f = file.display().to_string();
-            if SCANS.iter().any(|s| file.ends_with(s)) {
-                // Not translated yet: the export must say so with its code.
-                let out = nnc(&["export", &f, "--pytorch", project.to_str().unwrap(), "--model", &plan.model]);
-                let err = String::from_utf8_lossy(&out.stderr);
-                assert!(
-                    !out.status.success() && err.contains("E0702") && err.contains("scan"),
-                    "{stem}: {err}"
-                );
-                continue;
-            }
-            let out = nnc(&[
-                "export",
-                &f,
-                "--pytorch",
-                project.to_str().unwrap(),
-                "--weights",
-                weights.to_str().unwrap(),
-                "--model",
-                &plan.model,
-            ]);
-            if matches!(plan.data.source, nnc::plan::DataSource::Text { .. }) {
-                // Token-id inputs: the check script below feeds float64
-                // features, so a character model's export is only required
-                // to succeed here; its graph is checked against ONNX Runtime.
-                assert!(
-                    out.status.success(),
-                    "{stem}: export failed:\n{}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
-                continue;
-            }
+    for plan in plans(&file) {
+        let stem = format!("{}-{}", file.file_stem().unwrap().to_string_lossy(), plan.model);
+        let w = perturbed_weights(&plan);
+        let weights = dir.join(format!("{stem}.safetensors"));
+        checkpoint::save(&weights, &plan, &w, None).expect("save weights");
+        let project = dir.join(&stem);
+        let f = file.display().to_string();
+        let out = nnc(&[
+            "export",
+            &f,
+            "--pytorch",
+            project.to_str().unwrap(),
+            "--weights",
+            weights.to_str().unwrap(),
+            "--model",
+            &plan.model,
+        ]);
+        if matches!(plan.data.source, nnc::plan::DataSource::Text { .. }) {
+            // Token-id inputs: the check script below feeds float64
+            // features, so a character model's export is only required
+            // to succeed here; its graph is checked against ONNX Runtime.
             assert!(
                 out.status.success(),
                 "{stem}: export failed:\n{}",
                 String::from_utf8_lossy(&out.stderr)
             );
-            if plan.eval.is_none() {
-                check_steps(&plan, &file, &w, &dir, &project, &script, &stem);
-                checked += 1;
-                continue;
-            }
-
-            let (real, _) = real_samples(&plan, &file, 8);
-            let n = real.shape()[0];
-            let y = labels(&plan, n, 11);
-            // One training step's random draws (dropout masks), which the
-            // exported module replays in training mode.
-            let step = &plan.steps[0].loss;
-            let key = 3.0;
-            let draws = random_draws(step, n, key);
-            let mut tensors = vec![("x".to_string(), real.clone()), ("y".to_string(), y.clone())];
-            tensors.extend(draws.iter().enumerate().map(|(i, d)| (format!("draw/{i}"), d.mapv(|v| v as f32))));
-            let cases = dir.join(format!("{stem}.cases.safetensors"));
-            write_tensors(&cases, &tensors);
-            let result = dir.join(format!("{stem}.torch.safetensors"));
-            let run = Command::new(python())
-                .arg(&script)
-                .arg(&project)
-                .arg(&cases)
-                .arg(&result)
-                .output()
-                .expect("python");
-            assert!(
-                run.status.success(),
-                "{stem}: the exported project failed:\n{}",
-                String::from_utf8_lossy(&run.stderr)
-            );
-            let bytes = std::fs::read(&result).expect("read result");
-            let torch = SafeTensors::deserialize(&bytes).expect("safetensors");
-
-            // nnc's interpreter on the same weights, in f64.
-            let x64 = real.mapv(f64::from);
-            let y64 = y.mapv(f64::from);
-            let w64: Vec<ArrayD<f64>> = w.params.iter().map(|p| p.mapv(f64::from)).collect();
-            let mut args = vec![x64.clone()];
-            args.extend(w64.iter().cloned());
-            let want = interp::run(&plan.evaluation().expect("a model").predict, &args)
-                .expect("predict")
-                .remove(0);
-            assert_close(&format!("{stem} output"), &read_f64(&torch, "output"), &want);
-
-            // The loss and its gradients in evaluation mode, then one
-            // training step's (on the same draws): loss, output, gradients
-            // and the buffers it writes.
-            let eval_loss = &plan.evaluation().expect("a model").loss;
-            let mut args = vec![x64.clone(), y64.clone()];
-            args.extend(w64.iter().cloned());
-            compare_loss(&torch, "", &stem, &plan, eval_loss, 2, &args);
-            let mut args = vec![x64, y64, ArrayD::from_elem(IxDyn(&[]), key)];
-            args.extend(w64);
-            let results = interp::run(step, &args).expect("training step");
-            assert_close(&format!("{stem} training output"), &read_f64(&torch, "train/output"), &results[1]);
-            for (k, &b) in plan.steps[0].writes.iter().enumerate() {
-                let name = &plan.params[b].name;
-                let got = read_f64(&torch, &format!("train/buffer/{name}"));
-                assert_close(&format!("{stem} buffer {name} after a step"), &got, &results[2 + k]);
-            }
-            compare_loss(&torch, "train/", &stem, &plan, step, 3, &args);
-            checked += 1;
+            continue;
         }
+        assert!(
+            out.status.success(),
+            "{stem}: export failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if plan.eval.is_none() {
+            check_steps(&plan, &file, &w, &dir, &project, &script, &stem);
+            checked += 1;
+            continue;
+        }
+
+        let (real, _) = real_samples(&plan, &file, 8);
+        let n = real.shape()[0];
+        let y = labels(&plan, n, 11);
+        // One training step's random draws (dropout masks), which the
+        // exported module replays in training mode.
+        let step = &plan.steps[0].loss;
+        let key = 3.0;
+        let draws = random_draws(step, n, key);
+        let mut tensors = vec![("x".to_string(), real.clone()), ("y".to_string(), y.clone())];
+        tensors.extend(draws.iter().enumerate().map(|(i, d)| (format!("draw/{i}"), d.mapv(|v| v as f32))));
+        let cases = dir.join(format!("{stem}.cases.safetensors"));
+        write_tensors(&cases, &tensors);
+        let result = dir.join(format!("{stem}.torch.safetensors"));
+        let run = Command::new(python())
+            .arg(&script)
+            .arg(&project)
+            .arg(&cases)
+            .arg(&result)
+            .output()
+            .expect("python");
+        assert!(
+            run.status.success(),
+            "{stem}: the exported project failed:\n{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        let bytes = std::fs::read(&result).expect("read result");
+        let torch = SafeTensors::deserialize(&bytes).expect("safetensors");
+
+        // nnc's interpreter on the same weights, in f64.
+        let x64 = real.mapv(f64::from);
+        let y64 = y.mapv(f64::from);
+        let w64: Vec<ArrayD<f64>> = w.params.iter().map(|p| p.mapv(f64::from)).collect();
+        let mut args = vec![x64.clone()];
+        args.extend(w64.iter().cloned());
+        let want = interp::run(&plan.evaluation().expect("a model").predict, &args)
+            .expect("predict")
+            .remove(0);
+        assert_close(&format!("{stem} output"), &read_f64(&torch, "output"), &want);
+
+        // The loss and its gradients in evaluation mode, then one
+        // training step's (on the same draws): loss, output, gradients
+        // and the buffers it writes.
+        let eval_loss = &plan.evaluation().expect("a model").loss;
+        let mut args = vec![x64.clone(), y64.clone()];
+        args.extend(w64.iter().cloned());
+        compare_loss(&torch, "", &stem, &plan, eval_loss, 2, &args);
+        let mut args = vec![x64, y64, ArrayD::from_elem(IxDyn(&[]), key)];
+        args.extend(w64);
+        let results = interp::run(step, &args).expect("training step");
+        assert_close(&format!("{stem} training output"), &read_f64(&torch, "train/output"), &results[1]);
+        for (k, &b) in plan.steps[0].writes.iter().enumerate() {
+            let name = &plan.params[b].name;
+            let got = read_f64(&torch, &format!("train/buffer/{name}"));
+            assert_close(&format!("{stem} buffer {name} after a step"), &got, &results[2 + k]);
+        }
+        compare_loss(&torch, "train/", &stem, &plan, step, 3, &args);
+        checked += 1;
     }
-    assert!(checked >= 7, "only {checked} models checked");
-    let _ = std::fs::remove_dir_all(&dir);
+    checked
 }
 
 #[test]

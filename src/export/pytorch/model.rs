@@ -78,6 +78,8 @@ enum Tail {
     Return,
     /// An `if` branch: it is assigned to this temporary.
     Assign(String),
+    /// A `scan` body: statements only (its value is the carried variables).
+    Step,
 }
 
 /// Where an expression is being translated.
@@ -99,6 +101,8 @@ struct Scope {
     buffers: HashSet<String>,
     /// Inside a layer's or model's method, where `training` is `self.training`.
     method: bool,
+    /// Inside a `scan` body: its carried variables, which it assigns.
+    carries: HashSet<String>,
 }
 
 pub struct Translator<'a> {
@@ -314,12 +318,17 @@ impl<'a> Translator<'a> {
                         }
                         continue;
                     }
-                    if let Tail::Assign(_) = tail {
-                        // A branch's `let` is local to the branch in nnc; in
-                        // Python it would overwrite the outer variable.
+                    if !matches!(tail, Tail::Return) {
+                        // A branch's or step's `let` is local to its block in
+                        // nnc; in Python it would overwrite the outer variable.
                         if scope.locals.contains(&name.name) || scope.attrs.contains(&name.name) {
+                            let block = if matches!(tail, Tail::Step) {
+                                "a `scan` body"
+                            } else {
+                                "an `if` branch"
+                            };
                             return Err(unsupported(format!(
-                                "a `let {}` inside an `if` branch that hides an outer `{}`",
+                                "a `let {}` inside {block} that hides an outer `{}`",
                                 name.name, name.name
                             )));
                         }
@@ -333,6 +342,7 @@ impl<'a> Translator<'a> {
                     match &tail {
                         Tail::Return => lines.push(format!("return {v}")),
                         Tail::Assign(_) => return Err(unsupported("`return` inside an `if` branch".into())),
+                        Tail::Step => return Err(unsupported("`return` inside a `scan` body".into())),
                     }
                 }
                 Stmt::Expr(e) => {
@@ -340,6 +350,7 @@ impl<'a> Translator<'a> {
                     match (&tail, i + 1 == n) {
                         (Tail::Return, true) => lines.push(format!("return {v}")),
                         (Tail::Assign(t), true) => lines.push(format!("{t} = {v}")),
+                        (Tail::Step, true) => lines.push(v),
                         (_, false) => lines.push(v),
                     }
                 }
@@ -355,6 +366,16 @@ impl<'a> Translator<'a> {
                     let v = self.expr_into(value, scope, ctx, lines)?;
                     lines.push(format!("ops.write_buffer(self, {:?}, {v})", py_name(&target.name)));
                     self.uses_mode = true;
+                }
+                // A carried variable's value for the next step.
+                Stmt::Assign {
+                    target,
+                    op: AssignOp::Set,
+                    value,
+                    ..
+                } if scope.carries.contains(&target.name) => {
+                    let v = self.expr_into(value, scope, ctx, lines)?;
+                    lines.push(format!("{} = {v}", py_name(&target.name)));
                 }
                 Stmt::State { .. } | Stmt::Assign { .. } => {
                     return Err(unsupported("`state` or an assignment outside an optimizer".into()));
@@ -385,6 +406,62 @@ impl<'a> Translator<'a> {
         }
         self.pre.extend(lines);
         Ok(t)
+    }
+
+    /// `scan x in xs along a from h = h0 { ... }` as a Python loop over
+    /// `torch.unbind(xs, a)` (pending in `self.pre`) that appends the first
+    /// carried variable after every step; the value is those states stacked
+    /// along the same axis, as in nnc. Assignments in the body run in order,
+    /// so a later one sees the earlier ones' new values, as in nnc.
+    fn scan(&mut self, sc: &Scan, scope: &Scope, ctx: Ctx) -> Result<String, Unsupported> {
+        let axis = match &sc.axis {
+            Some(a) => self.expr(a, scope, ctx)?,
+            None => "1".to_string(),
+        };
+        let mut lines = vec![];
+        let mut inner = scope.clone();
+        let step_names = sc.seqs.iter().map(|(x, _)| x).chain(sc.carries.iter().map(|(h, _)| h));
+        for id in step_names {
+            // The loop's names would overwrite an outer variable in Python.
+            if scope.locals.contains(&id.name) || scope.attrs.contains(&id.name) {
+                return Err(unsupported(format!("a `scan` whose `{}` hides an outer `{}`", id.name, id.name)));
+            }
+        }
+        for (h, h0) in &sc.carries {
+            let v = self.expr_into(h0, scope, ctx, &mut lines)?;
+            lines.push(format!("{} = {v}", py_name(&h.name)));
+        }
+        let mut seqs = vec![];
+        for (_, xs) in &sc.seqs {
+            let v = self.expr_into(xs, scope, ctx, &mut lines)?;
+            seqs.push(format!("torch.unbind({v}, {axis})"));
+        }
+        let vars: Vec<String> = sc.seqs.iter().map(|(x, _)| py_name(&x.name)).collect();
+        for (id, _) in sc.seqs.iter().chain(&sc.carries) {
+            inner.locals.insert(id.name.clone());
+        }
+        inner.carries = sc.carries.iter().map(|(h, _)| h.name.clone()).collect();
+        self.temps += 1;
+        let states = format!("_states{}", self.temps);
+        lines.push(format!("{states} = []"));
+        let (vars, seqs) = match seqs.len() {
+            1 => (vars[0].clone(), seqs.remove(0)),
+            _ => (vars.join(", "), format!("zip({})", seqs.join(", "))),
+        };
+        lines.push(format!("for {vars} in {seqs}:"));
+        let mut body = vec![];
+        self.stmts(&sc.body.stmts, &mut inner, ctx, Tail::Step, &mut body)?;
+        let first = py_name(
+            &sc.carries
+                .first()
+                .ok_or_else(|| unsupported("a `scan` without carried variables".into()))?
+                .0
+                .name,
+        );
+        body.push(format!("{states}.append({first})"));
+        lines.extend(body.into_iter().map(|l| format!("    {l}")));
+        self.pre.extend(lines);
+        Ok(format!("torch.stack({states}, {axis})"))
     }
 
     fn function(&mut self, f: &FnDecl) -> Result<String, Unsupported> {
@@ -429,15 +506,36 @@ impl<'a> Translator<'a> {
     }
 
     /// `init(shape, args...)`: an initializer called with the parameter's shape first.
+    /// A parameter's initializer with its declared shape, passed first as
+    /// sema does (`sema::train::init`): only to a function whose first
+    /// parameter is `shape` and when the call does not name it; any other
+    /// value (`concat([...])`, a number) is the parameter's value itself.
     fn initializer(&mut self, init: &Expr, shape: String, scope: &Scope) -> Result<String, Unsupported> {
-        match &init.kind {
-            ExprKind::Call { callee, args } => {
+        let (callee, args) = match &init.kind {
+            ExprKind::Call { callee, args } => (callee.as_ref(), Some(args)),
+            _ => (init, None),
+        };
+        let takes_shape = match &callee.kind {
+            ExprKind::Name(id) if !scope.locals.contains(&id.name) => match self.globals.get(&id.name) {
+                Some(Global::Fn(decl)) => Some(decl.params.first().is_some_and(|p| p.name.name == "shape")),
+                Some(_) => None,
+                None => Builtin::from_name(&id.name).map(|b| b.params().first() == Some(&"shape")),
+            },
+            _ => None,
+        };
+        let given_shape = args.is_some_and(|a| a.iter().any(|x| x.name.as_ref().is_some_and(|n| n.name == "shape")));
+        match takes_shape {
+            Some(takes) => {
                 let f = self.expr(callee, scope, Ctx::Plain)?;
-                let mut all = vec![shape];
-                all.extend(self.args(args, scope, Ctx::Plain)?);
+                let mut all = if takes && !given_shape { vec![shape] } else { vec![] };
+                if let Some(args) = args {
+                    all.extend(self.args(args, scope, Ctx::Plain)?);
+                }
                 Ok(format!("{f}({})", all.join(", ")))
             }
-            _ => Ok(format!("{}({shape})", self.expr(init, scope, Ctx::Plain)?)),
+            // A number fills the shape, as in nnc.
+            None if args.is_none() && is_number(init) => Ok(format!("ops.full({shape}, {})", self.expr(init, scope, Ctx::Plain)?)),
+            None => self.expr(init, scope, Ctx::Plain),
         }
     }
 
@@ -505,6 +603,7 @@ impl<'a> Translator<'a> {
             attrs,
             buffers,
             method: true,
+            carries: HashSet::new(),
         };
         let (fparams, late) = self.params(&f.params, &scope, "        ")?;
         for p in &f.params {
@@ -734,11 +833,15 @@ impl<'a> Translator<'a> {
                     _ => format!("{}({x})", self.expr(rhs, scope, ctx)?),
                 }
             }
-            // NumPy's basic indexing is Python's; only reversal differs
-            // (torch has no negative steps).
+            // NumPy's basic indexing is Python's; only reversal differs:
+            // torch has no negative steps, so `::-1` is a `flip` of the
+            // axis it leaves in the result.
             ExprKind::Index { base, items } => {
                 let b = self.operand(base, ATOM, false, scope, ctx)?;
                 let mut parts = vec![];
+                let mut flips = vec![];
+                let mut kept_axes = 0usize;
+                let has_ellipsis = items.iter().any(|it| matches!(it, IndexItem::Ellipsis(_)));
                 for it in items {
                     parts.push(match it {
                         IndexItem::At(e) => self.expr(e, scope, ctx)?,
@@ -748,9 +851,16 @@ impl<'a> Translator<'a> {
                                 e.as_ref().map_or(Ok(String::new()), |e| self.expr(e, scope, ctx))
                             };
                             let (a, z) = (part(start)?, part(end)?);
+                            kept_axes += 1;
                             match step {
-                                Some(st) if matches!(st.kind, ExprKind::Neg(_)) => {
-                                    return Err(unsupported("a slice with a negative step `x[::-1]`".into()))
+                                Some(st) if matches!(st.kind, ExprKind::Neg(_)) || matches!(st.kind, ExprKind::Int(n) if n < 0) => {
+                                    let whole_reversed =
+                                        a.is_empty() && z.is_empty() && part(step)?.trim_start_matches('(').trim_end_matches(')') == "-1";
+                                    if !whole_reversed || has_ellipsis {
+                                        return Err(unsupported("a slice with a negative step other than `x[::-1]`".into()));
+                                    }
+                                    flips.push(kept_axes - 1);
+                                    ":".to_string()
                                 }
                                 Some(_) => format!("{a}:{z}:{}", part(step)?),
                                 None => format!("{a}:{z}"),
@@ -758,9 +868,15 @@ impl<'a> Translator<'a> {
                         }
                     });
                 }
-                format!("{b}[{}]", parts.join(", "))
+                let indexed = format!("{b}[{}]", parts.join(", "));
+                if flips.is_empty() {
+                    indexed
+                } else {
+                    let dims: Vec<String> = flips.iter().map(|d| d.to_string()).collect();
+                    format!("{indexed}.flip({},)", dims.join(", "))
+                }
             }
-            ExprKind::Scan(_) => return Err(unsupported("a `scan` loop".into())),
+            ExprKind::Scan(sc) => self.scan(sc, scope, ctx)?,
             ExprKind::Field { field, .. } => return Err(unsupported(format!("the member access `.{}`", field.name))),
             ExprKind::Error => return Err(unsupported("a syntax error".into())),
             ExprKind::If { cond, then, otherwise } => self.if_expr(cond, then, otherwise, scope, ctx)?,
@@ -782,6 +898,15 @@ impl<'a> Translator<'a> {
         // under `**` must be bracketed on its left (`(-x) ** 2`).
         let wrap = own < parent || (own == parent && own != ATOM && (right != (parent == POW))) || (own == NEG && parent == POW && !right);
         Ok(if wrap { format!("({s})") } else { s })
+    }
+}
+
+/// A number literal, possibly negated.
+fn is_number(e: &Expr) -> bool {
+    match &e.kind {
+        ExprKind::Int(_) | ExprKind::Float(_) => true,
+        ExprKind::Neg(inner) => is_number(inner),
+        _ => false,
     }
 }
 
