@@ -1,5 +1,7 @@
-//! A generator of random well-formed programs: functions, layers, models
-//! with pipelines and blocks, optimizers and train blocks. Dims are chained
+//! A generator of random well-formed programs: functions, layers (with
+//! buffers and `if training` branches), models with pipelines and blocks,
+//! recurrent models over `scan` (short ones unrolled, long ones the loop
+//! op), optimizers, and train blocks with one loss or with `step`s. Dims are chained
 //! so most programs check and reach lowering, autodiff and optimisation;
 //! a fraction get a deliberately wrong size, name or argument so the error
 //! paths of the same constructs are exercised too.
@@ -17,6 +19,7 @@ const INITS: &[&str] = &[
     "normal(std: 0.1)",
     "uniform(-0.1, 0.1)",
 ];
+const RECURRENT: &[&str] = &["Rnn", "Lstm", "Gru"];
 const OPTIMIZERS: &[&str] = &[
     "sgd(lr: 0.1)",
     "adam(lr: 0.01)",
@@ -34,6 +37,10 @@ struct Gen<'a> {
     fns: Vec<String>,
     /// Generated layers `(name, takes (in, out))`.
     layers: Vec<String>,
+    /// Generated layers with a buffer and modes, `(name, takes (n))`.
+    moded: Vec<String>,
+    /// Generated recurrent layers over `scan`, `(inputs, hidden)`.
+    recurrent: Vec<String>,
     /// Whether to slip in a mistake.
     wrong: bool,
 }
@@ -46,6 +53,8 @@ pub fn program(rng: &mut Rng) -> String {
         out: String::new(),
         fns: vec![],
         layers: vec![],
+        moded: vec![],
+        recurrent: vec![],
         wrong,
     };
     g.program();
@@ -68,13 +77,104 @@ impl Gen<'_> {
         for i in 0..self.rng.below(3) {
             self.layer(i);
         }
+        if self.rng.one_in(3) {
+            self.moded_layer(0);
+        }
+        if self.rng.one_in(3) {
+            self.recurrent_layer(0);
+        }
         let models = 1 + self.rng.below(2);
         for i in 0..models {
             let (name, d_in, d_out) = self.model(i);
             if self.rng.below(5) < 4 {
-                self.train(&name, d_in, d_out);
+                self.train(&name, &d_in, d_out);
             }
         }
+        if self.rng.one_in(3) {
+            let (name, input, d_out) = self.sequence_model(0);
+            if self.rng.below(5) < 4 {
+                self.train(&name, &input, d_out);
+            }
+        }
+    }
+
+    /// A layer with a buffer written in training mode and a branch on the
+    /// mode (dropout in training, the buffer in evaluation).
+    fn moded_layer(&mut self, i: usize) {
+        let name = format!("N{i}");
+        let write = match (self.wrong, self.rng.below(4)) {
+            // A buffer whose new value has another shape.
+            (true, 0) => "seen = mean(x)",
+            _ => "seen = 0.9 * seen + 0.1 * mean(x, axis: 0)",
+        };
+        // A buffer written in evaluation mode is an error (E0111).
+        let (train_write, eval_write) = if self.wrong && self.rng.one_in(3) {
+            ("", format!("\n            {write}"))
+        } else {
+            (write, String::new())
+        };
+        let _ = writeln!(
+            self.out,
+            "layer {name}(n: int, rate = 0.25) {{\n    param g: [n] = ones()\n    buffer seen: [n] = zeros()\n\n    fn forward(x: [b, n]) -> [b, n] {{\n        let y = if training {{\n            {train_write}\n            dropout(x, rate)\n        }} else {{{eval_write}\n            x - seen\n        }}\n        return g * y\n    }}\n}}\n"
+        );
+        self.moded.push(name);
+    }
+
+    /// A recurrent layer written as a `scan` with two carried states.
+    fn recurrent_layer(&mut self, i: usize) {
+        let name = format!("R{i}");
+        let act = self.activation();
+        let (along, start, update) = match (self.wrong, self.rng.below(4)) {
+            // An axis the sequence does not have, a state that changes shape.
+            (true, 0) => ("3", "zeros([n, hidden])", "concat([h, h], axis: -1)"),
+            (true, 1) => ("1", "zeros([n, hidden + 1])", format!("{act}(c + h @ Wh)").leak() as &str),
+            _ => ("1", "zeros([n, hidden])", format!("{act}(c + h @ Wh)").leak() as &str),
+        };
+        let _ = writeln!(
+            self.out,
+            "layer {name}(inputs: int, hidden: int) {{\n    param Wx: [inputs, hidden] = glorot_uniform()\n    param Wh: [hidden, hidden] = orthogonal()\n\n    fn forward(xs: [n, steps, inputs]) -> [n, steps, hidden] {{\n        return scan x in xs along {along} from h = {start}, c = zeros([n, hidden]) {{\n            c = 0.5 * c + tanh(x @ Wx)\n            h = {update}\n        }}\n    }}\n}}\n"
+        );
+        self.recurrent.push(name);
+    }
+
+    /// A model over sequences `[batch, steps, d]`: recurrent layers (the
+    /// stdlib's or generated ones), the last state or the mean over the
+    /// steps, and a dense readout. Mostly a few steps (unrolled), sometimes
+    /// more than `UNROLL_MAX_STEPS` (the loop op and its reverse scan).
+    fn sequence_model(&mut self, i: usize) -> (String, Vec<u64>, u64) {
+        let name = format!("S{i}");
+        let steps = if self.rng.one_in(5) {
+            self.rng.range(33, 40) as u64
+        } else {
+            self.rng.range(1, 5) as u64
+        };
+        let d_in = self.dim();
+        let mut d = d_in;
+        let mut body = vec![];
+        for _ in 0..self.rng.range(1, 2) {
+            let hidden = self.dim();
+            let input = if self.wrong && self.rng.one_in(6) { self.dim() } else { d };
+            let layer = if !self.recurrent.is_empty() && self.rng.one_in(3) {
+                self.rng.pick(&self.recurrent).clone()
+            } else {
+                self.rng.pick(RECURRENT).to_string()
+            };
+            body.push(format!("{layer}({input} -> {hidden})"));
+            d = hidden;
+        }
+        body.push(if self.rng.one_in(3) {
+            "mean(axis: 1)".into()
+        } else {
+            "last".into()
+        });
+        let out = self.dim();
+        body.push(format!("Dense({d} -> {out})"));
+        let _ = writeln!(
+            self.out,
+            "model {name}(x: [batch, {steps}, {d_in}]) -> [batch, {out}] =\n    x |> {}\n",
+            body.join("\n      |> ")
+        );
+        (name, vec![steps, d_in], out)
     }
 
     /// An elementwise expression of `x` (shape-preserving).
@@ -100,7 +200,11 @@ impl Gen<'_> {
 
     fn function(&mut self, i: usize) {
         let name = format!("f{i}");
-        let body = self.expr(3);
+        let mut body = self.expr(3);
+        if !body.contains('x') {
+            // Without `x` the function gives a number, not an activation.
+            body = format!("({body}) * x");
+        }
         if self.rng.one_in(3) {
             let _ = writeln!(self.out, "fn {name}(x) {{\n    let t = {body}\n    return t + x\n}}\n");
         } else {
@@ -133,7 +237,10 @@ impl Gen<'_> {
     fn stage(&mut self, d: u64) -> (String, u64) {
         let out = self.dim();
         let input = if self.wrong && self.rng.one_in(8) { self.dim() } else { d };
-        match self.rng.below(7) {
+        match self.rng.below(9) {
+            7 if !self.moded.is_empty() => (format!("{}({d})", self.rng.pick(&self.moded).clone()), d),
+            7 => ("dropout(0.25)".into(), d),
+            8 => (format!("BatchNorm({input})"), d),
             0..=2 => {
                 let act = self.activation();
                 (format!("Dense({input} -> {out}, {act})"), out)
@@ -145,7 +252,9 @@ impl Gen<'_> {
         }
     }
 
-    fn model(&mut self, i: usize) -> (String, u64, u64) {
+    /// A model over `[batch, d]` or images `[batch, h, w]`: its name, a
+    /// sample's shape and its output width.
+    fn model(&mut self, i: usize) -> (String, Vec<u64>, u64) {
         let name = format!("M{i}");
         let image = self.rng.one_in(4);
         let (h, w) = (self.rng.range(1, 6) as u64, self.rng.range(1, 6) as u64);
@@ -187,17 +296,25 @@ impl Gen<'_> {
         } else {
             let _ = writeln!(self.out, "model {name}(x: {input}){ret} =\n    x |> {}\n", body.join("\n      |> "));
         }
-        (name, d_in, d)
+        let sample = if image { vec![h, w] } else { vec![d_in] };
+        (name, sample, d)
     }
 
-    fn train(&mut self, model: &str, d_in: u64, d_out: u64) {
+    /// A train block on literal tensors: `x` rows of shape `input`, `y` rows
+    /// of `d_out`; one loss, or (sometimes) the same as `step`s.
+    fn train(&mut self, model: &str, input: &[u64], d_out: u64) {
         let rows = self.rng.range(1, 6);
-        let row = |rng: &mut Rng, n: u64| -> String {
-            let vals: Vec<String> = (0..n.min(64)).map(|_| format!("{}", rng.below(3))).collect();
-            format!("[{}]", vals.join(", "))
-        };
-        let xs: Vec<String> = (0..rows).map(|_| row(self.rng, d_in)).collect();
-        let ys: Vec<String> = (0..rows).map(|_| row(self.rng, d_out)).collect();
+        fn literal(rng: &mut Rng, shape: &[u64]) -> String {
+            match shape.split_first() {
+                None => format!("{}", rng.below(3)),
+                Some((&n, rest)) => {
+                    let items: Vec<String> = (0..n.min(64)).map(|_| literal(rng, rest)).collect();
+                    format!("[{}]", items.join(", "))
+                }
+            }
+        }
+        let xs: Vec<String> = (0..rows).map(|_| literal(self.rng, input)).collect();
+        let ys: Vec<String> = (0..rows).map(|_| literal(self.rng, &[d_out])).collect();
         let loss = match self.rng.below(4) {
             0 => "mse(model(x), y)".to_string(),
             1 => "mae(model(x), y)".to_string(),
@@ -206,6 +323,25 @@ impl Gen<'_> {
         };
         let opt = self.rng.pick(OPTIMIZERS);
         let batch = self.rng.range(1, 8);
+        let data = format!(
+            "    data = tensors(\n        x: [{}],\n        y: [{}],\n    )\n",
+            xs.join(", "),
+            ys.join(", ")
+        );
+        if self.rng.one_in(4) {
+            // Steps: each names the model it trains and calls it by name.
+            let call = format!("{model}(x)");
+            let every = if self.rng.one_in(3) { "        every = 2\n" } else { "" };
+            let steps = format!(
+                "    step fit with {opt} on {model} {{\n{every}        loss = {}\n    }}\n",
+                loss.replace("model(x)", &call)
+            );
+            let _ = writeln!(
+                self.out,
+                "train Fit{model} {{\n{data}    epochs = 1\n    batch_size = {batch}\n{steps}}}\n"
+            );
+            return;
+        }
         let mut extra = String::new();
         if self.rng.one_in(3) {
             extra.push_str("    schedule = cosine()\n");
@@ -215,9 +351,74 @@ impl Gen<'_> {
         }
         let _ = writeln!(
             self.out,
-            "train {model} {{\n    data = tensors(\n        x: [{}],\n        y: [{}],\n    )\n    loss = {loss}\n    optimizer = {opt}\n    epochs = 1\n    batch_size = {batch}\n{extra}}}\n",
-            xs.join(", "),
-            ys.join(", ")
+            "train {model} {{\n{data}    loss = {loss}\n    optimizer = {opt}\n    epochs = 1\n    batch_size = {batch}\n{extra}}}\n"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The generator is useful only if what it means to be valid is: most
+    /// programs without a planted mistake check clean, and the new
+    /// constructs appear among those that do.
+    #[test]
+    fn most_generated_programs_check_and_cover_the_language() {
+        let mut rng = Rng::new(5);
+        let (mut clean, mut total) = (0, 0);
+        let mut seen = std::collections::BTreeSet::new();
+        let mut failures = vec![];
+        while total < 300 {
+            let mut g = Gen {
+                rng: &mut rng,
+                out: String::new(),
+                fns: vec![],
+                layers: vec![],
+                moded: vec![],
+                recurrent: vec![],
+                wrong: false,
+            };
+            g.program();
+            let text = g.out;
+            total += 1;
+            let c = crate::driver::compile("gen.nn", &text);
+            if c.has_errors() {
+                failures.push((
+                    text,
+                    c.diagnostics()
+                        .iter()
+                        .map(|d| format!("{} {}", d.code, d.message))
+                        .collect::<Vec<_>>(),
+                ));
+                continue;
+            }
+            clean += 1;
+            for (needle, what) in [
+                ("scan x in xs", "a scan"),
+                ("Lstm(", "a stdlib recurrent layer"),
+                ("if training", "a mode branch"),
+                ("step fit", "steps"),
+                ("BatchNorm(", "batch norm"),
+            ] {
+                if text.contains(needle) {
+                    seen.insert(what);
+                }
+            }
+            if (33..=40).any(|t| text.contains(&format!("x: [batch, {t}, "))) {
+                seen.insert("a looped scan");
+            }
+        }
+        if std::env::var("GEN_DUMP").is_ok() {
+            for (_, d) in &failures {
+                eprintln!("{d:?}");
+            }
+        }
+        assert!(
+            clean * 10 >= total * 9,
+            "only {clean} of {total} programs check; first failure: {:?}",
+            failures.first()
+        );
+        assert_eq!(seen.len(), 6, "constructs reached: {seen:?}");
     }
 }

@@ -26,8 +26,14 @@ pub enum DataSource {
     },
     /// An IDX image file and an IDX label file.
     Idx { images: String, labels: String },
-    /// Small tensors written in the file (logic gates).
-    Inline { x: Vec<Vec<f64>>, y: Vec<Vec<f64>> },
+    /// Small tensors written in the file (logic gates): one flat row per
+    /// sample; `x_shape` is a sample's shape (`[2]` for `[[0, 1], ...]`,
+    /// `[3, 2]` for a sequence of 3 steps of 2 features).
+    Inline {
+        x: Vec<Vec<f64>>,
+        x_shape: Vec<usize>,
+        y: Vec<Vec<f64>>,
+    },
     /// A UTF-8 text file as windows of `steps` character ids (code points
     /// below `vocab`), each with the next character of every position as
     /// its targets: `x, y: i32[n, steps]` (see `runtime::text`).

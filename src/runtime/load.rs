@@ -46,10 +46,11 @@ fn label_column(l: &CsvLabel) -> LabelColumn {
     }
 }
 
-fn inline(rows: &[Vec<f64>]) -> ArrayD<f32> {
-    let cols = rows.first().map_or(0, Vec::len);
+/// Inline samples, each of `shape` (flat rows of equal length, checked).
+fn inline(rows: &[Vec<f64>], shape: &[usize]) -> ArrayD<f32> {
     let flat: Vec<f32> = rows.iter().flatten().map(|&v| v as f32).collect();
-    ArrayD::from_shape_vec(IxDyn(&[rows.len(), cols]), flat).expect("rows have equal length (checked)")
+    let dims: Vec<usize> = std::iter::once(rows.len()).chain(shape.iter().copied()).collect();
+    ArrayD::from_shape_vec(IxDyn(&dims), flat).expect("rows of the checked shape")
 }
 
 /// Reshape samples to the model's input shape (e.g. [n, 28, 28] to
@@ -130,10 +131,10 @@ pub fn label_summary(source: &DataSource, base: &Path, data_dir: Option<&Path>) 
 pub fn load_splits(plan: &TrainPlan, base: &Path, data_dir: Option<&Path>) -> Result<Splits, DataError> {
     let s = &plan.settings;
     let (all, test, origin) = match &plan.data.source {
-        DataSource::Inline { x, y } => {
+        DataSource::Inline { x, x_shape, y } => {
             let ds = Dataset {
-                x: inline(x),
-                y: inline(y),
+                x: inline(x, x_shape),
+                y: inline(y, &[y.first().map_or(0, Vec::len)]),
                 y_is_class: false,
                 num_classes: None,
                 name: "inline".into(),
@@ -231,7 +232,7 @@ pub fn load_splits(plan: &TrainPlan, base: &Path, data_dir: Option<&Path>) -> Re
 /// read), for checking against the model before training.
 pub fn feature_shape(source: &DataSource, base: &Path, data_dir: Option<&Path>) -> Result<Vec<usize>, DataError> {
     match source {
-        DataSource::Inline { x, .. } => Ok(vec![x.first().map_or(0, Vec::len)]),
+        DataSource::Inline { x_shape, .. } => Ok(x_shape.clone()),
         DataSource::Csv {
             path,
             label,

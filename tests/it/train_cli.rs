@@ -311,3 +311,34 @@ fn early_stopping_saves_the_best_weights_for_a_resume() {
         "{report}"
     );
 }
+
+/// `tensors(...)` with nested samples: a sequence dataset written in the
+/// file (`x: [steps, features]` per sample) trains a recurrent model, and a
+/// ragged sample is E0309 at the row.
+#[test]
+fn inline_sequence_samples_train_a_recurrent_model() {
+    let dir = temp_dir("inline-seq");
+    let file = dir.join("order.nn");
+    std::fs::write(
+        &file,
+        "model Order(x: [batch, 2, 1]) -> [batch, 1] =\n    x |> Rnn(1 -> 8) |> last |> Dense(8 -> 1)\n\n\
+         train Order {\n    data = tensors(\n        x: [[[0], [1]], [[1], [0]], [[0.2], [0.9]], [[0.8], [0.1]]],\n        y: [[1], [0], [1], [0]],\n    )\n\
+         \x20   loss = mse(model(x), y)\n    optimizer = adam(lr: 0.05)\n    epochs = 200\n    batch_size = 4\n}\n",
+    )
+    .unwrap();
+    let report = ok(&["run", s(&file), "--out", s(&dir.join("run"))]);
+    assert!(value(&report, "loss") < 0.01, "{report}");
+    assert_eq!(value(&report, "accuracy"), 1.0, "{report}");
+
+    let ragged = dir.join("ragged.nn");
+    std::fs::write(
+        &ragged,
+        "model M(x: [batch, 2, 1]) = x\ntrain M {\n    data = tensors(x: [[[0], [1]], [[1], [0], [2]]], y: [1, 2])\n    loss = mean(model(x))\n    optimizer = sgd(lr: 0.1)\n}\n",
+    )
+    .unwrap();
+    let err = fails(&["check", s(&ragged)]);
+    assert!(
+        err.contains("E0309") && err.contains("this row is [3, 1], the first is [2, 1]"),
+        "{err}"
+    );
+}

@@ -140,7 +140,7 @@ fn load_data(plan: &TrainPlan) -> String {
             format!("all_xy = nnc_data.text({}, {steps}, {vocab})", resolve(path)),
             "test_xy = None\n    ",
         ),
-        DataSource::Inline { x, y } => {
+        DataSource::Inline { x, x_shape, y } => {
             let rows = |m: &Vec<Vec<f64>>| {
                 let r: Vec<String> = m
                     .iter()
@@ -150,8 +150,9 @@ fn load_data(plan: &TrainPlan) -> String {
             };
             (
                 format!(
-                    "all_xy = (np.array({}, dtype=np.float32), np.array({}, dtype=np.float32))",
+                    "all_xy = (np.array({}, dtype=np.float32).reshape(-1, {}), np.array({}, dtype=np.float32))",
                     rows(x),
+                    x_shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "),
                     rows(y)
                 ),
                 "test_xy = None\n    ",

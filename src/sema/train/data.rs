@@ -1,6 +1,7 @@
 //! The `data =` setting: a data source, checked and turned into data.
 
 use super::settings::{number, unknown_argument};
+use crate::base::Span;
 use crate::diag::{suggest, Diagnostic, Diagnostics};
 use crate::ir::{self, DType, Dim};
 use crate::plan::{CsvLabel, DataSource, DataSpec};
@@ -31,12 +32,35 @@ fn str_arg(a: &Arg, diags: &mut Diagnostics, what: &str) -> Option<String> {
     }
 }
 
-fn matrix(e: &Expr, diags: &mut Diagnostics) -> Option<Vec<Vec<f64>>> {
-    let num = |x: &Expr| match x.kind {
-        ExprKind::Int(i) => Some(i as f64),
-        ExprKind::Float(f) => Some(f),
-        _ => None,
-    };
+/// A number or a nested list of numbers: its values in order and its shape.
+fn nested(e: &Expr) -> Result<(Vec<f64>, Vec<usize>), Span> {
+    match &e.kind {
+        ExprKind::Int(i) => Ok((vec![*i as f64], vec![])),
+        ExprKind::Float(f) => Ok((vec![*f], vec![])),
+        ExprKind::Neg(inner) => nested(inner).map(|(v, s)| (v.into_iter().map(|x| -x).collect(), s)),
+        ExprKind::List(items) => {
+            let mut values = vec![];
+            let mut inner: Option<Vec<usize>> = None;
+            for it in items {
+                let (v, s) = nested(it)?;
+                if inner.as_ref().is_some_and(|first| *first != s) {
+                    return Err(it.span);
+                }
+                inner = Some(s);
+                values.extend(v);
+            }
+            let mut shape = vec![items.len()];
+            shape.extend(inner.unwrap_or_default());
+            Ok((values, shape))
+        }
+        _ => Err(e.span),
+    }
+}
+
+/// The samples of `tensors(x: [...], y: [...])`: one flat row each, and
+/// the shape of one sample (all must have the same). At most `max_rank`
+/// dims per sample.
+fn samples(e: &Expr, max_rank: usize, diags: &mut Diagnostics) -> Option<(Vec<Vec<f64>>, Vec<usize>)> {
     let ExprKind::List(rows) = &e.kind else {
         diags.push(Diagnostic::error(
             "E0203",
@@ -47,27 +71,47 @@ fn matrix(e: &Expr, diags: &mut Diagnostics) -> Option<Vec<Vec<f64>>> {
         return None;
     };
     let mut out = vec![];
+    let mut shape: Option<Vec<usize>> = None;
     for r in rows {
-        let row = match &r.kind {
-            ExprKind::List(items) => items.iter().map(num).collect::<Option<Vec<f64>>>(),
-            _ => num(r).map(|x| vec![x]),
+        let (row, s) = match nested(r) {
+            Ok(v) => v,
+            Err(span) => {
+                diags.push(Diagnostic::error(
+                    "E0203",
+                    "rows must hold numbers",
+                    span,
+                    "not a number or a list of numbers",
+                ));
+                return None;
+            }
         };
-        let Some(row) = row else {
-            diags.push(Diagnostic::error("E0203", "rows must hold numbers", r.span, "not a row of numbers"));
-            return None;
-        };
-        if out.first().is_some_and(|f: &Vec<f64>| f.len() != row.len()) {
+        if s.len() > max_rank {
             diags.push(Diagnostic::error(
-                "E0309",
-                "all rows must have the same length",
+                "E0203",
+                "each row of `y` must be a number or a list of numbers",
                 r.span,
-                format!("this row has {} values", row.len()),
+                format!("this row has {} nested levels", s.len()),
             ));
             return None;
         }
+        // A scalar row is one value, like a list of one.
+        let s = if s.is_empty() { vec![1] } else { s };
+        if let Some(first) = &shape {
+            if *first != s {
+                let show = |d: &[usize]| format!("[{}]", d.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(", "));
+                diags.push(Diagnostic::error(
+                    "E0309",
+                    "all rows must have the same shape",
+                    r.span,
+                    format!("this row is {}, the first is {}", show(&s), show(first)),
+                ));
+                return None;
+            }
+        }
+        shape = Some(s);
         out.push(row);
     }
-    Some(out)
+    Some((out, shape.unwrap_or_else(|| vec![1])))
 }
 
 pub(super) fn data_source(e: &Expr, diags: &mut Diagnostics) -> Option<DataSpec> {
@@ -207,8 +251,8 @@ pub(super) fn data_source(e: &Expr, diags: &mut Diagnostics) -> Option<DataSpec>
             labels: str_arg(need("labels", 1, diags)?, diags, "the label file")?,
         },
         _ => {
-            let x = matrix(&need("x", 0, diags)?.value, diags)?;
-            let y = matrix(&need("y", 1, diags)?.value, diags)?;
+            let (x, x_shape) = samples(&need("x", 0, diags)?.value, usize::MAX, diags)?;
+            let (y, _) = samples(&need("y", 1, diags)?.value, 1, diags)?;
             if x.len() != y.len() {
                 diags.push(Diagnostic::error(
                     "E0308",
@@ -218,7 +262,7 @@ pub(super) fn data_source(e: &Expr, diags: &mut Diagnostics) -> Option<DataSpec>
                 ));
                 return None;
             }
-            DataSource::Inline { x, y }
+            DataSource::Inline { x, x_shape, y }
         }
     };
     Some(DataSpec { source, span: e.span })
@@ -272,7 +316,9 @@ pub(super) fn input_type(source: &DataSource) -> Option<ir::Type> {
     let batch = Dim::Sym("batch".into());
     match source {
         DataSource::Mnist { .. } => Some(ir::Type::f32(vec![batch, Dim::Known(28), Dim::Known(28)])),
-        DataSource::Inline { x, .. } => Some(ir::Type::f32(vec![batch, Dim::Known(x.first().map_or(1, Vec::len))])),
+        DataSource::Inline { x_shape, .. } => Some(ir::Type::f32(
+            std::iter::once(batch).chain(x_shape.iter().map(|&d| Dim::Known(d))).collect(),
+        )),
         DataSource::Text { steps, .. } => Some(ir::Type {
             dtype: DType::I32,
             shape: vec![batch, Dim::Known(*steps)],
