@@ -256,7 +256,13 @@ pub fn check_labels(
             Ok(Some(s)) => s,
             Ok(None) => continue,
             Err(e) => {
-                found.push(Diagnostic::error(
+                // An argument's value that the file contradicts (a label
+                // column it does not have) is what to change.
+                let blamed = e
+                    .argument
+                    .as_ref()
+                    .and_then(|(name, _)| argument_value_span(&c.db, plan.data.span, name));
+                let mut d = Diagnostic::error(
                     e.code,
                     // The file by name: the label points at where it is named.
                     format!(
@@ -268,13 +274,20 @@ pub fn check_labels(
                             .map_or(e.path.display().to_string(), |n| n.to_string_lossy().into_owned()),
                         e.message
                     ),
-                    plan.data.span,
-                    if e.code == "E0601" {
-                        "the labels are read from here"
-                    } else {
-                        "the data is read from here"
+                    blamed.unwrap_or(plan.data.span),
+                    match (blamed, e.code) {
+                        (Some(_), _) => "the file has no such column",
+                        (None, "E0601") => "the labels are read from here",
+                        _ => "the data is read from here",
                     },
-                ));
+                );
+                if let (Some(at), Some((name, Some(value)))) = (blamed, &e.argument) {
+                    d = d.with_fix(
+                        format!("read the labels from `{name}: {value}`"),
+                        crate::diag::Fix::replace(at, value.clone()),
+                    );
+                }
+                found.push(d);
                 continue;
             }
         };
@@ -352,6 +365,39 @@ pub fn check_labels(
 }
 
 /// The span of `name` used as a keyword (`name:`) inside `within`.
+/// The value of the argument `name: value` inside `within`: from after the
+/// colon to the next `,` or `)` outside brackets.
+fn argument_value_span(db: &SourceDb, within: crate::base::Span, name: &str) -> Option<crate::base::Span> {
+    let kw = keyword_span(db, within, name)?;
+    let text = db.text(within);
+    let after = (kw.end - within.start) as usize;
+    let colon = after + text[after..].find(':')? + 1;
+    let rest = &text[colon..];
+    let start = colon + (rest.len() - rest.trim_start().len());
+    let mut depth = 0i32;
+    let mut end = text.len();
+    for (i, ch) in text[start..].char_indices() {
+        match ch {
+            '(' | '[' => depth += 1,
+            ')' | ']' if depth == 0 => {
+                end = start + i;
+                break;
+            }
+            ')' | ']' => depth -= 1,
+            ',' if depth == 0 => {
+                end = start + i;
+                break;
+            }
+            _ => {}
+        }
+    }
+    let value = text[start..end].trim_end();
+    (!value.is_empty()).then(|| {
+        let s = within.start as usize + start;
+        crate::base::Span::new(within.file, s, s + value.len())
+    })
+}
+
 fn keyword_span(db: &SourceDb, within: crate::base::Span, name: &str) -> Option<crate::base::Span> {
     let text = db.text(within);
     let mut from = 0;

@@ -95,6 +95,10 @@ pub struct DataError {
     pub code: &'static str,
     pub path: PathBuf,
     pub message: String,
+    /// The argument of the data source whose value is at fault (`label`
+    /// for a label column the file does not have), so the diagnostic can
+    /// point at it, and a value that would read the file, if there is one.
+    pub argument: Option<(&'static str, Option<String>)>,
 }
 
 impl DataError {
@@ -107,7 +111,14 @@ impl DataError {
             code,
             path: path.to_path_buf(),
             message: message.into(),
+            argument: None,
         }
+    }
+
+    /// The same error, blamed on the source's argument `name`.
+    pub(crate) fn at_argument(mut self, name: &'static str, replacement: Option<String>) -> DataError {
+        self.argument = Some((name, replacement));
+        self
     }
 }
 
@@ -541,10 +552,11 @@ fn read_prelude(lines: &mut Lines, opts: &CsvOptions) -> Result<Prelude, DataErr
         LabelColumn::Index(i) => {
             let resolved = if *i < 0 { cols as isize + i } else { *i };
             if resolved < 0 || resolved >= cols as isize {
-                return Err(DataError::new(
-                    &path,
-                    format!("label column {i} is out of range for rows of {cols} fields"),
-                ));
+                // The usual place of a label is the last column.
+                return Err(
+                    DataError::new(&path, format!("label column {i} is out of range for rows of {cols} fields"))
+                        .at_argument("label", (cols > 1).then(|| format!("{}", cols - 1))),
+                );
             }
             resolved as usize
         }
@@ -553,7 +565,8 @@ fn read_prelude(lines: &mut Lines, opts: &CsvOptions) -> Result<Prelude, DataErr
                 return Err(DataError::new(
                     &path,
                     format!("label column `{name}` is given by name but the file has no header row"),
-                ));
+                )
+                .at_argument("label", None));
             };
             let names: Vec<&str> = split_fields(htext).into_iter().map(|f| f.trim_matches('"')).collect();
             if names.len() != cols {
@@ -566,10 +579,12 @@ fn read_prelude(lines: &mut Lines, opts: &CsvOptions) -> Result<Prelude, DataErr
                 ));
             }
             names.iter().position(|n| n == name).ok_or_else(|| {
+                let closest = crate::diag::suggest(name, names.iter().copied());
                 DataError::new(
                     &path,
                     format!("line {hline}: no column named `{name}` in the header ({})", names.join(", ")),
                 )
+                .at_argument("label", closest.map(|n| format!("{n:?}")))
             })?
         }
     };

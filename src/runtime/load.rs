@@ -31,6 +31,7 @@ pub fn resolve(path: &str, base: &Path, data_dir: Option<&Path>) -> Result<PathB
     let list: Vec<String> = tried.iter().map(|t| t.display().to_string()).collect();
     Err(DataError {
         code: "E0601",
+        argument: None,
         path: p.to_path_buf(),
         message: format!(
             "not found (looked in {}); set --data-dir or NNC_DATA to the directory that holds it",
@@ -61,6 +62,7 @@ fn fit_input(ds: Dataset, input: &ir::Type, path: &Path) -> Result<Dataset, Data
     if want != ds.feature_len() {
         return Err(DataError {
             code: "E0601",
+            argument: None,
             path: path.to_path_buf(),
             message: format!(
                 "each sample has shape {:?} ({} values), but the model's input is {} ({} values)",
@@ -189,6 +191,7 @@ pub fn load_splits(plan: &TrainPlan, base: &Path, data_dir: Option<&Path>) -> Re
     // fail only after training, when it is evaluated: say so now.
     let too_few = |what: &str, fraction: f64| DataError {
         code: "E0601",
+        argument: None,
         path: origin.clone(),
         message: format!(
             "{} samples are too few: `{what} = {fraction}` leaves the {what} split empty; add data or set `{what} = 0`",
@@ -204,6 +207,7 @@ pub fn load_splits(plan: &TrainPlan, base: &Path, data_dir: Option<&Path>) -> Re
     if train.is_empty() {
         return Err(DataError {
             code: "E0601",
+            argument: None,
             path: origin.clone(),
             message: "no samples are left for training after the test and validation splits".into(),
         });
@@ -213,6 +217,7 @@ pub fn load_splits(plan: &TrainPlan, base: &Path, data_dir: Option<&Path>) -> Re
         let mut others: Vec<&mut Dataset> = validation.iter_mut().chain(test.iter_mut()).collect();
         let st = split::standardize(&mut train, &mut others).map_err(|e| DataError {
             code: "E0601",
+            argument: None,
             path: origin.clone(),
             message: e.to_string(),
         })?;

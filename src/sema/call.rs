@@ -165,6 +165,9 @@ impl Elab<'_> {
                 },
             }
         }
+        if self.spread_list(params, &mut slots, callee) {
+            ok = false;
+        }
         let mut env = Env {
             vars: HashMap::new(),
             parent: Some(Rc::new(outer.clone())),
@@ -206,6 +209,50 @@ impl Elab<'_> {
             env.vars.insert(p.name.name.clone(), val);
         }
         ok.then_some(env)
+    }
+
+    /// `Dense([4, 3])`: a list of whole numbers given for an `int`
+    /// parameter whose next parameters, also `int`, are not given: the
+    /// sizes were meant as separate arguments. One error at the list (not
+    /// one per parameter), with the arguments written out (`4 -> 3`, the
+    /// form of a layer's sizes); the parameters it covers become poison.
+    fn spread_list(&mut self, params: &[Param], slots: &mut [Option<ArgVal>], callee: &str) -> bool {
+        let is_int = |p: &Param| matches!(&p.ty, Some(TypeExpr::Named(n)) if n.name == "int");
+        for i in 0..params.len() {
+            let Some(a) = &slots[i] else { continue };
+            let Val::List(items) = &a.val else { continue };
+            let ints: Option<Vec<i64>> = items.iter().map(|v| if let Val::Int(k) = v { Some(*k) } else { None }).collect();
+            let Some(ints) = ints else { continue };
+            let k = ints.len();
+            let covers = i + k <= params.len() && (i..i + k).all(|j| is_int(&params[j])) && (i + 1..i + k).all(|j| slots[j].is_none());
+            if k < 2 || !is_int(&params[i]) || !covers {
+                continue;
+            }
+            let span = a.span;
+            let written: Vec<String> = ints.iter().map(|v| v.to_string()).collect();
+            let replacement = if k == 2 { written.join(" -> ") } else { written.join(", ") };
+            let names: Vec<&str> = params[i..i + k].iter().map(|p| p.name.name.as_str()).collect();
+            let d = Diagnostic::error(
+                "E0203",
+                format!(
+                    "`{callee}` takes {} as separate arguments, not one list",
+                    names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(" and ")
+                ),
+                span,
+                format!("this is a list of {k} numbers"),
+            )
+            .with_fix(format!("write them as `{replacement}`"), Fix::replace(span, replacement));
+            self.report(d);
+            for slot in &mut slots[i..i + k] {
+                *slot = Some(ArgVal {
+                    name: None,
+                    val: Val::Error,
+                    span,
+                });
+            }
+            return true;
+        }
+        false
     }
 
     /// Check an argument against its parameter's annotation.

@@ -535,7 +535,12 @@ impl Elab<'_> {
         let saved_prefix = std::mem::replace(&mut self.prefix, if !trained { vec![decl.name.name.clone()] } else { vec![] });
         let saved_counts = std::mem::take(&mut self.name_counts);
         self.model_stack.push(decl.name.name.clone());
+        let unbound = unbatched_input(&decl);
         let out = match self.bind(&decl.inputs, args, &decl.name.name, span, &Env::default()) {
+            Some(_) if unbound.is_some() => {
+                self.report(unbound.expect("checked"));
+                Val::Error
+            }
             Some(mut env) => {
                 let out = self.eval_body(&decl.body, &mut env);
                 let out = if self.check_return(decl.ret.as_ref(), &out, &decl.body, &mut env, &decl.name.name) {
@@ -676,4 +681,74 @@ fn drop_dim(dims: &[DimExpr], at: Span) -> Option<Fix> {
 
 fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// A model whose declared result starts with a dimension (`batch`) that no
+/// input has: the input was declared without it (`x: [784]` for
+/// `-> [batch, 10]`), and the input is what to change. Reported before the
+/// body runs, whose shapes would otherwise all be one rank short.
+fn unbatched_input(decl: &ModelDecl) -> Option<Diagnostic> {
+    fn names(d: &DimExpr, out: &mut Vec<String>) {
+        match d {
+            DimExpr::Name(id) => out.push(id.name.clone()),
+            DimExpr::Bin(_, a, b, _) => {
+                names(a, out);
+                names(b, out);
+            }
+            DimExpr::Int(..) | DimExpr::Ellipsis(_) => {}
+        }
+    }
+    let Some(TypeExpr::Tensor {
+        dims: ret, span: ret_span, ..
+    }) = &decl.ret
+    else {
+        return None;
+    };
+    let Some(DimExpr::Name(lead)) = ret.first() else { return None };
+    let mut bound = vec![];
+    let mut first_input = None;
+    for p in &decl.inputs {
+        if let Some(TypeExpr::Tensor { dims, span, .. }) = &p.ty {
+            first_input.get_or_insert((p, dims, *span));
+            for d in dims {
+                names(d, &mut bound);
+            }
+        } else {
+            // An input of unstated shape may carry the dimension.
+            return None;
+        }
+    }
+    if bound.contains(&lead.name) {
+        return None;
+    }
+    let (input, dims, span) = first_input?;
+    if dims.iter().any(|d| matches!(d, DimExpr::Ellipsis(_))) {
+        return None;
+    }
+    let open = dims.first().map_or(span.end - 1, |d| d.span().start);
+    let insert = Span::new(span.file, open as usize, open as usize);
+    let sep = if dims.is_empty() { "" } else { ", " };
+    Some(
+        Diagnostic::error(
+            "E0305",
+            format!(
+                "the output of `{}` starts with `{}`, but no input has that dimension",
+                decl.name.name, lead.name
+            ),
+            span,
+            format!("`{}` is declared without `{}`", input.name.name, lead.name),
+        )
+        .with_secondary(*ret_span, "the output is declared here")
+        .with_note("every sample of a batch goes through the model at once: the inputs' first dimension is the batch")
+        .with_fix(
+            format!("declare the batch dimension on `{}`", input.name.name),
+            crate::diag::Fix {
+                title: format!("Add `{}` as the first dimension of `{}`", lead.name, input.name.name),
+                edits: vec![crate::diag::Edit {
+                    span: insert,
+                    replacement: format!("{}{sep}", lead.name),
+                }],
+            },
+        ),
+    )
 }
