@@ -69,6 +69,28 @@ impl Descriptor {
 
     /// Rows `a..b` of the op's outer loop (images, or image planes for pooling).
     fn run(&self, src: &[f32], aux: &[f32], dst: &mut [f32], a: usize, b: usize) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2 (checked just above).
+            return unsafe { self.run_avx2(src, aux, dst, a, b) };
+        }
+        self.run_loops(src, aux, dst, a, b)
+    }
+
+    /// [`Self::run_loops`] compiled for AVX2: the loops of `ir::window` are
+    /// inlined here, so the kernel-wide copies of `im2col` and the sums of
+    /// `col2im` use 256-bit vectors (`col2im` of LeNet-5's second layer took
+    /// 0.47–0.69 ms instead of 0.85–0.98 ms in a loaded microbenchmark).
+    /// The results are the same bits either way: the same operations in the
+    /// same order (Rust never contracts `a * b + c` into an FMA).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn run_avx2(&self, src: &[f32], aux: &[f32], dst: &mut [f32], a: usize, b: usize) {
+        self.run_loops(src, aux, dst, a, b)
+    }
+
+    #[inline(always)]
+    fn run_loops(&self, src: &[f32], aux: &[f32], dst: &mut [f32], a: usize, b: usize) {
         let (w, g) = (&self.window, &self.geometry);
         match self.op {
             WindowOp::Im2col => win::im2col(w, g, src, dst, a, b),

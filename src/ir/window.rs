@@ -76,6 +76,20 @@ pub trait Elem: Copy + PartialOrd + Add<Output = Self> + Mul<Output = Self> {
     const ZERO: Self;
     const NEG_INF: Self;
     fn is_nan(self) -> bool;
+
+    /// One row of 2×2, stride-2 max pooling: `out[i]` is the first maximum
+    /// of `r0[2i], r0[2i+1], r1[2i], r1[2i+1]` ([`pool_row_2x2`]; f32
+    /// overrides it with a vector version that gives the same bits).
+    fn pool_row_2x2(r0: &[Self], r1: &[Self], out: &mut [Self]) {
+        pool_row_2x2(r0, r1, out)
+    }
+
+    /// The gradient of [`Elem::pool_row_2x2`]: `g[i]` goes to the window's
+    /// first maximum in `d0`/`d1` (the rows under `r0`/`r1`), 0 to the
+    /// other three ([`pool_grad_row_2x2`]; f32 overrides it likewise).
+    fn pool_grad_row_2x2(r0: &[Self], r1: &[Self], g: &[Self], d0: &mut [Self], d1: &mut [Self]) {
+        pool_grad_row_2x2(r0, r1, g, d0, d1)
+    }
 }
 
 impl Elem for f32 {
@@ -83,6 +97,21 @@ impl Elem for f32 {
     const NEG_INF: f32 = f32::NEG_INFINITY;
     fn is_nan(self) -> bool {
         f32::is_nan(self)
+    }
+    fn pool_row_2x2(r0: &[f32], r1: &[f32], out: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        let done = sse2::pool_row_2x2(r0, r1, out);
+        #[cfg(not(target_arch = "x86_64"))]
+        let done = 0;
+        pool_row_2x2(&r0[2 * done..], &r1[2 * done..], &mut out[done..]);
+    }
+    fn pool_grad_row_2x2(r0: &[f32], r1: &[f32], g: &[f32], d0: &mut [f32], d1: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        let done = sse2::pool_grad_row_2x2(r0, r1, g, d0, d1);
+        #[cfg(not(target_arch = "x86_64"))]
+        let done = 0;
+        let t = 2 * done;
+        pool_grad_row_2x2(&r0[t..], &r1[t..], &g[done..], &mut d0[t..], &mut d1[t..]);
     }
 }
 
@@ -217,6 +246,7 @@ impl Padded {
 /// position's column row is written in order, one kernel-wide copy per
 /// (channel, kernel row). The usual kernel widths get a loop specialised
 /// for their width (a fixed-size copy, no per-element branch).
+#[inline(always)]
 pub fn im2col<T: Elem>(w: &Window, g: &Geometry, x: &[T], cols: &mut [T], n0: usize, n1: usize) {
     match (w.kernel[1], w.dilation[1]) {
         (1, _) => gather::<T, 1>(w, g, x, cols, n0, n1),
@@ -230,6 +260,7 @@ pub fn im2col<T: Elem>(w: &Window, g: &Geometry, x: &[T], cols: &mut [T], n0: us
 
 /// [`im2col`] for kernel width `K` at dilation 1 along the width, or any
 /// width and dilation when `K` is 0.
+#[inline(always)]
 fn gather<T: Elem, const K: usize>(w: &Window, g: &Geometry, x: &[T], cols: &mut [T], n0: usize, n1: usize) {
     let [h, wd] = g.hw;
     let [oh, ow] = g.out;
@@ -270,6 +301,7 @@ fn gather<T: Elem, const K: usize>(w: &Window, g: &Geometry, x: &[T], cols: &mut
 /// entry that read it, rows `n0..n1` of `x`. Summed into a zero-padded
 /// buffer in the order `im2col` wrote the columns, then its interior is
 /// copied out (the padding's sums are dropped).
+#[inline(always)]
 pub fn col2im<T: Elem>(w: &Window, g: &Geometry, cols: &[T], x: &mut [T], n0: usize, n1: usize) {
     match (w.kernel[1], w.dilation[1]) {
         (1, _) => scatter::<T, 1>(w, g, cols, x, n0, n1),
@@ -282,6 +314,7 @@ pub fn col2im<T: Elem>(w: &Window, g: &Geometry, cols: &[T], x: &mut [T], n0: us
 }
 
 /// [`col2im`] for kernel width `K` (see [`gather`]).
+#[inline(always)]
 fn scatter<T: Elem, const K: usize>(w: &Window, g: &Geometry, cols: &[T], x: &mut [T], n0: usize, n1: usize) {
     let [h, wd] = g.hw;
     let [oh, ow] = g.out;
@@ -348,20 +381,149 @@ fn argmax<T: Elem>(ys: &Taps, xs: &Taps, wd: usize, plane: &[T], oy: usize, ox: 
 }
 
 /// The 2×2, stride-2 window without padding (nearly every CNN's pooling):
-/// [`argmax`] over four known positions, in the same order.
+/// the position (0..4, row-major) and value of the first maximum of `a, b`
+/// (upper row) and `c, d` (lower row), by [`argmax`]'s rule.
 #[inline(always)]
-fn argmax_2x2<T: Elem>(wd: usize, plane: &[T], oy: usize, ox: usize) -> usize {
-    let i = 2 * oy * wd + 2 * ox;
-    let mut at = i;
-    let mut best = plane[i];
-    for j in [i + 1, i + wd, i + wd + 1] {
-        let v = plane[j];
+fn first_max_of_4<T: Elem>(a: T, b: T, c: T, d: T) -> (usize, T) {
+    let (mut at, mut best) = (0, a);
+    for (k, v) in [(1, b), (2, c), (3, d)] {
         if !best.is_nan() && (v > best || v.is_nan()) {
-            best = v;
-            at = j;
+            (at, best) = (k, v);
         }
     }
-    at
+    (at, best)
+}
+
+/// The reference [`Elem::pool_row_2x2`] (and the tail of the vector one).
+pub fn pool_row_2x2<T: Elem>(r0: &[T], r1: &[T], out: &mut [T]) {
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = first_max_of_4(r0[2 * i], r0[2 * i + 1], r1[2 * i], r1[2 * i + 1]).1;
+    }
+}
+
+/// The reference [`Elem::pool_grad_row_2x2`].
+pub fn pool_grad_row_2x2<T: Elem>(r0: &[T], r1: &[T], g: &[T], d0: &mut [T], d1: &mut [T]) {
+    for (i, &gv) in g.iter().enumerate() {
+        let (at, _) = first_max_of_4(r0[2 * i], r0[2 * i + 1], r1[2 * i], r1[2 * i + 1]);
+        let put = |k: usize| if at == k { gv } else { T::ZERO };
+        (d0[2 * i], d0[2 * i + 1], d1[2 * i], d1[2 * i + 1]) = (put(0), put(1), put(2), put(3));
+    }
+}
+
+/// SSE2 (every x86-64 has it) versions of the 2×2 pooling rows, four
+/// windows at a time. Why by hand: each comparison of a window is a coin
+/// flip on real activations, and LLVM turns the scalar selects into
+/// branches (the baseline target has no blend), which mispredicted so often
+/// that the pooling gradient ran ten times slower than its memory traffic.
+/// Masks make the same choices as [`first_max_of_4`]: a candidate replaces
+/// the best when the best is not NaN and the candidate is greater or NaN.
+#[cfg(target_arch = "x86_64")]
+mod sse2 {
+    use std::arch::x86_64::*;
+
+    /// The first maximum of four windows (value) and which of the four
+    /// positions won (one all-ones mask per position).
+    /// SAFETY (callers): `r0` and `r1` hold 8 floats from `at`.
+    #[inline(always)]
+    unsafe fn windows(r0: &[f32], r1: &[f32], at: usize) -> (__m128, [__m128; 4]) {
+        let (p0, p1) = (r0[at..at + 8].as_ptr(), r1[at..at + 8].as_ptr());
+        let (u0, u1) = (_mm_loadu_ps(p0), _mm_loadu_ps(p0.add(4)));
+        let (l0, l1) = (_mm_loadu_ps(p1), _mm_loadu_ps(p1.add(4)));
+        // Even lanes are each window's left column, odd lanes its right.
+        let a = _mm_shuffle_ps::<0b10_00_10_00>(u0, u1);
+        let b = _mm_shuffle_ps::<0b11_01_11_01>(u0, u1);
+        let c = _mm_shuffle_ps::<0b10_00_10_00>(l0, l1);
+        let d = _mm_shuffle_ps::<0b11_01_11_01>(l0, l1);
+        let mut best = a;
+        let mut won = [
+            _mm_castsi128_ps(_mm_set1_epi32(-1)),
+            _mm_setzero_ps(),
+            _mm_setzero_ps(),
+            _mm_setzero_ps(),
+        ];
+        for (k, v) in [(1, b), (2, c), (3, d)] {
+            let best_is_number = _mm_cmpord_ps(best, best);
+            let take = _mm_and_ps(best_is_number, _mm_or_ps(_mm_cmpgt_ps(v, best), _mm_cmpunord_ps(v, v)));
+            best = _mm_or_ps(_mm_and_ps(take, v), _mm_andnot_ps(take, best));
+            for w in &mut won[..k] {
+                *w = _mm_andnot_ps(take, *w);
+            }
+            won[k] = take;
+        }
+        (best, won)
+    }
+
+    /// Windows `0..4·⌊out.len() / 4⌋` of [`super::pool_row_2x2`]; returns
+    /// how many it did.
+    pub fn pool_row_2x2(r0: &[f32], r1: &[f32], out: &mut [f32]) -> usize {
+        let n = out.len() / 4 * 4;
+        for i in (0..n).step_by(4) {
+            // SAFETY: 2i + 8 <= 2n <= r0.len(), r1.len() (the slices are
+            // bounds-checked inside) and out has 4 floats from i.
+            unsafe {
+                let (best, _) = windows(r0, r1, 2 * i);
+                _mm_storeu_ps(out[i..i + 4].as_mut_ptr(), best);
+            }
+        }
+        n
+    }
+
+    /// Windows `0..4·⌊g.len() / 4⌋` of [`super::pool_grad_row_2x2`];
+    /// returns how many it did.
+    pub fn pool_grad_row_2x2(r0: &[f32], r1: &[f32], g: &[f32], d0: &mut [f32], d1: &mut [f32]) -> usize {
+        let n = g.len() / 4 * 4;
+        for i in (0..n).step_by(4) {
+            // SAFETY: as in `pool_row_2x2`; d0 and d1 have 8 floats from 2i.
+            unsafe {
+                let (_, [w0, w1, w2, w3]) = windows(r0, r1, 2 * i);
+                let gv = _mm_loadu_ps(g[i..i + 4].as_ptr());
+                // A losing position gets +0 (all bits clear), as `put` gives.
+                let (o0, o1, o2, o3) = (_mm_and_ps(w0, gv), _mm_and_ps(w1, gv), _mm_and_ps(w2, gv), _mm_and_ps(w3, gv));
+                let (u, l) = (d0[2 * i..2 * i + 8].as_mut_ptr(), d1[2 * i..2 * i + 8].as_mut_ptr());
+                _mm_storeu_ps(u, _mm_unpacklo_ps(o0, o1));
+                _mm_storeu_ps(u.add(4), _mm_unpackhi_ps(o0, o1));
+                _mm_storeu_ps(l, _mm_unpacklo_ps(o2, o3));
+                _mm_storeu_ps(l.add(4), _mm_unpackhi_ps(o2, o3));
+            }
+        }
+        n
+    }
+}
+
+/// [`max_pool`] for the 2×2, stride-2 window: one pass over pairs of rows.
+#[inline(always)]
+fn max_pool_2x2<T: Elem>(g: &Geometry, x: &[T], y: &mut [T], p0: usize, p1: usize) {
+    let ([h, wd], [oh, ow]) = (g.hw, g.out);
+    for p in p0..p1 {
+        let plane = &x[p * h * wd..][..h * wd];
+        let out = &mut y[p * oh * ow..][..oh * ow];
+        for (oy, o) in out.chunks_exact_mut(ow).enumerate() {
+            let (r0, r1) = (&plane[2 * oy * wd..][..2 * ow], &plane[(2 * oy + 1) * wd..][..2 * ow]);
+            T::pool_row_2x2(r0, r1, o);
+        }
+    }
+}
+
+/// [`max_pool_grad`] for the 2×2, stride-2 window. The windows tile the
+/// plane without overlapping, so every input pixel gets exactly one value
+/// (the gradient or 0) and nothing needs zeroing or summing first; the
+/// pixels a window does not cover (an odd last row or column) are zeroed.
+#[inline(always)]
+fn max_pool_grad_2x2<T: Elem>(g: &Geometry, x: &[T], dy: &[T], dx: &mut [T], p0: usize, p1: usize) {
+    let ([h, wd], [oh, ow]) = (g.hw, g.out);
+    if 2 * oh != h || 2 * ow != wd {
+        dx[p0 * h * wd..p1 * h * wd].fill(T::ZERO);
+    }
+    for p in p0..p1 {
+        let plane = &x[p * h * wd..][..h * wd];
+        let d = &mut dx[p * h * wd..][..h * wd];
+        let grad = &dy[p * oh * ow..][..oh * ow];
+        for (oy, gy) in grad.chunks_exact(ow).enumerate() {
+            let (r0, r1) = (&plane[2 * oy * wd..][..2 * ow], &plane[(2 * oy + 1) * wd..][..2 * ow]);
+            let (d0, d1) = d[2 * oy * wd..].split_at_mut(wd);
+            T::pool_grad_row_2x2(r0, r1, gy, &mut d0[..2 * ow], &mut d1[..2 * ow]);
+        }
+    }
 }
 
 fn is_2x2(w: &Window) -> bool {
@@ -370,20 +532,19 @@ fn is_2x2(w: &Window) -> bool {
 
 /// `y[n, c, oy, ox]` = the window's maximum (−∞ for a window of padding
 /// only, which the shape checks rule out). Planes `p0..p1` of `n·c`.
+#[inline(always)]
 pub fn max_pool<T: Elem>(w: &Window, g: &Geometry, x: &[T], y: &mut [T], p0: usize, p1: usize) {
+    if is_2x2(w) {
+        return max_pool_2x2(g, x, y, p0, p1);
+    }
     let (hw, ohw) = (g.hw[0] * g.hw[1], g.out[0] * g.out[1]);
     let (ys, xs) = (Taps::new(w, 0, g.out[0], g.hw[0]), Taps::new(w, 1, g.out[1], g.hw[1]));
-    let tiled = is_2x2(w);
     for p in p0..p1 {
         let plane = &x[p * hw..][..hw];
         let out = &mut y[p * ohw..][..ohw];
         for oy in 0..g.out[0] {
             for ox in 0..g.out[1] {
-                let i = if tiled {
-                    Some(argmax_2x2(g.hw[1], plane, oy, ox))
-                } else {
-                    argmax(&ys, &xs, g.hw[1], plane, oy, ox)
-                };
+                let i = argmax(&ys, &xs, g.hw[1], plane, oy, ox);
                 out[oy * g.out[1] + ox] = i.map_or(T::NEG_INF, |i| plane[i]);
             }
         }
@@ -392,22 +553,20 @@ pub fn max_pool<T: Elem>(w: &Window, g: &Geometry, x: &[T], y: &mut [T], p0: usi
 
 /// `dx` = each output gradient added at its window's first maximum of `x`.
 /// Planes `p0..p1` of `dx` are zeroed and then summed.
+#[inline(always)]
 pub fn max_pool_grad<T: Elem>(w: &Window, g: &Geometry, x: &[T], dy: &[T], dx: &mut [T], p0: usize, p1: usize) {
+    if is_2x2(w) {
+        return max_pool_grad_2x2(g, x, dy, dx, p0, p1);
+    }
     let (hw, ohw) = (g.hw[0] * g.hw[1], g.out[0] * g.out[1]);
     let (ys, xs) = (Taps::new(w, 0, g.out[0], g.hw[0]), Taps::new(w, 1, g.out[1], g.hw[1]));
-    let tiled = is_2x2(w);
     dx[p0 * hw..p1 * hw].fill(T::ZERO);
     for p in p0..p1 {
         let plane = &x[p * hw..][..hw];
         let d = &mut dx[p * hw..][..hw];
         for oy in 0..g.out[0] {
             for ox in 0..g.out[1] {
-                let i = if tiled {
-                    Some(argmax_2x2(g.hw[1], plane, oy, ox))
-                } else {
-                    argmax(&ys, &xs, g.hw[1], plane, oy, ox)
-                };
-                if let Some(i) = i {
+                if let Some(i) = argmax(&ys, &xs, g.hw[1], plane, oy, ox) {
                     d[i] = d[i] + dy[p * ohw + oy * g.out[1] + ox];
                 }
             }

@@ -244,6 +244,79 @@ fn max_pool_gradient_goes_to_the_first_maximum_as_in_pytorch() {
 }
 
 #[test]
+fn vector_pooling_rows_choose_as_the_reference_rows_do() {
+    // The f32 rows of 2×2 pooling run four windows at a time with masks;
+    // the reference rows (generic, scalar) define the rule. Values from
+    // three levels make most windows tie, and some NaNs (which win, the
+    // first of them) are mixed in; every row length up to 13 windows
+    // exercises the vector part and the scalar tail.
+    use nnc::ir::window::{pool_grad_row_2x2, pool_row_2x2, Elem};
+    for len in 0..14usize {
+        for seed in 0..20u64 {
+            let v = |row: u64, i: usize| {
+                let u = ir::random_uniform(seed * 31 + row, i as u64);
+                if u < 0.05 {
+                    f32::NAN
+                } else {
+                    (u * 3.0).floor() as f32 - 1.0
+                }
+            };
+            let r0: Vec<f32> = (0..2 * len).map(|i| v(0, i)).collect();
+            let r1: Vec<f32> = (0..2 * len).map(|i| v(1, i)).collect();
+            let g: Vec<f32> = (0..len)
+                .map(|i| 1.0 + i as f32 + ir::random_uniform(seed, i as u64) as f32)
+                .collect();
+            let (mut fast, mut slow) = (vec![0.0f32; len], vec![0.0f32; len]);
+            <f32 as Elem>::pool_row_2x2(&r0, &r1, &mut fast);
+            pool_row_2x2(&r0, &r1, &mut slow);
+            let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&fast), bits(&slow), "pooled row, {len} windows, seed {seed}");
+            let mut fd = [vec![7.0f32; 2 * len], vec![7.0f32; 2 * len]];
+            let mut sd = [vec![7.0f32; 2 * len], vec![7.0f32; 2 * len]];
+            let [f0, f1] = &mut fd;
+            <f32 as Elem>::pool_grad_row_2x2(&r0, &r1, &g, f0, f1);
+            let [s0, s1] = &mut sd;
+            pool_grad_row_2x2(&r0, &r1, &g, s0, s1);
+            assert_eq!(bits(&fd[0]), bits(&sd[0]), "gradient upper row, {len} windows, seed {seed}");
+            assert_eq!(bits(&fd[1]), bits(&sd[1]), "gradient lower row, {len} windows, seed {seed}");
+            // One position per window gets its gradient (no NaN in g here).
+            for i in 0..len {
+                let four = [fd[0][2 * i], fd[0][2 * i + 1], fd[1][2 * i], fd[1][2 * i + 1]];
+                assert_eq!(four.iter().filter(|&&x| x != 0.0).count(), 1, "window {i}: {four:?}");
+                assert_eq!(four.iter().sum::<f32>(), g[i], "window {i}: {four:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn compiled_pooling_with_ties_agrees_with_the_interpreter() {
+    // Planes 10 wide give 5 2×2 windows a row (a vector of four and a tail);
+    // rounded values tie often. Forward values and the gradient, compiled
+    // against the interpreter, for the tiled 2×2 window and a general one.
+    for (call, dims) in [
+        ("max_pool2d(x, 2)", [2, 3, 8, 10]),
+        ("max_pool2d(x, 3, stride: 2, pad: 1)", [2, 3, 9, 9]),
+    ] {
+        let f = lower(&format!("fn f(x) = sum({call} * {call})"), "f", &[f32t(&dims)]);
+        let g = grad_func(&f, &[0]);
+        let n: usize = dims.iter().product();
+        let xs: Vec<f64> = (0..n as u64).map(|i| (ir::random_uniform(5, i) * 4.0).floor() - 2.0).collect();
+        let want = run(&g, &[tensor(&dims, xs.clone())]).unwrap();
+        let mut c = Compiled::compile(&g, &Options::threads(1)).unwrap();
+        let x32: Vec<f32> = xs.iter().map(|&v| v as f32).collect();
+        let (mut loss, mut dx) = (vec![0.0f32], vec![0.0f32; n]);
+        c.run(&[&x32], &mut [&mut loss, &mut dx]).unwrap();
+        assert_eq!(f64::from(loss[0]), want[0].iter().next().copied().unwrap(), "{call}");
+        assert_eq!(
+            dx.iter().map(|&v| f64::from(v)).collect::<Vec<_>>(),
+            want[1].as_slice().unwrap(),
+            "{call}"
+        );
+    }
+}
+
+#[test]
 fn specialised_convolutions_fold_the_batch_into_one_product() {
     // At a known batch size the per-image products become one GEMM each
     // (forward, input gradient, weight gradient): no batched matmul is left.
