@@ -347,23 +347,32 @@
 //! limited to 128-bit vectors and would repeat every index rule; the
 //! measurements behind the lowering are in the README's CNN section.
 //!
-//! Measured (perf over a LeNet-5 training run, one thread): the GEMMs take
-//! about a third of the step and the window ops another third (`im2col`
-//! 21 %, `col2im` 12 %, pooling 8 %). The window loops precompute, per
-//! call, which window offsets of each output position fall inside the
-//! image (`Taps`, still used by pooling), so no element pays for the
-//! padding arithmetic. In a ResNet (3×3 kernels, 16–32 channels) that
-//! still left `im2col` at 19 % and `col2im` at 21 % of the step, spent on
-//! per-row branches and three-float copies; so each image is now first
-//! copied into a zero-padded buffer, where every window lies inside, and
-//! the column rows are written (or summed back) in order with a loop
-//! specialised for the kernel width (a fixed-size array copy; a
-//! `copy_from_slice` of a few floats is a `memmove` call costing more
-//! than the copy). What is left of
-//! `im2col` is the traffic of a column buffer 25× the image (5 MB per
-//! LeNet-5 batch of 64) that does not stay in cache: the next step is to
-//! fuse the gather into the GEMM's packing, or to run im2col and the GEMM
-//! in cache-sized chunks of the batch.
+//! Measured per call (the host functions timed one by one over a LeNet-5
+//! training run at batch 64, one thread, on the loaded 2-core machine;
+//! the shares are what matters): the conv GEMMs take about 4.4 ms of a
+//! ~10 ms step, the window ops took 4.5 ms before this round: the first
+//! layer's `im2col` 0.9 ms (it writes a 5 MB column buffer, 25× the
+//! image), the second layer's `im2col` 0.6 ms and `col2im` 0.7 ms, and
+//! 2×2 max pooling 1.0 ms forward and 1.1 ms backward. Pooling was that
+//! slow because its data-dependent choices, written as selects, came out
+//! of LLVM as branches (the baseline x86-64 target has no blend) that
+//! mispredict on about half the windows; `ir::window` now gives the 2×2
+//! rows an f32 SSE2 version, four windows at a time with masks, checked
+//! bit for bit against the generic reference rows, which took pooling to
+//! 0.1 ms each way. The window loops also run compiled for AVX2 where the
+//! CPU has it (`codegen::window`). The window loops precompute, per call,
+//! which window offsets of each output position fall inside the image
+//! (`Taps`), so no element pays for the padding arithmetic; `im2col` and
+//! `col2im` first copy each image into a zero-padded buffer, where every
+//! window lies inside, and write (or sum back) the column rows in order
+//! with a loop specialised for the kernel width (a fixed-size array copy;
+//! a `copy_from_slice` of a few floats is a `memmove` call costing more
+//! than the copy). What is left is the conv1 products, which are skinny
+//! (`[64·784, 25] × [25, 6]` forward and a `k = 50,176` weight gradient:
+//! the `gemm` crate spends them packing, not multiplying) and the column
+//! buffers' traffic; the next steps are a direct convolution for the
+//! one-channel first layer (no column buffer; the weight gradient as a
+//! direct correlation too), and the gather fused into the GEMM's packing.
 //!
 //! The ResNet block is an ordinary `.nn` layer (`stdlib/conv.nn`): the
 //! choice of shortcut is a compile-time `if` in a `let` of the layer body,
