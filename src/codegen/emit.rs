@@ -404,6 +404,8 @@ impl Emitter<'_, '_, '_> {
         for o in 0..self.k.outputs.len() {
             let v = get(self.k.outputs[o].0);
             let sv = self.out_sv[o];
+            // Only output 0 is reduced; the others are plain stores.
+            let kind = kind.filter(|_| o == 0);
             match (kind, in_regs) {
                 (Some(k), true) => out.push(combine(self.b, k, carried[0], v)),
                 (Some(k), false) => {

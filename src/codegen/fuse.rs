@@ -14,10 +14,10 @@
 
 use super::axes::simplify;
 use super::kernel::*;
-use super::merge::merge_siblings;
+use super::merge::{merge_reductions, merge_siblings};
 use super::moves::{MoveKernel, MoveOp};
 use super::window::{Descriptor, WindowOp};
-use crate::ir::{DType, Dim, Func, Op, OpKind, Value};
+use crate::ir::{DType, Dim, Func, Op, OpKind, UnaryOp, Value};
 use std::collections::HashMap;
 
 /// Kernels with fewer domain points than this stay on one thread: waking a
@@ -189,6 +189,13 @@ pub fn form(f: &Func, threads: usize, inplace: &[(usize, usize)], direct: &[bool
             Op::Gather { axis } => fm.take(v, *axis, inst.args[0], inst.args[1]),
             Op::ScatterAdd { axis, .. } => fm.take_adjoint(v, *axis, inst.args[0], inst.args[1]),
             Op::Scan { scan, output } => fm.scan(v, scan, *output, &inst.args),
+            // The identity at run time (it only cuts the backward pass): a
+            // stored or constant operand is read where it is, no copy.
+            Op::Unary(UnaryOp::StopGradient)
+                if out_slot[v.index()].is_none() && matches!(fm.class[inst.args[0].index()], Class::Stored { .. } | Class::Const(_)) =>
+            {
+                fm.class[v.index()] = fm.class[inst.args[0].index()].clone();
+            }
             // Computed per element by a loop body (`expr_op`): inlined into
             // its one consumer, or a loop of its own.
             Op::Unary(_)
@@ -257,6 +264,11 @@ pub fn form(f: &Func, threads: usize, inplace: &[(usize, usize)], direct: &[bool
     for k in &mut prog.kernels {
         if let Kernel::Loop(l) = k {
             simplify(l);
+        }
+    }
+    merge_reductions(&mut prog);
+    for k in &mut prog.kernels {
+        if let Kernel::Loop(l) = k {
             l.parallel = parallel_ok(l, threads);
         }
     }

@@ -59,10 +59,13 @@ impl ReduceKind {
 }
 
 /// A loop nest over `dims`. Without `reduce`, every output node is stored at
-/// its access for every domain point. With `reduce`, the single output is
-/// combined into its access (strides 0 on the reduced axes); when only the
-/// innermost axis is reduced the result is stored directly, otherwise the
-/// output must have been filled with the identity by an earlier kernel.
+/// its access for every domain point. With `reduce`, output 0 is combined
+/// into its access (strides 0 on the reduced axes); when only the innermost
+/// axis is reduced the result is stored directly, otherwise the output must
+/// have been filled with the identity by an earlier kernel. A direct
+/// reduction may have further outputs, stored at every point like an
+/// elementwise kernel's (`merge::merge_reductions`: a row written and summed
+/// in one pass).
 #[derive(Clone, Debug)]
 pub struct LoopKernel {
     pub dims: Vec<usize>,

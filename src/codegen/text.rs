@@ -91,8 +91,8 @@ pub fn program_text(p: &Program, plan: &ArenaPlan) -> String {
                     };
                     let _ = writeln!(out, "    n{j} = {body}");
                 }
-                for (src, a) in &l.outputs {
-                    let verb = if l.reduce.is_some() { "accumulate" } else { "store" };
+                for (o, (src, a)) in l.outputs.iter().enumerate() {
+                    let verb = if l.reduce.is_some() && o == 0 { "accumulate" } else { "store" };
                     let _ = writeln!(out, "    {verb} n{src} -> s{} strides={:?}", a.slot, a.strides);
                 }
             }

@@ -522,6 +522,51 @@ fn jit_threads_agree() {
     check_with(&g, &args, LONG, 2);
 }
 
+/// A row reduction joins the elementwise kernel whose outputs it reduces
+/// (`merge_reductions`): softmax's scale + max, exp + sum, and a layer
+/// norm's residual sum + mean each run as one pass that stores the row and
+/// reduces it. Rows and row lengths of odd sizes (vector tails), one and two
+/// threads; a reduction reading its operand transposed must not join.
+#[test]
+fn jit_row_reductions_join_their_elementwise_kernels() {
+    for dims in [[5usize, 3, 7], [2, 130, 1030]] {
+        let d = k(&dims);
+        let f = func("rows", &[f32t(&dims), f32t(&dims)], |b, p| {
+            let c = b.constant(0.37);
+            let cb = b.broadcast(c, &d);
+            let s = b.mul(p[0], cb);
+            let m = b.reduce_max(s, vec![2], true);
+            let mb = b.broadcast(m, &d);
+            let x = b.sub(s, mb);
+            let e = b.unary(UnaryOp::Exp, x);
+            let z = b.reduce_sum(e, vec![2], true);
+            let zb = b.broadcast(z, &d);
+            let soft = b.div(e, zb);
+            // Layer-norm shape: a residual sum, its mean, the centred row.
+            let r = b.add(soft, p[1]);
+            let mu = b.reduce_sum(r, vec![2], true);
+            let mub = b.broadcast(mu, &d);
+            let centred = b.sub(r, mub);
+            let sq = b.mul(centred, centred);
+            let var = b.reduce_sum(sq, vec![2], false);
+            // Reduced along another axis than it was written: no join.
+            let t = b.transpose(e, vec![0, 2, 1]);
+            let across = b.reduce_sum(t, vec![2], false);
+            vec![soft, centred, var, across]
+        });
+        for threads in [1, 2] {
+            let kt = Compiled::compile(&f, &Options::threads(threads)).unwrap().kernels_text();
+            let joined = kt
+                .split("kernel ")
+                .filter(|k| k.contains(" reduce=") && k.contains("    store "))
+                .count();
+            assert!(joined >= 3, "expected the max, the exp sum and the residual sum joined:\n{kt}");
+            let args = inputs(&f, 5);
+            check_with(&f, &args, LONG, threads);
+        }
+    }
+}
+
 #[test]
 fn jit_rejects_wrong_arguments() {
     let f = func("add", &[f32t(&[3, 7]), f32t(&[3, 7])], |b, p| vec![b.add(p[0], p[1])]);
