@@ -10,7 +10,11 @@
 //!
 //! Afterwards elementwise kernels over the same domain are merged when the
 //! later one only reads the earlier one's outputs at the same index, so e.g.
-//! an Adam update of `m`, `v` and the parameter runs as one loop.
+//! an Adam update of `m`, `v` and the parameter runs as one loop; then each
+//! row reduction joins the elementwise kernel whose outputs it reduces, so a
+//! softmax over attention scores is three passes over a row (scale and mask
+//! with the max, exp with the sum, the division) and a layer norm's mean and
+//! variance each ride on the pass that writes their operand.
 
 use super::axes::simplify;
 use super::kernel::*;

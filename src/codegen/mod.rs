@@ -1,7 +1,8 @@
 //! Code generation: fused loop nests in Cranelift, GEMM calls, the JIT module.
 //!
 //! - `fuse` forms kernels from the IR; `merge` joins sibling elementwise
-//!   kernels; `axes` flattens each loop nest to as few axes as possible;
+//!   kernels, and a row reduction with the kernel writing its operand;
+//!   `axes` flattens each loop nest to as few axes as possible;
 //! - `plan` places intermediates in one arena (shared when lifetimes do not
 //!   overlap);
 //! - `emit` and `exp` generate loop bodies (`f32x4` with a scalar tail,
@@ -13,7 +14,8 @@
 //!
 //! The whole function becomes one compiled `step(ptrs)` that runs every
 //! kernel in order over a table of buffer pointers, so `run` allocates
-//! nothing. Results are written straight into the caller's buffers, or,
+//! nothing. Loop kernels identical up to their slots (the layers of a stack)
+//! are compiled once and called with a table of their own slots. Results are written straight into the caller's buffers, or,
 //! with `compile_inplace`, over the buffers of the parameters they replace
 //! (a training step's weights and optimizer states), optionally guarded by
 //! a scalar result that must be finite before any of them is written.
@@ -36,7 +38,7 @@ mod window;
 
 use crate::ir;
 use cranelift_codegen::ir::types::I64;
-use cranelift_codegen::ir::{AbiParam, InstBuilder, Signature, UserFuncName};
+use cranelift_codegen::ir::{AbiParam, InstBuilder, MemFlagsData, Signature, StackSlotData, StackSlotKind, UserFuncName};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_jit::JITModule;
 use cranelift_module::{Linkage, Module};
@@ -200,12 +202,25 @@ impl Compiled {
         let mut fctx = FunctionBuilderContext::new();
         let mut clif = String::new();
         let mut asm = String::new();
+        // Loop kernels that differ only in the slots they touch share one
+        // function (the layers of a stack run the same code, so Cranelift
+        // compiles each shape once): a kernel reads its pointers from a
+        // table of its own slots, which the step fills before the call.
         let mut kernel_ids = Vec::new();
+        let mut shared: std::collections::HashMap<String, (cranelift_module::FuncId, String)> = Default::default();
         for (i, k) in prog.kernels.iter().enumerate() {
             let Kernel::Loop(lk) = k else {
                 kernel_ids.push(None);
                 continue;
             };
+            let (lk, slots) = local_slots(lk);
+            let key = format!("{:?} {:?} {:?} {:?} {}", lk.dims, lk.nodes, lk.outputs, lk.reduce, lk.parallel);
+            if let Some((id, first)) = shared.get(&key) {
+                clif.push_str(&format!("; k{i}: {}: the code of {first}\n\n", lk.label));
+                kernel_ids.push(Some((*id, slots)));
+                continue;
+            }
+            let lk = &lk;
             let name = format!("k{i}");
             let id = module.declare_function(&name, Linkage::Local, &ksig).map_err(err)?;
             ctx.func.signature = ksig.clone();
@@ -234,8 +249,10 @@ impl Compiled {
                 asm.push_str(&format!("; {name}: {}\n{code}\n", lk.label));
             }
             module.clear_context(&mut ctx);
-            kernel_ids.push(Some(id));
+            shared.insert(key, (id, name));
+            kernel_ids.push(Some((id, slots)));
         }
+        let table_len = kernel_ids.iter().flatten().map(|(_, s)| s.len()).max().unwrap_or(0);
 
         // The step function: every kernel in order.
         let mut ssig = Signature::new(cc);
@@ -257,6 +274,12 @@ impl Compiled {
             let mut next_desc = descriptors.iter();
             let scan_ref = module.declare_func_in_func(scan_id, b.func);
             let mut next_runner = runners.iter();
+            // The slot table of the loop kernel being called.
+            let table = (table_len > 0).then(|| {
+                let data = StackSlotData::new(StackSlotKind::ExplicitSlot, 8 * table_len as u32, 3);
+                b.create_sized_stack_slot(data)
+            });
+            let mut refs: std::collections::HashMap<cranelift_module::FuncId, cranelift_codegen::ir::FuncRef> = Default::default();
             for (i, (k, id)) in prog.kernels.iter().zip(&kernel_ids).enumerate() {
                 match k {
                     Kernel::Gemm(g) => gemm::emit_call(&mut b, g, ptrs, gemm_ref),
@@ -273,15 +296,23 @@ impl Compiled {
                         window::emit_call(&mut b, w, d as *const window::Descriptor as usize, ptrs, window_ref);
                     }
                     Kernel::Loop(lk) => {
-                        let fref = module.declare_func_in_func(id.expect("loop kernels are declared"), b.func);
+                        let (fid, slots) = id.as_ref().expect("loop kernels are declared");
+                        let fref = *refs.entry(*fid).or_insert_with(|| module.declare_func_in_func(*fid, b.func));
+                        let flags = MemFlagsData::trusted().with_readonly();
+                        let table = table.expect("a loop kernel touches a slot");
+                        for (j, &s) in slots.iter().enumerate() {
+                            let p = b.ins().load(I64, flags, ptrs, (s * 8) as i32);
+                            b.ins().stack_store(I64, p, table, (j * 8) as i32);
+                        }
+                        let own = b.ins().stack_addr(I64, table, 0);
                         let n = b.ins().iconst(I64, lk.dims.first().copied().unwrap_or(1) as i64);
                         if lk.parallel {
                             let addr = b.ins().func_addr(I64, fref);
                             let t = b.ins().iconst(I64, threads as i64);
-                            b.ins().call(par_ref, &[addr, ptrs, n, t]);
+                            b.ins().call(par_ref, &[addr, own, n, t]);
                         } else {
                             let zero = b.ins().iconst(I64, 0);
-                            b.ins().call(fref, &[ptrs, zero, n]);
+                            b.ins().call(fref, &[own, zero, n]);
                         }
                     }
                 }
@@ -445,6 +476,29 @@ impl Drop for Compiled {
     }
 }
 
+/// `k` with its slots renumbered in order of first use (0, 1, ..), and the
+/// program's slot behind each local one: the table the step passes to it.
+fn local_slots(k: &kernel::LoopKernel) -> (kernel::LoopKernel, Vec<kernel::Slot>) {
+    let mut slots: Vec<kernel::Slot> = Vec::new();
+    let mut local = |s: kernel::Slot| match slots.iter().position(|&x| x == s) {
+        Some(j) => j,
+        None => {
+            slots.push(s);
+            slots.len() - 1
+        }
+    };
+    let mut out = k.clone();
+    for n in &mut out.nodes {
+        if let Node::Load(a) = n {
+            a.slot = local(a.slot);
+        }
+    }
+    for (_, a) in &mut out.outputs {
+        a.slot = local(a.slot);
+    }
+    (out, slots)
+}
+
 /// The kernel after which result `r` is final, and its slot; Err when an
 /// earlier kernel already writes an in-place buffer (a guard there could
 /// not keep the old weights).
@@ -472,7 +526,7 @@ fn guard_position(p: &kernel::Program, r: usize) -> Result<(usize, kernel::Slot)
 /// when `x` is NaN or infinite.
 fn emit_finite_guard(b: &mut FunctionBuilder, ptrs: cranelift_codegen::ir::Value, slot: kernel::Slot) {
     use cranelift_codegen::ir::condcodes::FloatCC;
-    use cranelift_codegen::ir::{types::F32, MemFlagsData};
+    use cranelift_codegen::ir::types::F32;
     let flags = MemFlagsData::trusted();
     let addr = b.ins().load(I64, flags, ptrs, (slot * 8) as i32);
     let x = b.ins().load(F32, flags, addr, 0);
