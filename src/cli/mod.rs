@@ -348,8 +348,8 @@ fn ir(file: &Path, stage: Stage) -> i32 {
                 let batch = p.settings.batch_size;
                 let f = crate::opt::optimize(&crate::opt::optimize(&f).specialize(&|_| Some(batch)));
                 let opts = crate::codegen::Options {
-                    threads: 1,
                     asm: stage == Stage::Asm,
+                    ..crate::codegen::Options::threads(1)
                 };
                 let weights = p.params.len() + p.states_per_step()[0];
                 match crate::runtime::backend::compile_step(&f, weights, &opts) {

@@ -50,11 +50,19 @@ pub struct Options {
     pub threads: usize,
     /// Keep the disassembled machine code of every kernel (`asm_text`).
     pub asm: bool,
+    /// Keep the Cranelift IR and the kernel listing (`clif_text`,
+    /// `kernels_text`). Printing them is part of the compile time, so the
+    /// runtime turns it off.
+    pub text: bool,
 }
 
 impl Options {
     pub fn threads(threads: usize) -> Options {
-        Options { threads, asm: false }
+        Options {
+            threads,
+            asm: false,
+            text: true,
+        }
     }
 }
 
@@ -133,7 +141,11 @@ impl Compiled {
             None => None,
         };
         let plan = plan::plan(&prog);
-        let kernels = text::program_text(&prog, &plan);
+        let kernels = if opts.text {
+            text::program_text(&prog, &plan)
+        } else {
+            String::new()
+        };
 
         let isa = jit::native_isa()?;
         let fma = isa.has_native_fma();
@@ -216,7 +228,9 @@ impl Compiled {
             let (lk, slots) = local_slots(lk);
             let key = format!("{:?} {:?} {:?} {:?} {}", lk.dims, lk.nodes, lk.outputs, lk.reduce, lk.parallel);
             if let Some((id, first)) = shared.get(&key) {
-                clif.push_str(&format!("; k{i}: {}: the code of {first}\n\n", lk.label));
+                if opts.text {
+                    clif.push_str(&format!("; k{i}: {}: the code of {first}\n\n", lk.label));
+                }
                 kernel_ids.push(Some((*id, slots)));
                 continue;
             }
@@ -240,7 +254,9 @@ impl Compiled {
                 b.seal_all_blocks();
                 b.finalize(module.target_config());
             }
-            clif.push_str(&format!("; {name}: {}\n{}\n", lk.label, ctx.func.display()));
+            if opts.text {
+                clif.push_str(&format!("; {name}: {}\n{}\n", lk.label, ctx.func.display()));
+            }
             ctx.set_disasm(opts.asm);
             module
                 .define_function(id, &mut ctx)
@@ -324,7 +340,9 @@ impl Compiled {
             b.seal_all_blocks();
             b.finalize(module.target_config());
         }
-        clif.push_str(&format!("; step\n{}\n", ctx.func.display()));
+        if opts.text {
+            clif.push_str(&format!("; step\n{}\n", ctx.func.display()));
+        }
         ctx.set_disasm(opts.asm);
         module
             .define_function(step_id, &mut ctx)

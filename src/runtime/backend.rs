@@ -106,7 +106,7 @@ impl Runner for JitRunner {
         let key = bind(&self.func, &arg_shapes)?;
         if !self.compiled.contains_key(&key) {
             let (f, shapes) = specialize(&self.func, &key);
-            let code = Compiled::compile(&f, &Options::threads(self.threads))?;
+            let code = Compiled::compile(&f, &quiet(self.threads))?;
             self.compiled.insert(
                 key.clone(),
                 Specialized {
@@ -197,7 +197,7 @@ struct JitStep {
 impl JitStep {
     fn compile(&self, key: &Binding, weights: usize) -> Result<StepCode, String> {
         let (f, shapes) = specialize(&self.func, key);
-        let (code, backup) = compile_step(&f, weights, &Options::threads(self.threads))?;
+        let (code, backup) = compile_step(&f, weights, &quiet(self.threads))?;
         Ok(StepCode {
             code,
             output_shape: shapes.get(1).cloned().ok_or("the training step returns no output")?,
@@ -264,5 +264,14 @@ pub fn step_runner(kind: BackendKind, func: &Func) -> Box<dyn StepRunner> {
             threads,
             compiled: HashMap::new(),
         }),
+    }
+}
+
+/// Compile options for running: no CLIF or kernel text, which only
+/// `nnc ir` and the tests read.
+fn quiet(threads: usize) -> Options {
+    Options {
+        text: false,
+        ..Options::threads(threads)
     }
 }
