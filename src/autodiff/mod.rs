@@ -57,6 +57,7 @@ fn backward(b: &mut Builder, wrt: &[Value], seeds: impl FnOnce(&mut Ctx) -> Vec<
         b,
         adj: HashMap::new(),
         fills: HashMap::new(),
+        widened: vec![],
     };
     for (v, g) in seeds(&mut cx) {
         if active[v.index()] {
@@ -123,6 +124,8 @@ pub(crate) struct Ctx<'b> {
     pub(crate) b: &'b mut Builder,
     adj: HashMap<Value, Value>,
     fills: HashMap<(u64, Shape), Value>,
+    /// Forward scans widened by their residuals (`scan::with_residuals`).
+    widened: Vec<scan::Widened>,
 }
 
 impl Ctx<'_> {

@@ -2,13 +2,16 @@
 //!
 //! The forward scan keeps each step's incoming carries (its stacked
 //! per-step outputs when the body returns every new carry among them, as
-//! `sema::scan` arranges; otherwise a second scan that does). The backward
-//! scan runs the steps last to first; its body is the forward body followed
-//! by that body's own backward pass (`autodiff::vjp`), so a step's
-//! intermediates are recomputed from its stored carries rather than stored.
-//! It carries the adjoint of each carry and one accumulator per
-//! differentiated invariant (the weights: one buffer each, summed over
-//! steps), and outputs each step's sequence adjoints.
+//! `sema::scan` arranges; otherwise a second scan that does) and, as extra
+//! per-step outputs, its products that depend on a carry (`h @ Wh`: the
+//! residuals, [`with_residuals`]). The backward scan runs the steps last to
+//! first; its body is the forward body followed by that body's own backward
+//! pass (`autodiff::vjp`), with the stored products read instead of
+//! recomputed, so only the elementwise work after them is recomputed. It
+//! carries the adjoint of each carry and one accumulator per differentiated
+//! invariant read other than as a product's right factor, and outputs each
+//! step's sequence adjoints; a right factor's gradient (a weight's) is one
+//! product over all steps outside the loop.
 
 use super::Ctx;
 use crate::ir::scan::{self as ir_scan, Scan};
@@ -18,13 +21,15 @@ use std::sync::Arc;
 
 pub(super) fn vjp(cx: &mut Ctx, scan: &Arc<Scan>, output: usize, x: &[Value], g: Value, want: &[bool]) -> Vec<Option<Value>> {
     let (k, m, steps) = (scan.carries, scan.seqs, scan.steps);
-    let body = &scan.body;
     let invariants: Vec<usize> = (k + m..x.len()).filter(|&i| want[i]).collect();
     let seqs: Vec<usize> = (k..k + m).filter(|&i| want[i]).collect();
     let carries_wanted = (0..k).any(|i| want[i]);
     if invariants.is_empty() && seqs.is_empty() && !carries_wanted {
         return vec![None; x.len()];
     }
+    let (scan, residuals) = with_residuals(cx, scan);
+    let scan = &scan;
+    let body = &scan.body;
     let stacked = stacked_carries(cx, scan, x);
     // Each step's incoming carry, in position order.
     let mut carry_in = vec![];
@@ -73,6 +78,7 @@ pub(super) fn vjp(cx: &mut Ctx, scan: &Arc<Scan>, output: usize, x: &[Value], g:
     let prev: Vec<Value> = (0..k).map(|i| bb.param(format!("carry{i}"), ty(body.params[i]))).collect();
     let xs: Vec<Value> = (k..k + m).map(|i| bb.param(format!("x{i}"), ty(body.params[i]))).collect();
     let dy = (output >= k).then(|| bb.param("d_y", ty(body.results[output])));
+    let stored: Vec<Value> = residuals.iter().map(|&(v, _)| bb.param(format!("residual_{v}"), ty(v))).collect();
     let invs: Vec<Value> = (k + m..x.len()).map(|i| bb.param(format!("inv{i}"), ty(body.params[i]))).collect();
     let mut fmap: HashMap<Value, Value> = HashMap::new();
     for (&p, &a) in body.params.iter().zip(prev.iter().chain(&xs).chain(&invs)) {
@@ -117,11 +123,15 @@ pub(super) fn vjp(cx: &mut Ctx, scan: &Arc<Scan>, output: usize, x: &[Value], g:
             }
         }
     }
-    let back_body = bb.finish(&back_results);
+    // The residuals' products leave the body (their adjoint code, which
+    // reads only their operands, stays); their readers read the stored
+    // values.
+    let replaced: Vec<(Value, Value)> = residuals.iter().zip(&stored).map(|(&(v, _), &p)| (fmap[&v], p)).collect();
+    let back_body = ir_scan::replace_by_params(&bb.finish(&back_results), &replaced);
     let back = Arc::new(Scan {
         body: back_body,
         carries: k + accumulated.len(),
-        seqs: k + m + usize::from(dy.is_some()),
+        seqs: k + m + usize::from(dy.is_some()) + residuals.len(),
         steps,
         reverse: !scan.reverse,
     });
@@ -140,6 +150,9 @@ pub(super) fn vjp(cx: &mut Ctx, scan: &Arc<Scan>, output: usize, x: &[Value], g:
     operands.extend(&x[k..k + m]);
     if dy.is_some() {
         operands.push(g);
+    }
+    for &(_, o) in &residuals {
+        operands.push(cx.b.push(ir_scan::op(scan, o), x));
     }
     operands.extend(&x[k + m..]);
     let mut out = vec![None; x.len()];
@@ -170,6 +183,62 @@ pub(super) fn vjp(cx: &mut Ctx, scan: &Arc<Scan>, output: usize, x: &[Value], g:
         out[i] = Some(total.unwrap_or_else(|| cx.zeros_like(x[i])));
     }
     out
+}
+
+/// A forward scan and the same scan widened by its residuals.
+pub(super) struct Widened {
+    narrow: Arc<Scan>,
+    wide: Arc<Scan>,
+    /// Each residual: its value in the body, its output of `wide`.
+    residuals: Vec<(Value, usize)>,
+}
+
+/// The forward scan with the per-step values its backward pass stores
+/// rather than recomputes (JAX's residuals) as extra per-step outputs, and
+/// those values with their output indices. The residuals are the body's
+/// products that depend on a carry (`h @ Wh`): the one costly part of a
+/// step to recompute, while the elementwise gate math after them is
+/// recomputed in the backward body, where it fuses with its adjoint code.
+/// Products of a step's inputs alone are left to `hoist_projections`,
+/// which makes them one product over all steps, shared by both passes.
+/// The forward instructions are pointed at the widened scan, so it still
+/// runs once.
+fn with_residuals(cx: &mut Ctx, scan: &Arc<Scan>) -> (Arc<Scan>, Vec<(Value, usize)>) {
+    if let Some(w) = cx
+        .widened
+        .iter()
+        .find(|w| Arc::ptr_eq(&w.narrow, scan) || Arc::ptr_eq(&w.wide, scan))
+    {
+        return (w.wide.clone(), w.residuals.clone());
+    }
+    let body = &scan.body;
+    let mut on_carry = vec![false; body.types.len()];
+    for &p in &body.params[..scan.carries] {
+        on_carry[p.index()] = true;
+    }
+    let mut products = vec![];
+    for inst in &body.insts {
+        let depends = inst.args.iter().any(|a| on_carry[a.index()]);
+        on_carry[inst.result.index()] = depends;
+        if depends && matches!(inst.op, Op::MatMul) {
+            products.push(inst.result);
+        }
+    }
+    if products.is_empty() {
+        return (scan.clone(), vec![]);
+    }
+    let mut wide = (**scan).clone();
+    let first = wide.body.results.len();
+    wide.body.results.extend(&products);
+    let wide = Arc::new(wide);
+    cx.b.replace_scan(scan, &wide);
+    let residuals: Vec<(Value, usize)> = products.into_iter().zip(first..).collect();
+    cx.widened.push(Widened {
+        narrow: scan.clone(),
+        wide: wide.clone(),
+        residuals: residuals.clone(),
+    });
+    (wide, residuals)
 }
 
 /// Whether `w` is read only as the right factor of rank-2 products.

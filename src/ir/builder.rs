@@ -69,6 +69,20 @@ impl Builder {
         &self.func
     }
 
+    /// Point every instruction reading scan `old` at `new` instead: the
+    /// same body, operands and outputs with more outputs after them
+    /// (`autodiff::scan` widens a forward scan by the residuals its
+    /// backward pass reads), so no instruction's type changes.
+    pub fn replace_scan(&mut self, old: &std::sync::Arc<super::scan::Scan>, new: &std::sync::Arc<super::scan::Scan>) {
+        for inst in &mut self.func.insts {
+            if let Op::Scan { scan, .. } = &mut inst.op {
+                if std::sync::Arc::ptr_eq(scan, old) {
+                    *scan = new.clone();
+                }
+            }
+        }
+    }
+
     /// Copy the body of `f` into this function with its params bound to
     /// `args`; returns the values of its results.
     pub fn inline(&mut self, f: &Func, args: &[Value]) -> Vec<Value> {
