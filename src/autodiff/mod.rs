@@ -15,7 +15,7 @@
 mod rules;
 mod scan;
 
-use crate::ir::{self, Builder, DType, Dim, Shape, Type, Value};
+use crate::ir::{self, Builder, DType, Dim, Op, Shape, Type, Value};
 use std::collections::HashMap;
 
 /// Append to `b` the backward pass of scalar `output` (type f32[]) and return, for each
@@ -131,10 +131,73 @@ pub(crate) struct Ctx<'b> {
 impl Ctx<'_> {
     fn accumulate(&mut self, v: Value, contribution: Value) {
         let total = match self.adj.get(&v) {
-            Some(&prev) => self.b.add(prev, contribution),
+            Some(&prev) => self.join_pads(prev, contribution).unwrap_or_else(|| self.b.add(prev, contribution)),
             None => contribution,
         };
         self.adj.insert(v, total);
+    }
+
+    /// The sum of the adjoints of two adjacent slices along one axis (the
+    /// gates of a `chunk`: zero-padded pieces) as one padded concat of the
+    /// pieces: each element is then copied once instead of the whole value
+    /// being zeroed and summed per piece. None when `a` and `b` are not
+    /// such pads.
+    fn join_pads(&mut self, a: Value, b: Value) -> Option<Value> {
+        // Builders number results in instruction order: a binary search
+        // finds the definition (a miss only means no join).
+        let def = |v: Value| {
+            let insts = &self.b.func().insts;
+            let at = insts.binary_search_by_key(&v.index(), |i| i.result.index()).ok()?;
+            Some(insts[at].clone())
+        };
+        let (da, db) = (def(a)?, def(b)?);
+        let (
+            Op::Pad {
+                low: la,
+                high: ha,
+                interior: ia,
+            },
+            Op::Pad {
+                low: lb,
+                high: hb,
+                interior: ib,
+            },
+        ) = (&da.op, &db.op)
+        else {
+            return None;
+        };
+        if ia.iter().chain(ib).any(|&i| i != 0) {
+            return None;
+        }
+        // The one axis along which the pieces lie; zero padding elsewhere.
+        let axis = (0..la.len()).find(|&x| la[x] + ha[x] + lb[x] + hb[x] > 0)?;
+        if (0..la.len()).any(|x| x != axis && la[x] + ha[x] + lb[x] + hb[x] > 0) {
+            return None;
+        }
+        let n = self.b.shape(a)[axis].known()?;
+        let (first, second, low, high) = if n - ha[axis] == lb[axis] {
+            (&da, &db, la[axis], hb[axis])
+        } else if n - hb[axis] == la[axis] {
+            (&db, &da, lb[axis], ha[axis])
+        } else {
+            return None;
+        };
+        // Pieces joined earlier are taken apart and all joined as one
+        // balanced tree, so no piece is copied once per later piece.
+        let mut parts = vec![];
+        let mut todo = vec![second.args[0], first.args[0]];
+        while let Some(piece) = todo.pop() {
+            match def(piece) {
+                Some(d) if d.op == (Op::Concat { axis }) => todo.extend(d.args.iter().rev()),
+                _ => parts.push(piece),
+            }
+        }
+        let joined = self.b.concat(&parts, axis);
+        let mut lows = vec![0; la.len()];
+        let mut highs = vec![0; la.len()];
+        lows[axis] = low;
+        highs[axis] = high;
+        Some(self.b.pad(joined, lows, highs))
     }
 
     pub(crate) fn constant(&mut self, x: f64) -> Value {

@@ -108,8 +108,18 @@ pub(super) fn vjp(cx: &mut Ctx, scan: &Arc<Scan>, output: usize, x: &[Value], g:
         back_results.push(bb.add(acc, step));
     }
     back_results.extend_from_slice(&grads[k..k + seqs.len()]);
-    // Per product: the left factor and the adjoint of the product.
-    let mut factors: Vec<(usize, usize)> = vec![];
+    // Per product: the per-step outputs holding the left factor and the
+    // adjoint of the product. A value output already is not output again
+    // (`x @ Wx + h @ Wh` gives both products one adjoint).
+    let first_output = k + accumulated.len();
+    let output_of = |back_results: &mut Vec<Value>, v: Value| match back_results[first_output..].iter().position(|&r| r == v) {
+        Some(j) => first_output + j,
+        None => {
+            back_results.push(v);
+            back_results.len() - 1
+        }
+    };
+    let mut factors: Vec<(usize, usize, usize)> = vec![];
     for &i in &products {
         for inst in body
             .insts
@@ -117,9 +127,9 @@ pub(super) fn vjp(cx: &mut Ctx, scan: &Arc<Scan>, output: usize, x: &[Value], g:
             .filter(|inst| matches!(inst.op, Op::MatMul) && inst.args[1] == body.params[i])
         {
             if let Some(&g) = adj.get(&fmap[&inst.result]) {
-                factors.push((i, back_results.len()));
-                back_results.push(fmap[&inst.args[0]]);
-                back_results.push(g);
+                let a = output_of(&mut back_results, fmap[&inst.args[0]]);
+                let g = output_of(&mut back_results, g);
+                factors.push((i, a, g));
             }
         }
     }
@@ -169,9 +179,9 @@ pub(super) fn vjp(cx: &mut Ctx, scan: &Arc<Scan>, output: usize, x: &[Value], g:
     // over the steps and a sum (`opt::batch_fold` makes them one GEMM).
     for &i in &products {
         let mut total = None;
-        for &(_, at) in factors.iter().filter(|&&(w, _)| w == i) {
-            let a = cx.b.push(ir_scan::op(&back, at), &operands);
-            let g = cx.b.push(ir_scan::op(&back, at + 1), &operands);
+        for &(_, a, g) in factors.iter().filter(|&&(w, _, _)| w == i) {
+            let a = cx.b.push(ir_scan::op(&back, a), &operands);
+            let g = cx.b.push(ir_scan::op(&back, g), &operands);
             let at_ = cx.b.transpose(a, vec![0, 2, 1]);
             let per_step = cx.b.matmul(at_, g);
             let sum = cx.b.reduce_sum(per_step, vec![0], false);

@@ -18,7 +18,7 @@
 
 use super::axes::simplify;
 use super::kernel::*;
-use super::merge::{merge_reductions, merge_siblings};
+use super::merge::{drop_dead_stores, merge_reductions, merge_siblings};
 use super::moves::{MoveKernel, MoveOp};
 use super::window::{Descriptor, WindowOp};
 use crate::ir::{DType, Dim, Func, Op, OpKind, UnaryOp, Value};
@@ -265,6 +265,7 @@ pub fn form(f: &Func, threads: usize, inplace: &[(usize, usize)], direct: &[bool
         kernels: fm.kernels,
     };
     merge_siblings(&mut prog);
+    drop_dead_stores(&mut prog);
     for k in &mut prog.kernels {
         if let Kernel::Loop(l) = k {
             simplify(l);

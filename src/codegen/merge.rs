@@ -3,7 +3,8 @@
 //! Adam update of `m`, `v` and the parameter); and a row reduction joins the
 //! elementwise kernel whose outputs it sums, so a row is written and reduced
 //! in one pass (a softmax's `exp(x - max)` and its sum, a layer norm's
-//! residual sum and its mean).
+//! residual sum and its mean). Stores that no kernel reads any more after
+//! merging then go.
 
 use super::axes::{common_refinement, simplify, split_to};
 use super::fuse::push_node;
@@ -119,6 +120,24 @@ fn joined(ki: &LoopKernel, kj: &LoopKernel) -> Option<LoopKernel> {
     let mut k = a;
     simplify(&mut k);
     k.direct_reduce().then_some(k)
+}
+
+/// Drop the stores of elementwise kernels into temporaries no kernel reads,
+/// and kernels left with none. Merging leaves them behind: a value with
+/// several readers was stored for them, and once they are all in its
+/// kernel they take it from there (an LSTM step's backward loop stored nine
+/// such gate values per element).
+pub fn drop_dead_stores(p: &mut Program) {
+    let read: std::collections::HashSet<_> = p.kernels.iter().flat_map(|k| k.reads()).collect();
+    for k in &mut p.kernels {
+        if let Kernel::Loop(l) = k {
+            if l.reduce.is_none() {
+                l.outputs
+                    .retain(|(_, a)| read.contains(&a.slot) || p.slots[a.slot].kind != SlotKind::Temp);
+            }
+        }
+    }
+    p.kernels.retain(|k| !matches!(k, Kernel::Loop(l) if l.outputs.is_empty()));
 }
 
 /// `kj` reads `ki`'s outputs only where `ki` writes them for the same point.
