@@ -197,12 +197,20 @@
 //! Its backward pass (`autodiff::scan`) is JAX's scan transpose: a reverse
 //! scan whose body is the forward body followed by its own vector-Jacobian
 //! product (`autodiff::vjp`). The forward scan stores every step's carries
-//! (its stacked outputs), the backward body recomputes the step's
-//! intermediates from them, carries the carries' adjoints and one
-//! accumulator per differentiated invariant (a weight's gradient is one
-//! buffer summed over the steps), and outputs the sequences' adjoints per
-//! step. The interpreter runs a scan as a loop over its body; the JIT
-//! compiles the body once as a function of its own, and a host loop
+//! (its stacked outputs) and, as residuals, the step's products that
+//! depend on a carry (`h @ Wh`); the backward body reads those instead of
+//! recomputing them and recomputes only the elementwise gate math, which
+//! fuses with its adjoint. It carries the carries' adjoints and an
+//! accumulator per invariant that is not only a product's right factor
+//! (the bias); a weight read as `a @ W` gets its gradient outside the loop
+//! as one product over the stacked per-step `a` and adjoints. Outside the
+//! loop too: the input projection `x_t @ Wx` of every step as one product
+//! (`ir::scan::hoist_projections`), and `transpose(Wh)` for the backward
+//! product, materialised once so gemm reads it contiguous (through a
+//! column stride, the 64 × 128 × 512 product took 2.6 times as long). The
+//! adjoint of the gates' `chunk` is one concat rather than four zero-padded
+//! copies summed. The interpreter runs a scan as a loop over its body; the
+//! JIT compiles the body once as a function of its own, and a host loop
 //! (`codegen::scan`) points its parameter and result slots at the step's
 //! slices of the sequences and outputs and at two alternating buffers per
 //! carry, so nothing is copied. Exporters unroll (`ir::scan::unroll`):
@@ -221,20 +229,20 @@
 //! | 1000 | 0.04 s, 210 KB | — |
 //!
 //! The loop's code is the same for every length (a test compares 40 and
-//! 1000 steps) and its compile time is flat. But its training step is
-//! slower: at 28 steps, batch 64, one thread, `nnc bench` gave 112.5 ms
-//! for the loop against 57.5 ms unrolled (compile 145 ms against 918 ms),
-//! because the backward body recomputes the forward step, each step adds
-//! its weight gradients into the accumulators (a 128 × 512 pass per step)
-//! and its small per-step products (the `k = 28` input projection, its
-//! weight gradient) run one by one where the unrolled code has the same
-//! products but no recomputation. So scans of up to 32 steps (MNIST rows)
-//! are unrolled, where a training run pays the longer compile once and
-//! then steps twice as fast, and longer ones loop, where unrolling's
-//! compile time and code grow without bound. What would make the loop
-//! win everywhere: the input projection hoisted out as one product over
-//! all steps, and weight gradients as one product over the stacked
-//! per-step values (`h` and the gates' adjoints) instead of accumulators.
+//! 1000 steps) and its compile time is flat. Its training step at 28
+//! steps, batch 64, one thread, is now as fast as the unrolled one: user
+//! CPU per step over a 12,800-sample `nnc bench --samples` epoch (less
+//! sensitive to the machine's load than wall time; two runs each on a
+//! loaded VM, `NNC_UNROLL_STEPS=0` and `=32`) went from 29.8 / 29.7 ms
+//! for the loop (recomputing the forward step, reading `Wh` transposed
+//! through strides) to 21.2 / 21.2 ms, against 20.7 / 20.7 ms unrolled
+//! (whose backward products still read `Wh` through strides). So scans of
+//! up to 32 steps (MNIST rows) are still unrolled: the step is no faster
+//! looped, and `nnc explain --grad` shows a recurrence step by step from
+//! the unrolled graph (`hₜ`, `δₜ`); the loop compiles in 20–40 ms against
+//! 120–250 ms unrolled, so lowering the bound below 28 is the next step
+//! once the explanation reads loops. Longer scans loop, where unrolling's
+//! compile time and code grow without bound.
 //!
 //! Unrolled, the body is elaborated once per step with `x` bound to that
 //! step's slice, so backpropagation through time is the ordinary backward
