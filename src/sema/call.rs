@@ -15,6 +15,10 @@ const MAX_DEPTH: usize = 64;
 /// Standard-library functions whose results are probabilities.
 const PROBABILITY_FNS: &[&str] = &["softmax", "sigmoid"];
 
+/// The standard-library function a layer without an activation applies:
+/// its result is a raw score (any real number).
+const SCORE_FN: &str = "identity";
+
 impl Elab<'_> {
     // ---- calls ------------------------------------------------------------
 
@@ -182,6 +186,7 @@ impl Elab<'_> {
                     let arg_span = a.span;
                     let v = self.check_param(p, a, &mut env, callee);
                     self.check_logits(p, &v, arg_span, callee);
+                    self.check_probs(p, &v, arg_span, span, callee);
                     if matches!(v, Val::Error) {
                         ok = false;
                     }
@@ -568,9 +573,15 @@ impl Elab<'_> {
             return Val::Error;
         }
         if let Val::Tensor(Tensor { ir: Some(v), .. }) = &out {
-            if PROBABILITY_FNS.contains(&decl.name.name.as_str()) && self.db.file(decl.span.file).builtin {
-                let at = self.user_place(span);
-                self.probabilities.insert(*v, at);
+            let name = decl.name.name.as_str();
+            if self.db.file(decl.span.file).builtin {
+                if PROBABILITY_FNS.contains(&name) {
+                    let at = self.user_place(span);
+                    self.probabilities.insert(*v, at);
+                } else if name == SCORE_FN {
+                    let at = self.user_place(span);
+                    self.scores.insert(*v, at);
+                }
             }
         }
         out
@@ -607,6 +618,70 @@ impl Elab<'_> {
             d = d.with_fix("give the loss the raw scores (logits)", fix);
         }
         self.report(d);
+    }
+
+    /// W0003: a loss parameter named `probs` given raw scores (the output
+    /// of a layer without an activation): the loss takes `log(p)` of
+    /// numbers that may be negative or above 1.
+    fn check_probs(&mut self, p: &Param, v: &Val, arg: Span, call: Span, callee: &str) {
+        let Val::Tensor(Tensor { ir: Some(value), .. }) = v else { return };
+        if p.name.name != "probs" {
+            return;
+        }
+        let Some(&site) = self.scores.get(value) else { return };
+        let logits_loss = format!("{callee}_with_logits");
+        let mut d = Diagnostic::error(
+            "W0003",
+            format!("`{callee}` expects probabilities, but this gives raw scores"),
+            site,
+            "no activation here: these are raw scores, any real number",
+        )
+        .with_note(format!(
+            "`{callee}` computes log({0}) and log(1 - {0}): for a score outside (0, 1) one of them is not a number",
+            p.name.name
+        ));
+        if let Some(a) = self.user_text(arg) {
+            if a != site {
+                d = d.with_secondary(a, format!("given to `{callee}` here"));
+            }
+        }
+        let has_logits_loss = self.globals.get(&logits_loss).is_some();
+        d = d.with_help(if has_logits_loss {
+            format!("give the layer a `sigmoid` activation, or keep the scores and use `{logits_loss}`, which applies the sigmoid itself")
+        } else {
+            "give the layer a `sigmoid` activation".to_string()
+        });
+        if has_logits_loss && call.file == self.root && self.text(call).starts_with(callee) {
+            let name = Span::new(call.file, call.start as usize, call.start as usize + callee.len());
+            d.fixes.push(Fix::replace(name, logits_loss.clone()));
+        }
+        if let Some(fix) = self.add_sigmoid_fix(site) {
+            d.fixes.push(fix);
+        }
+        self.report(d);
+    }
+
+    /// Give the layer the user wrote at `site` a sigmoid activation:
+    /// `Dense(8 -> 1)` becomes `Dense(8 -> 1, sigmoid)`, and an explicit
+    /// `identity` becomes `sigmoid`.
+    fn add_sigmoid_fix(&self, site: Span) -> Option<Fix> {
+        if site.file != self.root {
+            return None;
+        }
+        if self.text(site) == SCORE_FN {
+            return Some(Fix::replace(site, "sigmoid"));
+        }
+        if !self.text(site).ends_with(')') {
+            return None;
+        }
+        let close = site.end as usize - 1;
+        Some(Fix {
+            title: "Add a `sigmoid` activation".to_string(),
+            edits: vec![Edit {
+                span: Span::new(site.file, close, close),
+                replacement: ", sigmoid".to_string(),
+            }],
+        })
     }
 
     /// Remove the probability step the user wrote at `site`: an activation

@@ -111,6 +111,15 @@ pub struct Elab<'a> {
     /// where the user asked for them: a loss parameter named `logits`
     /// given one is a double softmax.
     pub probabilities: HashMap<ir::Value, Span>,
+    /// Values that are raw scores (the output of a layer without an
+    /// activation: the stdlib's `identity`) and the user's text that made
+    /// them: a loss parameter named `probs` given one takes the log of
+    /// numbers that may be negative.
+    pub scores: HashMap<ir::Value, Span>,
+    /// The labels `y` when they are class ids read by `csv(..., label:)`,
+    /// and that `label` keyword: used as numbers, they were meant as a
+    /// regression `target`.
+    pub class_labels: Option<(ir::Value, Span)>,
     /// The largest tensor written in the user's file (elements per sample)
     /// and where: what a memory warning points at.
     pub largest: Option<(u128, Span)>,
@@ -182,6 +191,8 @@ impl<'a> Elab<'a> {
             largest: None,
             blockers: vec![],
             probabilities: HashMap::new(),
+            scores: HashMap::new(),
+            class_labels: None,
             lowering: true,
             layers: vec![],
             model_memo: HashMap::new(),

@@ -66,10 +66,25 @@ impl Elab<'_> {
             format!("{what} needs f32 values, found {}", t.ty.dtype),
             span,
             format!("this is {}", t.ty),
-        )
-        .with_help("convert integer labels with `float(x)`, or one-hot encode them with `one_hot(x, classes)`");
+        );
+        let d = match self.class_labels {
+            Some((labels, keyword)) if t.ir == Some(labels) => d
+                .with_secondary(keyword, "read as class ids here")
+                .with_fix(
+                    "to predict the column's numbers, read it with `target:` instead of `label:`; class ids convert with `float(y)` or `one_hot(y, classes)`",
+                    Fix::replace(keyword, "target"),
+                ),
+            _ => d.with_help("convert integer labels with `float(x)`, or one-hot encode them with `one_hot(x, classes)`"),
+        };
         self.report(d);
         false
+    }
+
+    /// Remember `y` as class ids read through `keyword` (see `class_labels`).
+    pub(super) fn note_class_labels(&mut self, y: &Val, keyword: Option<Span>) {
+        if let (Val::Tensor(Tensor { ir: Some(v), .. }), Some(k)) = (y, keyword) {
+            self.class_labels = Some((*v, k));
+        }
     }
 
     /// Broadcast two tensors to a common shape (NumPy rules), emitting the

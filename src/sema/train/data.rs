@@ -114,6 +114,17 @@ fn samples(e: &Expr, max_rank: usize, diags: &mut Diagnostics) -> Option<(Vec<Ve
     Some((out, shape.unwrap_or_else(|| vec![1])))
 }
 
+/// The `label` keyword of `csv(..., label: ...)`: what becomes `target`
+/// when the column holds numbers to predict rather than class ids.
+pub(super) fn class_label_keyword(e: &Expr) -> Option<Span> {
+    let ExprKind::Call { callee, args } = &e.kind else { return None };
+    if !matches!(&callee.kind, ExprKind::Name(n) if n.name == "csv") {
+        return None;
+    }
+    args.iter()
+        .find_map(|a| a.name.as_ref().filter(|n| n.name == "label").map(|n| n.span))
+}
+
 pub(super) fn data_source(e: &Expr, diags: &mut Diagnostics) -> Option<DataSpec> {
     let ExprKind::Call { callee, args } = &e.kind else {
         diags.push(

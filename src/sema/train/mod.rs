@@ -130,6 +130,7 @@ pub fn plan(
         target: target.model.clone(),
         input: input.clone(),
         label: label.clone(),
+        class_label_keyword: fields.get("data").and_then(|f| data::class_label_keyword(&f.value)),
         seed: settings.seed,
     };
 

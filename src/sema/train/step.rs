@@ -19,6 +19,9 @@ pub(super) struct Context<'a> {
     pub target: Option<Rc<ModelDecl>>,
     pub input: ir::Type,
     pub label: ir::Type,
+    /// The `label` keyword of a `csv` source, when the labels are class ids
+    /// read from a named column (see `Elab::class_labels`).
+    pub class_label_keyword: Option<Span>,
     pub seed: u64,
 }
 
@@ -325,6 +328,7 @@ pub(super) fn elaborate(
     e.trained_model = cx.target.as_ref().map(|m| m.name.name.clone());
     let x = e.param_tensor("x", &cx.input);
     let y = e.param_tensor("y", &cx.label);
+    e.note_class_labels(&y, cx.class_label_keyword);
     let key = e.b.param("key", ir::Type::scalar());
     e.rng_key = Some(key);
     let (mut env, out) = loss_env(&mut e, cx, &x, y);
@@ -411,6 +415,7 @@ pub(super) fn evaluation(cx: &Context, loss: &Expr, diags: &mut Diagnostics) -> 
     e.trained_model = cx.target.as_ref().map(|m| m.name.name.clone());
     let x = e.param_tensor("x", &cx.input);
     let y = e.param_tensor("y", &cx.label);
+    e.note_class_labels(&y, cx.class_label_keyword);
     let (mut env, out) = loss_env(&mut e, cx, &x, y);
     let l = e.eval(loss, &mut env);
     let l = scalar_loss(&mut e, cx.db, &l, loss.span);
