@@ -192,10 +192,11 @@ fn every_example_exports_to_pytorch_with_the_same_forward_and_gradients() {
 }
 
 /// Recurrences the examples do not cover, as Python loops: a scan over two
-/// sequences, one of them reversed (`flip`), and stacked layers of two
-/// carries.
+/// sequences, one of them reversed (`flip`), stacked layers of two
+/// carries, and `Bidirectional` (its two layers belong to the model, so the
+/// state dict names are nnc's: `lstm1.Wx`, loaded strictly).
 #[test]
-fn stacked_and_reversed_recurrences_export_to_pytorch_with_the_same_gradients() {
+fn stacked_reversed_and_bidirectional_recurrences_export_to_pytorch_with_the_same_gradients() {
     require_python(&["torch", "safetensors", "numpy"]);
     let dir = scratch("pytorch-rnn");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/export/check_pytorch.py");
@@ -211,7 +212,8 @@ fn rows_seen(xs: [n, steps, d]) -> [n, steps, d] =
 model BiRnn(x: [batch, 28, 28]) -> [batch, 10] =
     x |> rows_seen
       |> Gru(28 -> 16)
-      |> Lstm(16 -> 12)
+      |> Bidirectional(Lstm(16 -> 6), Gru(16 -> 6))
+      |> Lstm(12 -> 12)
       |> last
       |> Dense(12 -> 10)
 

@@ -556,7 +556,13 @@ impl<'a> Translator<'a> {
             init_scope.locals.insert(p.name.name.clone());
             attrs.insert(p.name.name.clone());
             let n = py_name(&p.name.name);
-            let _ = writeln!(out, "        self.{n} = {n}");
+            if matches!(p.ty, Some(TypeExpr::Fn(_))) {
+                // A layer given as an argument belongs to whoever built it
+                // (nnc names its parameters there): call it, do not own it.
+                let _ = writeln!(out, "        self.{n} = ops.borrow({n})");
+            } else {
+                let _ = writeln!(out, "        self.{n} = {n}");
+            }
         }
         let mut forward = None;
         for m in &l.members {
@@ -713,6 +719,33 @@ impl<'a> Translator<'a> {
         Ok(out)
     }
 
+    /// The arguments of a layer built by a model body, with the layers among
+    /// them hoisted to attributes of the model.
+    fn layer_args(&mut self, args: &[Arg]) -> Result<Vec<String>, Unsupported> {
+        let mut out = vec![];
+        for a in args {
+            let v = match &a.value.kind {
+                ExprKind::Call { callee, args: inner }
+                    if self.is_layer_construction(&a.value) && self.records.contains_key(&a.value.span) =>
+                {
+                    let ExprKind::Name(id) = &callee.kind else {
+                        unreachable!("a layer construction names its layer")
+                    };
+                    self.hoist_layer(&id.name, inner, a.value.span)?
+                }
+                _ => self.expr(&a.value, &Scope::default(), Ctx::Plain)?,
+            };
+            match &a.name {
+                Some(n) => out.push(format!("{}={v}", py_name(&n.name))),
+                None => out.push(v),
+            }
+            if let Some(to) = &a.arrow_to {
+                out.push(self.expr(to, &Scope::default(), Ctx::Plain)?);
+            }
+        }
+        Ok(out)
+    }
+
     /// A layer built by a model body: `self.NAME`, created in `__init__`.
     fn hoist_layer(&mut self, callee: &str, args: &[Arg], span: Span) -> Result<String, Unsupported> {
         let Some(record) = self.records.get(&span).copied() else {
@@ -720,9 +753,11 @@ impl<'a> Translator<'a> {
                 "a `{callee}` layer built outside the model's own body (inside a function)"
             )));
         };
-        // Arguments are compile-time values: evaluate them where `__init__` can.
+        // Arguments are compile-time values: evaluate them where `__init__`
+        // can. A layer built as an argument (`Bidirectional(Lstm(...), ...)`)
+        // is the model's own attribute first, under the name nnc gave it.
         let saved = std::mem::take(&mut self.pre);
-        let args = self.args(args, &Scope::default(), Ctx::Plain);
+        let args = self.layer_args(args);
         let branches = std::mem::replace(&mut self.pre, saved);
         if !branches.is_empty() {
             return Err(unsupported(format!("an `if` in the arguments of a `{callee}` layer")));

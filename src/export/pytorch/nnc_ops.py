@@ -282,6 +282,24 @@ cos = _elementwise(torch.cos, math.cos)
 erf = _elementwise(torch.erf, math.erf)
 
 
+class Borrowed:
+    """A layer that another layer calls but does not own. nnc names a layer's
+    parameters where it is built (`gru1.Wx` for `Bidirectional(Gru(...), ...)`
+    in a model), so the model registers it and the layer it is given to holds
+    it outside PyTorch's module tree: the state dict has each name once."""
+
+    def __init__(self, layer):
+        self.layer = layer
+
+    def __call__(self, *args, **kwargs):
+        return self.layer(*args, **kwargs)
+
+
+def borrow(f):
+    """`f` as a layer argument: a module is borrowed, a function kept."""
+    return Borrowed(f) if isinstance(f, torch.nn.Module) else f
+
+
 def stop_gradient(x):
     return x.detach()
 
