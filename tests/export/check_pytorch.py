@@ -60,7 +60,25 @@ def main(project, cases_path, out_path):
         out[f"{prefix}loss"] = loss.detach().reshape([])
         for name, p in model.named_parameters():
             out[f"{prefix}grad/{name}"] = p.grad.detach().contiguous()
+    check_device(nnc_ops, model, x)
     save_file(out, out_path)
+
+
+def check_device(nnc_ops, model, x):
+    """The module runs wholly on another device once train.py has moved it
+    and called `use_device` (what a CUDA run does): the `meta` device stands
+    in for CUDA here, and torch refuses to mix it with CPU tensors."""
+    model.to("meta")
+    nnc_ops.use_device("meta")
+    nnc_ops._REPLAY = None  # fresh draws from torch, on the device
+    try:
+        for mode in [False, True]:
+            model.train(mode)
+            out = model(x.to("meta"))
+            if out.device.type != "meta":
+                raise SystemExit(f"the output is on {out.device}, the model on meta")
+    finally:
+        nnc_ops.use_device(None)
 
 
 def replayed_draws(cases, prefix):

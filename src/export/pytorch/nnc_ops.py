@@ -91,15 +91,15 @@ def float(x):
 
 
 def zeros(shape):
-    return torch.zeros(shape)
+    return torch.zeros(shape, device=_DEVICE)
 
 
 def ones(shape):
-    return torch.ones(shape)
+    return torch.ones(shape, device=_DEVICE)
 
 
 def full(shape, value):
-    return torch.full(shape, builtins.float(value))
+    return torch.full(shape, builtins.float(value), device=_DEVICE)
 
 
 def zeros_like(x):
@@ -108,6 +108,18 @@ def zeros_like(x):
 
 def ones_like(x):
     return torch.ones_like(x)
+
+
+# Tensors the model creates (a scan's initial state, noise, positions) are
+# made on this device: train.py sets it to the one the model runs on, so a
+# CUDA run does not mix devices. None is torch's default (the CPU).
+_DEVICE = None
+
+
+def use_device(device):
+    """Create the model's own tensors on `device` from now on."""
+    global _DEVICE
+    _DEVICE = device
 
 
 # Random draws come from torch's generator, or, after `replay(draws)`, from
@@ -131,11 +143,11 @@ def replayed():
 def _draw(shape, source):
     shape = [int(d) for d in shape]
     if _REPLAY is None:
-        return source(shape)
+        return source(shape, device=_DEVICE)
     d = _REPLAY.pop(0)
     if list(d.shape) != shape:
         raise ValueError(f"replayed draw has shape {list(d.shape)}, the model draws {shape}")
-    return d
+    return d if _DEVICE is None else d.to(_DEVICE)
 
 
 def uniform(shape, low=0.0, high=1.0):
@@ -323,7 +335,7 @@ def chunk(x, n, axis=0):
 def arange(start, stop=None, step=1):
     if stop is None:
         start, stop = 0, start
-    return torch.arange(start, stop, step, dtype=torch.float32)
+    return torch.arange(start, stop, step, dtype=torch.float32, device=_DEVICE)
 
 
 def split_heads(x, heads):

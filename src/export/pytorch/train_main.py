@@ -110,6 +110,7 @@ def main():
     state = load_file(args.weights)
     model.load_state_dict({k: v for k, v in state.items() if not k.startswith("data/")})
     model.to(device)
+    ops.use_device(device)
     # DistributedDataParallel averages the gradients of all processes, so
     # each global batch of BATCH_SIZE rows (the nnc batch) is split between
     # them and one step still sees the whole batch.
