@@ -240,8 +240,18 @@ pub fn export(plan: &TrainPlan, model: Option<&str>, w: &Weights, st: Option<&St
         let scaled = g.node("Div", &[&centred, "data/std"], &[], "standardized");
         names.insert(x, scaled);
     }
-    // The remaining parameters are the weights, in plan order.
+    // The remaining parameters are the weights, in plan order; those the
+    // graph never reads (the discriminator's, in a GAN's generator) stay out.
+    let read: std::collections::HashSet<Value> = f
+        .insts
+        .iter()
+        .flat_map(|i| i.args.iter().copied())
+        .chain(f.results.iter().copied())
+        .collect();
     for (i, &p) in f.params.iter().enumerate().skip(1) {
+        if !read.contains(&p) {
+            continue;
+        }
         let name = &f.param_names[i];
         let Some(k) = w.names.iter().position(|n| n == name) else {
             return Err(Unsupported::new(format!("the weights have no tensor `{name}`")));

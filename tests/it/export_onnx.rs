@@ -211,3 +211,28 @@ fn every_example_exports_to_onnx_and_agrees_with_onnx_runtime() {
     assert!(checked >= 7, "only {checked} models exported");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A GAN's generator exports alone: the discriminator's weights, which its
+/// graph never reads, are not in the file.
+#[test]
+fn a_gan_generator_exports_only_its_own_weights() {
+    require_python(&["onnx"]);
+    let dir = scratch("gan-weights");
+    let out = dir.join("g.onnx");
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/gan_mnist.nn");
+    let r = nnc(&["export", file.to_str().unwrap(), "--onnx", out.to_str().unwrap(), "--model", "G"]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let listing = Command::new(python())
+        .args([
+            "-c",
+            "import onnx, sys; print('\\n'.join(i.name for i in onnx.load(sys.argv[1]).graph.initializer))",
+        ])
+        .arg(&out)
+        .output()
+        .expect("run python");
+    assert!(listing.status.success(), "{}", String::from_utf8_lossy(&listing.stderr));
+    let names = String::from_utf8_lossy(&listing.stdout);
+    assert!(names.lines().any(|n| n == "G.dense1.W"), "{names}");
+    assert!(!names.lines().any(|n| n.starts_with("D.")), "{names}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
