@@ -485,3 +485,46 @@ fn the_exported_mnist_mlp_trains_in_python_and_under_torchrun_and_nnc_evaluates_
     assert!(accuracy(&resumed) > 0.8, "resumed from the PyTorch weights: {resumed}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A block of steps (the GAN) trains under `torchrun --nproc_per_node=2`:
+/// the processes share each batch and average each step's gradients, and
+/// the weights rank 0 writes load back into nnc (here through `nnc export
+/// --weights`, which checks every name and shape).
+#[test]
+fn the_exported_gan_trains_under_torchrun_and_its_weights_load_into_nnc() {
+    require_python(&["torch", "safetensors", "numpy"]);
+    let data = crate::common::data_dir("mnist");
+    let dir = scratch("gan-torchrun");
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/gan_mnist.nn");
+    let f = file.to_str().unwrap();
+    let project = dir.join("project");
+    let out = nnc(&["export", f, "--pytorch", project.to_str().unwrap()]);
+    assert!(out.status.success(), "export failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let trained = dir.join("ddp.safetensors");
+    let log = run_ok(
+        Command::new(python())
+            .args(["-m", "torch.distributed.run", "--nproc_per_node=2", "train.py"])
+            .args(["--epochs", "1", "--limit", "256", "--data-dir", data.to_str().unwrap(), "--out"])
+            .arg(&trained)
+            .current_dir(&project)
+            .env("OMP_NUM_THREADS", "1"),
+        "torchrun --nproc_per_node=2 train.py",
+    );
+    assert_eq!(log.matches("epoch 1/1").count(), 1, "only rank 0 reports:\n{log}");
+    assert!(log.contains("generator_loss"), "{log}");
+    let onnx = dir.join("g.onnx");
+    let back = nnc(&[
+        "export",
+        f,
+        "--onnx",
+        onnx.to_str().unwrap(),
+        "--weights",
+        trained.to_str().unwrap(),
+    ]);
+    assert!(
+        back.status.success(),
+        "the torchrun weights do not load:\n{}",
+        String::from_utf8_lossy(&back.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

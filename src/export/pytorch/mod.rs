@@ -395,6 +395,8 @@ for every batch each `step` in turn (on every `every`-th batch), each
 minimising its own loss with its own optimizer over its own model's
 parameters (the other models' weights stay as they are). It starts from
 weights.safetensors and writes trained.safetensors after every epoch.
+Under `torchrun --nproc_per_node=N train.py` the processes share each
+batch and average their gradients (gloo on CPU, NCCL with CUDA).
 """
 
 import argparse
@@ -403,6 +405,7 @@ import time
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from safetensors.torch import load_file, save_file
 
 import nnc_data

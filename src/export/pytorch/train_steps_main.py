@@ -17,7 +17,22 @@ def main():
     parser.add_argument("--epochs", type=int, default=EPOCHS, help="epochs (default: the .nn file's)")
     parser.add_argument("--limit", type=int, default=None, help="train on at most this many samples (a quick run)")
     args = parser.parse_args()
-    torch.manual_seed(SEED)
+
+    # Under torchrun each process takes its share of every global batch and
+    # the gradients are averaged across processes before each step, as
+    # DistributedDataParallel does for one model (a step's loss reads several
+    # models, so the averaging is written out here).
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if torch.cuda.is_available():
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    else:
+        device = torch.device("cpu")
+    if world > 1:
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    torch.manual_seed(SEED + rank)
 
     (x, y), _, _, _ = load_data(args.data_dir)
     if args.limit is not None:
@@ -25,8 +40,11 @@ def main():
     model = MODEL_CLASS()
     state = load_file(args.weights)
     model.load_state_dict({k: v for k, v in state.items() if not k.startswith("data/")})
+    model.to(device)
+    ops.use_device(device)
     # One optimizer per step, over the parameters of the model it trains.
     optimizers = [make_opt(getattr(model, trains).parameters()) for _, _, trains, make_opt, _, _ in STEPS]
+    trained = [list(getattr(model, trains).parameters()) for _, _, trains, _, _, _ in STEPS]
 
     n = len(x)
     steps_per_epoch = -(-n // BATCH_SIZE)
@@ -37,9 +55,9 @@ def main():
         totals = [[0.0, 0] for _ in STEPS]
         model.train()
         for start in range(0, n, BATCH_SIZE):
-            batch = order[start : start + BATCH_SIZE]
-            xb = torch.as_tensor(x[batch])
-            yb = torch.as_tensor(y[batch])
+            mine = order[start : start + BATCH_SIZE][rank::world]
+            xb = torch.as_tensor(x[mine], device=device)
+            yb = torch.as_tensor(y[mine], device=device)
             batch_no += 1
             for k, (name, loss_fn, _, _, base_lr, every) in enumerate(STEPS):
                 if batch_no % every != 0:
@@ -54,13 +72,22 @@ def main():
                 # their own step before it differentiates.
                 optimizers[k].zero_grad()
                 loss.backward()
+                if world > 1:
+                    for p in trained[k]:
+                        if p.grad is not None:
+                            dist.all_reduce(p.grad)
+                            p.grad /= world
                 optimizers[k].step()
                 totals[k][0] += loss.item()
                 totals[k][1] += 1
         losses = "  ".join(f"{name}_loss {t / max(c, 1):.4f}" for (name, *_), (t, c) in zip(STEPS, totals))
-        print(f"epoch {epoch}/{args.epochs}  {losses}  {time.time() - t0:.1f}s", flush=True)
-        save(model, args.out)
-    print(f"wrote {args.out}")
+        if rank == 0:
+            print(f"epoch {epoch}/{args.epochs}  {losses}  {time.time() - t0:.1f}s", flush=True)
+            save(model, args.out)
+    if rank == 0:
+        print(f"wrote {args.out}")
+    if world > 1:
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":
