@@ -123,6 +123,9 @@ struct Emitter<'k, 'a, 'b> {
 pub fn emit_kernel(b: &mut FunctionBuilder, k: &LoopKernel, params: [Value; 3], fma: bool, normal: Option<FuncRef>) {
     let mut svs = Vec::new();
     let mut sv_slot = Vec::new();
+    // Where each stride vector starts: a view's base offset for memory,
+    // 0 for the index of `Index` and `Random`.
+    let mut sv_base = Vec::new();
     let mut node_sv = Vec::new();
     for n in &k.nodes {
         match n {
@@ -130,11 +133,13 @@ pub fn emit_kernel(b: &mut FunctionBuilder, k: &LoopKernel, params: [Value; 3], 
                 node_sv.push(Some(svs.len()));
                 svs.push(a.strides.clone());
                 sv_slot.push(Some(a.slot));
+                sv_base.push(a.base);
             }
             Node::Index(s) | Node::Random { strides: s, .. } => {
                 node_sv.push(Some(svs.len()));
                 svs.push(s.clone());
                 sv_slot.push(None);
+                sv_base.push(0);
             }
             _ => node_sv.push(None),
         }
@@ -144,6 +149,7 @@ pub fn emit_kernel(b: &mut FunctionBuilder, k: &LoopKernel, params: [Value; 3], 
         out_sv.push(svs.len());
         svs.push(a.strides.clone());
         sv_slot.push(Some(a.slot));
+        sv_base.push(a.base);
     }
     let deepest = |s: &[isize]| s.iter().rposition(|&x| x != 0).map_or(-1, |p| p as i32);
     let mut level = Vec::with_capacity(k.nodes.len());
@@ -184,8 +190,7 @@ pub fn emit_kernel(b: &mut FunctionBuilder, k: &LoopKernel, params: [Value; 3], 
         recip: vec![None; k.nodes.len()],
     };
     e.load_bases();
-    let zero = e.b.ins().iconst(I64, 0);
-    let offs = vec![zero; e.svs.len()];
+    let offs: Vec<Value> = sv_base.iter().map(|&o| e.b.ins().iconst(I64, o as i64)).collect();
     e.eval_level(-1, &offs);
     if k.dims.is_empty() {
         for (o, &(src, _)) in k.outputs.iter().enumerate() {

@@ -1,8 +1,9 @@
 //! Kernel formation: turns a tensor-IR function into a [`Program`].
 //!
 //! Each value gets one of three fates:
-//! - a *view* (parameter, broadcast, transpose, reshape of stored data): no
-//!   code, just strides into an existing slot;
+//! - a *view* (parameter, broadcast, transpose, reshape, slice or reverse
+//!   of stored data): no code, just a base offset and strides into an
+//!   existing slot (`view`);
 //! - *inlined* into its single consumer's loop body (elementwise ops, one_hot,
 //!   random draws used once by an elementwise op or a reduction);
 //! - *materialised* into a slot by a kernel (matmul, reductions, values used
@@ -20,6 +21,7 @@ use super::axes::simplify;
 use super::kernel::*;
 use super::merge::{drop_dead_stores, merge_reductions, merge_siblings};
 use super::moves::{MoveKernel, MoveOp};
+use super::view::{self, offset};
 use super::window::{Descriptor, WindowOp};
 use crate::ir::{DType, Dim, Func, Op, OpKind, UnaryOp, Value};
 use std::collections::HashMap;
@@ -39,10 +41,8 @@ enum Class {
     Unset,
     Const(f32),
     Inline,
-    Stored {
-        slot: Slot,
-        strides: Vec<isize>,
-    },
+    /// In memory: read through this access.
+    Stored(Access),
 }
 
 fn known_dims(f: &Func, v: Value) -> Result<Vec<usize>, String> {
@@ -119,10 +119,7 @@ pub fn form(f: &Func, threads: usize, inplace: &[(usize, usize)], direct: &[bool
             kind: SlotKind::Param(i),
             len,
         });
-        class[p.index()] = Class::Stored {
-            slot: i,
-            strides: contiguous_strides(&dims[p.index()]),
-        };
+        class[p.index()] = Class::Stored(Access::contiguous(i, &dims[p.index()]));
     }
     let mut out_slot = vec![None; n];
     let mut result_slots = Vec::new();
@@ -185,9 +182,9 @@ pub fn form(f: &Func, threads: usize, inplace: &[(usize, usize)], direct: &[bool
             Op::MaxPoolGrad { window } => fm.window(v, WindowOp::MaxPoolGrad, window, &inst.args),
             Op::ReduceSum { axes, .. } => fm.reduce(v, ReduceKind::Sum, axes, inst.args[0]),
             Op::ReduceMax { axes, .. } => fm.reduce(v, ReduceKind::Max, axes, inst.args[0]),
+            Op::Slice { start, stride, .. } => fm.view(v, View::Slice { start, stride }, inst.args[0]),
+            Op::Reverse { axes } => fm.view(v, View::Reverse(axes), inst.args[0]),
             // Moved by a host function (`moves`).
-            Op::Slice { start, stride, .. } => fm.slice(v, start, stride, inst.args[0]),
-            Op::Reverse { axes } => fm.reverse(v, axes, inst.args[0]),
             Op::Pad { low, interior, .. } => fm.pad(v, low, interior, inst.args[0]),
             Op::Concat { axis } => fm.concat(v, *axis, &inst.args),
             Op::Gather { axis } => fm.take(v, *axis, inst.args[0], inst.args[1]),
@@ -196,7 +193,7 @@ pub fn form(f: &Func, threads: usize, inplace: &[(usize, usize)], direct: &[bool
             // The identity at run time (it only cuts the backward pass): a
             // stored or constant operand is read where it is, no copy.
             Op::Unary(UnaryOp::StopGradient)
-                if out_slot[v.index()].is_none() && matches!(fm.class[inst.args[0].index()], Class::Stored { .. } | Class::Const(_)) =>
+                if out_slot[v.index()].is_none() && matches!(fm.class[inst.args[0].index()], Class::Stored(_) | Class::Const(_)) =>
             {
                 fm.class[v.index()] = fm.class[inst.args[0].index()].clone();
             }
@@ -228,33 +225,20 @@ pub fn form(f: &Func, threads: usize, inplace: &[(usize, usize)], direct: &[bool
             continue;
         }
         if fallback.contains(&i) {
-            let (slot, strides) = fm.storage_copy(r);
-            late.push((i, slot, strides));
+            late.push((i, fm.storage_copy(r)));
             continue;
         }
         let d = fm.dims[r.index()].clone();
         let mut nodes = Vec::new();
         let src = fm.leaf(r, &mut nodes);
-        let out = Access {
-            slot: result_slots[i],
-            strides: contiguous_strides(&d),
-        };
+        let out = Access::contiguous(result_slots[i], &d);
         fm.push_loop(LoopKernel::store(d, nodes, src, out, format!("copy {r} to result {i}")));
     }
-    for (i, slot, strides) in late {
+    for (i, copy) in late {
         let d = fm.dims[f.results[i].index()].clone();
         let mut nodes = Vec::new();
-        let src = push_node(
-            &mut nodes,
-            Node::Load(Access {
-                slot,
-                strides: strides.clone(),
-            }),
-        );
-        let out = Access {
-            slot: result_slots[i],
-            strides,
-        };
+        let out = Access::new(result_slots[i], copy.strides.clone());
+        let src = push_node(&mut nodes, Node::Load(copy));
         fm.push_loop(LoopKernel {
             pinned: true,
             ..LoopKernel::store(d, nodes, src, out, format!("result {i} in place"))
@@ -290,92 +274,86 @@ impl Former<'_> {
         self.slots.len() - 1
     }
 
-    /// Slot and strides of `v`, materialising it (constants, inlined values)
-    /// when it has none.
-    fn storage(&mut self, v: Value) -> (Slot, Vec<isize>) {
-        if let Class::Stored { slot, strides } = &self.class[v.index()] {
-            return (*slot, strides.clone());
+    /// Where `v` is in memory, materialising it (constants, inlined values)
+    /// when it is not.
+    fn storage(&mut self, v: Value) -> Access {
+        if let Class::Stored(a) = &self.class[v.index()] {
+            return a.clone();
         }
         let slot = self.new_slot(v);
         self.copy_into(v, slot, format!("materialise {v}"))
     }
 
     /// A loop writing `v` contiguously into `slot`.
-    fn copy_into(&mut self, v: Value, slot: Slot, label: String) -> (Slot, Vec<isize>) {
+    fn copy_into(&mut self, v: Value, slot: Slot, label: String) -> Access {
         let d = self.dims[v.index()].clone();
         let mut nodes = Vec::new();
         let src = self.leaf(v, &mut nodes);
-        let strides = contiguous_strides(&d);
-        let out = Access {
-            slot,
-            strides: strides.clone(),
-        };
-        self.push_loop(LoopKernel::store(d, nodes, src, out, label));
-        (slot, strides)
+        let out = Access::contiguous(slot, &d);
+        self.push_loop(LoopKernel::store(d, nodes, src, out.clone(), label));
+        out
     }
 
     /// A fresh contiguous copy of `v` in a new temp slot.
-    fn storage_copy(&mut self, v: Value) -> (Slot, Vec<isize>) {
+    fn storage_copy(&mut self, v: Value) -> Access {
         let len = self.dims[v.index()].iter().product();
         self.slots.push(SlotInfo { kind: SlotKind::Temp, len });
         let slot = self.slots.len() - 1;
         self.copy_into(v, slot, format!("copy {v} before in-place results"))
     }
 
-    fn view(&mut self, v: Value, view: View, a: Value) {
+    fn view(&mut self, v: Value, op: View, a: Value) {
         if let Class::Const(c) = self.class[a.index()] {
             self.class[v.index()] = Class::Const(c);
             return;
         }
-        let (slot, s) = self.storage(a);
-        let ad = &self.dims[a.index()];
-        let vd = &self.dims[v.index()];
-        let strides = match view {
-            View::Broadcast => {
-                let off = vd.len() - ad.len();
-                (0..vd.len())
-                    .map(|i| {
-                        if i < off || (ad[i - off] == 1 && vd[i] != 1) {
-                            0
-                        } else {
-                            s[i - off]
-                        }
-                    })
-                    .collect()
-            }
-            View::Transpose(perm) => perm.iter().map(|&p| s[p]).collect(),
-            View::Reshape => {
-                // Reshape keeps row-major order, so it is free only over
-                // contiguous data (size-1 dims may have any stride).
-                let contiguous = ad.iter().zip(&s).zip(contiguous_strides(ad)).all(|((&n, &x), c)| n == 1 || x == c);
-                if contiguous {
-                    contiguous_strides(vd)
-                } else {
+        let s = self.storage(a);
+        let (ad, vd) = (&self.dims[a.index()], &self.dims[v.index()]);
+        let access = match op {
+            View::Broadcast => view::broadcast(&s, ad, vd),
+            View::Transpose(perm) => view::transpose(&s, perm),
+            View::Slice { start, stride } => view::slice(&s, start, stride),
+            View::Reverse(axes) => view::reverse(&s, ad, axes),
+            View::Reshape => match view::reshape(&s, ad, vd) {
+                Some(r) => r,
+                None => {
+                    // Row-major order differs from the operand's layout:
+                    // copy it out contiguously, then reshape for free.
                     let mut nodes = Vec::new();
-                    let src = push_node(&mut nodes, Node::Load(Access { slot, strides: s }));
                     let ad = ad.clone();
+                    let src = push_node(&mut nodes, Node::Load(s));
                     let len = ad.iter().product();
                     self.slots.push(SlotInfo { kind: SlotKind::Temp, len });
-                    let copy = self.slots.len() - 1;
-                    let out = Access {
-                        slot: copy,
-                        strides: contiguous_strides(&ad),
-                    };
-                    self.push_loop(LoopKernel::store(ad, nodes, src, out, format!("contiguous copy of {a} for {v}")));
-                    self.class[v.index()] = Class::Stored {
-                        slot: copy,
-                        strides: contiguous_strides(&self.dims[v.index()]),
-                    };
-                    return;
+                    let out = Access::contiguous(self.slots.len() - 1, &ad);
+                    self.push_loop(LoopKernel::store(
+                        ad,
+                        nodes,
+                        src,
+                        out.clone(),
+                        format!("contiguous copy of {a} for {v}"),
+                    ));
+                    Access::contiguous(out.slot, &self.dims[v.index()])
                 }
-            }
+            },
         };
-        self.class[v.index()] = Class::Stored { slot, strides };
+        self.class[v.index()] = Class::Stored(access);
+    }
+
+    /// An operand of a product as gemm reads it: any base and strides but
+    /// negative ones (a reversed view is copied out first).
+    fn gemm_operand(&mut self, v: Value) -> Access {
+        let a = self.storage(v);
+        if a.strides.iter().all(|&s| s >= 0) {
+            return a;
+        }
+        let len = self.dims[v.index()].iter().product();
+        self.slots.push(SlotInfo { kind: SlotKind::Temp, len });
+        let copy = self.slots.len() - 1;
+        self.copy_into(v, copy, format!("forward copy of {v} for a product"))
     }
 
     fn matmul(&mut self, v: Value, a: Value, b: Value) {
-        let (sa, ta) = self.storage(a);
-        let (sb, tb) = self.storage(b);
+        let (ta, tb) = (self.gemm_operand(a), self.gemm_operand(b));
         let vd = self.dims[v.index()].clone();
         let r = vd.len();
         let (m, n, k) = (vd[r - 2], vd[r - 1], self.dims[a.index()][r - 1]);
@@ -383,12 +361,10 @@ impl Former<'_> {
         if k == 0 {
             // An empty inner product is zero; gemm is not asked about it.
             self.class[v.index()] = Class::Const(0.0);
-            let (slot, strides) = self.storage(v);
-            self.class[v.index()] = Class::Stored { slot, strides };
+            self.class[v.index()] = Class::Stored(self.storage(v));
             return;
         }
-        let slot = self.new_slot(v);
-        let tc = contiguous_strides(&vd);
+        let tc = Access::contiguous(self.new_slot(v), &vd);
         let work = batch.iter().product::<usize>() * m * n * k;
         let threads = if self.threads > 1 && work >= PAR_MIN_GEMM {
             self.threads
@@ -400,28 +376,13 @@ impl Former<'_> {
             m,
             n,
             k,
-            a: Matrix {
-                slot: sa,
-                batch_strides: ta[..r - 2].to_vec(),
-                rs: ta[r - 2],
-                cs: ta[r - 1],
-            },
-            b: Matrix {
-                slot: sb,
-                batch_strides: tb[..r - 2].to_vec(),
-                rs: tb[r - 2],
-                cs: tb[r - 1],
-            },
-            c: Matrix {
-                slot,
-                batch_strides: tc[..r - 2].to_vec(),
-                rs: tc[r - 2],
-                cs: tc[r - 1],
-            },
+            a: Matrix::of(&ta),
+            b: Matrix::of(&tb),
+            c: Matrix::of(&tc),
             threads,
             label: format!("{v} = matmul {a}, {b}"),
         }));
-        self.class[v.index()] = Class::Stored { slot, strides: tc };
+        self.class[v.index()] = Class::Stored(tc);
     }
 
     /// Output `output` of a scan: a slot written by the kernel of its
@@ -452,10 +413,7 @@ impl Former<'_> {
         if let Kernel::Scan(sk) = &mut self.kernels[k] {
             sk.outputs[output] = Some(slot);
         }
-        self.class[v.index()] = Class::Stored {
-            slot,
-            strides: contiguous_strides(&self.dims[v.index()]),
-        };
+        self.class[v.index()] = Class::Stored(Access::contiguous(slot, &self.dims[v.index()]));
     }
 
     /// A window op: a call on contiguous operands (`codegen::window`).
@@ -477,10 +435,7 @@ impl Former<'_> {
             dst,
             label: format!("{v} = {op:?} {}", operands.join(", ")),
         }));
-        self.class[v.index()] = Class::Stored {
-            slot: dst,
-            strides: contiguous_strides(&self.dims[v.index()]),
-        };
+        self.class[v.index()] = Class::Stored(Access::contiguous(dst, &self.dims[v.index()]));
     }
 
     fn reduce(&mut self, v: Value, kind: ReduceKind, axes: &[usize], a: Value) {
@@ -502,7 +457,7 @@ impl Former<'_> {
             }
         }
         let red: Vec<bool> = (0..ad.len()).map(|i| axes.contains(&i)).collect();
-        let out = Access { slot, strides };
+        let out = Access::new(slot, strides);
         let mut k = LoopKernel {
             dims: ad,
             nodes,
@@ -517,11 +472,7 @@ impl Former<'_> {
         let fill = |label: String| {
             let mut nodes = Vec::new();
             let c = push_node(&mut nodes, Node::Const(kind.identity()));
-            let out = Access {
-                slot,
-                strides: contiguous_strides(&vd),
-            };
-            LoopKernel::store(vd.clone(), nodes, c, out, label)
+            LoopKernel::store(vd.clone(), nodes, c, Access::contiguous(slot, &vd), label)
         };
         if k.dims.contains(&0) {
             self.push_loop(fill(format!("{v} = empty reduction")));
@@ -536,25 +487,16 @@ impl Former<'_> {
             }
             self.push_loop(k);
         }
-        self.class[v.index()] = Class::Stored {
-            slot,
-            strides: contiguous_strides(&vd),
-        };
+        self.class[v.index()] = Class::Stored(Access::contiguous(slot, &vd));
     }
 
-    /// `v` in a slot of its own with row-major strides (copied when it is
-    /// a strided view), for the host-function kernels (moves, windows).
+    /// `v` as a whole slot in row-major order (copied when it is a view
+    /// of part of one or in another order), for the host-function kernels
+    /// that take slots (gathers, windows, scans).
     fn contiguous(&mut self, v: Value) -> Slot {
-        let (slot, strides) = self.storage(v);
-        let d = &self.dims[v.index()];
-        // A size-1 axis is never stepped along, so its stride does not matter.
-        let dense = d
-            .iter()
-            .zip(&strides)
-            .zip(contiguous_strides(d))
-            .all(|((&n, &x), c)| n == 1 || x == c);
-        if dense {
-            return slot;
+        let a = self.storage(v);
+        if a.is_dense(&self.dims[v.index()]) {
+            return a.slot;
         }
         let len = self.dims[v.index()].iter().product();
         self.slots.push(SlotInfo { kind: SlotKind::Temp, len });
@@ -577,37 +519,23 @@ impl Former<'_> {
                 }));
             }
         }
-        let strides = contiguous_strides(&self.dims[v.index()]);
-        self.class[v.index()] = Class::Stored { slot: dst, strides };
-    }
-
-    fn slice(&mut self, v: Value, start: &[usize], stride: &[usize], a: Value) {
-        let (slot, s) = self.storage(a);
-        let out = contiguous_strides(&self.dims[v.index()]);
-        let strided = s.iter().zip(stride).map(|(&x, &k)| x * k as isize).collect();
-        let c = copy(offset(start, &s), strided, 0, out, self.dims[v.index()].clone(), 0);
-        self.push_moves(v, "slice", &[a], vec![(c, vec![slot])]);
-    }
-
-    fn reverse(&mut self, v: Value, axes: &[usize], a: Value) {
-        let (slot, mut s) = self.storage(a);
-        let vd = self.dims[v.index()].clone();
-        let mut base = 0;
-        for &ax in axes {
-            base += (vd[ax] as isize - 1) * s[ax];
-            s[ax] = -s[ax];
-        }
-        let c = copy(base, s, 0, contiguous_strides(&vd), vd, 0);
-        self.push_moves(v, "reverse", &[a], vec![(c, vec![slot])]);
+        self.class[v.index()] = Class::Stored(Access::contiguous(dst, &self.dims[v.index()]));
     }
 
     fn pad(&mut self, v: Value, low: &[usize], interior: &[usize], a: Value) {
-        let (slot, s) = self.storage(a);
+        let s = self.storage(a);
         let vd = &self.dims[v.index()];
         let out = contiguous_strides(vd);
         let spread = out.iter().zip(interior).map(|(&x, &k)| x * (k as isize + 1)).collect();
-        let c = copy(0, s, offset(low, &out), spread, self.dims[a.index()].clone(), vd.iter().product());
-        self.push_moves(v, "pad", &[a], vec![(c, vec![slot])]);
+        let c = copy(
+            s.base,
+            s.strides,
+            offset(low, &out),
+            spread,
+            self.dims[a.index()].clone(),
+            vd.iter().product(),
+        );
+        self.push_moves(v, "pad", &[a], vec![(c, vec![s.slot])]);
     }
 
     /// Each operand copied into its block of the result.
@@ -616,10 +544,10 @@ impl Former<'_> {
         let mut at = vec![0; out.len()];
         let mut calls = vec![];
         for &a in args {
-            let (slot, s) = self.storage(a);
+            let s = self.storage(a);
             let ad = self.dims[a.index()].clone();
             let n = ad[axis];
-            calls.push((copy(0, s, offset(&at, &out), out.clone(), ad, 0), vec![slot]));
+            calls.push((copy(s.base, s.strides, offset(&at, &out), out.clone(), ad, 0), vec![s.slot]));
             at[axis] += n;
         }
         self.push_moves(v, "concat", args, calls);
@@ -646,14 +574,9 @@ impl Former<'_> {
         let d = self.dims[v.index()].clone();
         let mut nodes = Vec::new();
         let src = self.expr_op(v, &mut nodes, &mut HashMap::new());
-        let slot = self.new_slot(v);
-        let strides = contiguous_strides(&d);
-        let out = Access {
-            slot,
-            strides: strides.clone(),
-        };
-        self.push_loop(LoopKernel::store(d, nodes, src, out, format!("{v}")));
-        self.class[v.index()] = Class::Stored { slot, strides };
+        let out = Access::contiguous(self.new_slot(v), &d);
+        self.push_loop(LoopKernel::store(d, nodes, src, out.clone(), format!("{v}")));
+        self.class[v.index()] = Class::Stored(out);
     }
 
     /// Queue a loop kernel; axes are simplified only after sibling merging,
@@ -669,7 +592,7 @@ impl Former<'_> {
     fn leaf(&mut self, v: Value, nodes: &mut Vec<Node>) -> usize {
         match self.class[v.index()].clone() {
             Class::Const(c) => push_node(nodes, Node::Const(c)),
-            Class::Stored { slot, strides } => push_node(nodes, Node::Load(Access { slot, strides })),
+            Class::Stored(a) => push_node(nodes, Node::Load(a)),
             Class::Inline | Class::Unset => self.expr_op(v, nodes, &mut HashMap::new()),
         }
     }
@@ -718,9 +641,9 @@ impl Former<'_> {
                 let label = match self.class[args[0].index()].clone() {
                     Class::Const(c) => push_node(nodes, Node::Const(c)),
                     _ => {
-                        let (slot, mut strides) = self.storage(args[0]);
-                        strides.push(0);
-                        push_node(nodes, Node::Load(Access { slot, strides }))
+                        let mut a = self.storage(args[0]);
+                        a.strides.push(0);
+                        push_node(nodes, Node::Load(a))
                     }
                 };
                 let mut is = vec![0isize; r];
@@ -739,9 +662,11 @@ impl Former<'_> {
                 let (seed, key) = match self.class[args[0].index()].clone() {
                     Class::Const(c) => (crate::ir::keyed_seed(*seed, f64::from(c)), None),
                     _ => {
-                        let (slot, _) = self.storage(args[0]);
-                        let strides = vec![0; self.dims[v.index()].len()];
-                        (*seed, Some(push_node(nodes, Node::Load(Access { slot, strides }))))
+                        let key = Access {
+                            strides: vec![0; self.dims[v.index()].len()],
+                            ..self.storage(args[0])
+                        };
+                        (*seed, Some(push_node(nodes, Node::Load(key))))
                     }
                 };
                 Node::Random {
@@ -786,16 +711,13 @@ fn computes_its_value(op: &Op) -> bool {
     }
 }
 
-/// The view ops, as [`Former::view`] builds their strides.
+/// The view ops, as [`Former::view`] builds their accesses (`view`).
 enum View<'a> {
     Broadcast,
     Reshape,
     Transpose(&'a [usize]),
-}
-
-/// `Σ index[d] * strides[d]`: where a multi-index lies.
-fn offset(index: &[usize], strides: &[isize]) -> isize {
-    index.iter().zip(strides).map(|(&i, &s)| i as isize * s).sum()
+    Slice { start: &'a [usize], stride: &'a [usize] },
+    Reverse(&'a [usize]),
 }
 
 fn copy(src_base: isize, src_strides: Vec<isize>, dst_base: isize, dst_strides: Vec<isize>, dims: Vec<usize>, zero: usize) -> MoveOp {
@@ -843,10 +765,10 @@ pub fn unsafe_inplace(p: &Program, inplace: &[(usize, usize)]) -> Vec<usize> {
         let late_read = p.kernels.iter().enumerate().skip(w + 1).any(|(_, k)| k.reads().contains(&param));
         let same = match &p.kernels[w] {
             Kernel::Loop(k) => {
-                let out = k.outputs.iter().find(|(_, a)| a.slot == alias).map(|(_, a)| &a.strides);
+                let out = k.outputs.iter().find(|(_, a)| a.slot == alias).map(|(_, a)| a);
                 k.reduce.is_none()
                     && k.nodes.iter().all(|n| match n {
-                        Node::Load(a) => a.slot != param || Some(&a.strides) == out,
+                        Node::Load(a) => a.slot != param || out.is_some_and(|o| (o.base, &o.strides) == (a.base, &a.strides)),
                         _ => true,
                     })
             }

@@ -128,7 +128,11 @@ pub fn signature(cc: CallConv) -> Signature {
 /// Emit the call(s) for `g` into the step function.
 pub fn emit_call(b: &mut FunctionBuilder, g: &GemmKernel, ptrs: Value, callee: FuncRef) {
     let flags = MemFlagsData::trusted().with_readonly();
-    let base = |b: &mut FunctionBuilder, m: &Matrix| b.ins().load(I64, flags, ptrs, (m.slot * 8) as i32);
+    // The slot's address plus the view's first element.
+    let base = |b: &mut FunctionBuilder, m: &Matrix| {
+        let p = b.ins().load(I64, flags, ptrs, (m.slot * 8) as i32);
+        b.ins().iadd_imm_s(p, m.base as i64 * 4)
+    };
     let (pa, pb, pc) = (base(b, &g.a), base(b, &g.b), base(b, &g.c));
     let nb: usize = g.batch.iter().product();
     let call = |b: &mut FunctionBuilder, t: Option<Value>| {

@@ -2,8 +2,9 @@
 //!
 //! A program is a list of kernels run in order over a table of buffer
 //! pointers ("slots"). Every tensor that is materialised lives in one slot as a
-//! row-major f32 buffer; views (broadcast, transpose, reshape) are not copies
-//! but strided accesses to the slot of the value they view.
+//! row-major f32 buffer; views (broadcast, transpose, reshape, slice,
+//! reverse) are not copies but strided accesses, from a base offset, to the
+//! slot of the value they view (`codegen::view`).
 
 use crate::ir::{BinaryOp, CmpOp, UnaryOp};
 
@@ -11,11 +12,38 @@ use crate::ir::{BinaryOp, CmpOp, UnaryOp};
 pub type Slot = usize;
 
 /// A strided read or write: element `(i_0, .., i_{r-1})` of the kernel's
-/// domain is at `slot[Σ strides[d] * i_d]` (strides in elements, may be 0).
+/// domain is at `slot[base + Σ strides[d] * i_d]` (in elements; strides may
+/// be 0 or negative). A slice of a `[B, T, 3D]` buffer is the buffer's
+/// slot with the slice's start as `base`, so it needs no copy.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Access {
     pub slot: Slot,
+    pub base: isize,
     pub strides: Vec<isize>,
+}
+
+impl Access {
+    /// `slot` from its first element with `strides`.
+    pub fn new(slot: Slot, strides: Vec<isize>) -> Access {
+        Access { slot, base: 0, strides }
+    }
+
+    /// The whole of `slot` as a row-major array of shape `dims`.
+    pub fn contiguous(slot: Slot, dims: &[usize]) -> Access {
+        Access::new(slot, contiguous_strides(dims))
+    }
+
+    /// Whether this walks `slot` from its start in row-major order over
+    /// `dims` (the layout the host functions take). A size-1 axis is never
+    /// stepped along, so its stride does not matter.
+    pub fn is_dense(&self, dims: &[usize]) -> bool {
+        self.base == 0
+            && dims
+                .iter()
+                .zip(&self.strides)
+                .zip(contiguous_strides(dims))
+                .all(|((&n, &x), c)| n == 1 || x == c)
+    }
 }
 
 /// One scalar operation of a fused kernel body; operands are indices of
@@ -114,10 +142,27 @@ impl LoopKernel {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Matrix {
     pub slot: Slot,
+    /// Element offset of the first matrix in the slot (a slice's start).
+    pub base: isize,
     /// Strides of the leading (batch) dims, in elements.
     pub batch_strides: Vec<isize>,
     pub rs: isize,
     pub cs: isize,
+}
+
+impl Matrix {
+    /// A (batch of) matrices read through `a`: the last two axes are rows
+    /// and columns, the others the batch.
+    pub fn of(a: &Access) -> Matrix {
+        let r = a.strides.len();
+        Matrix {
+            slot: a.slot,
+            base: a.base,
+            batch_strides: a.strides[..r - 2].to_vec(),
+            rs: a.strides[r - 2],
+            cs: a.strides[r - 1],
+        }
+    }
 }
 
 /// `c[b] = a[b] @ b[b]` for every batch index, through the `gemm` crate.

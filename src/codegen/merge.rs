@@ -143,7 +143,10 @@ pub fn drop_dead_stores(p: &mut Program) {
 /// `kj` reads `ki`'s outputs only where `ki` writes them for the same point.
 fn compatible(ki: &LoopKernel, kj: &LoopKernel) -> bool {
     kj.nodes.iter().all(|n| match n {
-        Node::Load(a) => ki.outputs.iter().all(|(_, o)| o.slot != a.slot || o.strides == a.strides),
+        Node::Load(a) => ki
+            .outputs
+            .iter()
+            .all(|(_, o)| o.slot != a.slot || (o.base, &o.strides) == (a.base, &a.strides)),
         _ => true,
     })
 }

@@ -34,6 +34,7 @@ mod parallel;
 mod plan;
 mod scan;
 mod text;
+mod view;
 mod window;
 
 use crate::ir;

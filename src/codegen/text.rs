@@ -24,8 +24,22 @@ pub fn program_text(p: &Program, plan: &ArenaPlan) -> String {
             Kernel::Gemm(g) => {
                 let _ = writeln!(
                     out,
-                    "kernel k{i} gemm batch={:?} m={} n={} k={} threads={}  // {}\n    s{} (rs={}, cs={}) = s{} (rs={}, cs={}) @ s{} (rs={}, cs={})",
-                    g.batch, g.m, g.n, g.k, g.threads, g.label, g.c.slot, g.c.rs, g.c.cs, g.a.slot, g.a.rs, g.a.cs, g.b.slot, g.b.rs, g.b.cs
+                    "kernel k{i} gemm batch={:?} m={} n={} k={} threads={}  // {}\n    {} (rs={}, cs={}) = {} (rs={}, cs={}) @ {} (rs={}, cs={})",
+                    g.batch,
+                    g.m,
+                    g.n,
+                    g.k,
+                    g.threads,
+                    g.label,
+                    at(g.c.slot, g.c.base),
+                    g.c.rs,
+                    g.c.cs,
+                    at(g.a.slot, g.a.base),
+                    g.a.rs,
+                    g.a.cs,
+                    at(g.b.slot, g.b.base),
+                    g.b.rs,
+                    g.b.cs
                 );
             }
             Kernel::Move(m) => {
@@ -68,7 +82,7 @@ pub fn program_text(p: &Program, plan: &ArenaPlan) -> String {
                 let _ = writeln!(out, "kernel k{i} loop {:?}{red}{par}  // {}", l.dims, l.label);
                 for (j, n) in l.nodes.iter().enumerate() {
                     let body = match n {
-                        Node::Load(a) => format!("load s{} strides={:?}", a.slot, a.strides),
+                        Node::Load(a) => format!("load {} strides={:?}", at(a.slot, a.base), a.strides),
                         Node::Const(c) => format!("const {c:?}"),
                         Node::Index(s) => format!("index strides={s:?}"),
                         Node::Random {
@@ -93,12 +107,20 @@ pub fn program_text(p: &Program, plan: &ArenaPlan) -> String {
                 }
                 for (o, (src, a)) in l.outputs.iter().enumerate() {
                     let verb = if l.reduce.is_some() && o == 0 { "accumulate" } else { "store" };
-                    let _ = writeln!(out, "    {verb} n{src} -> s{} strides={:?}", a.slot, a.strides);
+                    let _ = writeln!(out, "    {verb} n{src} -> {} strides={:?}", at(a.slot, a.base), a.strides);
                 }
             }
         }
     }
     out
+}
+
+/// A slot, with the element offset of a view into it (`s3+128`).
+fn at(slot: usize, base: isize) -> String {
+    match base {
+        0 => format!("s{slot}"),
+        b => format!("s{slot}{b:+}"),
+    }
 }
 
 /// Op names as the IR printer spells them (`Add` -> `add`).

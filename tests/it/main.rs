@@ -46,3 +46,4 @@ mod train_modes;
 mod train_run;
 mod train_schedule;
 mod ui;
+mod views;
