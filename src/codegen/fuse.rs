@@ -69,6 +69,10 @@ struct Former<'a> {
     threads: usize,
     /// The kernel of each sibling group of scans (`ir::scan`) so far.
     scans: Vec<(std::sync::Arc<crate::ir::scan::Scan>, Vec<Value>, usize)>,
+    /// Where a value's producer should write it so that its one reader
+    /// needs no copy ([`Former::plan_places`]); producers that cannot
+    /// write through strides ignore it, and the reader then copies.
+    dest: Vec<Option<Access>>,
 }
 
 /// Form the kernel program of `f`. Each `(param, result)` pair in `inplace`
@@ -167,7 +171,9 @@ pub fn form(f: &Func, threads: usize, inplace: &[(usize, usize)], direct: &[bool
         kernels: Vec::new(),
         threads,
         scans: Vec::new(),
+        dest: vec![None; n],
     };
+    fm.plan_places(&uses);
     for inst in &f.insts {
         let v = inst.result;
         match &inst.op {
@@ -265,6 +271,100 @@ pub fn form(f: &Func, threads: usize, inplace: &[(usize, usize)], direct: &[bool
 }
 
 impl Former<'_> {
+    /// Choose, before any kernel is formed, where some values are written
+    /// so that the op reading them moves nothing: each operand of a concat
+    /// in its block of the result (the adjoints of Q, K and V into one
+    /// `[b, t, 3d]` gradient; an unrolled scan's stacked states), and the
+    /// operand of a reshape that merges transposed axes (`merge_heads`) in
+    /// the layout that makes the reshape a view. Only for an operand read
+    /// by nothing else and not returned; the walk is backwards, so a
+    /// concat's block is known before its operands (nested concats, the
+    /// transposes under a reshape) are placed in it.
+    fn plan_places(&mut self, uses: &[usize]) {
+        let f = self.f;
+        let returned = |v: Value| f.results.contains(&v);
+        let def = self.def.clone();
+        let only_reader = |a: Value, args: &[Value]| {
+            uses[a.index()] == 1 && args.iter().filter(|&&x| x == a).count() == 1 && !returned(a) && def[a.index()].is_some()
+        };
+        let mut dest = std::mem::take(&mut self.dest);
+        for inst in f.insts.iter().rev() {
+            let v = inst.result;
+            let vd = self.dims[v.index()].clone();
+            if let Op::Concat { axis } = &inst.op {
+                if returned(v) {
+                    continue;
+                }
+                let d = match dest[v.index()].clone() {
+                    Some(d) => d,
+                    None => self.fresh(&vd),
+                };
+                dest[v.index()] = Some(d.clone());
+                let mut at = vec![0; vd.len()];
+                for &a in &inst.args {
+                    if only_reader(a, &inst.args) {
+                        dest[a.index()] = Some(at_offset(&d, &at));
+                    }
+                    at[*axis] += self.dims[a.index()][*axis];
+                }
+            } else if let Op::Reshape { .. } = &inst.op {
+                let a = inst.args[0];
+                let wanted = dest[v.index()].is_some() || (!returned(v) && self.transposed_product(a, uses));
+                if !only_reader(a, &inst.args) || !wanted {
+                    continue;
+                }
+                let d = match dest[v.index()].clone() {
+                    Some(d) => d,
+                    None => self.fresh(&vd),
+                };
+                dest[v.index()] = Some(d.clone());
+                dest[a.index()] = view::reshape(&d, &vd, &self.dims[a.index()]);
+            } else if let Op::Transpose { perm } = &inst.op {
+                let a = inst.args[0];
+                if let (Some(d), true) = (&dest[v.index()], only_reader(a, &inst.args)) {
+                    let mut strides = vec![0; perm.len()];
+                    for (i, &p) in perm.iter().enumerate() {
+                        strides[p] = d.strides[i];
+                    }
+                    dest[a.index()] = Some(Access { strides, ..d.clone() });
+                }
+            }
+        }
+        self.dest = dest;
+    }
+
+    /// Whether `a` is a transpose, read once, of a product or an
+    /// elementwise value read once: a kernel that can write it transposed.
+    fn transposed_product(&self, a: Value, uses: &[usize]) -> bool {
+        let Some(t) = self.def[a.index()].map(|i| &self.f.insts[i]) else {
+            return false;
+        };
+        let Op::Transpose { .. } = t.op else {
+            return false;
+        };
+        let g = t.args[0];
+        let computed = self.def[g.index()].is_some_and(|i| matches!(self.f.insts[i].op.kind(), OpKind::Elementwise | OpKind::Contraction));
+        computed && uses[g.index()] == 1 && !self.f.results.contains(&g)
+    }
+
+    /// A new temp slot holding a row-major array of shape `dims`.
+    fn fresh(&mut self, dims: &[usize]) -> Access {
+        self.slots.push(SlotInfo {
+            kind: SlotKind::Temp,
+            len: dims.iter().product(),
+        });
+        Access::contiguous(self.slots.len() - 1, dims)
+    }
+
+    /// Where the kernel computing `v` writes it: its planned place, or a
+    /// slot of its own (the caller's buffer for a result).
+    fn place(&mut self, v: Value) -> Access {
+        match self.dest[v.index()].take() {
+            Some(d) => d,
+            None => Access::contiguous(self.new_slot(v), &self.dims[v.index()]),
+        }
+    }
+
     fn new_slot(&mut self, v: Value) -> Slot {
         if let Some(s) = self.out_slot[v.index()].take() {
             return s;
@@ -280,16 +380,21 @@ impl Former<'_> {
         if let Class::Stored(a) = &self.class[v.index()] {
             return a.clone();
         }
-        let slot = self.new_slot(v);
-        self.copy_into(v, slot, format!("materialise {v}"))
+        let out = self.place(v);
+        self.copy_to(v, out, format!("materialise {v}"))
     }
 
     /// A loop writing `v` contiguously into `slot`.
     fn copy_into(&mut self, v: Value, slot: Slot, label: String) -> Access {
+        let out = Access::contiguous(slot, &self.dims[v.index()]);
+        self.copy_to(v, out, label)
+    }
+
+    /// A loop writing `v` to `out`.
+    fn copy_to(&mut self, v: Value, out: Access, label: String) -> Access {
         let d = self.dims[v.index()].clone();
         let mut nodes = Vec::new();
         let src = self.leaf(v, &mut nodes);
-        let out = Access::contiguous(slot, &d);
         self.push_loop(LoopKernel::store(d, nodes, src, out.clone(), label));
         out
     }
@@ -318,21 +423,19 @@ impl Former<'_> {
                 Some(r) => r,
                 None => {
                     // Row-major order differs from the operand's layout:
-                    // copy it out contiguously, then reshape for free.
+                    // copy it out in the result's order (into its planned
+                    // place when it has one), then reshape for free.
+                    let (ad, vd) = (ad.clone(), vd.clone());
+                    let placed = self.dest[v.index()].take().and_then(|d| Some((view::reshape(&d, &vd, &ad)?, d)));
+                    let (out, result) = placed.unwrap_or_else(|| {
+                        let fresh = self.fresh(&ad);
+                        let result = Access::contiguous(fresh.slot, &vd);
+                        (fresh, result)
+                    });
                     let mut nodes = Vec::new();
-                    let ad = ad.clone();
                     let src = push_node(&mut nodes, Node::Load(s));
-                    let len = ad.iter().product();
-                    self.slots.push(SlotInfo { kind: SlotKind::Temp, len });
-                    let out = Access::contiguous(self.slots.len() - 1, &ad);
-                    self.push_loop(LoopKernel::store(
-                        ad,
-                        nodes,
-                        src,
-                        out.clone(),
-                        format!("contiguous copy of {a} for {v}"),
-                    ));
-                    Access::contiguous(out.slot, &self.dims[v.index()])
+                    self.push_loop(LoopKernel::store(ad, nodes, src, out, format!("contiguous copy of {a} for {v}")));
+                    result
                 }
             },
         };
@@ -364,7 +467,7 @@ impl Former<'_> {
             self.class[v.index()] = Class::Stored(self.storage(v));
             return;
         }
-        let tc = Access::contiguous(self.new_slot(v), &vd);
+        let tc = self.place(v);
         let work = batch.iter().product::<usize>() * m * n * k;
         let threads = if self.threads > 1 && work >= PAR_MIN_GEMM {
             self.threads
@@ -538,19 +641,28 @@ impl Former<'_> {
         self.push_moves(v, "pad", &[a], vec![(c, vec![s.slot])]);
     }
 
-    /// Each operand copied into its block of the result.
+    /// Each operand copied into its block of the result, unless its
+    /// kernel already wrote it there (`plan_places`).
     fn concat(&mut self, v: Value, axis: usize, args: &[Value]) {
-        let out = contiguous_strides(&self.dims[v.index()]);
-        let mut at = vec![0; out.len()];
-        let mut calls = vec![];
+        let out = self.place(v);
+        let mut at = vec![0; out.strides.len()];
+        let label = format!("{v} = concat {}", args.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", "));
         for &a in args {
             let s = self.storage(a);
+            let block = at_offset(&out, &at);
             let ad = self.dims[a.index()].clone();
-            let n = ad[axis];
-            calls.push((copy(s.base, s.strides, offset(&at, &out), out.clone(), ad, 0), vec![s.slot]));
-            at[axis] += n;
+            at[axis] += ad[axis];
+            if s == block || ad.contains(&0) {
+                continue;
+            }
+            self.kernels.push(Kernel::Move(MoveKernel {
+                op: copy(s.base, s.strides, block.base, block.strides, ad, 0),
+                srcs: vec![s.slot],
+                dst: out.slot,
+                label: label.clone(),
+            }));
         }
-        self.push_moves(v, "concat", args, calls);
+        self.class[v.index()] = Class::Stored(out);
     }
 
     fn take(&mut self, v: Value, axis: usize, x: Value, ids: Value) {
@@ -574,7 +686,7 @@ impl Former<'_> {
         let d = self.dims[v.index()].clone();
         let mut nodes = Vec::new();
         let src = self.expr_op(v, &mut nodes, &mut HashMap::new());
-        let out = Access::contiguous(self.new_slot(v), &d);
+        let out = self.place(v);
         self.push_loop(LoopKernel::store(d, nodes, src, out.clone(), format!("{v}")));
         self.class[v.index()] = Class::Stored(out);
     }
@@ -718,6 +830,14 @@ enum View<'a> {
     Transpose(&'a [usize]),
     Slice { start: &'a [usize], stride: &'a [usize] },
     Reverse(&'a [usize]),
+}
+
+/// `a` moved to the multi-index `at`: a block of the array it addresses.
+fn at_offset(a: &Access, at: &[usize]) -> Access {
+    Access {
+        base: a.base + offset(at, &a.strides),
+        ..a.clone()
+    }
 }
 
 fn copy(src_base: isize, src_strides: Vec<isize>, dst_base: isize, dst_strides: Vec<isize>, dims: Vec<usize>, zero: usize) -> MoveOp {
