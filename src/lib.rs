@@ -128,10 +128,10 @@
 //! a `reshape` dropping indexed axes; `split`/`chunk` are slices, `stack` is a
 //! reshape and a binary `concat`. `gather` reads NaN for an id outside its
 //! axis (JAX's `take`), so a bad id stops training with a non-finite loss; its
-//! adjoint `scatter_add` drops such ids. The ops that move elements run in
-//! compiled code as calls to one host function (`codegen::moves`) over
-//! strided slots: correct and memory-bound; folding slices into their readers'
-//! strides needs base offsets in `kernel::Access`.
+//! adjoint `scatter_add` drops such ids. In compiled code slices and
+//! reversals are views (a base offset and strides, see Code generation);
+//! pad, gather, scatter-add and the concats that placement cannot avoid run
+//! as calls to one host function (`codegen::moves`) over strided slots.
 //! ## Training plans, modes, buffers and steps
 //!
 //! A `train` block becomes a [`plan::TrainPlan`]: data that `sema::train`
@@ -293,7 +293,9 @@
 //! masked key an exact 0 (so a later token cannot change an earlier output
 //! by a single bit), and a row with every key masked stays finite. Q, K and
 //! V are one product with a `[d, 3d]` weight (PyTorch's `in_proj` layout)
-//! sliced three ways. A stack of layers is `repeat(n, Layer(...))`, a
+//! sliced three ways; in compiled code the slices and heads are views of
+//! that one buffer, and the backward products write the adjoints of Q, K
+//! and V into its blocks (Code generation: views and placement). A stack of layers is `repeat(n, Layer(...))`, a
 //! special form that `elab` evaluates n times (an argument evaluated once
 //! would be one layer shared n times), giving a list of layers; a list of
 //! layers is callable and applies them in turn. The language has no loops,
@@ -312,6 +314,30 @@
 //! otherwise rematerialise them inside the loop. Compiled code runs with
 //! subnormals flushed to zero (`codegen::fpenv`). The runtime compiles one
 //! function per batch shape and validates every argument's shape first.
+//!
+//! Views and placement. A kernel reads or writes a slot through a
+//! `kernel::Access`: a base offset and a stride per axis. Every view op
+//! maps its operand's access to its own (`codegen::view`): broadcast
+//! (stride 0), transpose (permuted strides), slice (the start as offset,
+//! strides times the step), reverse (offset at the end, negative
+//! strides) and reshape whenever the axes it merges nest in memory (always
+//! over contiguous data; over a slice of the last axis when only that axis
+//! is split, as `split_heads` of `qkv[..., d:2d]` does). GEMM operands take
+//! the offset as a pointer and the strides as they are (a negative stride
+//! is copied forward first). The converse, writing a value where its one
+//! reader wants it, is planned before kernels are formed
+//! (`Former::plan_places`, a backward walk): an operand of a concat is
+//! written by its kernel (loop, GEMM, materialisation) into its block of
+//! the result, nested concats into the outer block, and a product read
+//! once through a transpose and a merging reshape (`merge_heads`) is
+//! written in the layout that makes both views. A producer that cannot
+//! write through strides (windows, gathers, scans) leaves its reader to
+//! copy as before. In the encoder step nothing moves between the products
+//! any more: the score and value products read Q, K and V from the QKV
+//! buffer at +0, +d, +2d with its row stride, the value product writes
+//! merged heads as `[b·t, d]` rows, and dQ, dKᵀ and dV are written into
+//! the `[b·t, 3d]` gradient (`tests/it/views.rs`). A `gather` or a scan
+//! still takes whole contiguous slots.
 //!
 //! The training step is compiled with every parameter and optimizer state
 //! paired to its update (`Compiled::compile_inplace`): the step overwrites
