@@ -42,7 +42,7 @@ pub fn fail(cmd: &CmdLine, e: &OverrideError, file: &Path) -> i32 {
             let known: Vec<&str> = known.iter().map(String::as_str).collect();
             cmd.unknown(
                 "E0801",
-                format!("`{name}` is not a setting of the train block or a parameter of its optimizer"),
+                format!("`{name}` is not a setting of the train block, a parameter of its optimizer or a named size of a model"),
                 name,
                 "no such setting",
                 &known,
@@ -66,6 +66,20 @@ pub fn fail(cmd: &CmdLine, e: &OverrideError, file: &Path) -> i32 {
     }
 }
 
+/// The file of `c` with `overrides` written into its text, compiled; every
+/// diagnostic notes the values, since the text it shows is the edited one
+/// (a width that the next layer does not fit is found here).
+pub fn compile_with(file: &Path, c: &Compilation, overrides: &[Override]) -> Result<Compilation, OverrideError> {
+    let text = &c.db.file(c.root).text;
+    let edited = apply(text, &c.module, &c.analysis.globals, None, overrides)?;
+    let mut out = super::load_bytes(file, edited.as_bytes());
+    let set: Vec<String> = overrides.iter().map(|o| format!("`--set {}={}`", o.name, o.value)).collect();
+    for d in &mut out.analysis.diags.items {
+        d.notes.push(format!("checked with {}", set.join(" ")));
+    }
+    Ok(out)
+}
+
 /// `report::load_checked` with `set` applied to the file's text first.
 pub fn load_checked(file: &Path, data_dir: Option<&Path>, set: &[String]) -> Option<Compilation> {
     if set.is_empty() {
@@ -74,13 +88,11 @@ pub fn load_checked(file: &Path, data_dir: Option<&Path>, set: &[String]) -> Opt
     let cmd = CmdLine::from_env();
     let overrides = parse(&cmd, set).ok()?;
     let c = super::load_clean(file)?;
-    let text = c.db.file(c.root).text.clone();
-    let edited = match apply(&text, &c.module, &c.analysis.globals, None, &overrides) {
-        Ok(t) => t,
+    match compile_with(file, &c, &overrides) {
+        Ok(edited) => super::report::check_loaded(edited, file, data_dir),
         Err(e) => {
             fail(&cmd, &e, file);
-            return None;
+            None
         }
-    };
-    super::report::check_loaded(super::load_bytes(file, edited.as_bytes()), file, data_dir)
+    }
 }

@@ -38,7 +38,7 @@ pub struct RunArgs {
     /// Train for this many epochs instead of the file's `epochs`.
     #[arg(long)]
     pub epochs: Option<usize>,
-    /// Set a train setting or optimizer parameter: `--set lr=0.01 --set batch_size=64`.
+    /// Set a train setting, optimizer parameter or a model's named size (`let hidden = 128`): `--set lr=0.01 --set hidden=256`.
     #[arg(long = "set", value_name = "NAME=VALUE")]
     pub set: Vec<String>,
 }

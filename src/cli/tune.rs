@@ -9,6 +9,7 @@ use super::cmdline::CmdLine;
 use super::say;
 use crate::diag::Diagnostic;
 use crate::runtime::history::{column, from_jsonl};
+use crate::teach::overrides::Override;
 use crate::teach::search::{self, Axis, Config, SpaceError, Status, TrialResult};
 use clap::{Args, ValueEnum};
 use std::path::{Path, PathBuf};
@@ -18,7 +19,7 @@ use std::time::{Duration, Instant};
 #[derive(Args)]
 pub struct TuneArgs {
     pub file: PathBuf,
-    /// A grid axis: `lr=0.1,0.01,0.001` or `lr=log:1e-4..1e-1/4` (4 points).
+    /// A grid axis: `lr=0.1,0.01,0.001`, `lr=log:1e-4..1e-1/4` (4 points) or a named size, `hidden=64,128,256`.
     #[arg(long, value_name = "NAME=VALUES")]
     pub grid: Vec<String>,
     /// A random axis: `lr=log:1e-4..1e-1` (log-uniform), `dropout=0..0.5`, `batch_size=16,32,64`.
@@ -197,12 +198,13 @@ pub fn tune(args: &TuneArgs) -> i32 {
         }
     }
     let known = crate::teach::overrides::tunable(&c.module, &c.analysis.globals, Some(&plan.model));
-    if let Err(e) = search::check_space(&axes, &known) {
+    let integers = crate::teach::overrides::integer_names(&c.module);
+    if let Err(e) = search::check_space(&mut axes, &known, &integers) {
         // An axis of the train block: the error goes on the file.
         if let Some(span) = axes.iter().find(|a| a.text == e.at || a.name == e.at).and_then(|a| a.span) {
             let message = if e.message.is_empty() {
                 format!(
-                    "`{}` is not a setting of `train {}` or a parameter of its optimizer",
+                    "`{}` is not a setting of `train {}`, a parameter of its optimizer or a named size",
                     e.at, plan.model
                 )
             } else {
@@ -226,7 +228,7 @@ pub fn tune(args: &TuneArgs) -> i32 {
             return cmd.unknown(
                 "E0801",
                 format!(
-                    "`{}` is not a setting of `train {}` or a parameter of its optimizer",
+                    "`{}` is not a setting of `train {}`, a parameter of its optimizer or a named size",
                     e.at, plan.model
                 ),
                 &e.at,
@@ -276,6 +278,33 @@ pub fn tune(args: &TuneArgs) -> i32 {
     }
     let higher = search::higher_is_better(&metric);
 
+    // Every trial's file must check before any runs: a width that the next
+    // layer does not fit is the shape checker's error now, not a failed
+    // trial later.
+    let configs = search::trials(&axes, random_trials, args.seed);
+    let mut seen: Vec<&Config> = vec![];
+    for config in &configs {
+        if seen.contains(&config) {
+            continue;
+        }
+        seen.push(config);
+        let set: Vec<Override> = config
+            .iter()
+            .map(|(name, value)| Override {
+                name: name.clone(),
+                value: value.clone(),
+            })
+            .collect();
+        match super::overrides::compile_with(&args.file, &c, &set) {
+            Ok(edited) if edited.has_errors() => {
+                super::report(&edited);
+                return 1;
+            }
+            Ok(_) => {}
+            Err(e) => return super::overrides::fail(&cmd, &e, &args.file),
+        }
+    }
+
     // ---- the study directory ---------------------------------------------
     let study = args
         .study
@@ -320,7 +349,6 @@ pub fn tune(args: &TuneArgs) -> i32 {
         }
     }
 
-    let configs = search::trials(&axes, random_trials, args.seed);
     let mut results: Vec<TrialResult> = vec![];
     let mut pending: Vec<(usize, Config)> = vec![];
     for (i, config) in configs.iter().enumerate() {

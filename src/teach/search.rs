@@ -31,6 +31,9 @@ pub struct Axis {
     pub text: String,
     /// Where the train block names it, when it comes from the file.
     pub span: Option<crate::base::Span>,
+    /// Its values are whole numbers (`batch_size`, a named size written
+    /// `128`); `check_space` sets it from the file.
+    pub integer: bool,
 }
 
 impl Axis {
@@ -128,18 +131,23 @@ pub fn parse_axis(text: &str, grid: bool) -> Result<Axis, SpaceError> {
         grid,
         text: text.into(),
         span: None,
+        integer: INTEGER_SETTINGS.contains(&name),
     })
 }
 
-/// Check a whole space against the names the file accepts: not empty,
-/// each name known and given once, every value acceptable.
-pub fn check_space(axes: &[Axis], known: &[String]) -> Result<(), SpaceError> {
+/// Check a whole space against the names the file accepts (`known`, of
+/// which `integers` take whole numbers): not empty, each name known and
+/// given once, every value acceptable. Marks the axes of whole numbers.
+pub fn check_space(axes: &mut [Axis], known: &[String], integers: &[String]) -> Result<(), SpaceError> {
     if axes.is_empty() {
         return Err(err(
             "",
             "the search space is empty".into(),
             Some("name hyper-parameters to search, e.g. `--grid lr=0.1,0.01 --random batch_size=16,32,64`"),
         ));
+    }
+    for a in axes.iter_mut() {
+        a.integer = integers.contains(&a.name);
     }
     for (i, a) in axes.iter().enumerate() {
         if !known.contains(&a.name) {
@@ -154,15 +162,15 @@ pub fn check_space(axes: &[Axis], known: &[String]) -> Result<(), SpaceError> {
         }
         let samples: Vec<String> = match &a.spec {
             Spec::Values(v) => v.clone(),
-            Spec::Range { lo, hi, .. } => vec![format_value(&a.name, *lo), format_value(&a.name, *hi)],
+            Spec::Range { lo, hi, .. } => vec![format_value(a.integer, *lo), format_value(a.integer, *hi)],
         };
         for v in samples {
-            if let Err(super::overrides::OverrideError::BadValue { why, .. }) = check_value(&a.name, &v) {
+            if let Err(super::overrides::OverrideError::BadValue { why, .. }) = check_value(&a.name, &v, integers) {
                 return Err(err(&a.text, format!("`{v}` is not a value for `{}`: {why}", a.name), None));
             }
         }
         if let Spec::Range { lo, hi, .. } = a.spec {
-            if INTEGER_SETTINGS.contains(&a.name.as_str()) && hi.floor() < lo.ceil() {
+            if a.integer && hi.floor() < lo.ceil() {
                 return Err(err(&a.text, format!("the range of `{}` holds no whole number", a.name), None));
             }
         }
@@ -179,9 +187,9 @@ pub fn check_space(axes: &[Axis], known: &[String]) -> Result<(), SpaceError> {
     Ok(())
 }
 
-/// Integer settings as whole numbers; others with 4 significant digits.
-pub fn format_value(name: &str, x: f64) -> String {
-    if INTEGER_SETTINGS.contains(&name) {
+/// Whole numbers as such; others with 4 significant digits.
+pub fn format_value(integer: bool, x: f64) -> String {
+    if integer {
         return format!("{}", x.round() as i64);
     }
     if x == 0.0 {
@@ -214,7 +222,7 @@ fn grid_values(a: &Axis) -> Vec<String> {
                     } else {
                         lo + t * (hi - lo)
                     };
-                    format_value(&a.name, x)
+                    format_value(a.integer, x)
                 })
                 .collect();
             out.dedup();
@@ -228,7 +236,7 @@ fn draw(a: &Axis, u: f64) -> String {
     match &a.spec {
         Spec::Values(v) => v[((u * v.len() as f64) as usize).min(v.len() - 1)].clone(),
         Spec::Range { lo, hi, log, .. } => {
-            if INTEGER_SETTINGS.contains(&a.name.as_str()) && !log {
+            if a.integer && !log {
                 // Every whole number in the range equally likely.
                 let (lo, hi) = (lo.ceil() as i64, hi.floor() as i64);
                 let k = lo + ((u * (hi - lo + 1) as f64) as i64).min(hi - lo);
@@ -239,7 +247,7 @@ fn draw(a: &Axis, u: f64) -> String {
             } else {
                 lo + u * (hi - lo)
             };
-            format_value(&a.name, x)
+            format_value(a.integer, x)
         }
     }
 }
@@ -611,6 +619,7 @@ pub fn from_train_block(module: &crate::syntax::ast::Module, model: &str) -> Res
             grid,
             text: name.name.clone(),
             span: Some(name.span),
+            integer: INTEGER_SETTINGS.contains(&name.name.as_str()),
         });
     }
     if axes.is_empty() {

@@ -468,6 +468,126 @@ fn run_set_trains_with_the_value_and_rejects_unknown_names() {
     fails_with(&["run", "examples/xor.nn", "--set", "lr"], "E0802");
 }
 
+/// `examples/digits.nn` with its hidden width as a named size.
+fn digits_with_width() -> String {
+    let text = example("digits.nn");
+    let wide = text.replace(
+        "model Digits(x: [batch, 64]) -> [batch, 10] =\n    x |> Dense(64 -> 64, relu)\n      |> Dense(64 -> 10)\n",
+        "model Digits(x: [batch, 64]) -> [batch, 10] {\n    let hidden = 64\n    return x |> Dense(64 -> hidden, relu) |> Dense(hidden -> 10)\n}\n",
+    );
+    assert_ne!(wide, text, "digits.nn changed: update the replacement");
+    wide
+}
+
+#[test]
+fn named_sizes_of_models_are_hyper_parameters() {
+    let text = digits_with_width();
+    let c = nnc::driver::compile("digits.nn", &text);
+    assert!(!c.has_errors(), "{:?}", c.diagnostics());
+    let set = |text: &str, c: &nnc::driver::Compilation, name: &str, value: &str| {
+        let o = [overrides::Override {
+            name: name.into(),
+            value: value.into(),
+        }];
+        overrides::apply(text, &c.module, &c.analysis.globals, None, &o)
+    };
+    let edited = set(&text, &c, "hidden", "16").unwrap();
+    assert!(edited.contains("let hidden = 16\n"), "{edited}");
+    let plan = plan_of(&edited);
+    let w = plan.params.iter().find(|p| p.name == "dense1.W").expect("dense1.W");
+    assert_eq!(nnc::ir::shape_to_string(&w.ty.shape), "[64, 16]");
+    assert!(matches!(
+        set(&text, &c, "hidden", "2.5"),
+        Err(overrides::OverrideError::BadValue { .. })
+    ));
+    // A size written as a decimal takes decimals; one named in two models
+    // is qualified by the model.
+    let two = "model A(x: [batch, 4]) -> [batch, 2] {\n    let hidden = 8\n    let p = 0.5\n    return x |> Dense(4 -> hidden, relu) |> dropout(rate: p) |> Dense(hidden -> 2)\n}\n\
+        model B(x: [batch, 4]) -> [batch, 2] {\n    let hidden = 3\n    return x |> Dense(4 -> hidden) |> Dense(hidden -> 2)\n}\n\
+        train A {\n    data = tensors(x: [[1, 2, 3, 4]], y: [[0, 1]])\n    loss = mse(model(x) + B(x), y)\n    optimizer = sgd(lr: 0.1)\n}\n";
+    let c2 = nnc::driver::compile("two.nn", two);
+    assert!(!c2.has_errors(), "{:?}", c2.diagnostics());
+    let known = overrides::tunable(&c2.module, &c2.analysis.globals, None);
+    for name in ["A.hidden", "B.hidden", "p", "lr", "epochs"] {
+        assert!(known.contains(&name.to_string()), "{name} in {known:?}");
+    }
+    assert!(!known.contains(&"hidden".to_string()), "{known:?}");
+    assert!(set(two, &c2, "p", "0.25").unwrap().contains("let p = 0.25\n"));
+    let b = set(two, &c2, "B.hidden", "5").unwrap();
+    assert!(b.contains("let hidden = 5\n") && b.contains("let hidden = 8\n"), "{b}");
+    assert!(matches!(
+        set(two, &c2, "hidden", "5"),
+        Err(overrides::OverrideError::Unknown { .. })
+    ));
+}
+
+#[test]
+fn tune_searches_layer_widths_and_refuses_widths_that_do_not_fit() {
+    let dir = temp_dir("widths");
+    let file = dir.join("digits.nn");
+    std::fs::write(&file, digits_with_width()).unwrap();
+    let f = file.to_str().unwrap();
+    let study = dir.join("study");
+    let out = ok(&[
+        "tune",
+        f,
+        "--grid",
+        "hidden=8,32",
+        "--epochs",
+        "2",
+        "--limit",
+        "300",
+        "--prune",
+        "none",
+        "--data-dir",
+        "examples",
+        "--study",
+        study.to_str().unwrap(),
+    ]);
+    assert!(out.contains("2 trials, 0 done before") && out.contains("--set hidden="), "{out}");
+    let csv = std::fs::read_to_string(study.join("results.csv")).unwrap();
+    assert!(csv.starts_with("trial,status,hidden,"), "{csv}");
+    // Each trial trained a model of its width.
+    for (t, width) in [(1, 8), (2, 32)] {
+        let row = csv.lines().nth(t).unwrap();
+        assert!(row.starts_with(&format!("{t},complete,{width},")), "{csv}");
+        let weights = std::fs::read(study.join(format!("trial-{t:03}/weights.safetensors"))).unwrap();
+        let header = String::from_utf8_lossy(&weights[8..]);
+        assert!(
+            header.contains(&format!("\"shape\":[64,{width}]")),
+            "{}",
+            &header[..200.min(header.len())]
+        );
+    }
+    // --set and the grid on a name that does not exist: did-you-mean.
+    let e = fails_with(&["run", f, "--set", "hiden=16", "--data-dir", "examples"], "E0801");
+    assert!(e.contains("did you mean `hidden`?"), "{e}");
+    let e = fails_with(&["tune", f, "--grid", "hiddn=8,16", "--data-dir", "examples"], "E0801");
+    assert!(e.contains("did you mean `hidden`?"), "{e}");
+    fails_with(&["tune", f, "--grid", "hidden=8,12.5", "--data-dir", "examples"], "E0802");
+    // A width the next layer does not fit is the shape checker's error, at
+    // the layer, before any trial runs.
+    std::fs::write(&file, digits_with_width().replace("Dense(hidden -> 10)", "Dense(64 -> 10)")).unwrap();
+    let e = fails_with(&["run", f, "--set", "hidden=16", "--data-dir", "examples"], "E0301");
+    assert!(e.contains("checked with `--set hidden=16`"), "{e}");
+    let fresh = dir.join("fresh");
+    let e = fails_with(
+        &[
+            "tune",
+            f,
+            "--grid",
+            "hidden=64,16",
+            "--data-dir",
+            "examples",
+            "--study",
+            fresh.to_str().unwrap(),
+        ],
+        "E0301",
+    );
+    assert!(e.contains("checked with `--set hidden=16`"), "{e}");
+    assert!(!fresh.exists(), "no study is started");
+}
+
 // ---- tune ---------------------------------------------------------------------
 
 #[test]
