@@ -15,6 +15,7 @@
 
 use super::graph::{regroup, CallClass, Graph, Node, NodeKind};
 use super::notation::{hadamard, Expr, Name};
+use super::windows;
 use crate::ir::{self, DType, Dim, Func, Op, UnaryOp, Value};
 use crate::sema::TrainPlan;
 use std::collections::HashMap;
@@ -62,6 +63,9 @@ pub struct Derivation {
     /// Functions whose derivative appears (`relu`, `cross_entropy`), in
     /// order of appearance, with the class that decides the form.
     pub functions: Vec<String>,
+    /// What the window forms mean (`⋆`, `unpool_max`), as (text, LaTeX), in
+    /// order of appearance.
+    pub notes: Vec<(String, String)>,
 }
 
 struct Cx<'a> {
@@ -74,6 +78,7 @@ struct Cx<'a> {
     /// Depends on a trained parameter (so the step computes its adjoint).
     trained: Vec<bool>,
     functions: Vec<String>,
+    notes: Vec<(String, String)>,
 }
 
 /// Derive the backward pass of `plan`'s loss.
@@ -142,6 +147,7 @@ pub fn derive(plan: &TrainPlan) -> Derivation {
         active: activity(f, &from_input),
         trained: activity(f, &trainable),
         functions: vec![],
+        notes: vec![],
     };
     cx.name_intermediates();
     let section_of = |cx: &Cx, v: Value| -> Section {
@@ -232,6 +238,7 @@ pub fn derive(plan: &TrainPlan) -> Derivation {
         forward,
         backward,
         functions: std::mem::take(&mut cx.functions),
+        notes: std::mem::take(&mut cx.notes),
         names: cx.names,
     }
 }
@@ -378,6 +385,9 @@ impl Cx<'_> {
         let arg = |i: usize| Box::new(a[i].clone());
         let apply = |name: &str| Expr::Apply(name.into(), a.clone());
         match &node.kind {
+            NodeKind::Call {
+                class: CallClass::Reshape, ..
+            } if self.unit_reshape(node) => a[0].clone(),
             NodeKind::Call { callee, .. } => apply(callee),
             NodeKind::Prim(op) => match op {
                 Op::Const(x) => Expr::Num(*x),
@@ -396,6 +406,8 @@ impl Cx<'_> {
                 Op::Broadcast { .. } | Op::Cast { .. } => a[0].clone(),
                 Op::ReduceSum { .. } => apply("sum"),
                 Op::ReduceMax { .. } => apply("max"),
+                // Adding or dropping axes of size 1 is broadcasting, also implicit.
+                Op::Reshape { .. } if only_unit_axes(&self.f.ty(node.args[0]).shape, &self.f.ty(node.result).shape) => a[0].clone(),
                 Op::Reshape { .. } => apply("reshape"),
                 Op::Transpose { perm } if perm.len() == 2 => Expr::Transpose(arg(0)),
                 Op::Transpose { .. } => apply("transpose"),
@@ -425,12 +437,97 @@ impl Cx<'_> {
     /// Each operand's share of the adjoint `g` of `node`'s result; notes
     /// the functions whose derivatives it writes.
     fn vjp(&mut self, node: &Node, g: Expr) -> Vec<(Value, Expr)> {
+        if let Some(forms) = self.window_forms(node, &g) {
+            return forms;
+        }
         match &node.kind {
+            NodeKind::Call { .. } if self.unit_reshape(node) => {}
             NodeKind::Call { callee, .. } => self.note_function(callee),
             NodeKind::Prim(Op::Unary(u @ (UnaryOp::Sqrt | UnaryOp::Tanh))) => self.note_function(unary_name(*u)),
             NodeKind::Prim(_) => {}
         }
         self.rules(node, g)
+    }
+
+    /// A reshape call (`reshape(b, [c, 1, 1])`) that only adds or drops
+    /// axes of size 1: broadcasting, which the notation leaves implicit.
+    fn unit_reshape(&self, node: &Node) -> bool {
+        matches!(
+            node.kind,
+            NodeKind::Call {
+                class: CallClass::Reshape,
+                ..
+            }
+        ) && node
+            .args
+            .iter()
+            .filter(|a| self.f.ty(**a).dtype == DType::F32)
+            .all(|a| only_unit_axes(&self.f.ty(*a).shape, &self.f.ty(node.result).shape))
+    }
+
+    /// A convolution's or pooling's adjoints in closed form, when autodiff's
+    /// backward pass of the call matches one for every operand (`windows`).
+    fn window_forms(&mut self, node: &Node, g: &Expr) -> Option<Vec<(Value, Expr)>> {
+        let NodeKind::Call {
+            class: CallClass::Vector, ..
+        } = node.kind
+        else {
+            return None;
+        };
+        let wanted: Vec<Value> = node
+            .args
+            .iter()
+            .copied()
+            .filter(|v| self.active[v.index()] && self.f.ty(*v).dtype == DType::F32)
+            .collect();
+        let forms: Vec<(Value, windows::Form)> = wanted
+            .iter()
+            .map(|&v| windows::closed_form(self.f, node.body.clone(), &node.args, node.result, v).map(|form| (v, form)))
+            .collect::<Option<_>>()?;
+        let bx = |e: Expr| Box::new(e);
+        let mut out = vec![];
+        for (v, form) in forms {
+            // The window itself is in the layer's heading (`kernel: 5, pad: 2`).
+            let (e, note) = match form {
+                windows::Form::ConvInput { kernel, .. } => (
+                    Expr::Convolve(bx(g.clone()), bx(Expr::Rot180(bx(self.expr(kernel))))),
+                    (
+                        "δ ∗ rot180(W) = the full convolution of δ with the kernel turned by 180°: conv2d's transpose, col2im(δ · W)",
+                        r"\delta \ast \mathrm{rot180}(W):\ \text{full convolution with the flipped kernel, i.e. } \mathrm{col2im}(\delta \cdot W)",
+                    ),
+                ),
+                windows::Form::ConvKernel { input, .. } => {
+                    let batch = self.f.ty(input).shape.first().map(|d| d.to_string()).unwrap_or_default();
+                    (
+                        Expr::SumOver(vec![batch], bx(Expr::Correlate(bx(self.expr(input)), bx(g.clone())))),
+                        (
+                            "x ⋆ δ = the cross-correlation of the input with δ over conv2d's windows: im2col(x)ᵀ · δ",
+                            r"x \star \delta:\ \text{cross-correlation of the input with } \delta \text{ over the windows, i.e. } \mathrm{im2col}(x)^{\top} \delta",
+                        ),
+                    )
+                }
+                windows::Form::MaxPoolInput { .. } => (
+                    Expr::Apply("unpool_max".into(), vec![g.clone()]),
+                    (
+                        "unpool_max(g) = each window's g at the position of its maximum (the argmax), 0 elsewhere",
+                        r"\mathrm{unpool\_max}(g):\ \text{each window's } g \text{ at its argmax, 0 elsewhere}",
+                    ),
+                ),
+                windows::Form::AvgPoolInput { .. } => (
+                    Expr::Apply("unpool_mean".into(), vec![g.clone()]),
+                    (
+                        "unpool_mean(g) = each window's g spread evenly, g / (window size) at each of its positions",
+                        r"\mathrm{unpool\_mean}(g):\ \text{each window's } g / |\text{window}| \text{ at each of its positions}",
+                    ),
+                ),
+            };
+            let note = (note.0.to_string(), note.1.to_string());
+            if !self.notes.contains(&note) {
+                self.notes.push(note);
+            }
+            out.push((v, e));
+        }
+        Some(out)
     }
 
     fn rules(&self, node: &Node, g: Expr) -> Vec<(Value, Expr)> {
@@ -449,6 +546,7 @@ impl Cx<'_> {
                         let e = match class {
                             CallClass::Elementwise => hadamard(g.clone(), Expr::Deriv(callee.clone(), bx(&a[i]))),
                             CallClass::Scalar => hadamard(g.clone(), Expr::Partial(bx(&f), bx(&a[i]))),
+                            CallClass::Reshape if only_unit_axes(&self.f.ty(v).shape, &self.f.ty(node.result).shape) => g.clone(),
                             CallClass::Reshape => Expr::Apply("reshape".into(), vec![g.clone(), Expr::Var(Name::plain(shape_of(v)))]),
                             CallClass::Vector => Expr::JacT {
                                 f: bx(&f),
@@ -528,6 +626,7 @@ impl Cx<'_> {
                         vec![to(0, sum_over_broadcast(g, from, shape))]
                     }
                     Op::ReduceSum { .. } => vec![to(0, Expr::Spread(bx(&g), shape_of(node.args[0])))],
+                    Op::Reshape { .. } if only_unit_axes(&self.f.ty(node.args[0]).shape, &self.f.ty(node.result).shape) => vec![to(0, g)],
                     Op::Reshape { .. } => vec![to(
                         0,
                         Expr::Apply("reshape".into(), vec![g, Expr::Var(Name::plain(shape_of(node.args[0])))]),
@@ -561,6 +660,12 @@ impl Cx<'_> {
             }
         }
     }
+}
+
+/// Two shapes that differ only in axes of size 1 (`[6]` and `[6, 1, 1]`).
+fn only_unit_axes(a: &[Dim], b: &[Dim]) -> bool {
+    let big = |s: &[Dim]| s.iter().filter(|d| **d != Dim::Known(1)).cloned().collect::<Vec<_>>();
+    big(a) == big(b)
 }
 
 /// The adjoint of a broadcast from `from` to `to`: `g` summed over the

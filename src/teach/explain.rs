@@ -45,7 +45,8 @@ fn grouped(eqs: &[(Section, Equation)]) -> Vec<(Section, Vec<&Equation>)> {
 
 /// The derivative lines for the functions that appear, in order.
 fn where_lines(d: &Derivation, fmt: Format) -> Vec<String> {
-    d.functions
+    let mut out: Vec<String> = d
+        .functions
         .iter()
         .map(|f| match known(f) {
             Some(k) if fmt == Format::Text => k.text.to_string(),
@@ -53,7 +54,13 @@ fn where_lines(d: &Derivation, fmt: Format) -> Vec<String> {
             None if fmt == Format::Text => format!("{f}: derived by autodiff from its body (`nnc ir --stage grad` shows the code)"),
             None => format!(r"\mathrm{{{}}}:\ \text{{derived by autodiff from its body}}", f.replace('_', r"\_")),
         })
-        .collect()
+        .collect();
+    out.extend(
+        d.notes
+            .iter()
+            .map(|(text, tex)| if fmt == Format::Text { text.clone() } else { tex.clone() }),
+    );
+    out
 }
 
 fn text(d: &Derivation, layer_text: &dyn Fn(&str) -> Option<String>) -> String {

@@ -40,6 +40,8 @@ pub struct Node {
     pub result: Value,
     /// Index into `Graph::layers` of the innermost layer it belongs to.
     pub layer: Option<usize>,
+    /// The instructions of the loss function it stands for.
+    pub body: std::ops::Range<usize>,
 }
 
 #[derive(Clone, Debug)]
@@ -150,6 +152,7 @@ pub fn regroup(f: &Func, calls: &[CallRecord]) -> Graph {
                 args,
                 result: c.result,
                 layer: layer_of(i),
+                body: c.insts.clone(),
             });
             i = c.insts.end;
             continue;
@@ -160,6 +163,7 @@ pub fn regroup(f: &Func, calls: &[CallRecord]) -> Graph {
             args: inst.args.clone(),
             result: inst.result,
             layer: layer_of(i),
+            body: i..i + 1,
         });
         i += 1;
     }

@@ -14,3 +14,4 @@ pub mod plot;
 pub mod search;
 pub mod trace;
 pub mod trace_text;
+pub mod windows;

@@ -82,6 +82,12 @@ pub enum Expr {
     Spread(Box<Expr>, String),
     /// `e[:, 0:64]`: a slice, its ranges written out.
     Index(Box<Expr>, String),
+    /// `x ⋆ δ`: the cross-correlation of a convolution's windows.
+    Correlate(Box<Expr>, Box<Expr>),
+    /// `δ ∗ k`: the full convolution (a convolution's transpose).
+    Convolve(Box<Expr>, Box<Expr>),
+    /// `rot180(W)`: a kernel turned by 180° in its two spatial axes.
+    Rot180(Box<Expr>),
 }
 
 impl Expr {
@@ -94,19 +100,28 @@ impl Expr {
         1 + match self {
             Expr::Var(_) | Expr::Adj(_) | Expr::Num(_) => 0,
             Expr::Apply(_, list) | Expr::Sum(list) => list.iter().map(Expr::size).sum(),
-            Expr::Deriv(_, a) | Expr::Transpose(a) | Expr::Neg(a) | Expr::SumOver(_, a) | Expr::Spread(a, _) | Expr::Index(a, _) => {
-                a.size()
-            }
-            Expr::Partial(a, b) | Expr::MatMul(a, b) | Expr::Hadamard(a, b) | Expr::Div(a, b) | Expr::Pow(a, b) | Expr::Sub(a, b) => {
-                a.size() + b.size()
-            }
+            Expr::Deriv(_, a)
+            | Expr::Transpose(a)
+            | Expr::Neg(a)
+            | Expr::SumOver(_, a)
+            | Expr::Spread(a, _)
+            | Expr::Index(a, _)
+            | Expr::Rot180(a) => a.size(),
+            Expr::Partial(a, b)
+            | Expr::MatMul(a, b)
+            | Expr::Hadamard(a, b)
+            | Expr::Div(a, b)
+            | Expr::Pow(a, b)
+            | Expr::Sub(a, b)
+            | Expr::Correlate(a, b)
+            | Expr::Convolve(a, b) => a.size() + b.size(),
             Expr::JacT { f, wrt, g } => f.size() + wrt.size() + g.size(),
         }
     }
     fn prec(&self) -> u8 {
         match self {
             Expr::Sum(_) | Expr::Sub(..) => 1,
-            Expr::MatMul(..) | Expr::Hadamard(..) | Expr::Div(..) | Expr::SumOver(..) => 2,
+            Expr::MatMul(..) | Expr::Hadamard(..) | Expr::Div(..) | Expr::SumOver(..) | Expr::Correlate(..) | Expr::Convolve(..) => 2,
             Expr::Neg(_) => 3,
             Expr::Pow(..) => 4,
             Expr::Var(_)
@@ -118,6 +133,7 @@ impl Expr {
             | Expr::JacT { .. }
             | Expr::Transpose(_)
             | Expr::Index(..)
+            | Expr::Rot180(_)
             | Expr::Spread(..) => 5,
         }
     }
@@ -293,6 +309,12 @@ fn write_expr(out: &mut String, e: &Expr, fmt: Format) {
         Expr::MatMul(a, b) => binop(out, a, if tex { r" \cdot " } else { " · " }, b, 2, fmt),
         Expr::Hadamard(a, b) => binop(out, a, if tex { r" \odot " } else { " ⊙ " }, b, 2, fmt),
         Expr::Div(a, b) => binop(out, a, " / ", b, 2, fmt),
+        Expr::Correlate(a, b) => binop(out, a, if tex { r" \star " } else { " ⋆ " }, b, 2, fmt),
+        Expr::Convolve(a, b) => binop(out, a, if tex { r" \ast " } else { " ∗ " }, b, 2, fmt),
+        Expr::Rot180(a) => {
+            out.push_str(&func_name("rot180", fmt));
+            args(out, std::slice::from_ref(a.as_ref()), fmt);
+        }
         Expr::Pow(a, b) => {
             child(out, a, 5, fmt);
             out.push('^');
