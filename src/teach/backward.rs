@@ -68,6 +68,10 @@ pub struct Derivation {
     pub notes: Vec<(String, String)>,
 }
 
+/// The adjoint of a tree of concatenations, an inner node's offset along
+/// the axis, and the tree's shape.
+type ConcatBase = (Expr, usize, Vec<Dim>);
+
 struct Cx<'a> {
     f: &'a Func,
     g: &'a Graph,
@@ -79,6 +83,9 @@ struct Cx<'a> {
     trained: Vec<bool>,
     functions: Vec<String>,
     notes: Vec<(String, String)>,
+    /// For an inner node of a tree of concatenations: the tree's adjoint,
+    /// where the node starts in it, and the tree's shape.
+    concat_base: std::cell::RefCell<HashMap<Value, ConcatBase>>,
 }
 
 /// Derive the backward pass of `plan`'s loss.
@@ -148,6 +155,7 @@ pub fn derive(plan: &TrainPlan) -> Derivation {
         trained: activity(f, &trainable),
         functions: vec![],
         notes: vec![],
+        concat_base: Default::default(),
     };
     cx.name_intermediates();
     let section_of = |cx: &Cx, v: Value| -> Section {
@@ -235,8 +243,9 @@ pub fn derive(plan: &TrainPlan) -> Derivation {
                 kind: l.kind.clone(),
             })
             .collect(),
-        forward,
-        backward,
+        // A recurrence's steps, once for a generic step `t`.
+        forward: super::steps::fold(forward),
+        backward: super::steps::fold(backward),
         functions: std::mem::take(&mut cx.functions),
         notes: std::mem::take(&mut cx.notes),
         names: cx.names,
@@ -264,6 +273,7 @@ fn name_source_values(names: &mut HashMap<Value, Name>, g: &Graph, producer: &Ha
             base: base.clone(),
             layer: *layer,
             index: (repeats > 1).then_some(*k),
+            step: None,
         };
         if !taken.contains(&name) {
             names.insert(*v, name);
@@ -322,7 +332,10 @@ impl Cx<'_> {
         }
         // A step's activation `h₃ = tanh(…)` names its input `z₃`, so the
         // step's adjoint reads `δ₃`, as the textbook writes a recurrence.
+        // Only where a step has one such activation: an LSTM's four gates
+        // would all claim `z₃`.
         let taken: std::collections::HashSet<Name> = self.names.values().cloned().collect();
+        let mut claims: Vec<(Value, Name)> = vec![];
         for node in &self.g.nodes {
             let NodeKind::Call {
                 class: CallClass::Elementwise,
@@ -340,12 +353,17 @@ impl Cx<'_> {
             let z_name = Name { base: "z".into(), ..out };
             let inline = self.producer.get(&z).map(|&i| self.node_expr(&self.g.nodes[i]).size());
             if !self.names.contains_key(&z) && inline.is_some_and(|n| n > 3) && !taken.contains(&z_name) {
-                self.names.insert(z, z_name);
+                claims.push((z, z_name));
+            }
+        }
+        for (z, name) in &claims {
+            if claims.iter().filter(|(_, n)| n == name).count() == 1 {
+                self.names.insert(*z, name.clone());
             }
         }
         let mut count: HashMap<Option<usize>, usize> = HashMap::new();
         for node in &self.g.nodes {
-            if self.names.contains_key(&node.result) {
+            if self.names.contains_key(&node.result) || self.inner_concat(node.result) {
                 continue;
             }
             let size = self.node_expr(node).size();
@@ -357,8 +375,40 @@ impl Cx<'_> {
                     base: "u".into(),
                     layer,
                     index: Some(*k),
+                    step: None,
                 };
                 self.names.insert(node.result, name);
+            }
+        }
+    }
+
+    /// The concat axis of `v`'s node, when it is an unnamed concatenation.
+    fn concat_axis(&self, v: Value) -> Option<usize> {
+        let node = &self.g.nodes[*self.producer.get(&v)?];
+        match node.kind {
+            NodeKind::Prim(Op::Concat { axis }) if !self.names.contains_key(&v) => Some(axis),
+            _ => None,
+        }
+    }
+
+    /// A concatenation read only by concatenations along the same axis: an
+    /// inner node of the tree an unrolled scan stacks its steps with, which
+    /// reads as one concatenation of all the parts.
+    fn inner_concat(&self, v: Value) -> bool {
+        let Some(&i) = self.producer.get(&v) else { return false };
+        let NodeKind::Prim(Op::Concat { axis }) = self.g.nodes[i].kind else {
+            return false;
+        };
+        let mut users = self.g.nodes.iter().filter(|n| n.args.contains(&v)).peekable();
+        users.peek().is_some() && users.all(|n| n.kind == NodeKind::Prim(Op::Concat { axis }))
+    }
+
+    /// The parts of a concatenation along `axis`, nested ones flattened.
+    fn concat_parts(&self, node: &Node, axis: usize, out: &mut Vec<Value>) {
+        for &a in &node.args {
+            match self.producer.get(&a) {
+                Some(&i) if self.inner_concat(a) && self.concat_axis(a) == Some(axis) => self.concat_parts(&self.g.nodes[i], axis, out),
+                _ => out.push(a),
             }
         }
     }
@@ -421,7 +471,11 @@ impl Cx<'_> {
                 }
                 Op::Pad { .. } => apply("pad"),
                 Op::Reverse { .. } => apply("reverse"),
-                Op::Concat { .. } => apply("concat"),
+                Op::Concat { axis } => {
+                    let mut parts = vec![];
+                    self.concat_parts(node, *axis, &mut parts);
+                    Expr::Apply("concat".into(), parts.iter().map(|&v| self.expr(v)).collect())
+                }
                 Op::Gather { .. } => apply("gather"),
                 Op::ScatterAdd { .. } => apply("scatter_add"),
                 Op::Iota { .. } => apply("arange"),
@@ -604,9 +658,11 @@ impl Cx<'_> {
                         vec![to(0, Expr::Apply("pad".into(), vec![g, Expr::Var(Name::plain(at))]))]
                     }
                     // Each part of a concatenation gets its own range of `g`.
+                    // Inside a tree of concatenations, the range of the
+                    // tree's adjoint (`δ[:, 26, :]`, not a slice of a slice).
                     Op::Concat { axis } => {
-                        let out = &self.f.ty(node.result).shape;
-                        let mut offset = 0;
+                        let own = (g.clone(), 0, self.f.ty(node.result).shape.clone());
+                        let (base, mut offset, out) = self.concat_base.borrow().get(&node.result).cloned().unwrap_or(own);
                         node.args
                             .iter()
                             .enumerate()
@@ -615,9 +671,12 @@ impl Cx<'_> {
                                 let n = part[*axis].known().unwrap_or(0);
                                 let mut start = vec![0; out.len()];
                                 start[*axis] = offset;
+                                if self.inner_concat(v) && self.concat_axis(v) == Some(*axis) {
+                                    self.concat_base.borrow_mut().insert(v, (base.clone(), offset, out.clone()));
+                                }
                                 offset += n;
-                                let ranges = slice_ranges(&start, &vec![1; out.len()], part, out);
-                                to(i, Expr::Index(bx(&g), ranges))
+                                let ranges = slice_ranges(&start, &vec![1; out.len()], part, &out);
+                                to(i, Expr::Index(bx(&base), ranges))
                             })
                             .collect()
                     }

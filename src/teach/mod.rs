@@ -12,6 +12,7 @@ pub mod notation;
 pub mod overrides;
 pub mod plot;
 pub mod search;
+pub mod steps;
 pub mod trace;
 pub mod trace_text;
 pub mod windows;

@@ -24,6 +24,10 @@ pub struct Name {
     /// A subscript: the step of a recurrence (`h₃`), or the number of an
     /// intermediate value the source leaves unnamed (`u₂`).
     pub index: Option<usize>,
+    /// The generic step of a recurrence, `(a, d)` for `a·t + d` (`hₜ₋₁` is
+    /// `(1, -1)`; `u₂ₜ₋₁` numbers two values a step), in place of `index`
+    /// (`steps::fold`).
+    pub step: Option<(i64, i64)>,
 }
 
 impl Name {
@@ -32,6 +36,7 @@ impl Name {
             base: base.into(),
             layer: None,
             index: None,
+            step: None,
         }
     }
     pub fn of_layer(base: impl Into<String>, layer: usize) -> Name {
@@ -39,6 +44,7 @@ impl Name {
             base: base.into(),
             layer: Some(layer),
             index: None,
+            step: None,
         }
     }
     pub fn with_index(self, index: usize) -> Name {
@@ -164,6 +170,29 @@ fn subscript(n: usize) -> String {
         .collect()
 }
 
+/// `t`, `t-1`, `2t+1`: `a·t + d`.
+pub fn step_text((a, d): (i64, i64)) -> String {
+    let t = if a == 1 { "t".to_string() } else { format!("{a}t") };
+    match d {
+        0 => t,
+        d if d < 0 => format!("{t}-{}", -d),
+        d => format!("{t}+{d}"),
+    }
+}
+
+/// `ₜ`, `ₜ₋₁`, `₂ₜ₊₁`.
+fn step_subscript(step: (i64, i64)) -> String {
+    step_text(step)
+        .chars()
+        .map(|c| match c {
+            't' => 'ₜ',
+            '-' => '₋',
+            '+' => '₊',
+            c => c.to_digit(10).map_or(c, |d| char::from_u32(0x2080 + d).unwrap_or(c)),
+        })
+        .collect()
+}
+
 /// Greek and decorated names in LaTeX.
 fn latex_base(base: &str) -> String {
     match base {
@@ -177,12 +206,16 @@ fn latex_base(base: &str) -> String {
 pub fn name(n: &Name, fmt: Format) -> String {
     let (text, tex) = (fmt == Format::Text, fmt != Format::Text);
     let mut out = if text { n.base.clone() } else { latex_base(&n.base) };
-    match n.index {
-        Some(i) if text => out.push_str(&subscript(i)),
-        Some(i) => {
+    match (n.step, n.index) {
+        (Some(d), _) if text => out.push_str(&step_subscript(d)),
+        (Some(d), _) => {
+            let _ = write!(out, "_{{{}}}", step_text(d));
+        }
+        (None, Some(i)) if text => out.push_str(&subscript(i)),
+        (None, Some(i)) => {
             let _ = write!(out, "_{{{i}}}");
         }
-        None => {}
+        (None, None) => {}
     }
     match n.layer {
         Some(l) if text => out.push_str(&superscript(l)),

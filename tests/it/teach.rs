@@ -165,42 +165,67 @@ train P {
     );
 }
 
-/// A recurrence reads as backpropagation through time: the step's state
-/// `hₜ = tanh(zₜ)`, its adjoint `δₜ`, the state's adjoint fed by the next
-/// step, and the weight gradients summed over the steps. The output grows
-/// with the model, not with the number of paths through it (the unnamed
-/// form printed 290 MB for this model).
+/// A recurrence reads as backpropagation through time, written once for a
+/// generic step `t`: the steps' equations fold where their structure
+/// repeats (`steps::fold`), and the first and last steps, which read the
+/// initial state and feed no later step, keep equations of their own.
 #[test]
 fn explain_grad_of_a_recurrence_is_backpropagation_through_time() {
     let (forward, backward) = backward_lines("rnn_mnist.nn");
     let has = |lines: &[String], l: &str| assert!(lines.iter().any(|x| x == l), "{l} not in {lines:#?}");
-    has(&forward, "z₂₇¹ = x[:, 26, :] · Wx¹ + h₂₆¹ · Wh¹ + b¹");
-    has(&forward, "h₂₇¹ = tanh(z₂₇¹)");
-    has(&backward, "δ₂₇¹ = ∂L/∂h₂₇¹ ⊙ tanh'(z₂₇¹)");
+    has(&forward, "z₁¹ = x[:, 0, :] · Wx¹ + zeros() · Wh¹ + b¹");
+    has(&forward, "zₜ¹ = x[:, t-1, :] · Wx¹ + hₜ₋₁¹ · Wh¹ + b¹");
+    has(&forward, "hₜ¹ = tanh(zₜ¹)");
+    has(&forward, "z¹ = concat(h₁¹, …, h₂₈¹)");
+    has(&backward, "∂L/∂h₂₈¹ = δ¹[:, 27, :]");
+    has(&backward, "∂L/∂hₜ¹ = δ¹[:, t-1, :] + δₜ₊₁¹ · Wh¹ᵀ");
+    has(&backward, "δₜ¹ = ∂L/∂hₜ¹ ⊙ tanh'(zₜ¹)");
+    has(&backward, "∂L/∂Wh¹ = Σ_t=2…28 (hₜ₋₁¹ᵀ · δₜ¹) + zeros()ᵀ · δ₁¹");
+    has(&backward, "∂L/∂Wx¹ = Σ_t=1…28 (x[:, t-1, :]ᵀ · δₜ¹)");
+    has(&backward, "∂L/∂b¹ = Σ_t=1…28 (Σ_batch δₜ¹)");
+    // The textbook's order within a step, and no step written out.
+    let at = |lines: &[String], l: &str| lines.iter().position(|x| x == l).unwrap();
+    assert!(at(&forward, "zₜ¹ = x[:, t-1, :] · Wx¹ + hₜ₋₁¹ · Wh¹ + b¹") < at(&forward, "hₜ¹ = tanh(zₜ¹)"));
+    assert!(at(&backward, "∂L/∂hₜ¹ = δ¹[:, t-1, :] + δₜ₊₁¹ · Wh¹ᵀ") < at(&backward, "δₜ¹ = ∂L/∂hₜ¹ ⊙ tanh'(zₜ¹)"));
+    assert!(forward.len() + backward.len() < 20, "{forward:#?} {backward:#?}");
+    // The steps each line stands for are shown with its shape.
+    let plan = plan_of(&example("rnn_mnist.nn"));
+    let d = nnc::teach::backward::derive(&plan);
+    let shapes: Vec<&str> = d.backward.iter().map(|(_, e)| e.shape.as_str()).collect();
     assert!(
-        backward
-            .iter()
-            .any(|l| l.starts_with("∂L/∂h₂₆¹ = ") && l.ends_with(" + δ₂₇¹ · Wh¹ᵀ")),
-        "{backward:#?}"
+        shapes.contains(&"[batch, 128]  (t=1…27)") && shapes.contains(&"[batch, 128]  (t=1…28)"),
+        "{shapes:?}"
     );
-    let wh = backward
-        .iter()
-        .find(|l| l.starts_with("∂L/∂Wh¹ = "))
-        .expect("the recurrent weight's gradient");
-    for t in 2..=28 {
-        let sub = |n: usize| {
-            n.to_string()
-                .chars()
-                .map(|c| char::from_u32(0x2080 + c.to_digit(10).unwrap()).unwrap())
-                .collect::<String>()
-        };
-        assert!(
-            wh.contains(&format!("h{}¹ᵀ · δ{}¹", sub(t - 1), sub(t))),
-            "step {t} missing from {wh}"
-        );
-    }
-    let total: usize = forward.iter().chain(&backward).map(|l| l.len()).sum();
-    assert!(total < 40_000, "{total} bytes of equations");
+}
+
+/// Three steps make a pattern; two are written out. The layer is the
+/// file's own, so nothing about the stdlib's recurrent layers is assumed.
+#[test]
+fn recurrence_steps_fold_from_three_steps() {
+    let text = "layer Cell(n: int) {
+    param W: [n, n] = orthogonal()
+    fn forward(xs: [b, steps, n]) = scan x in xs along 1 from h = zeros([b, n]) { h = tanh(x + h @ W) }
+}
+model R(x: [batch, 3, 2]) -> [batch, 2] = x |> Cell(2) |> last
+train R {
+    data = tensors(x: [[[1, 2], [1, 2], [1, 2]]], y: [[0, 1]])
+    loss = mse(model(x), y)
+    optimizer = sgd(lr: 0.1)
+}
+";
+    let folded = |text: &str| -> Vec<String> {
+        let (f, b) = derivation_lines(text);
+        f.into_iter().chain(b).filter(|l| l.contains('ₜ')).collect()
+    };
+    let three = folded(text);
+    assert!(
+        three.contains(&"hₜ¹ = tanh(zₜ¹)".to_string()) && three.contains(&"δₜ¹ = ∂L/∂hₜ¹ ⊙ tanh'(zₜ¹)".to_string()),
+        "{three:#?}"
+    );
+    let two = text
+        .replace("[batch, 3, 2]", "[batch, 2, 2]")
+        .replace("[[[1, 2], [1, 2], [1, 2]]]", "[[[1, 2], [1, 2]]]");
+    assert_eq!(folded(&two), Vec::<String>::new());
 }
 
 /// The LSTM's gates and cell read as the textbook's equations, forward and
@@ -210,10 +235,17 @@ fn explain_grad_of_a_recurrence_is_backpropagation_through_time() {
 fn explain_grad_of_lstm_and_attention_uses_the_sources_names() {
     let (forward, backward) = backward_lines("lstm_mnist.nn");
     let has = |lines: &[String], l: &str| assert!(lines.iter().any(|x| x == l), "{l} not in {lines:#?}");
-    has(&forward, "c₂¹ = f₂¹ ⊙ c₁¹ + i₂¹ ⊙ g₂¹");
-    has(&forward, "h₂¹ = o₂¹ ⊙ tanh(c₂¹)");
-    has(&backward, "∂L/∂c₂₄¹ = ∂L/∂c₂₅¹ ⊙ f₂₅¹ + ∂L/∂h₂₄¹ ⊙ o₂₄¹ ⊙ tanh'(c₂₄¹)");
-    has(&backward, "∂L/∂f₂₅¹ = ∂L/∂c₂₅¹ ⊙ c₂₄¹");
+    has(&forward, "cₜ¹ = fₜ¹ ⊙ cₜ₋₁¹ + iₜ¹ ⊙ gₜ¹");
+    has(&forward, "hₜ¹ = oₜ¹ ⊙ tanh(cₜ¹)");
+    has(&forward, "fₜ¹ = sigmoid(uₜ¹[:, 128:256])");
+    has(&backward, "∂L/∂cₜ¹ = ∂L/∂cₜ₊₁¹ ⊙ fₜ₊₁¹ + ∂L/∂hₜ¹ ⊙ oₜ¹ ⊙ tanh'(cₜ¹)");
+    has(&backward, "∂L/∂fₜ¹ = ∂L/∂cₜ¹ ⊙ cₜ₋₁¹");
+    has(&backward, "∂L/∂hₜ¹ = δ¹[:, t-1, :] + ∂L/∂uₜ₊₁¹ · Wh¹ᵀ");
+    let (forward_gru, backward_gru) = backward_lines("gru_mnist.nn");
+    assert!(
+        forward_gru.iter().chain(&backward_gru).filter(|l| l.contains('ₜ')).count() >= 5,
+        "{forward_gru:#?}"
+    );
     let (forward, backward) = backward_lines("transformer_mnist.nn");
     has(&forward, "q⁴ = split_heads(qkv⁴[:, :, 0:64])");
     has(&forward, "v⁴ = split_heads(qkv⁴[:, :, 128:192])");
