@@ -490,6 +490,18 @@
 //! even one folded into the compiled update (`beta1`), works as if written
 //! by hand; each `tune` trial is a child `nnc run` with its own run
 //! directory, and a finished trial's `trial.json` lets a re-run continue.
+//! A model's `let hidden = 128` is a named size the same edits reach, and
+//! `tune` checks every trial's edited file before running any, so a width
+//! that breaks a shape is a coded error at the layer. Convolution and
+//! pooling print closed forms (`teach::windows`): the call is copied into
+//! a function of its own, `autodiff::vjp` derives it, and the backward
+//! code is matched (`col2im` of a product is `δ ∗ rot180(W)`, a product
+//! with `im2col(x)` is `x ⋆ δ`, `max_pool_grad` is `unpool_max`); anything
+//! else keeps the transposed Jacobian. An unrolled recurrence's equations
+//! are folded afterwards (`teach::steps`): each is rewritten relative to
+//! its own step, and equal rewrites over three or more consecutive steps
+//! print once for step `t`, so a folded line never stands for a line that
+//! differs. A scan over the loop bound is still one opaque term.
 
 pub mod autodiff;
 pub mod base;
