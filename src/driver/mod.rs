@@ -11,6 +11,9 @@ pub struct Compilation {
     pub db: SourceDb,
     pub root: FileId,
     pub module: Module,
+    /// Whether the root file parsed without syntax errors (so the
+    /// formatter, which refuses text that does not, need not parse again).
+    pub parses: bool,
     pub analysis: Analysis,
 }
 
@@ -24,10 +27,11 @@ impl Compilation {
 }
 
 /// Add the stdlib to `db` (as its first files) and return its modules.
-/// The stdlib is parsed once per process: every compilation adds it first,
-/// so its file ids, and the spans in the cached syntax trees, always match.
-fn load_stdlib(db: &mut SourceDb) -> Vec<(FileId, Module)> {
-    static PARSED: std::sync::OnceLock<Vec<Module>> = std::sync::OnceLock::new();
+/// The stdlib is parsed once per process and shared read-only by every
+/// compilation: each adds the stdlib first, so its file ids, and the spans
+/// in the cached syntax trees, always match.
+fn load_stdlib(db: &mut SourceDb) -> &'static [(FileId, Module)] {
+    static PARSED: std::sync::OnceLock<Vec<(FileId, Module)>> = std::sync::OnceLock::new();
     let parsed = PARSED.get_or_init(|| {
         sema::STDLIB
             .iter()
@@ -35,7 +39,7 @@ fn load_stdlib(db: &mut SourceDb) -> Vec<(FileId, Module)> {
             .map(|(i, (name, text))| {
                 let (m, diags) = syntax::parse(FileId(i as u32), text);
                 debug_assert!(diags.is_empty(), "stdlib {name} has syntax errors: {diags:?}");
-                m
+                (FileId(i as u32), m)
             })
             .collect()
     });
@@ -43,11 +47,11 @@ fn load_stdlib(db: &mut SourceDb) -> Vec<(FileId, Module)> {
         db.files().next().is_none(),
         "internal error: the stdlib must be the first files of a SourceDb"
     );
-    sema::STDLIB
-        .iter()
-        .zip(parsed)
-        .map(|((name, text), m)| (db.add(format!("<stdlib>/{name}.nn"), *text, true), m.clone()))
-        .collect()
+    for ((name, text), (id, _)) in sema::STDLIB.iter().zip(parsed) {
+        let added = db.add(format!("<stdlib>/{name}.nn"), *text, true);
+        debug_assert_eq!(added, *id);
+    }
+    parsed
 }
 
 /// Check a file given as raw bytes (non-UTF-8 input is a diagnostic).
@@ -81,6 +85,7 @@ pub fn compile_bytes_with(name: &str, bytes: &[u8], resolve: Resolver) -> Compil
                 ..Default::default()
             };
             c.module = Module::default();
+            c.parses = false;
             c
         }
     }
@@ -102,6 +107,7 @@ pub fn compile_with(name: &str, text: &str, resolve: Resolver) -> Compilation {
     let stdlib = load_stdlib(&mut db);
     let root = db.add(name, text, false);
     let (module, mut parse_diags) = syntax::parse(root, text);
+    let parses = parse_diags.is_empty();
     let mut imported = vec![];
     for item in &module.items {
         if let syntax::ast::Item::Use(u) = item {
@@ -116,7 +122,7 @@ pub fn compile_with(name: &str, text: &str, resolve: Resolver) -> Compilation {
             }
         }
     }
-    let mut analysis = sema::analyze(&db, root, &module, &stdlib, &imported);
+    let mut analysis = sema::analyze(&db, root, &module, stdlib, &imported);
     for d in check_gradients(&db, &analysis) {
         analysis.diags.push(d);
     }
@@ -139,6 +145,7 @@ pub fn compile_with(name: &str, text: &str, resolve: Resolver) -> Compilation {
         db,
         root,
         module,
+        parses,
         analysis,
     }
 }
@@ -199,7 +206,7 @@ fn lower(text: &str, name: &str, args: &[crate::ir::Type], training: Option<bool
     if !parse.is_empty() {
         return Err(parse);
     }
-    sema::lower_function(&db, root, &module, &stdlib, name, args, training).map_err(|d| d.items)
+    sema::lower_function(&db, root, &module, stdlib, name, args, training).map_err(|d| d.items)
 }
 
 /// The fixes of `d` that work: each is applied to the root file's text and

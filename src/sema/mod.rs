@@ -66,14 +66,12 @@ pub fn analyze(
     db: &SourceDb,
     root: FileId,
     module: &Module,
-    stdlib: &[(FileId, Module)],
+    stdlib: &'static [(FileId, Module)],
     imported: &[(String, FileId, Module)],
 ) -> Analysis {
     let mut diags = Diagnostics::default();
     let mut globals = Globals::default();
-    for (_, m) in stdlib {
-        globals.add_module(m, false, &mut diags);
-    }
+    globals.add_stdlib(stdlib, &mut diags);
     for (_, _, m) in imported {
         globals.add_module(m, false, &mut diags);
     }
@@ -258,16 +256,14 @@ pub fn lower_function(
     db: &SourceDb,
     root: FileId,
     module: &Module,
-    stdlib: &[(FileId, Module)],
+    stdlib: &'static [(FileId, Module)],
     name: &str,
     args: &[crate::ir::Type],
     training: Option<bool>,
 ) -> Result<crate::ir::Func, Diagnostics> {
     let mut diags = Diagnostics::default();
     let mut globals = Globals::default();
-    for (_, m) in stdlib {
-        globals.add_module(m, false, &mut diags);
-    }
+    globals.add_stdlib(stdlib, &mut diags);
     globals.add_module(module, true, &mut diags);
     let mut e = Elab::new(db, &globals, root, name);
     e.training = training;

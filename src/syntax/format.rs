@@ -48,6 +48,12 @@ pub fn format(src: &str) -> Result<String, FormatError> {
     if !diags.is_empty() {
         return Err(FormatError::Syntax(diags.into_iter().map(|d| d.message).collect()));
     }
+    format_parsed(src)
+}
+
+/// [`format`] of a file the caller has already parsed without syntax
+/// errors (a compilation whose `parses` is true).
+pub fn format_parsed(src: &str) -> Result<String, FormatError> {
     let tokens = lex(src);
     if let Some(t) = tokens.iter().find(|t| t.kind == Tok::Error) {
         return Err(FormatError::Syntax(vec![format!("unexpected `{}`", t.text(src))]));

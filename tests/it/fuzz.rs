@@ -151,3 +151,32 @@ fn the_fuzz_runner_reports_a_hang() {
     assert_eq!((r.failures[0].kind, r.failures[0].index), ("hang", 2));
     assert_eq!(r.failures[0].input, b"input 2");
 }
+
+/// Compilations share the parsed stdlib and (per thread) its scope; what
+/// a file's diagnostics are must not depend on what was compiled before
+/// it: every corpus file gives the same rendered diagnostics on a fresh
+/// thread as after all the others, in reverse order, on one thread.
+#[test]
+fn shared_stdlib_never_changes_diagnostics() {
+    let corpus = nnc::fuzz::sources::corpus();
+    let render = |text: &str| -> Vec<String> {
+        let c = nnc::driver::compile("corpus.nn", text);
+        c.diagnostics().iter().map(|d| nnc::diag::render_plain(d, &c.db)).collect()
+    };
+    let warm: Vec<Vec<String>> = std::thread::scope(|t| {
+        t.spawn(|| {
+            let mut v: Vec<_> = corpus.iter().rev().map(|text| render(text)).collect();
+            v.reverse();
+            v
+        })
+        .join()
+        .unwrap()
+    });
+    let mut diagnosed = 0;
+    for (text, want) in corpus.iter().zip(&warm) {
+        let cold = std::thread::scope(|t| t.spawn(|| render(text)).join().unwrap());
+        assert_eq!(&cold, want, "{text}");
+        diagnosed += usize::from(!want.is_empty());
+    }
+    assert!(diagnosed > 50, "only {diagnosed} corpus files have diagnostics");
+}
