@@ -1,7 +1,11 @@
 //! A generator of random well-formed programs: functions, layers (with
 //! buffers and `if training` branches), models with pipelines and blocks,
 //! recurrent models over `scan` (short ones unrolled, long ones the loop
-//! op), optimizers, and train blocks with one loss or with `step`s. Dims are chained
+//! op), slicing and indexing (negative indices, steps) with `split` and
+//! `concat`, convolution and pooling over images, token models with
+//! `Embedding` and attention trained on `text(...)` data, optimizers, and
+//! train blocks with one loss or with `step`s, some naming a layer's
+//! weights (`l2(fc1.W)`). Dims are chained
 //! so most programs check and reach lowering, autodiff and optimisation;
 //! a fraction get a deliberately wrong size, name or argument so the error
 //! paths of the same constructs are exercised too.
@@ -41,6 +45,8 @@ struct Gen<'a> {
     moded: Vec<String>,
     /// Generated recurrent layers over `scan`, `(inputs, hidden)`.
     recurrent: Vec<String>,
+    /// Weights a loss may name, by model (`fc1.W`).
+    members: Vec<(String, String)>,
     /// Whether to slip in a mistake.
     wrong: bool,
 }
@@ -55,6 +61,7 @@ pub fn program(rng: &mut Rng) -> String {
         layers: vec![],
         moded: vec![],
         recurrent: vec![],
+        members: vec![],
         wrong,
     };
     g.program();
@@ -95,6 +102,124 @@ impl Gen<'_> {
             if self.rng.below(5) < 4 {
                 self.train(&name, &input, d_out);
             }
+        }
+        if self.rng.one_in(5) {
+            let (name, input, d_out) = self.sliced_model(0);
+            if self.rng.below(5) < 4 {
+                self.train(&name, &input, d_out);
+            }
+        }
+        if self.rng.one_in(5) {
+            let (name, input, d_out) = self.conv_model(0);
+            if self.rng.below(5) < 4 {
+                self.train(&name, &input, d_out);
+            }
+        }
+        if self.rng.one_in(5) {
+            self.token_model(0);
+        }
+    }
+
+    /// A model over `[batch, steps, d]` that takes steps apart by index
+    /// (negative too), by slices with steps and reversed, cuts one with
+    /// `split` and joins the pieces with `concat`.
+    fn sliced_model(&mut self, i: usize) -> (String, Vec<u64>, u64) {
+        let name = format!("P{i}");
+        let steps = self.rng.range(1, 5) as i64;
+        let d = self.rng.range(2, 8) as i64;
+        // Any step, counted from either end; one past the end is a mistake.
+        let t = match (self.wrong, self.rng.below(3)) {
+            (true, 0) => steps,
+            (_, 1) => -(self.rng.range(1, steps as usize) as i64),
+            _ => self.rng.below(steps as usize) as i64,
+        };
+        let stride = *self.rng.pick(&[1i64, 2, 3, -1, -2]);
+        let take = self.rng.range(1, d as usize) as i64;
+        let cut = self.rng.range(1, d as usize - 1) as i64;
+        let rest = if self.wrong && self.rng.one_in(3) { d - cut + 1 } else { d - cut };
+        let width = d + d + rest + take;
+        let out = self.dim();
+        let _ = writeln!(
+            self.out,
+            "model {name}(x: [batch, {steps}, {d}]) -> [batch, {out}] {{\n    let last = x[:, -1, :]\n    let picked = x[:, {t}, :]\n    let strided = x[:, ::{stride}, :]\n    let head = x[..., 0:{take}]\n    let parts = split(last, [{cut}, {rest}], axis: -1)\n    let joined = concat([strided[:, 0, :], picked, parts[1], head[:, -1]], axis: -1)\n    return joined |> Dense({width} -> {out})\n}}\n"
+        );
+        (name, vec![steps as u64, d as u64], out)
+    }
+
+    /// Convolution and pooling over images `[batch, channels, h, w]`, then
+    /// `flatten` and a dense readout; the sizes follow the layers'
+    /// arithmetic (a planted mistake gets the flattened width wrong).
+    fn conv_model(&mut self, i: usize) -> (String, Vec<u64>, u64) {
+        let name = format!("C{i}");
+        let channels = self.rng.range(1, 2) as u64;
+        let (h, w) = (self.rng.range(2, 7) as u64, self.rng.range(2, 7) as u64);
+        let kernel = self.rng.range(1, 3.min(h.min(w) as usize)) as u64;
+        let pad = self.rng.below(2) as u64;
+        let maps = self.rng.range(1, 4) as u64;
+        let act = self.activation();
+        let (mut oh, mut ow) = (h + 2 * pad - kernel + 1, w + 2 * pad - kernel + 1);
+        let mut body = vec![format!("Conv2d({channels} -> {maps}, {act}, kernel: {kernel}, pad: {pad})")];
+        // Pooling windows must tile the maps exactly.
+        if oh.is_multiple_of(2) && ow.is_multiple_of(2) && self.rng.below(4) < 3 {
+            body.push(if self.rng.one_in(2) { "MaxPool2d(2)" } else { "AvgPool2d(2)" }.to_string());
+            (oh, ow) = (oh / 2, ow / 2);
+        }
+        body.push("flatten".into());
+        let mut flat = maps * oh * ow;
+        if self.wrong && self.rng.one_in(3) {
+            flat += 1;
+        }
+        let out = self.dim();
+        body.push(format!("Dense({flat} -> {out})"));
+        let _ = writeln!(
+            self.out,
+            "model {name}(x: [batch, {channels}, {h}, {w}]) -> [batch, {out}] =\n    x |> {}\n",
+            body.join("\n      |> ")
+        );
+        (name, vec![channels, h, w], out)
+    }
+
+    /// A model of token ids, `Embedding` then self-attention (the stdlib's
+    /// `MultiHeadAttention`, `TransformerEncoderLayer`, or `attention`
+    /// itself), trained to predict the next character of `text(...)`.
+    fn token_model(&mut self, i: usize) {
+        let name = format!("T{i}");
+        let steps = self.rng.range(1, 5);
+        let vocab = self.rng.range(2, 12);
+        let heads = self.rng.range(1, 2);
+        let d = heads * self.rng.range(1, 3);
+        // Heads that do not divide the width are a mistake.
+        let heads = if self.wrong && self.rng.one_in(3) { d + 1 } else { heads };
+        // The sinusoidal table pairs a sine with a cosine: an even width.
+        let positions = if d.is_multiple_of(2) && self.rng.below(4) < 3 {
+            "positional_encoding(embed(x))"
+        } else {
+            "embed(x)"
+        };
+        let mask = if self.rng.one_in(2) {
+            format!(", causal_mask({steps})")
+        } else {
+            String::new()
+        };
+        let attend = match self.rng.below(3) {
+            0 => format!("    let mix = MultiHeadAttention({d}, {heads})\n    let a = h + mix(h{mask})\n"),
+            1 => {
+                let ff = self.rng.range(1, 8);
+                format!("    let enc = TransformerEncoderLayer({d}, {heads}, {ff}, rate: 0.0)\n    let a = enc(h{mask})\n")
+            }
+            _ => format!("    let a = attention(h, h, h{mask})\n"),
+        };
+        let _ = writeln!(
+            self.out,
+            "model {name}(x: i32[batch, {steps}]) -> [batch, {steps}, {vocab}] {{\n    let embed = Embedding({vocab} -> {d})\n    let h = {positions}\n{attend}    return a |> Dense({d} -> {vocab})\n}}\n"
+        );
+        if self.rng.below(5) < 4 {
+            let opt = self.rng.pick(OPTIMIZERS);
+            let batch = self.rng.range(1, 8);
+            let _ = writeln!(
+                self.out,
+                "train {name} {{\n    data = text(\"fuzz.txt\", steps: {steps}, vocab: {vocab})\n    loss = sequence_cross_entropy(model(x), y)\n    optimizer = {opt}\n    epochs = 1\n    batch_size = {batch}\n}}\n"
+            );
         }
     }
 
@@ -285,11 +410,20 @@ impl Gen<'_> {
             String::new()
         };
         if self.rng.one_in(3) {
-            // A block body with named layers.
+            // A block body with named values; the first dense layer is
+            // also bound by name, so a loss can name its weights.
             let _ = writeln!(self.out, "model {name}(x: {input}){ret} {{");
             let mut prev = "x".to_string();
+            let mut named = false;
             for (k, s) in body.iter().enumerate() {
-                let _ = writeln!(self.out, "    let h{k} = {prev} |> {s}");
+                if !named && s.starts_with("Dense(") {
+                    let _ = writeln!(self.out, "    let fc1 = {s}");
+                    let _ = writeln!(self.out, "    let h{k} = {prev} |> fc1");
+                    self.members.push((name.clone(), "fc1.W".into()));
+                    named = true;
+                } else {
+                    let _ = writeln!(self.out, "    let h{k} = {prev} |> {s}");
+                }
                 prev = format!("h{k}");
             }
             let _ = writeln!(self.out, "    return {prev}\n}}\n");
@@ -315,10 +449,17 @@ impl Gen<'_> {
         }
         let xs: Vec<String> = (0..rows).map(|_| literal(self.rng, input)).collect();
         let ys: Vec<String> = (0..rows).map(|_| literal(self.rng, &[d_out])).collect();
-        let loss = match self.rng.below(4) {
-            0 => "mse(model(x), y)".to_string(),
-            1 => "mae(model(x), y)".to_string(),
-            2 => "mse(model(x), y) + 0.01 * l2(params)".to_string(),
+        // Steps name their model's layers another way; a weight by name
+        // goes in a train block's single loss.
+        let steps = self.rng.one_in(4);
+        let member = self.members.iter().find(|(m, _)| m == model && !steps).map(|(_, w)| w.clone());
+        let loss = match (self.rng.below(5), member) {
+            (0, _) => "mse(model(x), y)".to_string(),
+            (1, _) => "mae(model(x), y)".to_string(),
+            (2, _) => "mse(model(x), y) + 0.01 * l2(params)".to_string(),
+            // A weight by name; a planted mistake names one that is not there.
+            (3, Some(w)) if self.wrong && self.rng.one_in(3) => format!("mse(model(x), y) + 0.01 * l2({w}x)"),
+            (3, Some(w)) => format!("mse(model(x), y) + 0.01 * l2({w}) + 0.01 * l1(fc1.b)"),
             _ => "mean((model(x) - y)^2)".to_string(),
         };
         let opt = self.rng.pick(OPTIMIZERS);
@@ -328,7 +469,7 @@ impl Gen<'_> {
             xs.join(", "),
             ys.join(", ")
         );
-        if self.rng.one_in(4) {
+        if steps {
             // Steps: each names the model it trains and calls it by name.
             let call = format!("{model}(x)");
             let every = if self.rng.one_in(3) { "        every = 2\n" } else { "" };
@@ -377,6 +518,7 @@ mod tests {
                 layers: vec![],
                 moded: vec![],
                 recurrent: vec![],
+                members: vec![],
                 wrong: false,
             };
             g.program();
@@ -400,6 +542,20 @@ mod tests {
                 ("if training", "a mode branch"),
                 ("step fit", "steps"),
                 ("BatchNorm(", "batch norm"),
+                ("x[:, -1, :]", "a negative index"),
+                ("x[:, ::", "a slice with a step"),
+                ("split(", "split"),
+                ("concat(", "concat"),
+                ("Conv2d(", "a convolution"),
+                ("MaxPool2d(", "pooling"),
+                ("|> flatten", "flatten"),
+                ("Embedding(", "an embedding (gather)"),
+                ("MultiHeadAttention(", "multi-head attention"),
+                ("TransformerEncoderLayer(", "an encoder layer"),
+                ("attention(h, h, h", "attention"),
+                ("causal_mask(", "a causal mask"),
+                ("text(\"", "text data"),
+                ("l2(fc1.W)", "a weight named in a loss"),
             ] {
                 if text.contains(needle) {
                     seen.insert(what);
@@ -410,8 +566,11 @@ mod tests {
             }
         }
         if std::env::var("GEN_DUMP").is_ok() {
-            for (_, d) in &failures {
+            for (text, d) in &failures {
                 eprintln!("{d:?}");
+                if std::env::var("GEN_DUMP").is_ok_and(|v| d.iter().any(|m| m.contains(&v))) {
+                    eprintln!("{text}");
+                }
             }
         }
         assert!(
@@ -419,6 +578,6 @@ mod tests {
             "only {clean} of {total} programs check; first failure: {:?}",
             failures.first()
         );
-        assert_eq!(seen.len(), 6, "constructs reached: {seen:?}");
+        assert_eq!(seen.len(), 20, "constructs reached: {seen:?}");
     }
 }
