@@ -821,7 +821,11 @@ impl Build<'_> {
                     }
                 }
                 let [start, end, step] = parts;
-                IndexItem::Slice { start, end, step, span }
+                match (at, start) {
+                    // No colon: an index, not a slice.
+                    (0, Some(e)) => IndexItem::At(e),
+                    (_, start) => IndexItem::Slice { start, end, step, span },
+                }
             }
             _ => IndexItem::At(self.expr(q)),
         }

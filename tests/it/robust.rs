@@ -131,6 +131,24 @@ fn an_exponential_call_tree_ends_in_one_budget_error() {
     assert_eq!(found.iter().filter(|c| **c == "E0502").count(), 1, "{found:?}");
 }
 
+/// Found by `nnc fuzz sources` (seed 1000): nested unclosed indexes
+/// (`y: [[0], [1 [1 [1 ...`) were parsed twice per level, as a slice and
+/// then as an expression, so checking took time exponential in the depth
+/// (20 levels 3.3 s; the 164 of the reproducer never ended). At 200 levels
+/// this ends only if parsing is linear; closed ones still index.
+#[test]
+fn nested_unclosed_indexes_end_in_a_syntax_error() {
+    let open = "[1 ".repeat(200);
+    let c = driver::compile("idx.nn", &format!("model M(x: [batch, 2]) = x\nfn f(y) = [{open}[1]]\n"));
+    assert!(codes(&c).iter().any(|c| c.starts_with("E000")), "{:?}", codes(&c));
+    let closed = "x[0]".to_string() + &"[0]".repeat(2) + "[:, ::-1][..., 1:]";
+    let c = driver::compile(
+        "idx.nn",
+        &format!("model M(x: [batch, 3, 4, 5]) = x |> Dense(5 -> 2)\nfn g(x) = {closed}\n"),
+    );
+    assert!(!c.has_errors(), "{:?}", codes(&c));
+}
+
 #[test]
 fn lists_that_double_end_in_an_error() {
     let mut text = String::from("fn l0(x) = [x, x]\n");
