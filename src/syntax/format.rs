@@ -308,6 +308,10 @@ fn gap(prev: Tok, next: Tok, prev_is_unary_minus: bool, in_index: bool, existing
     if next == Tok::LBracket && ends_operand(prev) {
         return NONE.into();
     }
+    // `1 .s` must not become `1.s`: a digit then `.` lexes as a float.
+    if prev == Tok::Int && next == Tok::Dot {
+        return " ".into();
+    }
     if matches!(next, Tok::Comma | Tok::Semi | Tok::Colon | Tok::Dot) || prev == Tok::Dot {
         return NONE.into();
     }

@@ -85,3 +85,17 @@ fn fmt_check_reports_and_fmt_rewrites() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Found by `nnc fuzz sources` (seed 3000): `x + 1 .s` (a field of an
+/// integer, across a comment and a newline) was formatted as `1.`, which
+/// lexes as a float, so the formatted text no longer parsed.
+#[test]
+fn an_integer_before_a_dot_keeps_its_space() {
+    let src = "fn f(x) = x + 1 .// note\ns\n";
+    let (_, errors) = nnc::syntax::parse(nnc::base::FileId(0), src);
+    assert!(errors.is_empty(), "{errors:?}");
+    let formatted = nnc::syntax::format::format(src).expect("it parses, so it formats");
+    let (_, errors) = nnc::syntax::parse(nnc::base::FileId(0), &formatted);
+    assert!(errors.is_empty(), "formatted text does not parse:\n{formatted}");
+    assert!(formatted.contains("1 ."), "{formatted}");
+}
