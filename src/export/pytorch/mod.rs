@@ -25,6 +25,8 @@ use std::fmt::Write;
 pub const NNC_OPS: &str = include_str!("nnc_ops.py");
 pub const NNC_DATA: &str = include_str!("nnc_data.py");
 const TRAIN_MAIN: &str = include_str!("train_main.py");
+/// `start_processes()`, shared by both training loops.
+const TRAIN_PROCESSES: &str = include_str!("train_processes.py");
 
 /// What the exporter needs from a checked file.
 pub struct Source<'a> {
@@ -433,6 +435,7 @@ from model import {imports}
         train_py,
         "\n\n# (name, loss function, the model it trains, optimizer, lr, every)\nSTEPS = [\n{table}]\n\n\n"
     );
+    train_py.push_str(TRAIN_PROCESSES);
     train_py.push_str(STEPS_MAIN);
 
     let names = torch_names(plan, &torch_layers(src, &tr));
@@ -526,6 +529,7 @@ from model import {imports}
         train_py,
         "\n\ndef loss_fn(model, x, y):\n    \"\"\"The train block's `loss`, with `model` the module being trained.\"\"\"\n    return {loss}\n\n\n{make_optimizer}"
     );
+    train_py.push_str(TRAIN_PROCESSES);
     train_py.push_str(TRAIN_MAIN);
 
     let names = torch_names(plan, &torch_layers(src, &tr));

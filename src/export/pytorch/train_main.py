@@ -91,16 +91,7 @@ def main():
     parser.add_argument("--limit", type=int, default=None, help="train on at most this many samples (a quick run)")
     args = parser.parse_args()
 
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if torch.cuda.is_available():
-        device = torch.device("cuda", local_rank)
-        torch.cuda.set_device(device)
-    else:
-        device = torch.device("cpu")
-    if world > 1:
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    world, rank, device = start_processes()
     torch.manual_seed(SEED)
 
     (x, y), validation, test, STATS = load_data(args.data_dir)

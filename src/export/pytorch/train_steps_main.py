@@ -22,16 +22,7 @@ def main():
     # the gradients are averaged across processes before each step, as
     # DistributedDataParallel does for one model (a step's loss reads several
     # models, so the averaging is written out here).
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if torch.cuda.is_available():
-        device = torch.device("cuda", local_rank)
-        torch.cuda.set_device(device)
-    else:
-        device = torch.device("cpu")
-    if world > 1:
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    world, rank, device = start_processes()
     torch.manual_seed(SEED + rank)
 
     (x, y), _, _, _ = load_data(args.data_dir)
