@@ -14,14 +14,35 @@ use std::rc::Rc;
 impl Elab<'_> {
     // ---- layers and models ------------------------------------------------
 
-    pub(super) fn fresh_layer_name(&mut self, decl: &LayerDecl) -> String {
+    /// The layer's name in its scope and whether the source chose it
+    /// (`let fc1 = ...`). A generated name (`dense1`) skips names already
+    /// taken, so it never collides with a `let` that came first.
+    pub(super) fn fresh_layer_name(&mut self, decl: &LayerDecl) -> (String, bool) {
         if let Some(n) = self.pending_name.take() {
-            return n;
+            return (n, true);
         }
         let base = decl.name.name.to_lowercase();
-        let c = self.name_counts.entry(base.clone()).or_insert(0);
-        *c += 1;
-        format!("{base}{c}")
+        loop {
+            let c = self.name_counts.entry(base.clone()).or_insert(0);
+            *c += 1;
+            let local = format!("{base}{c}");
+            if self.layer_named(&self.scoped(&local)).is_none() {
+                return (local, false);
+            }
+        }
+    }
+
+    /// `local` inside the layers being built (`block.fc1`).
+    fn scoped(&self, local: &str) -> String {
+        if self.prefix.is_empty() {
+            local.to_string()
+        } else {
+            format!("{}.{local}", self.prefix.join("."))
+        }
+    }
+
+    fn layer_named(&self, name: &str) -> Option<&super::value::LayerRecord> {
+        self.layers.iter().find(|l| l.name == name)
     }
 
     pub(super) fn construct_layer(&mut self, decl: Rc<LayerDecl>, args: Vec<ArgVal>, span: Span) -> Val {
@@ -44,12 +65,32 @@ impl Elab<'_> {
             self.pending_name = None;
             return Val::Layer(inst.clone());
         }
-        let local = self.fresh_layer_name(&decl);
-        let name = if self.prefix.is_empty() {
-            local.clone()
-        } else {
-            format!("{}.{local}", self.prefix.join("."))
-        };
+        let (local, chosen) = self.fresh_layer_name(&decl);
+        let name = self.scoped(&local);
+        // A layer's name is the key of its parameters (`fc1.W`): two layers
+        // under one name would share one store entry of the wrong shape.
+        if let Some(prev) = self.layer_named(&name) {
+            let (prev_span, prev_kind) = (prev.span, prev.kind.clone());
+            let label = if chosen {
+                "first defined here"
+            } else {
+                "this layer is already named so"
+            };
+            // The same `let` run twice: a function that builds a layer,
+            // called twice.
+            let help = if prev_span == span {
+                "a function builds its layers again each time it is called, under the same names; \
+                 declare the block as a `layer` and build one per use, or build the layers where the function is called"
+                    .to_string()
+            } else {
+                format!("give this layer its own name, such as `{local}_2`; its parameters are named after it")
+            };
+            let d = Diagnostic::error("E0102", format!("layer `{local}` is defined twice"), span, "defined again here")
+                .with_secondary(prev_span, format!("{label} ({prev_kind})"))
+                .with_help(help);
+            self.report(d);
+            return Val::Error;
+        }
         let mut arg_spans = HashMap::new();
         for (p, a) in decl.params.iter().zip(args.iter().filter(|a| a.name.is_none())) {
             arg_spans.insert(p.name.name.clone(), a.span);

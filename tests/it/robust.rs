@@ -149,6 +149,39 @@ fn nested_unclosed_indexes_end_in_a_syntax_error() {
     assert!(!c.has_errors(), "{:?}", codes(&c));
 }
 
+/// A layer's name keys its parameters (`fc1.W`), so two layers under one
+/// name are an error, not one store entry of the wrong shape (this once
+/// panicked in the train plan); a generated name steps over a `let` name.
+#[test]
+fn two_layers_under_one_name_are_an_error_and_generated_names_avoid_let_names() {
+    let train = "train M { data = tensors(x: [[1,2,3,4,5,6,7,8,9,10,11,12]], y: [[0, 1, 0, 1, 0]])\n\
+                 loss = mse(model(x), y) + l2(fc1.b)\n optimizer = sgd }\n";
+    let shadowed = "model M(x: [batch, 12]) -> [batch, 5] {\n let fc1 = Dense(4 -> 8, relu)\n \
+                    let fc1 = Dense(12 -> 5)\n x |> fc1\n}\n";
+    let c = driver::compile("shadow.nn", &format!("{shadowed}{train}"));
+    assert_eq!(codes(&c), ["E0102"]);
+    let d = &c.diagnostics()[0];
+    assert_eq!(
+        &shadowed[d.primary.span.start as usize..d.primary.span.end as usize],
+        "Dense(12 -> 5)"
+    );
+
+    // A function called twice builds its `let` layer twice.
+    let twice = "fn block(x: [batch, 12]) -> [batch, 12] {\n let fc1 = Dense(12 -> 12, relu)\n x |> fc1\n}\n\
+                 model M(x: [batch, 12]) -> [batch, 5] = x |> block |> block |> Dense(12 -> 5)\n";
+    let c = driver::compile("twice.nn", &format!("{twice}{train}"));
+    assert_eq!(codes(&c), ["E0102"]);
+
+    // `dense1` is taken by the `let`, so the unnamed Dense becomes `dense2`.
+    let generated = "model M(x: [batch, 12]) -> [batch, 5] {\n let dense1 = Dense(8 -> 5)\n \
+                     x |> Dense(12 -> 8, relu) |> dense1\n}\n";
+    let c = driver::compile(
+        "auto.nn",
+        &format!("{generated}{}", train.replace(" + l2(fc1.b)", " + l2(dense2.W)")),
+    );
+    assert!(!c.has_errors(), "{:?}", codes(&c));
+}
+
 #[test]
 fn lists_that_double_end_in_an_error() {
     let mut text = String::from("fn l0(x) = [x, x]\n");
