@@ -113,6 +113,25 @@ impl Elab<'_> {
                     let v = self.create_param(&name, t, &env, trainable);
                     if let Val::Tensor(tv) = &v {
                         if let Some(shape) = &tv.ty.shape {
+                            if shape.contains(&ir::Dim::Known(0)) {
+                                // A zero width trains nothing and reports
+                                // plausible losses: `Dense(12 -> 0)`.
+                                let d = Diagnostic::error(
+                                    "E0333",
+                                    format!(
+                                        "parameter `{name}.{}` has an empty dimension: {}",
+                                        t.name.name,
+                                        ir::shape_to_string(shape)
+                                    ),
+                                    span,
+                                    "this layer has a size of 0",
+                                )
+                                .with_secondary(t.ty.span(), "declared here")
+                                .with_help("give every size of the layer a value of at least 1");
+                                self.report(d);
+                                self.prefix.pop();
+                                return Val::Error;
+                            }
                             let list = if trainable { &mut created } else { &mut buffers };
                             list.push((t.name.name.clone(), ir::Type::f32(shape.clone())));
                         }
