@@ -113,22 +113,7 @@ impl Elab<'_> {
                     let v = self.create_param(&name, t, &env, trainable);
                     if let Val::Tensor(tv) = &v {
                         if let Some(shape) = &tv.ty.shape {
-                            if shape.contains(&ir::Dim::Known(0)) {
-                                // A zero width trains nothing and reports
-                                // plausible losses: `Dense(12 -> 0)`.
-                                let d = Diagnostic::error(
-                                    "E0333",
-                                    format!(
-                                        "parameter `{name}.{}` has an empty dimension: {}",
-                                        t.name.name,
-                                        ir::shape_to_string(shape)
-                                    ),
-                                    span,
-                                    "this layer has a size of 0",
-                                )
-                                .with_secondary(t.ty.span(), "declared here")
-                                .with_help("give every size of the layer a value of at least 1");
-                                self.report(d);
+                            if !self.param_has_elements(&name, t, shape, span) {
                                 self.prefix.pop();
                                 return Val::Error;
                             }
@@ -189,6 +174,28 @@ impl Elab<'_> {
         self.layer_cache.insert(key, inst.clone());
         self.instances.push(inst.clone());
         Val::Layer(inst)
+    }
+
+    /// E0333 when a parameter of the layer built at `span` has a dim of
+    /// 0: such a layer trains nothing and reports plausible losses.
+    fn param_has_elements(&mut self, layer: &str, t: &TensorDecl, shape: &[ir::Dim], span: Span) -> bool {
+        if !shape.contains(&ir::Dim::Known(0)) {
+            return true;
+        }
+        let d = Diagnostic::error(
+            "E0333",
+            format!(
+                "parameter `{layer}.{}` has an empty dimension: {}",
+                t.name.name,
+                ir::shape_to_string(shape)
+            ),
+            span,
+            "this layer has a size of 0",
+        )
+        .with_secondary(t.ty.span(), "declared here")
+        .with_help("give every size of the layer a value of at least 1");
+        self.report(d);
+        false
     }
 
     pub(super) fn create_param(&mut self, layer: &str, t: &TensorDecl, env: &Env, trainable: bool) -> Val {
